@@ -1,0 +1,1 @@
+"""The consultation engine: domain, conversation flow, storage. Channel-neutral by design."""

@@ -1,0 +1,217 @@
+"""Consultations defined as data (YAML files): validation with errors that name the field,
+and an idempotent create-or-update into the database."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal, Self
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from core.i18n import available_locales
+from core.models import Audience, Consultation, Proposal, ProposalStatus, Status
+from core.voting import create_tallies
+
+SLUG = r"^[a-z0-9]+(?:[-_][a-z0-9]+)*$"  # no "__": it separates slug and source in deep links
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ConsultationSettings(_Strict):
+    """Per-consultation settings, each with a sensible default."""
+
+    proposal_min_length: int = Field(default=12, ge=1, le=1000)
+    proposal_max_length: int = Field(default=140, ge=1, le=1000)
+    prefix: dict[str, str] = Field(default_factory=dict)
+    moderation: Literal["pre", "post"] = "pre"
+    sequence_size: int = Field(default=12, ge=1, le=100)
+    qualifications: bool = True
+    max_proposals_per_day: int = Field(default=5, ge=0)
+    results_published: bool = False
+    summary_min_votes: int = Field(default=10, ge=1)
+
+    @model_validator(mode="after")
+    def _lengths_ordered(self) -> Self:
+        if self.proposal_min_length > self.proposal_max_length:
+            raise ValueError("proposal_min_length is greater than proposal_max_length")
+        return self
+
+
+class ProfileOption(_Strict):
+    id: str = Field(pattern=SLUG, max_length=32)
+    label: dict[str, str]
+
+
+class ProfileQuestion(_Strict):
+    id: str = Field(pattern=SLUG, max_length=32)
+    label: dict[str, str]
+    options: list[ProfileOption] = Field(min_length=2, max_length=20)
+
+
+class SeedProposal(_Strict):
+    ref: str = Field(pattern=SLUG, max_length=40)
+    text: dict[str, str]
+
+
+class ConsultationSpec(_Strict):
+    slug: str = Field(pattern=SLUG, max_length=48)
+    status: Status = Status.DRAFT
+    audience: Audience = Audience.CITIZENS
+    default_locale: str
+    locales: list[str] = Field(min_length=1)
+    question: dict[str, str]
+    privacy_notice: dict[str, str] = Field(default_factory=dict)
+    starts_at: datetime | None = None
+    ends_at: datetime | None = None
+    settings: ConsultationSettings = Field(default_factory=ConsultationSettings)
+    profile_questions: list[ProfileQuestion] = Field(default_factory=list)
+    proposals: list[SeedProposal] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Self:
+        unknown = [lang for lang in self.locales if lang not in available_locales()]
+        if unknown:
+            raise ValueError(
+                f"locales: no catalogue for {', '.join(unknown)} "
+                f"(available: {', '.join(available_locales())})"
+            )
+        if self.default_locale not in self.locales:
+            raise ValueError("default_locale: must be one of locales")
+        _require_locales("question", self.question, self.locales)
+        for i, question in enumerate(self.profile_questions):
+            _require_locales(f"profile_questions.{i}.label", question.label, self.locales)
+            for j, option in enumerate(question.options):
+                where = f"profile_questions.{i}.options.{j}.label"
+                _require_locales(where, option.label, self.locales)
+        settings = self.settings
+        refs = set()
+        for i, seed in enumerate(self.proposals):
+            if seed.ref in refs:
+                raise ValueError(f"proposals.{i}.ref: {seed.ref!r} is used twice")
+            refs.add(seed.ref)
+            for lang, text in seed.text.items():
+                where = f"proposals.{i}.text.{lang}"
+                if lang not in self.locales:
+                    raise ValueError(f"{where}: {lang!r} is not one of locales")
+                if not settings.proposal_min_length <= len(text) <= settings.proposal_max_length:
+                    raise ValueError(
+                        f"{where}: {len(text)} characters, outside "
+                        f"{settings.proposal_min_length}-{settings.proposal_max_length}"
+                    )
+        for time in (self.starts_at, self.ends_at):
+            if time is not None and time.tzinfo is None:
+                raise ValueError("starts_at/ends_at: give a timezone, e.g. 2026-01-31T18:00:00Z")
+        if self.starts_at and self.ends_at and self.starts_at >= self.ends_at:
+            raise ValueError("ends_at: must be after starts_at")
+        return self
+
+
+def _require_locales(where: str, texts: dict[str, str], locales: list[str]) -> None:
+    missing = [lang for lang in locales if not texts.get(lang, "").strip()]
+    if missing:
+        raise ValueError(f"{where}: missing text for {', '.join(missing)}")
+
+
+class DefinitionError(ValueError):
+    """A consultation definition that cannot be loaded; `problems` name the fields to fix."""
+
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__("\n".join(problems))
+        self.problems = problems
+
+
+def parse_consultation(data: Any) -> ConsultationSpec:
+    """Validate a consultation definition (as parsed from YAML); raises DefinitionError."""
+    if not isinstance(data, dict):
+        raise DefinitionError(["the file must hold a mapping of fields (slug, question, ...)"])
+    try:
+        return ConsultationSpec.model_validate(data)
+    except ValidationError as error:
+        problems = []
+        for item in error.errors():
+            where = ".".join(str(part) for part in item["loc"])
+            message = item["msg"].removeprefix("Value error, ")
+            problems.append(f"{where}: {message}" if where else message)
+        raise DefinitionError(problems) from None
+
+
+def settings_of(consultation: Consultation) -> ConsultationSettings:
+    return ConsultationSettings.model_validate(consultation.settings)
+
+
+def profile_questions_of(consultation: Consultation) -> list[ProfileQuestion]:
+    return [ProfileQuestion.model_validate(q) for q in consultation.profile_questions]
+
+
+async def upsert_consultation(
+    session: AsyncSession, spec: ConsultationSpec, now: datetime
+) -> tuple[Consultation, bool]:
+    """Create or update the consultation `spec` describes; returns it and whether it is new.
+
+    Seed proposals are matched by `ref` (one proposal per ref and locale), so loading the same
+    file twice changes nothing.
+    """
+    found = await session.exec(select(Consultation).where(Consultation.slug == spec.slug))
+    consultation = found.first()
+    created = consultation is None
+    fields: dict[str, Any] = {
+        "status": spec.status.value,
+        "audience": spec.audience.value,
+        "default_locale": spec.default_locale,
+        "locales": list(spec.locales),
+        "question": dict(spec.question),
+        "privacy_notice": dict(spec.privacy_notice),
+        "settings": spec.settings.model_dump(mode="json"),
+        "profile_questions": [q.model_dump(mode="json") for q in spec.profile_questions],
+        "starts_at": spec.starts_at,
+        "ends_at": spec.ends_at,
+    }
+    if consultation is None:
+        consultation = Consultation(slug=spec.slug, created_at=now, updated_at=now, **fields)
+        session.add(consultation)
+        await session.flush()
+    else:
+        changed = {k: v for k, v in fields.items() if getattr(consultation, k) != v}
+        for name, value in changed.items():
+            setattr(consultation, name, value)
+        if changed:
+            consultation.updated_at = now
+    assert consultation.id is not None
+    await _upsert_seed_proposals(session, consultation.id, spec.proposals, now)
+    return consultation, created
+
+
+async def _upsert_seed_proposals(
+    session: AsyncSession, consultation_id: int, seeds: list[SeedProposal], now: datetime
+) -> None:
+    found = await session.exec(
+        select(Proposal).where(
+            Proposal.consultation_id == consultation_id, col(Proposal.ref).is_not(None)
+        )
+    )
+    existing = {p.ref: p for p in found}
+    for seed in seeds:
+        for lang, text in seed.text.items():
+            ref = f"{seed.ref}.{lang}"
+            proposal = existing.get(ref)
+            if proposal is None:
+                proposal = Proposal(
+                    consultation_id=consultation_id,
+                    ref=ref,
+                    locale=lang,
+                    text=text,
+                    status=ProposalStatus.ACCEPTED,
+                    created_at=now,
+                    updated_at=now,
+                )
+                session.add(proposal)
+                await session.flush()
+                assert proposal.id is not None
+                await create_tallies(session, proposal.id)
+            elif proposal.text != text:
+                proposal.text = text
+                proposal.updated_at = now

@@ -1,0 +1,76 @@
+"""The core's front door: one inbound event in, the replies out, in one transaction.
+
+The event's idempotency key is recorded in the same transaction as its effects, so a duplicate
+delivery (a retried webhook, two workers receiving the same update) is a no-op: the unique
+constraint on `ProcessedEvent` makes the second insert fail and that copy answers nothing.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable
+from datetime import UTC, datetime
+
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import async_sessionmaker
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from core.conversation import Conversation
+from core.identity import enrol_participant
+from core.messages import Event, Reply
+from core.models import ProcessedEvent
+
+Clock = Callable[[], datetime]
+_ATTEMPTS = 3
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+class Flow:
+    """Runs participants' conversations over a database; safe to share between tasks."""
+
+    def __init__(
+        self,
+        sessions: async_sessionmaker[AsyncSession],
+        secret: bytes,
+        *,
+        clock: Clock = utc_now,
+        rng: random.Random | None = None,
+    ) -> None:
+        self.sessions = sessions
+        self.secret = secret
+        self.clock = clock
+        self.rng = rng or random.Random()
+
+    async def receive(self, event: Event) -> list[Reply]:
+        """Apply `event` to its sender's conversation; [] if this event was already processed.
+
+        A race with another event of the same participant (two first messages creating the
+        participant, say) makes the transaction fail on a unique constraint; it is retried.
+        """
+        for attempt in range(_ATTEMPTS):
+            try:
+                return await self._receive_once(event)
+            except IntegrityError:
+                if await self._already_processed(event):
+                    return []
+                if attempt == _ATTEMPTS - 1:
+                    raise
+        raise AssertionError("unreachable")
+
+    async def _receive_once(self, event: Event) -> list[Reply]:
+        now = self.clock()
+        async with self.sessions() as session, session.begin():
+            session.add(ProcessedEvent(channel=event.channel, key=event.key, processed_at=now))
+            await session.flush()
+            participant = await enrol_participant(
+                session, self.secret, event.channel, event.user_id, event.address, now
+            )
+            return await Conversation(session, participant, event, now=now, rng=self.rng).run()
+
+    async def _already_processed(self, event: Event) -> bool:
+        async with self.sessions() as session:
+            found = await session.get(ProcessedEvent, (event.channel, event.key))
+            return found is not None

@@ -1,0 +1,99 @@
+"""Pseudonymous participants: a keyed hash of (channel, user id) is all the database keeps of
+who someone is, plus a delivery address where a channel needs one to write first."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from datetime import datetime
+
+from sqlmodel import col, delete, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from core.models import ChannelIdentity, Participant, Participation
+
+
+def identity_hash(secret: bytes, channel: str, user_id: str) -> str:
+    """HMAC-SHA256 of (channel, user id) under the deployment's secret key, as hex."""
+    message = f"{channel}\x1f{user_id}".encode()
+    return hmac.new(secret, message, hashlib.sha256).hexdigest()
+
+
+async def find_participant(
+    session: AsyncSession, secret: bytes, channel: str, user_id: str
+) -> tuple[Participant, ChannelIdentity] | None:
+    digest = identity_hash(secret, channel, user_id)
+    found = await session.exec(
+        select(Participant, ChannelIdentity)
+        .join(ChannelIdentity, col(ChannelIdentity.participant_id) == col(Participant.id))
+        .where(ChannelIdentity.channel == channel, ChannelIdentity.identity_hash == digest)
+        .with_for_update(of=Participant)
+    )
+    row = found.first()
+    return None if row is None else (row[0], row[1])
+
+
+async def enrol_participant(
+    session: AsyncSession,
+    secret: bytes,
+    channel: str,
+    user_id: str,
+    address: str | None,
+    now: datetime,
+) -> Participant:
+    """The participant behind (channel, user id), created on first contact.
+
+    Two first messages racing on two workers both try the insert; the loser gets an
+    IntegrityError from the unique (channel, identity_hash) and the caller retries.
+    """
+    found = await find_participant(session, secret, channel, user_id)
+    if found is not None:
+        participant, identity = found
+        if address is not None and identity.address != address:
+            identity.address = address
+            session.add(identity)
+        return participant
+    participant = Participant(created_at=now)
+    session.add(participant)
+    await session.flush()
+    assert participant.id is not None
+    session.add(
+        ChannelIdentity(
+            channel=channel,
+            identity_hash=identity_hash(secret, channel, user_id),
+            address=address,
+            participant_id=participant.id,
+            created_at=now,
+        )
+    )
+    await session.flush()
+    return participant
+
+
+async def forget_participant(
+    session: AsyncSession, participant: Participant, now: datetime
+) -> None:
+    """Erase what links a participant to a person; their votes stay as anonymous counts.
+
+    Channel identities (hash and delivery address) go, so the next message from the same user
+    starts afresh as a new, unrelated participant.
+    """
+    await session.exec(
+        delete(ChannelIdentity).where(col(ChannelIdentity.participant_id) == participant.id)
+    )
+    participations = await session.exec(
+        select(Participation).where(Participation.participant_id == participant.id)
+    )
+    for participation in participations:
+        participation.source = None
+        participation.profile = {}
+        participation.state = {}
+        participation.step = "forgotten"
+        participation.subscribed = False
+        participation.consented_at = None
+        participation.updated_at = now
+        session.add(participation)
+    participant.locale = None
+    participant.current_consultation_id = None
+    participant.forgotten_at = now
+    session.add(participant)

@@ -1,0 +1,228 @@
+"""The tables of a consultation: who takes part, what they propose, how they vote.
+
+Identifiers of people are pseudonymous (see `core.identity`); raw channel addresses live only in
+`ChannelIdentity.address` and are erased by /forget.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Any
+
+from sqlalchemy import JSON, DateTime, Index, TypeDecorator, UniqueConstraint
+from sqlalchemy.engine import Dialect
+from sqlmodel import Field, SQLModel
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Timezone-aware UTC datetimes on every backend (SQLite drops the offset on the way in)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to the database; use an aware UTC datetime")
+        return value.astimezone(UTC)
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+class Status(StrEnum):
+    """Where a consultation is in its life."""
+
+    DRAFT = "draft"
+    OPEN = "open"
+    VOTE_ONLY = "vote-only"
+    CLOSED = "closed"
+
+
+class Audience(StrEnum):
+    CITIZENS = "citizens"
+    EMPLOYEES = "employees"
+    CLIENTS = "clients"
+
+
+class ProposalStatus(StrEnum):
+    PENDING = "pending"
+    ACCEPTED = "accepted"
+    REFUSED = "refused"
+    POSTPONED = "postponed"
+    ARCHIVED = "archived"
+
+
+class VoteKey(StrEnum):
+    AGREE = "agree"
+    DISAGREE = "disagree"
+    NEUTRAL = "neutral"
+
+
+class QualificationKey(StrEnum):
+    LIKE_IT = "likeIt"
+    DOABLE = "doable"
+    PLATITUDE_AGREE = "platitudeAgree"
+    NO_WAY = "noWay"
+    IMPOSSIBLE = "impossible"
+    PLATITUDE_DISAGREE = "platitudeDisagree"
+    DO_NOT_UNDERSTAND = "doNotUnderstand"
+    NO_OPINION = "noOpinion"
+    DO_NOT_CARE = "doNotCare"
+
+
+# A qualification is valid only with the vote key it qualifies (as in Make.org's voting model).
+QUALIFICATIONS: dict[VoteKey, tuple[QualificationKey, ...]] = {
+    VoteKey.AGREE: (
+        QualificationKey.LIKE_IT,
+        QualificationKey.DOABLE,
+        QualificationKey.PLATITUDE_AGREE,
+    ),
+    VoteKey.DISAGREE: (
+        QualificationKey.NO_WAY,
+        QualificationKey.IMPOSSIBLE,
+        QualificationKey.PLATITUDE_DISAGREE,
+    ),
+    VoteKey.NEUTRAL: (
+        QualificationKey.DO_NOT_UNDERSTAND,
+        QualificationKey.NO_OPINION,
+        QualificationKey.DO_NOT_CARE,
+    ),
+}
+
+
+def _now_field() -> Any:
+    return Field(sa_type=UTCDateTime)
+
+
+class Consultation(SQLModel, table=True):
+    id: int | None = Field(default=None, primary_key=True)
+    slug: str = Field(max_length=64, unique=True)
+    status: str = Field(default=Status.DRAFT, max_length=16)
+    audience: str = Field(default=Audience.CITIZENS, max_length=16)
+    default_locale: str = Field(max_length=16)
+    locales: list[str] = Field(sa_type=JSON)
+    question: dict[str, str] = Field(sa_type=JSON)
+    privacy_notice: dict[str, str] = Field(default_factory=dict, sa_type=JSON)
+    settings: dict[str, Any] = Field(default_factory=dict, sa_type=JSON)
+    profile_questions: list[dict[str, Any]] = Field(default_factory=list, sa_type=JSON)
+    starts_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    ends_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    created_at: datetime = _now_field()
+    updated_at: datetime = _now_field()
+
+
+class Participant(SQLModel, table=True):
+    """A pseudonymous person: no name, no channel id; only what the conversation needs.
+
+    `step` and `state` are the conversation's position (see `core.conversation`): kept here, in
+    the database, so that any worker can take the participant's next message.
+    """
+
+    id: int | None = Field(default=None, primary_key=True)
+    locale: str | None = Field(default=None, max_length=16)
+    current_consultation_id: int | None = Field(default=None, foreign_key="consultation.id")
+    step: str = Field(default="new", max_length=32)
+    state: dict[str, Any] = Field(default_factory=dict, sa_type=JSON)
+    created_at: datetime = _now_field()
+    forgotten_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+
+
+class ChannelIdentity(SQLModel, table=True):
+    """(channel, keyed hash of the channel's user id) -> participant."""
+
+    __table_args__ = (UniqueConstraint("channel", "identity_hash"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    channel: str = Field(max_length=32)
+    identity_hash: str = Field(max_length=64)
+    address: str | None = Field(default=None, max_length=255)
+    participant_id: int = Field(foreign_key="participant.id", index=True)
+    created_at: datetime = _now_field()
+
+
+class Participation(SQLModel, table=True):
+    """One participant in one consultation: recruitment source, consent, profile, subscription.
+
+    A profile answer of "" records that the participant chose not to answer.
+    """
+
+    __table_args__ = (UniqueConstraint("participant_id", "consultation_id"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    participant_id: int = Field(foreign_key="participant.id", index=True)
+    consultation_id: int = Field(foreign_key="consultation.id", index=True)
+    source: str | None = Field(default=None, max_length=64)
+    consented_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    profile: dict[str, str] = Field(default_factory=dict, sa_type=JSON)
+    subscribed: bool = True
+    created_at: datetime = _now_field()
+    updated_at: datetime = _now_field()
+
+
+class Proposal(SQLModel, table=True):
+    __table_args__ = (
+        UniqueConstraint("consultation_id", "ref"),
+        Index("ix_proposal_fair_order", "consultation_id", "status", "locale", "vote_count"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    consultation_id: int = Field(foreign_key="consultation.id")
+    ref: str | None = Field(default=None, max_length=64)
+    locale: str = Field(max_length=16)
+    text: str = Field(max_length=1000)
+    author_id: int | None = Field(default=None, foreign_key="participant.id", index=True)
+    status: str = Field(default=ProposalStatus.PENDING, max_length=16)
+    refusal_reason: str | None = Field(default=None, max_length=255)
+    vote_count: int = 0
+    created_at: datetime = _now_field()
+    updated_at: datetime = _now_field()
+
+
+class Vote(SQLModel, table=True):
+    """One participant's vote on one proposal; a second tap changes it, never adds one."""
+
+    __table_args__ = (UniqueConstraint("participant_id", "proposal_id"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    participant_id: int = Field(foreign_key="participant.id", index=True)
+    proposal_id: int = Field(foreign_key="proposal.id", index=True)
+    key: str = Field(max_length=16)
+    trusted: bool = True
+    created_at: datetime = _now_field()
+    updated_at: datetime = _now_field()
+
+
+class Qualification(SQLModel, table=True):
+    __table_args__ = (UniqueConstraint("participant_id", "proposal_id", "key"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    participant_id: int = Field(foreign_key="participant.id", index=True)
+    proposal_id: int = Field(foreign_key="proposal.id", index=True)
+    key: str = Field(max_length=32)
+    trusted: bool = True
+    created_at: datetime = _now_field()
+
+
+class Tally(SQLModel, table=True):
+    """Per-proposal counter of one vote or qualification key at one trust level.
+
+    Updated in the vote's transaction, so scoring and sequencing read counters, never votes.
+    """
+
+    proposal_id: int = Field(foreign_key="proposal.id", primary_key=True)
+    key: str = Field(max_length=32, primary_key=True)
+    trusted: bool = Field(primary_key=True)
+    count: int = 0
+
+
+class ProcessedEvent(SQLModel, table=True):
+    """Idempotency keys of inbound events already handled (insert fails on a duplicate)."""
+
+    channel: str = Field(max_length=32, primary_key=True)
+    key: str = Field(max_length=128, primary_key=True)
+    processed_at: datetime = _now_field()

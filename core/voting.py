@@ -1,0 +1,161 @@
+"""Votes, qualifications and the per-proposal counters they keep up to date.
+
+Every function here runs inside the caller's transaction: a vote and its counters are written
+together or not at all (invariant 4).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import update
+from sqlmodel import col, delete, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from core.models import (
+    QUALIFICATIONS,
+    Proposal,
+    Qualification,
+    QualificationKey,
+    Tally,
+    Vote,
+    VoteKey,
+)
+
+COUNTED_KEYS: tuple[str, ...] = tuple(VoteKey) + tuple(QualificationKey)
+
+
+class InvalidQualification(ValueError):
+    """A qualification that does not go with the participant's vote on that proposal."""
+
+
+async def create_tallies(session: AsyncSession, proposal_id: int) -> None:
+    """Create the zeroed counters of a new proposal (so that votes only ever UPDATE them)."""
+    for key in COUNTED_KEYS:
+        for trusted in (True, False):
+            session.add(Tally(proposal_id=proposal_id, key=key, trusted=trusted, count=0))
+    await session.flush()
+
+
+async def _bump(session: AsyncSession, proposal_id: int, key: str, trusted: bool, by: int) -> None:
+    await session.exec(
+        update(Tally)
+        .where(
+            col(Tally.proposal_id) == proposal_id,
+            col(Tally.key) == key,
+            col(Tally.trusted) == trusted,
+        )
+        .values(count=col(Tally.count) + by)
+    )
+
+
+async def record_vote(
+    session: AsyncSession,
+    participant_id: int,
+    proposal_id: int,
+    key: VoteKey,
+    *,
+    trusted: bool,
+    now: datetime,
+) -> bool:
+    """Record or change a vote; returns False when it was already exactly this vote.
+
+    Changing the key moves the counts and drops the qualifications of the old key.
+    """
+    found = await session.exec(
+        select(Vote).where(Vote.participant_id == participant_id, Vote.proposal_id == proposal_id)
+    )
+    vote = found.first()
+    if vote is None:
+        vote = Vote(
+            participant_id=participant_id,
+            proposal_id=proposal_id,
+            key=key,
+            trusted=trusted,
+            created_at=now,
+            updated_at=now,
+        )
+        session.add(vote)
+        await session.flush()
+        await _bump(session, proposal_id, key, trusted, +1)
+        await session.exec(
+            update(Proposal)
+            .where(col(Proposal.id) == proposal_id)
+            .values(vote_count=col(Proposal.vote_count) + 1)
+        )
+        return True
+    if vote.key == key:
+        return False
+    qualifications = await session.exec(
+        select(Qualification).where(
+            Qualification.participant_id == participant_id,
+            Qualification.proposal_id == proposal_id,
+        )
+    )
+    for qualification in qualifications:
+        await _bump(session, proposal_id, qualification.key, qualification.trusted, -1)
+    await session.exec(
+        delete(Qualification).where(
+            col(Qualification.participant_id) == participant_id,
+            col(Qualification.proposal_id) == proposal_id,
+        )
+    )
+    await _bump(session, proposal_id, vote.key, vote.trusted, -1)
+    await _bump(session, proposal_id, key, vote.trusted, +1)
+    vote.key = key
+    vote.updated_at = now
+    session.add(vote)
+    return True
+
+
+async def record_qualification(
+    session: AsyncSession,
+    participant_id: int,
+    proposal_id: int,
+    key: QualificationKey,
+    *,
+    now: datetime,
+) -> bool:
+    """Qualify the participant's vote; returns False if it already had this qualification.
+
+    Raises InvalidQualification when there is no vote or `key` does not go with its key.
+    """
+    found = await session.exec(
+        select(Vote).where(Vote.participant_id == participant_id, Vote.proposal_id == proposal_id)
+    )
+    vote = found.first()
+    if vote is None or key not in QUALIFICATIONS[VoteKey(vote.key)]:
+        raise InvalidQualification(key)
+    already = await session.exec(
+        select(Qualification).where(
+            Qualification.participant_id == participant_id,
+            Qualification.proposal_id == proposal_id,
+            Qualification.key == key,
+        )
+    )
+    if already.first() is not None:
+        return False
+    session.add(
+        Qualification(
+            participant_id=participant_id,
+            proposal_id=proposal_id,
+            key=key,
+            trusted=vote.trusted,
+            created_at=now,
+        )
+    )
+    await _bump(session, proposal_id, key, vote.trusted, +1)
+    return True
+
+
+async def tallies_of(session: AsyncSession, proposal_ids: list[int]) -> dict[int, dict[str, int]]:
+    """Counts by key (all trust levels together) for each proposal."""
+    result: dict[int, dict[str, int]] = {
+        pid: dict.fromkeys(COUNTED_KEYS, 0) for pid in proposal_ids
+    }
+    if not proposal_ids:
+        return result
+    rows = await session.exec(select(Tally).where(col(Tally.proposal_id).in_(proposal_ids)))
+    for row in rows:
+        result[row.proposal_id][row.key] += row.count
+    return result
