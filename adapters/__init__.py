@@ -1,0 +1,1 @@
+"""Channels: each folder verifies, parses and renders for one messaging platform."""

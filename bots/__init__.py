@@ -1,0 +1,1 @@
+"""Runnable bots: settings, the `consult` command, the demo consultation."""

@@ -1,0 +1,42 @@
+"""Configuration from `CONSULT_*` environment variables (also read from `.env`)."""
+
+from __future__ import annotations
+
+import os
+import secrets
+from pathlib import Path
+
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """Where data lives and the secret that keys participants' pseudonyms.
+
+    Without `CONSULT_DATABASE_URL`, consultations live in an SQLite file in the data directory
+    (`./data` unless `CONSULT_DATA_DIR` says otherwise), created on first run. Without
+    `CONSULT_SECRET_KEY`, a random key is generated once and kept in the data directory: losing
+    it would turn every returning participant into a new one.
+    """
+
+    model_config = SettingsConfigDict(env_prefix="CONSULT_", env_file=".env", extra="ignore")
+
+    data_dir: Path = Path("data")
+    database_url: str | None = None
+    secret_key: str | None = None
+
+    def resolved_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        return f"sqlite:///{(self.data_dir / 'consult.sqlite3').resolve()}"
+
+    def resolved_secret(self) -> bytes:
+        if self.secret_key:
+            return self.secret_key.encode()
+        path = self.data_dir / "secret.key"
+        if not path.exists():
+            self.data_dir.mkdir(parents=True, exist_ok=True)
+            descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(descriptor, "w") as key_file:
+                key_file.write(secrets.token_hex(32))
+        return path.read_text().strip().encode()

@@ -1,0 +1,131 @@
+"""Every storage-touching test runs on SQLite, and on PostgreSQL when
+CONSULT_TEST_POSTGRES_URL names a server (CI always sets it)."""
+
+from __future__ import annotations
+
+import os
+import random
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from core.definitions import parse_consultation, upsert_consultation
+from core.flow import Flow
+from core.models import Consultation
+from core.storage import create_engine, migrate, session_factory
+from tests.support import Chat, Clock
+
+POSTGRES_URL = os.environ.get("CONSULT_TEST_POSTGRES_URL")
+SECRET = b"test-secret-key"
+
+BACKENDS = [
+    "sqlite",
+    pytest.param(
+        "postgres",
+        marks=pytest.mark.skipif(not POSTGRES_URL, reason="CONSULT_TEST_POSTGRES_URL not set"),
+    ),
+]
+
+
+async def _reset_postgres(url: str) -> None:
+    engine = create_engine(url)
+    async with engine.begin() as connection:
+        await connection.execute(text("DROP SCHEMA IF EXISTS public CASCADE"))
+        await connection.execute(text("CREATE SCHEMA public"))
+    await engine.dispose()
+
+
+@pytest.fixture(params=BACKENDS)
+async def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'consult.sqlite3'}"
+    assert POSTGRES_URL is not None
+    await _reset_postgres(POSTGRES_URL)
+    return POSTGRES_URL
+
+
+@pytest.fixture
+async def engine(database_url: str) -> AsyncIterator[AsyncEngine]:
+    engine = create_engine(database_url)
+    await migrate(engine)
+    yield engine
+    await engine.dispose()
+
+
+@pytest.fixture
+def sessions(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
+    return session_factory(engine)
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock()
+
+
+@pytest.fixture
+def flow(sessions: async_sessionmaker[AsyncSession], clock: Clock) -> Flow:
+    return Flow(sessions, SECRET, clock=clock, rng=random.Random(7))
+
+
+def consultation_data(**overrides: Any) -> dict[str, Any]:
+    """A small bilingual consultation with 14 proposals; override any top-level field."""
+    data: dict[str, Any] = {
+        "slug": "elders",
+        "status": "open",
+        "default_locale": "fr",
+        "locales": ["fr", "en"],
+        "question": {
+            "fr": "Comment mieux prendre soin de nos aînés ?",
+            "en": "How can we better care for our elders?",
+        },
+        "settings": {"sequence_size": 4, "summary_min_votes": 1, "results_published": True},
+        "profile_questions": [
+            {
+                "id": "age",
+                "label": {"fr": "Votre âge ?", "en": "Your age?"},
+                "options": [
+                    {"id": "young", "label": {"fr": "Moins de 40 ans", "en": "Under 40"}},
+                    {"id": "old", "label": {"fr": "40 ans et plus", "en": "40 and over"}},
+                ],
+            }
+        ],
+        "proposals": [
+            {
+                "ref": f"p{i}",
+                "text": {
+                    "fr": f"Il faut une mesure numéro {i} pour les aînés",
+                    "en": f"We should adopt measure number {i} for elders",
+                },
+            }
+            for i in range(1, 15)
+        ],
+    }
+    data.update(overrides)
+    return data
+
+
+Loader = Callable[..., Awaitable[Consultation]]
+
+
+@pytest.fixture
+def load_consultation(sessions: async_sessionmaker[AsyncSession], clock: Clock) -> Loader:
+    async def load(**overrides: Any) -> Consultation:
+        spec = parse_consultation(consultation_data(**overrides))
+        async with sessions() as session, session.begin():
+            consultation, _ = await upsert_consultation(session, spec, clock())
+        return consultation
+
+    return load
+
+
+@pytest.fixture
+def chat(flow: Flow) -> Callable[..., Chat]:
+    def make(user_id: str = "alice", locale_hint: str | None = "fr", **kwargs: Any) -> Chat:
+        return Chat(flow, user_id, locale_hint, **kwargs)
+
+    return make

@@ -1,0 +1,88 @@
+"""Test helpers: a settable clock and a participant who plays a conversation."""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from core.flow import Flow
+from core.messages import Choice, Command, Event, FormSubmit, Reply, Start, Text
+
+_keys = itertools.count(1)
+
+
+@dataclass
+class Clock:
+    now: datetime = datetime(2026, 3, 2, 9, 30, tzinfo=UTC)
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, **delta: float) -> None:
+        self.now += timedelta(**delta)
+
+
+@dataclass
+class Chat:
+    """One participant on one channel, sending events and keeping the replies."""
+
+    flow: Flow
+    user_id: str
+    locale_hint: str | None = None
+    channel: str = "test"
+    replies: list[Reply] = field(default_factory=list)
+    last_batch: list[Reply] = field(default_factory=list)
+
+    def _sender(self) -> dict[str, Any]:
+        return {
+            "channel": self.channel,
+            "user_id": self.user_id,
+            "key": f"k{next(_keys)}",
+            "locale_hint": self.locale_hint,
+        }
+
+    async def send(self, event: Event) -> list[Reply]:
+        self.last_batch = await self.flow.receive(event)
+        self.replies.extend(self.last_batch)
+        return self.last_batch
+
+    async def start(self, payload: str = "") -> list[Reply]:
+        return await self.send(Start(payload=payload, **self._sender()))
+
+    async def type(self, text: str) -> list[Reply]:
+        return await self.send(Text(text=text, **self._sender()))
+
+    async def tap(self, option: str) -> list[Reply]:
+        return await self.send(Choice(option=option, **self._sender()))
+
+    async def command(self, name: str, argument: str = "") -> list[Reply]:
+        return await self.send(Command(name=name, argument=argument, **self._sender()))
+
+    async def submit(self, form: str, **fields: str) -> list[Reply]:
+        return await self.send(FormSubmit(form=form, fields=fields, **self._sender()))
+
+    @property
+    def last(self) -> Reply:
+        return self.last_batch[-1]
+
+    @property
+    def text(self) -> str:
+        """All text of the last batch of replies."""
+        return "\n".join(reply.text for reply in self.last_batch)
+
+    @property
+    def options(self) -> list[str]:
+        pick = self.last.pick
+        return [] if pick is None else [option.id for option in pick.options]
+
+    async def vote_sequence(self, key: str = "agree", qualify: str | None = "skip") -> int:
+        """Answer cards until the sequence ends; returns how many cards were voted."""
+        cards = 0
+        while self.last.card is not None:
+            await self.tap(key)
+            cards += 1
+            if qualify is not None and "skip" in self.options and self.last.card is None:
+                await self.tap(qualify if qualify in self.options else "skip")
+        return cards
