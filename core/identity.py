@@ -87,13 +87,13 @@ async def forget_participant(
     for participation in participations:
         participation.source = None
         participation.profile = {}
-        participation.state = {}
-        participation.step = "forgotten"
         participation.subscribed = False
         participation.consented_at = None
         participation.updated_at = now
         session.add(participation)
     participant.locale = None
+    participant.step = "forgotten"
+    participant.state = {}
     participant.current_consultation_id = None
     participant.forgotten_at = now
     session.add(participant)

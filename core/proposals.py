@@ -35,8 +35,8 @@ def compose_proposal(typed: str, prefix: str) -> str:
     """
     visible = "".join(ch for ch in typed if unicodedata.category(ch) != "Cc" or ch in "\n\t")
     text = _SPACES.sub(" ", visible).strip()
-    if not text:
-        return ""
+    if not any(unicodedata.category(ch)[0] not in "CZ" for ch in text):
+        return ""  # nothing visible: only spaces or invisible format characters
     if text.casefold().startswith(prefix.casefold()):
         return text
     return f"{prefix} {text}"
