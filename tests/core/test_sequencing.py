@@ -1,0 +1,48 @@
+"""The fair card order that stands in until the sequencing issue lands."""
+
+from __future__ import annotations
+
+import random
+
+from sqlmodel import select
+
+from core.identity import enrol_participant
+from core.models import Consultation, Proposal, ProposalStatus, VoteKey
+from core.sequencing import next_proposals_for
+from core.voting import record_vote
+from tests.conftest import SECRET
+
+
+async def test_fewest_votes_first_never_voted_never_own_only_accepted_in_locale(
+    sessions, load_consultation, clock
+) -> None:
+    consultation = await load_consultation()
+    async with sessions() as session, session.begin():
+        me = await enrol_participant(session, SECRET, "test", "me", None, clock())
+        other = await enrol_participant(session, SECRET, "test", "other", None, clock())
+        found = await session.exec(
+            select(Proposal)
+            .where(Proposal.consultation_id == consultation.id, Proposal.locale == "en")
+            .order_by(Proposal.id)
+        )
+        p = list(found)
+        p[0].author_id = me.id  # my own
+        p[1].status = ProposalStatus.PENDING
+        p[2].status = ProposalStatus.REFUSED
+        await record_vote(session, me.id, p[3].id, VoteKey.AGREE, trusted=True, now=clock())
+        for proposal in p[4:10]:  # popular ones
+            await record_vote(session, other.id, proposal.id, VoteKey.AGREE, trusted=True, now=clock())
+        for proposal in p:
+            session.add(proposal)
+    async with sessions() as session:
+        consultation = await session.get(Consultation, consultation.id)
+        chosen = await next_proposals_for(
+            session, me.id, consultation, "en", 4, rng=random.Random(1)
+        )
+        ids = [c.id for c in chosen]
+        assert set(ids) == {q.id for q in p[10:14]}
+        assert all(c.locale == "en" for c in chosen)
+        more = await next_proposals_for(
+            session, me.id, consultation, "en", 20, exclude=frozenset(ids), rng=random.Random(1)
+        )
+        assert {m.id for m in more} == {q.id for q in p[4:10]}

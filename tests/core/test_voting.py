@@ -1,0 +1,91 @@
+"""Votes, qualifications and the counters kept in the same transaction."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+from sqlmodel import select
+
+from core.identity import enrol_participant
+from core.models import QUALIFICATIONS, Proposal, Qualification, Tally, Vote, VoteKey
+from core.voting import InvalidQualification, record_qualification, record_vote, tallies_of
+from tests.conftest import SECRET
+
+
+async def _people_and_proposals(sessions, load_consultation, clock, count: int):
+    consultation = await load_consultation()
+    async with sessions() as session, session.begin():
+        people = [
+            (await enrol_participant(session, SECRET, "test", f"u{i}", None, clock())).id
+            for i in range(count)
+        ]
+        found = await session.exec(
+            select(Proposal).where(Proposal.consultation_id == consultation.id)
+        )
+        proposals = [p.id for p in found]
+    return people, proposals
+
+
+async def test_changing_a_vote_moves_the_counts_and_drops_its_qualifications(
+    sessions, load_consultation, clock
+) -> None:
+    (someone,), (proposal, *_) = await _people_and_proposals(sessions, load_consultation, clock, 1)
+    async with sessions() as session, session.begin():
+        assert await record_vote(session, someone, proposal, VoteKey.AGREE, trusted=True, now=clock())
+        assert await record_qualification(session, someone, proposal, "likeIt", now=clock())
+        assert not await record_qualification(session, someone, proposal, "likeIt", now=clock())
+        assert not await record_vote(
+            session, someone, proposal, VoteKey.AGREE, trusted=True, now=clock()
+        )
+    async with sessions() as session, session.begin():
+        assert await record_vote(
+            session, someone, proposal, VoteKey.DISAGREE, trusted=True, now=clock()
+        )
+    async with sessions() as session:
+        counts = (await tallies_of(session, [proposal]))[proposal]
+        assert counts["agree"] == 0 and counts["disagree"] == 1 and counts["likeIt"] == 0
+        assert (await session.exec(select(Qualification))).all() == []
+        assert (await session.get(Proposal, proposal)).vote_count == 1
+
+
+async def test_a_qualification_must_match_the_vote(sessions, load_consultation, clock) -> None:
+    (someone,), (proposal, *_) = await _people_and_proposals(sessions, load_consultation, clock, 1)
+    async with sessions() as session, session.begin():
+        with pytest.raises(InvalidQualification):
+            await record_qualification(session, someone, proposal, "likeIt", now=clock())
+        await record_vote(session, someone, proposal, VoteKey.NEUTRAL, trusted=False, now=clock())
+        with pytest.raises(InvalidQualification):
+            await record_qualification(session, someone, proposal, "noWay", now=clock())
+        await record_qualification(session, someone, proposal, "noOpinion", now=clock())
+    async with sessions() as session:
+        untrusted = await session.get(Tally, (proposal, "noOpinion", False))
+        assert untrusted is not None and untrusted.count == 1
+
+
+async def test_counters_always_equal_a_recount_of_the_votes(
+    sessions, load_consultation, clock
+) -> None:
+    people, proposals = await _people_and_proposals(sessions, load_consultation, clock, 8)
+    rng = random.Random(3)
+    for _ in range(120):
+        person, proposal = rng.choice(people), rng.choice(proposals)
+        key = rng.choice(list(VoteKey))
+        async with sessions() as session, session.begin():
+            await record_vote(
+                session, person, proposal, key, trusted=rng.random() < 0.7, now=clock()
+            )
+            qualification = rng.choice(QUALIFICATIONS[key])
+            await record_qualification(session, person, proposal, qualification, now=clock())
+    async with sessions() as session:
+        counts = await tallies_of(session, proposals)
+        votes = list(await session.exec(select(Vote)))
+        qualifications = list(await session.exec(select(Qualification)))
+        for proposal in proposals:
+            mine = [v for v in votes if v.proposal_id == proposal]
+            for key in VoteKey:
+                assert counts[proposal][key] == sum(v.key == key for v in mine)
+            for key in {q.key for q in qualifications}:
+                expected = sum(q.key == key and q.proposal_id == proposal for q in qualifications)
+                assert counts[proposal][key] == expected
+            assert (await session.get(Proposal, proposal)).vote_count == len(mine)
