@@ -115,4 +115,3 @@ async def _simulate(
                     session, participant.id, proposal.id, qualification, now=now
                 )
     return votes
-

@@ -60,7 +60,9 @@ async def test_vote_only_consultation_does_not_offer_proposing(load_consultation
 
 async def test_unknown_deep_link_lists_the_open_consultations(load_consultation, chat) -> None:
     await load_consultation()
-    await load_consultation(slug="transport", question={"fr": "Quels transports ?", "en": "Which transport?"})
+    await load_consultation(
+        slug="transport", question={"fr": "Quels transports ?", "en": "Which transport?"}
+    )
     await load_consultation(slug="drafty", status="draft")
     xia: Chat = chat("xia", "en")
     await xia.start("nope__poster")

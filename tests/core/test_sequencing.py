@@ -31,7 +31,9 @@ async def test_fewest_votes_first_never_voted_never_own_only_accepted_in_locale(
         p[2].status = ProposalStatus.REFUSED
         await record_vote(session, me.id, p[3].id, VoteKey.AGREE, trusted=True, now=clock())
         for proposal in p[4:10]:  # popular ones
-            await record_vote(session, other.id, proposal.id, VoteKey.AGREE, trusted=True, now=clock())
+            await record_vote(
+                session, other.id, proposal.id, VoteKey.AGREE, trusted=True, now=clock()
+            )
         for proposal in p:
             session.add(proposal)
     async with sessions() as session:

@@ -32,7 +32,9 @@ async def test_changing_a_vote_moves_the_counts_and_drops_its_qualifications(
 ) -> None:
     (someone,), (proposal, *_) = await _people_and_proposals(sessions, load_consultation, clock, 1)
     async with sessions() as session, session.begin():
-        assert await record_vote(session, someone, proposal, VoteKey.AGREE, trusted=True, now=clock())
+        assert await record_vote(
+            session, someone, proposal, VoteKey.AGREE, trusted=True, now=clock()
+        )
         assert await record_qualification(session, someone, proposal, "likeIt", now=clock())
         assert not await record_qualification(session, someone, proposal, "likeIt", now=clock())
         assert not await record_vote(
