@@ -9,6 +9,8 @@ import sys
 from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 
+from sqlalchemy.exc import ArgumentError, InterfaceError, OperationalError
+
 from adapters.terminal import TerminalSession
 from bots.bootstrap import runtime
 from bots.definitions_file import read_definition
@@ -119,6 +121,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         for problem in error.problems:
             print(f"  - {problem}", file=sys.stderr)
         return USAGE_ERROR
+    except ArgumentError:
+        print(
+            "consult: CONSULT_DATABASE_URL is not a database URL "
+            "(expected e.g. sqlite:///data/consult.sqlite3 or postgresql://user@host/db)",
+            file=sys.stderr,
+        )
+        return USAGE_ERROR
+    except (OperationalError, InterfaceError, OSError) as error:
+        print(f"consult: cannot open the database: {error}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         return 130
 
