@@ -277,7 +277,11 @@ class Conversation:
                 return
         else:
             consultation = self.consultation
-            if consultation is None:
+            finished = consultation is not None and availability(consultation, self.now) in (
+                "closed",
+                "draft",
+            )
+            if consultation is None or (finished and await self._open_consultations()):
                 open_ones = await self._open_consultations()
                 if len(open_ones) != 1:
                     await self.offer_consultations()

@@ -103,3 +103,18 @@ async def test_every_proposal_voted_ends_the_sequence_early(load_consultation, c
     assert await abe.vote_sequence("agree") == 4  # 14 proposals in English
     await abe.tap("vote")
     assert "You have voted on every proposal available" in abe.text
+
+
+async def test_after_a_consultation_closes_start_offers_the_open_ones(
+    load_consultation, chat
+) -> None:
+    await load_consultation()
+    bea: Chat = chat("bea", "en")
+    await bea.start()
+    await bea.tap("accept")
+    await load_consultation(status="closed")
+    await load_consultation(
+        slug="transport", question={"fr": "Quels transports ?", "en": "Which transport?"}
+    )
+    await bea.start()
+    assert "Welcome! This consultation asks: Which transport?" in bea.text
