@@ -538,7 +538,9 @@ class Conversation:
                     col(Proposal.vote_count) >= self._settings.summary_min_votes,
                 )
             )
-            lines = [self._split_line(split) for split in await splits(self.session, list(found))]
+            order = {proposal_id: index for index, proposal_id in enumerate(voted)}
+            shown = sorted(found, key=lambda p: order[p.id])
+            lines = [self._split_line(split) for split in await splits(self.session, shown)]
             if lines:
                 self.say("\n\n".join([self.t("summary.title"), *lines]))
             else:

@@ -6,6 +6,8 @@ together or not at all (invariant 4).
 
 from __future__ import annotations
 
+from collections import Counter
+from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import update
@@ -49,6 +51,14 @@ async def _bump(session: AsyncSession, proposal_id: int, key: str, trusted: bool
     )
 
 
+async def _count_votes(session: AsyncSession, proposal_id: int, by: int) -> None:
+    await session.exec(
+        update(Proposal)
+        .where(col(Proposal.id) == proposal_id)
+        .values(vote_count=col(Proposal.vote_count) + by)
+    )
+
+
 async def record_vote(
     session: AsyncSession,
     participant_id: int,
@@ -78,11 +88,7 @@ async def record_vote(
         session.add(vote)
         await session.flush()
         await _bump(session, proposal_id, key, trusted, +1)
-        await session.exec(
-            update(Proposal)
-            .where(col(Proposal.id) == proposal_id)
-            .values(vote_count=col(Proposal.vote_count) + 1)
-        )
+        await _count_votes(session, proposal_id, +1)
         return True
     if vote.key == key:
         return False
@@ -146,6 +152,62 @@ async def record_qualification(
     )
     await _bump(session, proposal_id, key, vote.trusted, +1)
     return True
+
+
+@dataclass(frozen=True)
+class CastVote:
+    """A vote to import: who, on what, which key, at which trust level, and its qualifications."""
+
+    participant_id: int
+    proposal_id: int
+    key: VoteKey
+    trusted: bool = True
+    qualifications: tuple[QualificationKey, ...] = ()
+
+
+async def import_votes(session: AsyncSession, votes: list[CastVote], now: datetime) -> None:
+    """Insert many new votes at once, with their counters, in the caller's transaction.
+
+    For seeding and imports: one UPDATE per counter instead of one per vote. A vote that
+    already exists fails on the unique (participant, proposal) constraint; an unmatched
+    qualification raises InvalidQualification before anything is written.
+    """
+    deltas: Counter[tuple[int, str, bool]] = Counter()
+    per_proposal: Counter[int] = Counter()
+    for vote in votes:
+        if any(q not in QUALIFICATIONS[vote.key] for q in vote.qualifications):
+            raise InvalidQualification(vote.qualifications)
+        per_proposal[vote.proposal_id] += 1
+        deltas[vote.proposal_id, vote.key, vote.trusted] += 1
+        for qualification in vote.qualifications:
+            deltas[vote.proposal_id, qualification, vote.trusted] += 1
+    session.add_all(
+        Vote(
+            participant_id=v.participant_id,
+            proposal_id=v.proposal_id,
+            key=v.key,
+            trusted=v.trusted,
+            created_at=now,
+            updated_at=now,
+        )
+        for v in votes
+    )
+    session.add_all(
+        Qualification(
+            participant_id=v.participant_id,
+            proposal_id=v.proposal_id,
+            key=q,
+            trusted=v.trusted,
+            created_at=now,
+        )
+        for v in votes
+        for q in v.qualifications
+    )
+    await session.flush()
+    for (proposal_id, key, trusted), count in deltas.items():
+        await _bump(session, proposal_id, key, trusted, count)
+    for proposal_id, count in per_proposal.items():
+        await _count_votes(session, proposal_id, count)
 
 
 async def tallies_of(session: AsyncSession, proposal_ids: list[int]) -> dict[int, dict[str, int]]:

@@ -129,3 +129,9 @@ def chat(flow: Flow) -> Callable[..., Chat]:
         return Chat(flow, user_id, locale_hint, **kwargs)
 
     return make
+
+
+def pytest_report_header() -> str:
+    if POSTGRES_URL:
+        return "storage backends: SQLite and PostgreSQL (CONSULT_TEST_POSTGRES_URL)"
+    return "storage backends: SQLite only (set CONSULT_TEST_POSTGRES_URL to add PostgreSQL)"

@@ -17,13 +17,56 @@ from bots.definitions_file import read_definition
 from core.definitions import upsert_consultation
 from core.identity import enrol_participant
 from core.models import QUALIFICATIONS, Participation, Proposal, QualificationKey, VoteKey
-from core.voting import record_qualification, record_vote
+from core.voting import CastVote, import_votes
 
 DEMO_FILE = Path(__file__).resolve().parent / "culture.yaml"
 SIMULATED_CHANNEL = "simulation"
 SIMULATED_PARTICIPANTS = 300
 VOTES_EACH = 12
 GROUP_SHARES = (0.5, 0.3, 0.2)
+
+# How the simulated population leans on some demo proposals, so that the demo's summaries show
+# what a real consultation shows: consensus, a split between groups, rejection, platitudes.
+LEANINGS = {
+    "libraries-open-late": "consensus",
+    "accessible-venues": "consensus",
+    "subtitles-sign-language": "consensus",
+    "night-transport": "consensus",
+    "mobile-library": "consensus",
+    "artists-in-schools": "consensus",
+    "art-in-schools": "consensus",
+    "opera-to-festivals": "split",
+    "tourists-pay-museums": "split",
+    "ban-blockbusters": "split",
+    "private-sponsors": "split",
+    "close-small-theatres": "rejected",
+    "end-public-funding": "rejected",
+    "compulsory-museum-visits": "rejected",
+    "culture-better-for-all": "platitude",
+    "culture-everywhere": "platitude",
+}
+
+
+def _seed_ref(proposal: Proposal) -> str:
+    """The seed ref shared by a proposal's versions in each language ("ref.fr" -> "ref")."""
+    return (proposal.ref or str(proposal.id)).rsplit(".", 1)[0]
+
+
+def _truth(leaning: str, rng: random.Random) -> tuple[list[float], float]:
+    """P(agree | not neutral) for each opinion group, and P(neutral)."""
+    neutral = rng.uniform(0.05, 0.25)
+    if leaning == "consensus":
+        leans = [rng.uniform(1.5, 3.0) for _ in GROUP_SHARES]
+    elif leaning == "rejected":
+        leans = [rng.uniform(-3.0, -1.5) for _ in GROUP_SHARES]
+    elif leaning == "split":
+        leans = [2.0, -2.0, rng.uniform(-1.0, 1.0)]
+    elif leaning == "platitude":
+        leans, neutral = [rng.uniform(0.0, 1.0) for _ in GROUP_SHARES], rng.uniform(0.45, 0.6)
+    else:
+        appeal = rng.uniform(-1.0, 1.5)
+        leans = [appeal + rng.gauss(0, 1.0) for _ in GROUP_SHARES]
+    return [1 / (1 + math.exp(-lean)) for lean in leans], neutral
 
 
 @dataclass(frozen=True)
@@ -71,12 +114,10 @@ async def _simulate(
     by_locale: dict[str, list[Proposal]] = {}
     for proposal in proposals:
         by_locale.setdefault(proposal.locale, []).append(proposal)
-        ref = (proposal.ref or str(proposal.id)).rsplit(".", 1)[0]
+        ref = _seed_ref(proposal)
         if ref not in truths:
-            appeal = rng.uniform(-1.5, 2.0)
-            leans = [appeal + rng.gauss(0, 1.2) for _ in GROUP_SHARES]
-            truths[ref] = ([1 / (1 + math.exp(-lean)) for lean in leans], rng.uniform(0.05, 0.4))
-    votes = 0
+            truths[ref] = _truth(LEANINGS.get(ref, "mixed"), rng)
+    votes: list[CastVote] = []
     for index in range(SIMULATED_PARTICIPANTS):
         participant = await enrol_participant(
             session, secret, SIMULATED_CHANNEL, f"sim-{index:04d}", None, now
@@ -99,7 +140,7 @@ async def _simulate(
         pool = by_locale.get(locale, [])
         for proposal in rng.sample(pool, min(VOTES_EACH, len(pool))):
             assert proposal.id is not None
-            agree_given_opinion, neutral = truths[(proposal.ref or "").rsplit(".", 1)[0]]
+            agree_given_opinion, neutral = truths[_seed_ref(proposal)]
             draw = rng.random()
             if draw < neutral:
                 key = VoteKey.NEUTRAL
@@ -107,11 +148,9 @@ async def _simulate(
                 key = VoteKey.AGREE
             else:
                 key = VoteKey.DISAGREE
-            await record_vote(session, participant.id, proposal.id, key, trusted=True, now=now)
-            votes += 1
+            qualifications: tuple[QualificationKey, ...] = ()
             if rng.random() < 0.4:
-                qualification: QualificationKey = rng.choice(QUALIFICATIONS[key])
-                await record_qualification(
-                    session, participant.id, proposal.id, qualification, now=now
-                )
-    return votes
+                qualifications = (rng.choice(QUALIFICATIONS[key]),)
+            votes.append(CastVote(participant.id, proposal.id, key, True, qualifications))
+    await import_votes(session, votes, now)
+    return len(votes)

@@ -8,8 +8,23 @@ import pytest
 from sqlmodel import select
 
 from core.identity import enrol_participant
-from core.models import QUALIFICATIONS, Proposal, Qualification, Tally, Vote, VoteKey
-from core.voting import InvalidQualification, record_qualification, record_vote, tallies_of
+from core.models import (
+    QUALIFICATIONS,
+    Proposal,
+    Qualification,
+    QualificationKey,
+    Tally,
+    Vote,
+    VoteKey,
+)
+from core.voting import (
+    CastVote,
+    InvalidQualification,
+    import_votes,
+    record_qualification,
+    record_vote,
+    tallies_of,
+)
 from tests.conftest import SECRET
 
 
@@ -91,3 +106,30 @@ async def test_counters_always_equal_a_recount_of_the_votes(
                 expected = sum(q.key == key and q.proposal_id == proposal for q in qualifications)
                 assert counts[proposal][key] == expected
             assert (await session.get(Proposal, proposal)).vote_count == len(mine)
+
+
+async def test_importing_votes_in_bulk_keeps_the_counters_exact(
+    sessions, load_consultation, clock
+) -> None:
+    people, proposals = await _people_and_proposals(sessions, load_consultation, clock, 3)
+    batch = [
+        CastVote(people[0], proposals[0], VoteKey.AGREE, True, (QualificationKey.LIKE_IT,)),
+        CastVote(people[1], proposals[0], VoteKey.AGREE, False),
+        CastVote(people[2], proposals[0], VoteKey.DISAGREE, True, (QualificationKey.NO_WAY,)),
+        CastVote(people[0], proposals[1], VoteKey.NEUTRAL, True),
+    ]
+    async with sessions() as session, session.begin():
+        await import_votes(session, batch, clock())
+    async with sessions() as session:
+        counts = await tallies_of(session, proposals[:2])
+        assert counts[proposals[0]]["agree"] == 2 and counts[proposals[0]]["likeIt"] == 1
+        assert counts[proposals[0]]["noWay"] == 1 and counts[proposals[1]]["neutral"] == 1
+        untrusted = await session.get(Tally, (proposals[0], "agree", False))
+        assert untrusted.count == 1
+        assert (await session.get(Proposal, proposals[0])).vote_count == 3
+    mismatched = [
+        CastVote(people[1], proposals[2], VoteKey.AGREE, True, (QualificationKey.NO_WAY,))
+    ]
+    async with sessions() as session, session.begin():
+        with pytest.raises(InvalidQualification):
+            await import_votes(session, mismatched, clock())
