@@ -1,0 +1,179 @@
+"""Vote cards, one at a time, with qualifications; the summary after a sequence; the menu."""
+
+from __future__ import annotations
+
+from sqlmodel import col, select
+
+from core.conversation import proposing
+from core.conversation.turn import SKIP, STEPS, Step, Turn, availability
+from core.messages import Option
+from core.models import QUALIFICATIONS, Proposal, ProposalStatus, QualificationKey, VoteKey
+from core.results import Split, splits, top_agreed
+from core.sequencing import next_proposals_for
+from core.voting import InvalidQualification, record_qualification, record_vote
+
+RESULTS_SHOWN = 5
+
+
+async def start_sequence(turn: Turn) -> None:
+    turn.state["seq"] = {"shown": 0, "seen": [], "voted": []}
+    await next_card(turn)
+
+
+async def next_card(turn: Turn) -> None:
+    """The next card of the sequence, or its end (sequence size reached, nothing left)."""
+    assert turn.consultation is not None
+    seq = turn.state["seq"]
+    if seq["shown"] >= turn.settings.sequence_size:
+        await end_sequence(turn)
+        return
+    found = await next_proposals_for(
+        turn.session,
+        turn.participant_id,
+        turn.consultation,
+        turn.locale,
+        1,
+        exclude=frozenset(seq["seen"]),
+        rng=turn.rng,
+    )
+    if found:
+        turn.state["card"] = found[0].id
+        await turn.goto("card")
+    elif seq["voted"]:
+        await end_sequence(turn)
+    else:
+        turn.say(turn.t("sequence.nothing_left"))
+        await turn.goto("menu")
+
+
+async def prompt_card(turn: Turn) -> None:
+    proposal = await turn.session.get(Proposal, turn.state.get("card"))
+    if proposal is None or proposal.status != ProposalStatus.ACCEPTED:
+        await next_card(turn)
+        return
+    index = turn.state["seq"]["shown"] + 1
+    header = turn.t("card.header", index=index, total=turn.settings.sequence_size)
+    options = [Option(key.value, turn.t(f"vote.{key.value}")) for key in VoteKey]
+    options.append(Option(SKIP, turn.t("vote.skip")))
+    turn.ask(f"{header}\n\n{proposal.text}", options, card=proposal.id)
+
+
+async def on_card(turn: Turn, chosen: str) -> None:
+    seq = turn.state["seq"]
+    proposal_id = turn.state["card"]
+    proposal = await turn.session.get(Proposal, proposal_id)
+    seq["seen"].append(proposal_id)
+    if proposal is None or proposal.status != ProposalStatus.ACCEPTED:
+        turn.say(turn.t("card.withdrawn"))
+        await next_card(turn)
+        return
+    seq["shown"] += 1
+    if chosen == SKIP:
+        await next_card(turn)
+        return
+    await record_vote(
+        turn.session, turn.participant_id, proposal_id, VoteKey(chosen), trusted=True, now=turn.now
+    )
+    seq["voted"].append(proposal_id)
+    if turn.settings.qualifications:
+        turn.state["vote"] = chosen
+        await turn.goto("qualify")
+    else:
+        await next_card(turn)
+
+
+async def prompt_qualify(turn: Turn) -> None:
+    keys = QUALIFICATIONS[VoteKey(turn.state["vote"])]
+    options = [Option(key.value, turn.t(f"qualification.{key.value}")) for key in keys]
+    options.append(Option(SKIP, turn.t("qualification.skip")))
+    turn.ask(turn.t("qualification.prompt"), options)
+
+
+async def on_qualify(turn: Turn, chosen: str) -> None:
+    if chosen != SKIP:
+        try:
+            await record_qualification(
+                turn.session,
+                turn.participant_id,
+                turn.state["card"],
+                QualificationKey(chosen),
+                now=turn.now,
+            )
+        except InvalidQualification:
+            turn.say(turn.t("qualification.invalid"))
+    await next_card(turn)
+
+
+async def end_sequence(turn: Turn) -> None:
+    """How others voted on this sequence's well-voted proposals, then the menu."""
+    voted = turn.state["seq"]["voted"]
+    if voted:
+        found = await turn.session.exec(
+            select(Proposal).where(
+                col(Proposal.id).in_(voted),
+                col(Proposal.vote_count) >= turn.settings.summary_min_votes,
+            )
+        )
+        order = {proposal_id: index for index, proposal_id in enumerate(voted)}
+        shown = sorted(found, key=lambda p: order[p.id])
+        lines = [split_line(turn, split) for split in await splits(turn.session, shown)]
+        if lines:
+            turn.say("\n\n".join([turn.t("summary.title"), *lines]))
+        else:
+            turn.say(turn.t("summary.too_early"))
+    await turn.goto("menu")
+
+
+def split_line(turn: Turn, split: Split) -> str:
+    return turn.t(
+        "summary.line",
+        text=split.proposal.text,
+        agree=turn.t.percent(split.agree),
+        disagree=turn.t.percent(split.disagree),
+        neutral=turn.t.percent(split.neutral),
+        votes=turn.t.plural("summary.votes", split.votes),
+    )
+
+
+async def show_results(turn: Turn) -> None:
+    """The most agreed-upon proposals so far, if the organiser published results."""
+    consultation = turn.consultation
+    assert consultation is not None and consultation.id is not None
+    settings = turn.settings
+    if not settings.results_published:
+        turn.say(turn.t("results.unpublished"))
+        return
+    top = await top_agreed(
+        turn.session, consultation.id, turn.locale, settings.summary_min_votes, RESULTS_SHOWN
+    )
+    if not top:
+        turn.say(turn.t("results.none_yet"))
+        return
+    turn.say("\n\n".join([turn.t("results.title"), *(split_line(turn, s) for s in top)]))
+
+
+async def menu(turn: Turn) -> None:
+    assert turn.consultation is not None
+    turn.step = "menu"
+    options = [Option("vote", turn.t("menu.vote"))]
+    if availability(turn.consultation, turn.now) == "open":
+        options.append(Option("propose", turn.t("menu.propose")))
+    options.append(Option("stop", turn.t("menu.stop")))
+    turn.ask(turn.t("menu.prompt"), options)
+
+
+async def on_menu(turn: Turn, chosen: str) -> None:
+    if chosen == "vote":
+        await start_sequence(turn)
+    elif chosen == "propose":
+        await proposing.begin_proposal(turn)
+    else:
+        turn.step = "idle"
+        turn.state.pop("pick", None)
+        turn.say(turn.t("menu.goodbye"))
+
+
+STEPS["card"] = Step(prompt_card, on_card)
+STEPS["qualify"] = Step(prompt_qualify, on_qualify)
+STEPS["menu"] = Step(menu, on_menu)
+STEPS["idle"] = Step(menu)  # after "stop for now": any message brings the menu back

@@ -1,0 +1,161 @@
+"""What every step of the conversation works with: one event's turn, and the step registry."""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy.orm.attributes import flag_modified
+from sqlmodel import select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from core.definitions import ConsultationSettings, settings_of
+from core.i18n import FALLBACK, Translator, available_locales, negotiate
+from core.messages import Event, Option, Pick, Reply
+from core.models import Consultation, Participant, Participation, Status
+
+SKIP = "skip"
+
+Prompt = Callable[["Turn"], Awaitable[None]]
+Handler = Callable[["Turn", str], Awaitable[None]]
+
+
+@dataclass(frozen=True)
+class Step:
+    """A place in the conversation: how to (re)ask its question and how to take the answer.
+
+    `on_choice` receives the id of one of the options the prompt offered; `on_text` receives
+    free text (for steps that wait for it). `anytime` steps can be answered even when no open
+    consultation is selected (choosing one, the language, erasing one's data).
+    """
+
+    prompt: Prompt
+    on_choice: Handler | None = None
+    on_text: Handler | None = None
+    anytime: bool = False
+
+
+STEPS: dict[str, Step] = {}
+
+
+def availability(consultation: Consultation, now: datetime) -> str:
+    """ "open", "vote-only", "closed", "not-started" or "draft", with the schedule applied."""
+    if consultation.status in (Status.DRAFT, Status.CLOSED):
+        return str(consultation.status)
+    if consultation.ends_at is not None and now >= consultation.ends_at:
+        return "closed"
+    if consultation.starts_at is not None and now < consultation.starts_at:
+        return "not-started"
+    return str(consultation.status)
+
+
+class Turn:
+    """One event's turn in a participant's conversation: what is known, and the replies so far."""
+
+    def __init__(
+        self,
+        session: AsyncSession,
+        participant: Participant,
+        event: Event,
+        *,
+        now: datetime,
+        rng: random.Random,
+    ) -> None:
+        self.session = session
+        self.participant = participant
+        self.event = event
+        self.now = now
+        self.rng = rng
+        self.state: dict[str, Any] = dict(participant.state)
+        self.consultation: Consultation | None = None
+        self.participation: Participation | None = None
+        self.replies: list[Reply] = []
+        self.t = Translator(FALLBACK)
+        self.forgotten = False
+
+    @property
+    def step(self) -> str:
+        return self.participant.step
+
+    @step.setter
+    def step(self, value: str) -> None:
+        self.participant.step = value
+
+    @property
+    def participant_id(self) -> int:
+        assert self.participant.id is not None
+        return self.participant.id
+
+    @property
+    def locale(self) -> str:
+        return self.t.locale
+
+    @property
+    def settings(self) -> ConsultationSettings:
+        assert self.consultation is not None
+        return settings_of(self.consultation)
+
+    def say(self, text: str) -> None:
+        self.replies.append(Reply(text))
+
+    def ask(self, text: str, options: list[Option], card: int | None = None) -> None:
+        """Reply with a pick, and remember its options to check the answer against."""
+        self.state["pick"] = [[o.id, o.label] for o in options]
+        self.replies.append(Reply(text, Pick(tuple(options)), card))
+
+    def offered(self) -> tuple[Option, ...]:
+        """The options of the last pick asked (none once a step waits for free text)."""
+        return tuple(Option(id, label) for id, label in self.state.get("pick", []))
+
+    async def goto(self, step: str) -> None:
+        """Move to `step` and ask its question."""
+        self.step = step
+        await self.reprompt()
+
+    async def reprompt(self) -> None:
+        """Ask again whatever the current step is waiting for."""
+        await STEPS.get(self.step, STEPS["new"]).prompt(self)
+
+    def choose_locale(self) -> None:
+        """The locale of this event: the participant's choice, else the hint, else a default."""
+        offered = self.consultation.locales if self.consultation else list(available_locales())
+        hint = negotiate(self.event.locale_hint, offered)
+        if self.participant.locale in offered:
+            locale = self.participant.locale
+        elif hint:
+            locale = hint
+        elif self.consultation:
+            locale = self.consultation.default_locale
+        else:
+            locale = negotiate(self.event.locale_hint, available_locales()) or FALLBACK
+        self.t = Translator(locale)
+
+    async def participation_in(self, consultation: Consultation) -> Participation | None:
+        found = await self.session.exec(
+            select(Participation).where(
+                Participation.participant_id == self.participant.id,
+                Participation.consultation_id == consultation.id,
+            )
+        )
+        return found.first()
+
+    async def load(self) -> None:
+        consultation_id = self.participant.current_consultation_id
+        if consultation_id is not None:
+            self.consultation = await self.session.get(Consultation, consultation_id)
+            if self.consultation is not None:
+                self.participation = await self.participation_in(self.consultation)
+        self.choose_locale()
+
+    def save(self) -> None:
+        if self.forgotten:
+            return
+        self.participant.state = self.state
+        flag_modified(self.participant, "state")
+        self.session.add(self.participant)
+        if self.participation is not None:
+            self.participation.updated_at = self.now
+            self.session.add(self.participation)
