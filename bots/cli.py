@@ -18,6 +18,7 @@ from bots.demo import seed_demo
 from bots.settings import Settings
 from core.definitions import DefinitionError, upsert_consultation
 from core.flow import utc_now
+from core.i18n import FALLBACK, Translator, available_locales, negotiate
 
 USAGE_ERROR = 2
 
@@ -47,11 +48,16 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _locale_from_environment() -> str | None:
+    """The user's language as POSIX says: the first of LC_ALL, LC_MESSAGES, LANG that is set."""
     for name in ("LC_ALL", "LC_MESSAGES", "LANG"):
         value = os.environ.get(name, "").split(".", 1)[0]
-        if value and value not in ("C", "POSIX"):
-            return value
+        if value:
+            return None if value in ("C", "POSIX") else value
     return None
+
+
+def _organiser_translator() -> Translator:
+    return Translator(negotiate(_locale_from_environment(), available_locales()) or FALLBACK)
 
 
 async def _lines(interactive: bool) -> AsyncIterator[str]:
@@ -72,11 +78,14 @@ async def run_demo(settings: Settings, args: argparse.Namespace) -> int:
     async with runtime(settings) as rt:
         report = await seed_demo(rt.sessions, settings.resolved_secret(), utc_now())
         if report.simulated_votes:
-            print(
-                f"Demo consultation '{report.slug}' ready: {report.proposals} proposals, "
-                f"{report.simulated_votes} simulated votes.",
-                file=sys.stderr,
+            t = _organiser_translator()
+            ready = t(
+                "cli.demo_ready",
+                slug=report.slug,
+                proposals=report.proposals,
+                votes=report.simulated_votes,
             )
+            print(ready, file=sys.stderr)
         interactive = sys.stdin.isatty()
         session = TerminalSession(
             rt.flow,
@@ -93,15 +102,17 @@ async def load_consultation(settings: Settings, path: Path) -> int:
     spec = read_definition(path)
     async with runtime(settings) as rt, rt.sessions() as session, session.begin():
         consultation, created = await upsert_consultation(session, spec, utc_now())
-    verb = "created" if created else "updated"
-    print(f"Consultation '{consultation.slug}' {verb} ({consultation.status}).")
+    msgid = "cli.consultation_created" if created else "cli.consultation_updated"
+    t = _organiser_translator()
+    print(t(msgid, slug=consultation.slug, status=consultation.status))
     return 0
 
 
 async def upgrade_database(settings: Settings) -> int:
     async with runtime(settings):
         pass
-    print("Database is up to date.")
+    t = _organiser_translator()
+    print(t("cli.database_ready"))
     return 0
 
 
@@ -110,6 +121,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if hasattr(sys.stdout, "reconfigure"):
         sys.stdout.reconfigure(errors="replace")
     settings = Settings()
+    t = _organiser_translator()
     try:
         if args.command == "demo":
             return asyncio.run(run_demo(settings, args))
@@ -117,19 +129,15 @@ def main(argv: Sequence[str] | None = None) -> int:
             return asyncio.run(load_consultation(settings, args.file))
         return asyncio.run(upgrade_database(settings))
     except DefinitionError as error:
-        print("consult: invalid consultation definition:", file=sys.stderr)
+        print(t("cli.invalid_definition"), file=sys.stderr)
         for problem in error.problems:
             print(f"  - {problem}", file=sys.stderr)
         return USAGE_ERROR
     except ArgumentError:
-        print(
-            "consult: CONSULT_DATABASE_URL is not a database URL "
-            "(expected e.g. sqlite:///data/consult.sqlite3 or postgresql://user@host/db)",
-            file=sys.stderr,
-        )
+        print(t("cli.bad_database_url"), file=sys.stderr)
         return USAGE_ERROR
     except (OperationalError, InterfaceError, OSError) as error:
-        print(f"consult: cannot open the database: {error}", file=sys.stderr)
+        print(t("cli.database_unreachable", error=error), file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         return 130

@@ -24,7 +24,9 @@ def _catalog(locale: str):
 def _used_message_ids() -> set[str]:
     """Literal ids given to a translator (`t("x")`, `self.t("x")`, `t.plural("x", n)`, ...)."""
     ids: set[str] = set()
-    for path in (ROOT / "core").rglob("*.py"):
+    for path in [
+        p for folder in ("core", "adapters", "bots") for p in (ROOT / folder).rglob("*.py")
+    ]:
         for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
             if isinstance(node, ast.Call) and node.args:
                 func = node.func

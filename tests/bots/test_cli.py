@@ -16,11 +16,18 @@ CONSULT = [sys.executable, "-m", "bots.cli"]
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def run(args: list[str], database_url: str, tmp_path: Path, stdin: str | None = None):
+def run(
+    args: list[str],
+    database_url: str,
+    tmp_path: Path,
+    stdin: str | None = None,
+    language: str = "C.UTF-8",
+):
     env = {
         **os.environ,
         "CONSULT_DATABASE_URL": database_url,
         "CONSULT_DATA_DIR": str(tmp_path / "data"),
+        "LC_ALL": language,
     }
     env.pop("CONSULT_SECRET_KEY", None)
     return subprocess.run(
@@ -87,3 +94,9 @@ def test_a_wrong_database_url_is_explained(tmp_path: Path) -> None:
     unreachable = run(["db", "upgrade"], "postgresql://nobody@127.0.0.1:9/none", tmp_path)
     assert unreachable.returncode == 1 and "cannot open the database" in unreachable.stderr
     assert "Traceback" not in unreachable.stderr
+
+
+def test_organisers_read_the_command_in_their_language(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'db.sqlite3'}"
+    result = run(["db", "upgrade"], url, tmp_path, language="fr_FR.UTF-8")
+    assert "La base de données est à jour." in result.stdout
