@@ -17,6 +17,7 @@ from core.models import (
     Vote,
     VoteKey,
 )
+from core.scoring import counts_of, score
 from core.voting import (
     CastVote,
     InvalidQualification,
@@ -133,3 +134,20 @@ async def test_importing_votes_in_bulk_keeps_the_counters_exact(
     async with sessions() as session, session.begin():
         with pytest.raises(InvalidQualification):
             await import_votes(session, mismatched, clock())
+
+
+async def test_scoring_reads_the_counters_split_by_trust(
+    sessions, load_consultation, clock
+) -> None:
+    people, proposals = await _people_and_proposals(sessions, load_consultation, clock, 2)
+    async with sessions() as session, session.begin():
+        await record_vote(
+            session, people[0], proposals[0], VoteKey.AGREE, trusted=True, now=clock()
+        )
+        await record_vote(
+            session, people[1], proposals[0], VoteKey.AGREE, trusted=False, now=clock()
+        )
+    async with sessions() as session:
+        counts = (await counts_of(session, [proposals[0]]))[proposals[0]]
+    assert counts.sequence["agree"] == 1 and counts.other["agree"] == 1
+    assert score(counts).votes == 1.5
