@@ -33,6 +33,8 @@ class ConsultationSettings(_Strict):
     max_proposals_per_day: int = Field(default=5, ge=0)
     results_published: bool = False
     summary_min_votes: int = Field(default=10, ge=1)
+    sequencing: Literal["uniform", "polis", "makeorg", "adaptive"] = "adaptive"
+    other_vote_weight: float = Field(default=0.5, ge=0, le=1)
 
     @model_validator(mode="after")
     def _lengths_ordered(self) -> Self:

@@ -72,6 +72,24 @@ def flow(sessions: async_sessionmaker[AsyncSession], clock: Clock) -> Flow:
     return Flow(sessions, SECRET, clock=clock, rng=random.Random(7))
 
 
+ELDER_PROPOSALS = [
+    ("financer des visites à domicile chaque semaine", "fund weekly home visits"),
+    ("former davantage d'aides-soignants", "train more care assistants"),
+    ("créer des colocations entre jeunes et seniors", "create house shares for young and old"),
+    ("baisser le prix des maisons de retraite", "lower the cost of care homes"),
+    ("aider les aidants familiaux à souffler", "give family carers time off"),
+    ("ouvrir les cantines scolaires aux anciens", "open school canteens to older people"),
+    ("installer des bancs dans toutes les rues", "put benches in every street"),
+    ("proposer des cours d'informatique gratuits", "offer free computer classes"),
+    ("rendre les bus gratuits après 70 ans", "make buses free after seventy"),
+    ("adapter les logements au vieillissement", "adapt homes for ageing"),
+    ("mieux payer les infirmières de nuit", "pay night nurses better"),
+    ("lutter contre l'isolement par le bénévolat", "fight loneliness through volunteering"),
+    ("créer un numéro d'écoute national", "set up a national helpline"),
+    ("développer la télémédecine rurale", "develop telemedicine in rural areas"),
+]
+
+
 def consultation_data(**overrides: Any) -> dict[str, Any]:
     """A small bilingual consultation with 14 proposals; override any top-level field."""
     data: dict[str, Any] = {
@@ -95,14 +113,8 @@ def consultation_data(**overrides: Any) -> dict[str, Any]:
             }
         ],
         "proposals": [
-            {
-                "ref": f"p{i}",
-                "text": {
-                    "fr": f"Il faut une mesure numéro {i} pour les aînés",
-                    "en": f"We should adopt measure number {i} for elders",
-                },
-            }
-            for i in range(1, 15)
+            {"ref": f"p{i}", "text": {"fr": f"Il faut {fr}", "en": f"We should {en}"}}
+            for i, (fr, en) in enumerate(ELDER_PROPOSALS, start=1)
         ],
     }
     data.update(overrides)

@@ -7,7 +7,14 @@ from sqlmodel import col, select
 from core.conversation import proposing
 from core.conversation.turn import SKIP, STEPS, Step, Turn, availability
 from core.messages import Option
-from core.models import QUALIFICATIONS, Proposal, ProposalStatus, QualificationKey, VoteKey
+from core.models import (
+    QUALIFICATIONS,
+    Proposal,
+    ProposalStatus,
+    QualificationKey,
+    Vote,
+    VoteKey,
+)
 from core.results import Split, splits, top_agreed
 from core.sequencing import next_proposals_for
 from core.voting import InvalidQualification, record_qualification, record_vote
@@ -16,34 +23,56 @@ RESULTS_SHOWN = 5
 
 
 async def start_sequence(turn: Turn) -> None:
-    turn.state["seq"] = {"shown": 0, "seen": [], "voted": []}
+    turn.state["seq"] = {"shown": 0, "seen": [], "voted": [], "planned": []}
     await next_card(turn)
 
 
 async def next_card(turn: Turn) -> None:
-    """The next card of the sequence, or its end (sequence size reached, nothing left)."""
+    """The next card of the sequence, or its end (sequence size reached, nothing left).
+
+    The sequencer plans the rest of the sequence at once; a planned card that was voted on
+    meanwhile (on another channel) or withdrawn is passed over.
+    """
     assert turn.consultation is not None
     seq = turn.state["seq"]
-    if seq["shown"] >= turn.settings.sequence_size:
-        await end_sequence(turn)
-        return
-    found = await next_proposals_for(
-        turn.session,
-        turn.participant_id,
-        turn.consultation,
-        turn.locale,
-        1,
-        exclude=frozenset(seq["seen"]),
-        rng=turn.rng,
-    )
-    if found:
-        turn.state["card"] = found[0].id
-        await turn.goto("card")
-    elif seq["voted"]:
+    size = turn.settings.sequence_size
+    while seq["shown"] < size:
+        if not seq["planned"]:
+            found = await next_proposals_for(
+                turn.session,
+                turn.participant_id,
+                turn.consultation,
+                turn.locale,
+                size - seq["shown"],
+                shown=seq["seen"],
+                rng=turn.rng,
+            )
+            if not found:
+                break
+            seq["planned"] = [p.id for p in found]
+        proposal_id = seq["planned"].pop(0)
+        if await _still_eligible(turn, proposal_id):
+            turn.state["card"] = proposal_id
+            await turn.goto("card")
+            return
+        seq["seen"].append(proposal_id)
+    if seq["voted"]:
         await end_sequence(turn)
     else:
         turn.say(turn.t("sequence.nothing_left"))
         await turn.goto("menu")
+
+
+async def _still_eligible(turn: Turn, proposal_id: int) -> bool:
+    proposal = await turn.session.get(Proposal, proposal_id)
+    if proposal is None or proposal.status != ProposalStatus.ACCEPTED:
+        return False
+    voted = await turn.session.exec(
+        select(Vote.id).where(
+            Vote.participant_id == turn.participant_id, Vote.proposal_id == proposal_id
+        )
+    )
+    return voted.first() is None
 
 
 async def prompt_card(turn: Turn) -> None:
