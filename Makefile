@@ -23,7 +23,7 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check .
 
 typecheck: $(STAMP)
-	$(BIN)/mypy core adapters bots
+	$(BIN)/mypy core adapters bots bench
 
 check: lint typecheck test
 

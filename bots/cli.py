@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import os
 import sys
 from collections.abc import AsyncIterator, Sequence
@@ -19,6 +20,7 @@ from bots.settings import Settings
 from core.definitions import DefinitionError, upsert_consultation
 from core.flow import utc_now
 from core.i18n import FALLBACK, Translator, available_locales, negotiate
+from core.sequencing import ALGORITHMS
 
 USAGE_ERROR = 2
 
@@ -40,6 +42,20 @@ def _parser() -> argparse.ArgumentParser:
     actions = consultation.add_subparsers(dest="action", required=True, metavar="ACTION")
     load = actions.add_parser("load", help="create or update a consultation from a YAML file")
     load.add_argument("file", type=Path)
+
+    bench = commands.add_parser("bench", help="measure speed and statistical quality")
+    benchmarks = bench.add_subparsers(dest="benchmark", required=True, metavar="BENCHMARK")
+    sequencing = benchmarks.add_parser(
+        "sequencing", help="compare sequencing algorithms on simulated consultations"
+    )
+    sequencing.add_argument("--quick", action="store_true", help="a smaller run, under a minute")
+    sequencing.add_argument("--json", action="store_true", help="print the figures as JSON")
+    sequencing.add_argument("--seeds", type=int, help="how many seeds (medians are reported)")
+    sequencing.add_argument(
+        "--algorithms",
+        default="uniform,polis,makeorg,adaptive",
+        help="comma-separated, among uniform, polis, makeorg, adaptive",
+    )
 
     db = commands.add_parser("db", help="manage the database")
     db_actions = db.add_subparsers(dest="action", required=True, metavar="ACTION")
@@ -116,6 +132,24 @@ async def upgrade_database(settings: Settings) -> int:
     return 0
 
 
+def run_bench(args: argparse.Namespace) -> int:
+    from bench import sequencing  # only the benchmark needs it
+
+    algorithms = [name.strip() for name in args.algorithms.split(",") if name.strip()]
+    unknown = sorted(set(algorithms) - set(ALGORITHMS))
+    if unknown or not algorithms or (args.seeds is not None and args.seeds < 1):
+        t = _organiser_translator()
+        print(t("cli.bench_bad_arguments", known=", ".join(ALGORITHMS)), file=sys.stderr)
+        return USAGE_ERROR
+    report = sequencing.suite(args.quick, args.seeds, algorithms)
+    if args.json:
+        print(sequencing.table(report), file=sys.stderr)
+        print(json.dumps(report, indent=2))
+    else:
+        print(sequencing.table(report))
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if hasattr(sys.stdout, "reconfigure"):
@@ -125,6 +159,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command == "demo":
             return asyncio.run(run_demo(settings, args))
+        if args.command == "bench":
+            return run_bench(args)
         if args.command == "consultation":
             return asyncio.run(load_consultation(settings, args.file))
         return asyncio.run(upgrade_database(settings))

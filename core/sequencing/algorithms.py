@@ -34,6 +34,7 @@ from __future__ import annotations
 import math
 import random
 from collections.abc import Callable, Sequence
+from itertools import islice
 
 from core.scoring import ZoneThresholds, zone_of
 from core.sequencing.rules import Candidate, SequenceBuilder
@@ -109,7 +110,7 @@ def makeorg(builder: SequenceBuilder, pool: Sequence[Candidate], rng: random.Ran
     by_controversy = sorted(tested, key=lambda c: (not draws[c.id][3], -draws[c.id][1]))
     for slot in range(tested_slots):
         ranking = by_controversy if slot < controversial_slots else by_top
-        shortlist = [c for c in ranking if builder.admits(c)][:MAKEORG_SHORTLIST]
+        shortlist = list(islice((c for c in ranking if builder.admits(c)), MAKEORG_SHORTLIST))
         if not shortlist:
             break
         builder.offer(min(shortlist, key=lambda c: c.votes))
@@ -120,7 +121,7 @@ ADAPTIVE_FLOOR = 5
 ADAPTIVE_NEW_SHARE = 0.25
 ADAPTIVE_CONSENSUS_K = 10
 ADAPTIVE_CONTROVERSY_K = 5
-ADAPTIVE_EPSILON = 0.02
+ADAPTIVE_EPSILON = 0.05
 
 
 def _apt_order(

@@ -1,0 +1,393 @@
+"""`consult bench sequencing`: which sequencing finds the consensus with the fewest votes.
+
+Each algorithm plays the same simulated consultations with the same votes budget per
+participant; what emerged is scored against the truth of the simulated population.
+
+Populations
+- synthetic: latent opinion groups of different sizes; proposals with true agree / disagree /
+  neutral probabilities per group (consensual, divisive between groups, rejected, mostly
+  neutral, a few very popular, and near-duplicate pairs), most of them arriving while the
+  consultation runs.
+- polis (`--polis DIR`): a real conversation in the Polis export format. Votes a participant
+  never cast are drawn from a fitted model of that population, so that every algorithm faces
+  the same "true" population: a latent-class model whose classes are the opinion groups Polis
+  computed (participants it did not cluster form one more class); each class votes on each
+  comment agree / disagree / pass with the rates observed in that class, smoothed towards the
+  comment's overall rates (a Dirichlet prior worth 2 votes). Truth is the model's population
+  rates, weighted by class sizes.
+
+Truth and metrics
+- the true consensus set: the 10 proposals with the highest population agree rate; the true
+  controversy set: the 5 with the highest min(agree, disagree). Both are estimated from the
+  counters the same way for every algorithm (smoothed rates of `core.scoring`).
+- precision@10 (consensus) and precision@5 (controversy) at the end; the votes needed to reach
+  precision@10 >= 0.9 for good (checked every 2% of the run); the share of proposals that got
+  10 votes; the median and p99 time of one selection (12 cards).
+"""
+
+from __future__ import annotations
+
+import math
+import random
+import statistics
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+from core.scoring import smoothed
+from core.sequencing import ALGORITHMS, Candidate, SequenceBuilder
+
+SEQUENCE = 12
+CONSENSUS_K = 10
+CONTROVERSY_K = 5
+TARGET = 0.9
+CHECKPOINTS = 50
+
+
+@dataclass(frozen=True)
+class Population:
+    """Who votes how: per proposal and per group, P(agree) and P(disagree) (the rest: neutral)."""
+
+    name: str
+    shares: tuple[float, ...]
+    agree: tuple[tuple[float, ...], ...]
+    disagree: tuple[tuple[float, ...], ...]
+    arrival: tuple[float, ...]  # when each proposal appears, as a share of the participants
+    texts: tuple[str, ...]
+    authors: tuple[int | None, ...]
+    truth: str
+
+    def population_rate(self, rates: tuple[tuple[float, ...], ...], p: int) -> float:
+        return sum(share * rate for share, rate in zip(self.shares, rates[p], strict=True))
+
+    def true_sets(self) -> tuple[set[int], set[int]]:
+        proposals = range(len(self.agree))
+        agree = [self.population_rate(self.agree, p) for p in proposals]
+        disagree = [self.population_rate(self.disagree, p) for p in proposals]
+        split = [min(a, d) for a, d in zip(agree, disagree, strict=True)]
+        return _top(agree, CONSENSUS_K), _top(split, CONTROVERSY_K)
+
+
+def _top(values: Sequence[float], k: int) -> set[int]:
+    return set(sorted(range(len(values)), key=lambda i: -values[i])[:k])
+
+
+def synthetic(seed: int, proposals: int = 240) -> Population:
+    rng = random.Random(seed)
+    shares = (0.5, 0.3, 0.2)
+    agree: list[tuple[float, ...]] = []
+    disagree: list[tuple[float, ...]] = []
+    texts: list[str] = []
+    kinds = ["mixed"] * 10 + ["consensus"] * 2 + ["divisive"] * 3 + ["rejected"] * 2
+    kinds += ["neutral"] * 2 + ["popular"]
+    for p in range(proposals):
+        kind = rng.choice(kinds)
+        neutral = rng.uniform(0.45, 0.7) if kind == "neutral" else rng.uniform(0.05, 0.3)
+        if kind == "consensus":
+            leans = [rng.uniform(0.6, 0.95) for _ in shares]
+        elif kind == "popular":
+            leans = [rng.uniform(0.9, 0.99) for _ in shares]
+        elif kind == "rejected":
+            leans = [rng.uniform(0.03, 0.3) for _ in shares]
+        elif kind == "divisive":
+            leans = [rng.uniform(0.8, 0.95), rng.uniform(0.05, 0.2), rng.uniform(0.3, 0.7)]
+            rng.shuffle(leans)
+        else:
+            centre = rng.uniform(0.2, 0.8)
+            leans = [min(0.97, max(0.03, rng.gauss(centre, 0.12))) for _ in shares]
+        agree.append(tuple((1 - neutral) * lean for lean in leans))
+        disagree.append(tuple((1 - neutral) * (1 - lean) for lean in leans))
+        texts.append(f"proposal {p} " + "".join(rng.choice("abcdefghij") for _ in range(12)))
+    for original in rng.sample(range(proposals), proposals // 20):  # near-duplicates
+        copy = rng.randrange(proposals)
+        agree[copy], disagree[copy] = agree[original], disagree[original]
+        texts[copy] = texts[original] + " !"
+    arrival = tuple(0.0 if rng.random() < 0.2 else rng.uniform(0.0, 0.7) for _ in texts)
+    authors = tuple(rng.randrange(proposals) if rng.random() < 0.9 else None for _ in texts)
+    return Population(
+        name=f"synthetic-{seed}",
+        shares=shares,
+        agree=tuple(agree),
+        disagree=tuple(disagree),
+        arrival=arrival,
+        texts=tuple(texts),
+        authors=authors,
+        truth="synthetic: 3 latent groups (50/30/20%), true rates per proposal and group",
+    )
+
+
+@dataclass
+class Run:
+    algorithm: str
+    budget: int
+    consensus_precision: float = 0.0
+    controversy_precision: float = 0.0
+    votes_to_target: int | None = None
+    reached_ten: float = 0.0
+    selection_ms: list[float] = field(default_factory=list)
+    votes: int = 0
+
+
+def _estimated_sets(
+    counts: Sequence[dict[str, int]], present: Sequence[int]
+) -> tuple[set[int], set[int]]:
+    agree, split = [], []
+    for p in present:
+        c = counts[p]
+        n = c["agree"] + c["disagree"] + c["neutral"]
+        a, d = smoothed(c["agree"], n).value, smoothed(c["disagree"], n).value
+        agree.append(a)
+        split.append(min(a, d))
+    consensus = {present[i] for i in _top(agree, CONSENSUS_K)}
+    controversy = {present[i] for i in _top(split, CONTROVERSY_K)}
+    return consensus, controversy
+
+
+def simulate(
+    population: Population, algorithm: str, budget: int, participants: int, seed: int
+) -> Run:
+    """One consultation: participants arrive one by one and each votes `budget` times."""
+    rng = random.Random(seed)
+    choose = ALGORITHMS[algorithm]
+    size = len(population.texts)
+    counts = [
+        dict.fromkeys(("agree", "disagree", "neutral", "likeIt", "noWay"), 0) for _ in range(size)
+    ]
+    candidates = [
+        Candidate(p, population.authors[p], population.arrival[p], population.texts[p], counts[p])
+        for p in range(size)
+    ]
+    order = sorted(range(size), key=lambda p: population.arrival[p])
+    true_consensus, true_controversy = population.true_sets()
+    run = Run(algorithm, budget)
+    total = participants * budget
+    checkpoint_every = max(1, total // CHECKPOINTS)
+    reached_at: int | None = None
+    arrived = 0
+    for person in range(participants):
+        while arrived < size and population.arrival[order[arrived]] <= person / participants:
+            arrived += 1
+        pool = [candidates[p] for p in order[:arrived]]
+        group = rng.choices(range(len(population.shares)), weights=population.shares)[0]
+        seen: list[Candidate] = []
+        seen_ids: set[int] = set()
+        voted = 0
+        while voted < budget:
+            remaining = [c for c in pool if c.id not in seen_ids]
+            if not remaining:
+                break
+            started = time.perf_counter()
+            builder = SequenceBuilder(min(SEQUENCE, budget - voted), seen[-SEQUENCE:])
+            choose(builder, remaining, rng)
+            run.selection_ms.append((time.perf_counter() - started) * 1000)
+            if not builder.cards:
+                builder.offer_all(
+                    remaining
+                )  # a participant may see an author twice across sequences
+            if not builder.cards:
+                break
+            for card in builder.cards:
+                seen.append(card)
+                seen_ids.add(card.id)
+                draw = rng.random()
+                agree = population.agree[card.id][group]
+                disagree = population.disagree[card.id][group]
+                key = (
+                    "agree"
+                    if draw < agree
+                    else "disagree"
+                    if draw < agree + disagree
+                    else "neutral"
+                )
+                counts[card.id][key] += 1
+                if key != "neutral" and rng.random() < 0.35:
+                    counts[card.id]["likeIt" if key == "agree" else "noWay"] += 1
+                voted += 1
+                run.votes += 1
+                if run.votes % checkpoint_every == 0:
+                    present = order[:arrived]
+                    consensus, _ = _estimated_sets(counts, present)
+                    precision = len(consensus & true_consensus) / CONSENSUS_K
+                    if precision >= TARGET and reached_at is None:
+                        reached_at = run.votes
+                    elif precision < TARGET:
+                        reached_at = None
+    consensus, controversy = _estimated_sets(counts, list(range(size)))
+    run.consensus_precision = len(consensus & true_consensus) / CONSENSUS_K
+    run.controversy_precision = len(controversy & true_controversy) / CONTROVERSY_K
+    run.votes_to_target = reached_at if run.consensus_precision >= TARGET else None
+    run.reached_ten = (
+        sum(1 for c in counts if c["agree"] + c["disagree"] + c["neutral"] >= 10) / size
+    )
+    return run
+
+
+def percentile(values: Sequence[float], q: float) -> float:
+    ordered = sorted(values)
+    if not ordered:
+        return math.nan
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+def median_or_none(values: Sequence[float | None]) -> float | None:
+    """Median where a missing value (target never reached) counts as worse than any other."""
+    ranked = sorted(values, key=lambda v: math.inf if v is None else v)
+    middle = ranked[len(ranked) // 2]
+    return middle
+
+
+def scale_timing(algorithm: str, proposals: int, seed: int, calls: int) -> tuple[float, float]:
+    """Median and p99 ms of one selection of 12 cards among `proposals` well-voted candidates."""
+    rng = random.Random(seed)
+    pool = []
+    for p in range(proposals):
+        n = rng.randint(50, 1600)  # 2,000,000 participants x 12 votes spread over the pool
+        a = rng.randint(0, n)
+        d = rng.randint(0, n - a)
+        counts = {
+            "agree": a,
+            "disagree": d,
+            "neutral": n - a - d,
+            "likeIt": a // 3,
+            "noWay": d // 3,
+        }
+        pool.append(Candidate(p, p, float(p), f"{p:x}-{rng.getrandbits(40):x}", counts))
+    times = []
+    for _ in range(calls):
+        started = time.perf_counter()
+        ALGORITHMS[algorithm](SequenceBuilder(SEQUENCE), pool, rng)
+        times.append((time.perf_counter() - started) * 1000)
+    return statistics.median(times), percentile(times, 0.99)
+
+
+@dataclass(frozen=True)
+class Plan:
+    """How much to simulate: `--quick` stays under a minute on a 2-core machine."""
+
+    participants: int
+    proposals: int
+    seeds: tuple[int, ...]
+    budgets: tuple[int, ...] = (5, 10, 20)
+    scale_proposals: int = 30_000
+    scale_calls: int = 60
+
+
+QUICK = Plan(participants=600, proposals=120, seeds=(1,), scale_calls=15)
+FULL = Plan(participants=2000, proposals=240, seeds=(1, 2, 3))
+
+
+Dataset = tuple[str, Callable[[int], Population]]
+
+
+def run_suite(
+    datasets: Sequence[Dataset], plan: Plan, algorithms: Sequence[str]
+) -> dict[str, object]:
+    """Every algorithm on every dataset and budget, once per seed; medians over seeds.
+
+    A dataset makes its population for a seed (a synthetic one is drawn anew; a fitted real
+    one stays the same and only the simulated participants change).
+    """
+    rows: list[dict[str, object]] = []
+    described: list[dict[str, object]] = []
+    for name, make in datasets:
+        populations = {seed: make(seed) for seed in plan.seeds}
+        first = populations[plan.seeds[0]]
+        described.append({"name": name, "proposals": len(first.texts), "truth": first.truth})
+        for budget in plan.budgets:
+            for algorithm in algorithms:
+                runs = [
+                    simulate(populations[seed], algorithm, budget, plan.participants, seed)
+                    for seed in plan.seeds
+                ]
+                timings = [t for r in runs for t in r.selection_ms]
+                rows.append(
+                    {
+                        "dataset": name,
+                        "algorithm": algorithm,
+                        "budget": budget,
+                        "consensus_precision_at_10": statistics.median(
+                            r.consensus_precision for r in runs
+                        ),
+                        "controversy_precision_at_5": statistics.median(
+                            r.controversy_precision for r in runs
+                        ),
+                        "votes_to_precision_0_9": median_or_none([r.votes_to_target for r in runs]),
+                        "votes": runs[0].votes,
+                        "share_with_10_votes": statistics.median(r.reached_ten for r in runs),
+                        "selection_ms_median": statistics.median(timings) if timings else None,
+                        "selection_ms_p99": percentile(timings, 0.99) if timings else None,
+                    }
+                )
+    scale = {
+        name: dict(
+            zip(
+                ("median_ms", "p99_ms"),
+                scale_timing(name, plan.scale_proposals, 7, plan.scale_calls),
+                strict=True,
+            )
+        )
+        for name in algorithms
+    }
+    return {
+        "benchmark": "sequencing",
+        "algorithms": list(algorithms),
+        "budgets": list(plan.budgets),
+        "seeds": list(plan.seeds),
+        "participants": plan.participants,
+        "datasets": described,
+        "results": rows,
+        "selection_at_scale": {"proposals": plan.scale_proposals, "by_algorithm": scale},
+    }
+
+
+def _fmt(value: object) -> str:
+    if value is None:
+        return "never"
+    if isinstance(value, float):
+        return f"{value:.2f}"
+    return str(value)
+
+
+def table(report: dict[str, object]) -> str:
+    """The report as a readable table."""
+    columns = [
+        ("dataset", "dataset"),
+        ("algorithm", "algorithm"),
+        ("budget", "votes/person"),
+        ("consensus_precision_at_10", "P@10 consensus"),
+        ("controversy_precision_at_5", "P@5 controversy"),
+        ("votes_to_precision_0_9", "votes to P@10>=0.9"),
+        ("share_with_10_votes", "share >=10 votes"),
+        ("selection_ms_median", "select ms (median)"),
+        ("selection_ms_p99", "select ms (p99)"),
+    ]
+    rows = report["results"]
+    assert isinstance(rows, list)
+    cells = [[title for _, title in columns]]
+    cells += [[_fmt(row[key]) for key, _ in columns] for row in rows]
+    widths = [max(len(line[i]) for line in cells) for i in range(len(columns))]
+    lines = [
+        "  ".join(cell.ljust(w) for cell, w in zip(line, widths, strict=True)) for line in cells
+    ]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    scale = report["selection_at_scale"]
+    assert isinstance(scale, dict)
+    lines.append("")
+    lines.append(f"One selection of {SEQUENCE} cards among {scale['proposals']:,} proposals:")
+    for name, figures in scale["by_algorithm"].items():
+        lines.append(
+            f"  {name:9} median {figures['median_ms']:.1f} ms, p99 {figures['p99_ms']:.1f} ms"
+        )
+    return "\n".join(lines)
+
+
+def suite(
+    quick: bool, seeds: int | None, algorithms: Sequence[str], extra: Sequence[Dataset] = ()
+) -> dict[str, object]:
+    """The synthetic suite plus any `extra` datasets (Polis replays)."""
+    plan = QUICK if quick else FULL
+    if seeds:
+        plan = Plan(plan.participants, plan.proposals, tuple(range(1, seeds + 1)))
+    proposals = plan.proposals
+    datasets: list[Dataset] = [("synthetic", lambda seed: synthetic(seed, proposals)), *extra]
+    return run_suite(datasets, plan, algorithms)

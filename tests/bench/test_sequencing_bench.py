@@ -1,0 +1,52 @@
+"""The sequencing benchmark's simulator and report (behaviour only, never timings)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from bench.sequencing import Plan, run_suite, simulate, synthetic, table
+
+
+def test_a_simulated_consultation_spends_exactly_the_budget() -> None:
+    population = synthetic(3, proposals=30)
+    run = simulate(population, "adaptive", budget=5, participants=40, seed=3)
+    assert run.votes == 200
+    assert 0 <= run.consensus_precision <= 1 and 0 <= run.controversy_precision <= 1
+    assert len(run.selection_ms) >= 40
+
+
+def test_truth_sets_have_the_announced_sizes() -> None:
+    consensus, controversy = synthetic(1, proposals=40).true_sets()
+    assert len(consensus) == 10 and len(controversy) == 5
+
+
+def test_the_report_has_every_algorithm_budget_and_figure() -> None:
+    plan = Plan(20, 25, (1, 2), (5,), scale_proposals=200, scale_calls=2)
+    report = run_suite([("synthetic", lambda s: synthetic(s, 25))], plan, ["uniform", "adaptive"])
+    rows = report["results"]
+    assert [(r["algorithm"], r["budget"]) for r in rows] == [("uniform", 5), ("adaptive", 5)]
+    assert set(rows[0]) >= {
+        "consensus_precision_at_10",
+        "controversy_precision_at_5",
+        "votes_to_precision_0_9",
+        "share_with_10_votes",
+        "selection_ms_median",
+        "selection_ms_p99",
+    }
+    assert report["seeds"] == [1, 2]
+    assert "P@10 consensus" in table(report)
+    json.dumps(report)
+
+
+def test_bad_arguments_exit_2() -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "bots.cli", "bench", "sequencing", "--algorithms", "magic"],
+        capture_output=True,
+        text=True,
+        env={"LC_ALL": "C.UTF-8", "PATH": "/usr/bin:/bin"},
+        cwd=Path(__file__).resolve().parents[2],
+    )
+    assert result.returncode == 2 and "unknown algorithm" in result.stderr
