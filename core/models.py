@@ -6,11 +6,12 @@ Identifiers of people are pseudonymous (see `core.identity`); raw channel addres
 
 from __future__ import annotations
 
+import hashlib
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import JSON, DateTime, Index, TypeDecorator, UniqueConstraint
+from sqlalchemy import JSON, DateTime, Index, TypeDecorator, UniqueConstraint, event
 from sqlalchemy.engine import Dialect
 from sqlmodel import Field, SQLModel
 
@@ -168,6 +169,7 @@ class Proposal(SQLModel, table=True):
     __table_args__ = (
         UniqueConstraint("consultation_id", "ref"),
         Index("ix_proposal_fair_order", "consultation_id", "status", "locale", "vote_count"),
+        Index("ix_proposal_shuffle", "consultation_id", "status", "locale", "shuffle"),
     )
 
     id: int | None = Field(default=None, primary_key=True)
@@ -179,8 +181,19 @@ class Proposal(SQLModel, table=True):
     status: str = Field(default=ProposalStatus.PENDING, max_length=16)
     refusal_reason: str | None = Field(default=None, max_length=255)
     vote_count: int = 0
+    # A fixed pseudo-random place in [0, 1): sequencing samples the pool from a random point of
+    # this index, so a sample costs the same with 100 proposals or 100,000 (see core.sequencing).
+    shuffle: float | None = Field(default=None)
     created_at: datetime = _now_field()
     updated_at: datetime = _now_field()
+
+
+@event.listens_for(Proposal, "before_insert")
+def _place_in_shuffle(_mapper: Any, _connection: Any, proposal: Proposal) -> None:
+    if proposal.shuffle is None:
+        parts = (proposal.consultation_id, proposal.ref, proposal.text, proposal.created_at)
+        digest = hashlib.sha256("\x1f".join(map(str, parts)).encode()).digest()
+        proposal.shuffle = int.from_bytes(digest[:8], "big") / 2**64
 
 
 class Vote(SQLModel, table=True):

@@ -23,6 +23,10 @@ from core.sequencing.rules import Candidate, SequenceBuilder
 
 __all__ = ["ALGORITHMS", "Candidate", "SequenceBuilder", "next_proposals_for"]
 
+FRESH_BELOW = 10  # votes: proposals below it are "new" for every algorithm's purposes
+FRESH_LIMIT = 64
+SAMPLE_LIMIT = 512
+
 
 async def _candidates(
     session: AsyncSession, proposals: Sequence[Proposal], prefix: str
@@ -61,24 +65,46 @@ async def next_proposals_for(
 ) -> list[Proposal]:
     """Up to `n` proposals for the participant's next cards, in the order to show them.
 
-    `shown` are the proposals already shown in this sequence (voted on or skipped).
+    `shown` are the proposals already shown in this sequence (voted on or skipped). The pool
+    is bounded whatever the size of the consultation: the oldest proposals that still need
+    votes (fewer than FRESH_BELOW) and a uniform sample of the others, read from a random
+    point of the shuffle index, so one selection costs the same with 100 or 100,000 proposals.
     """
     settings = settings_of(consultation)
     prefix = settings.prefix.get(locale) or Translator(locale)("proposal.prefix")
     voted = select(Vote.proposal_id).where(Vote.participant_id == participant_id)
-    eligible = await session.exec(
-        select(Proposal).where(
-            Proposal.consultation_id == consultation.id,
-            Proposal.status == ProposalStatus.ACCEPTED,
-            Proposal.locale == locale,
-            or_(col(Proposal.author_id).is_(None), col(Proposal.author_id) != participant_id),
-            col(Proposal.id).not_in(voted),
-            col(Proposal.id).not_in(list(shown)),
+    eligible = select(Proposal).where(
+        Proposal.consultation_id == consultation.id,
+        Proposal.status == ProposalStatus.ACCEPTED,
+        Proposal.locale == locale,
+        or_(col(Proposal.author_id).is_(None), col(Proposal.author_id) != participant_id),
+        col(Proposal.id).not_in(voted),
+        col(Proposal.id).not_in(list(shown)),
+    )
+    fresh = await session.exec(
+        eligible.where(col(Proposal.vote_count) < FRESH_BELOW)
+        .order_by(col(Proposal.created_at), col(Proposal.id))
+        .limit(FRESH_LIMIT)
+    )
+    tested = eligible.where(col(Proposal.vote_count) >= FRESH_BELOW)
+    pivot = rng.random()
+    sample = list(
+        await session.exec(
+            tested.where(col(Proposal.shuffle) >= pivot)
+            .order_by(col(Proposal.shuffle))
+            .limit(SAMPLE_LIMIT)
         )
     )
-    by_id = {p.id: p for p in eligible}
+    if len(sample) < SAMPLE_LIMIT:  # wrap around the index
+        sample += await session.exec(
+            tested.where(col(Proposal.shuffle) < pivot)
+            .order_by(col(Proposal.shuffle))
+            .limit(SAMPLE_LIMIT - len(sample))
+        )
+    pool = [*fresh, *sample]
+    by_id = {p.id: p for p in pool}
     already = await session.exec(select(Proposal).where(col(Proposal.id).in_(list(shown))))
     builder = SequenceBuilder(n, await _candidates(session, list(already), prefix))
-    pool = await _candidates(session, list(by_id.values()), prefix)
-    ALGORITHMS[settings.sequencing](builder, pool, rng)
+    candidates = await _candidates(session, list(by_id.values()), prefix)
+    ALGORITHMS[settings.sequencing](builder, candidates, rng)
     return [by_id[card.id] for card in builder.cards]

@@ -23,8 +23,9 @@ replayable in tests and in the benchmark.
             voted on, B = sqrt(n) * (|theta - tau| + eps), smallest first. Proposals far above or
             below the boundary, or already well measured, stop receiving votes they do not need
             (the spirit of successive elimination and LUCB). theta is a Thompson draw from the
-            posterior (Beta(k + 1/2, n - k + 1/2)), not the mean, so that participants arriving
-            at the same moment do not all get the same cards (as in top-two Thompson sampling).
+            posterior Beta(k + 1/2, n - k + 1/2) (by its normal approximation), not the mean,
+            so that participants arriving at the same moment do not all get the same cards (as
+            in top-two Thompson sampling).
             A quarter of each sequence goes to proposals with fewer than 5 votes, fewest votes
             first, so that a new proposal reaches the identification pool fast.
 """
@@ -153,15 +154,20 @@ def adaptive(builder: SequenceBuilder, pool: Sequence[Candidate], rng: random.Ra
         taken += builder.offer(candidate)
     if len(tested) > 1:
         agree_draws, agree_means, split_draws, split_means = [], [], [], []
+        gauss = rng.gauss
         for c in tested:
-            n = c.votes
-            a, d = c.count("agree"), c.count("disagree")
-            theta_a = rng.betavariate(a + 0.5, n - a + 0.5)
-            theta_d = rng.betavariate(d + 0.5, n - d + 0.5)
+            counts = c.counts
+            a, d = counts.get("agree", 0), counts.get("disagree", 0)
+            n = a + d + counts.get("neutral", 0)
+            # Posterior Beta(k + 1/2, n - k + 1/2), drawn through its normal approximation
+            # (n >= ADAPTIVE_FLOOR here): three times cheaper than betavariate.
+            mean_a, mean_d = (a + 0.5) / (n + 1), (d + 0.5) / (n + 1)
+            theta_a = mean_a + gauss(0.0, math.sqrt(mean_a * (1 - mean_a) / (n + 2)))
+            theta_d = mean_d + gauss(0.0, math.sqrt(mean_d * (1 - mean_d) / (n + 2)))
             agree_draws.append(theta_a)
-            agree_means.append((a + 0.5) / (n + 1))
+            agree_means.append(mean_a)
             split_draws.append(min(theta_a, theta_d))
-            split_means.append(min(a + 0.5, d + 0.5) / (n + 1))
+            split_means.append(min(mean_a, mean_d))
         consensus = iter(_apt_order(tested, agree_draws, agree_means, ADAPTIVE_CONSENSUS_K))
         controversy = iter(_apt_order(tested, split_draws, split_means, ADAPTIVE_CONTROVERSY_K))
         # Two consensus cards for one controversy card: the consensus set is twice as large.

@@ -48,3 +48,23 @@ async def test_new_proposals_first_never_voted_never_own_only_accepted_in_locale
             session, me.id, consultation, "en", 20, shown=ids, rng=random.Random(1)
         )
         assert {m.id for m in more} == {q.id for q in p[4:10]}
+
+
+async def test_the_sample_of_tested_proposals_wraps_around_the_shuffle_index(
+    sessions, load_consultation, clock
+) -> None:
+    consultation = await load_consultation(settings={"sequencing": "uniform"})
+    async with sessions() as session, session.begin():
+        me = await enrol_participant(session, SECRET, "test", "me", None, clock())
+        found = await session.exec(select(Proposal).where(Proposal.locale == "en"))
+        for proposal in found:
+            proposal.vote_count = 50  # all "tested": they come from the shuffle sample
+            session.add(proposal)
+    for seed in range(5):
+        async with sessions() as session:
+            consultation = await session.get(Consultation, consultation.id)
+            chosen = await next_proposals_for(
+                session, me.id, consultation, "en", 20, rng=random.Random(seed)
+            )
+            assert len(chosen) == 14  # whatever the random starting point
+            assert all(p.shuffle is not None and 0 <= p.shuffle < 1 for p in chosen)

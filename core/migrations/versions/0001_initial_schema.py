@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-23 05:30:54.927764
+Create Date: 2026-11-23 06:28:29.878689
 """
 
 from collections.abc import Sequence
@@ -122,6 +122,7 @@ def upgrade() -> None:
         sa.Column("status", sa.String(length=16), nullable=False),
         sa.Column("refusal_reason", sa.String(length=255), nullable=True),
         sa.Column("vote_count", sa.Integer(), nullable=False),
+        sa.Column("shuffle", sa.Float(), nullable=True),
         sa.Column("created_at", core.models.UTCDateTime(timezone=True), nullable=False),
         sa.Column("updated_at", core.models.UTCDateTime(timezone=True), nullable=False),
         sa.ForeignKeyConstraint(
@@ -141,6 +142,9 @@ def upgrade() -> None:
             "ix_proposal_fair_order",
             ["consultation_id", "status", "locale", "vote_count"],
             unique=False,
+        )
+        batch_op.create_index(
+            "ix_proposal_shuffle", ["consultation_id", "status", "locale", "shuffle"], unique=False
         )
 
     op.create_table(
@@ -225,6 +229,7 @@ def downgrade() -> None:
 
     op.drop_table("qualification")
     with op.batch_alter_table("proposal", schema=None) as batch_op:
+        batch_op.drop_index("ix_proposal_shuffle")
         batch_op.drop_index("ix_proposal_fair_order")
         batch_op.drop_index(batch_op.f("ix_proposal_author_id"))
 
