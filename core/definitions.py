@@ -12,7 +12,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from core.i18n import available_locales
 from core.models import Audience, Consultation, Proposal, ProposalStatus, Status
-from core.voting import create_tallies
+from core.voting import add_proposal
 
 SLUG = r"^[a-z0-9]+(?:[-_][a-z0-9]+)*$"  # no "__": it separates slug and source in deep links
 
@@ -201,7 +201,7 @@ async def _upsert_seed_proposals(
             ref = f"{seed.ref}.{lang}"
             proposal = existing.get(ref)
             if proposal is None:
-                proposal = Proposal(
+                seeded = Proposal(
                     consultation_id=consultation_id,
                     ref=ref,
                     locale=lang,
@@ -210,10 +210,7 @@ async def _upsert_seed_proposals(
                     created_at=now,
                     updated_at=now,
                 )
-                session.add(proposal)
-                await session.flush()
-                assert proposal.id is not None
-                await create_tallies(session, proposal.id)
+                await add_proposal(session, seeded)
             elif proposal.text != text:
                 proposal.text = text
                 proposal.updated_at = now

@@ -13,7 +13,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from core.definitions import ConsultationSettings
 from core.models import Proposal, ProposalStatus
-from core.voting import create_tallies
+from core.voting import add_proposal
 
 _SPACES = re.compile(r"\s+")
 _TRAILING = " .,;:!?…-–—'\"«»"
@@ -97,8 +97,4 @@ async def submit_proposal(
         created_at=now,
         updated_at=now,
     )
-    session.add(proposal)
-    await session.flush()
-    assert proposal.id is not None
-    await create_tallies(session, proposal.id)
-    return proposal
+    return await add_proposal(session, proposal)

@@ -31,12 +31,16 @@ class InvalidQualification(ValueError):
     """A qualification that does not go with the participant's vote on that proposal."""
 
 
-async def create_tallies(session: AsyncSession, proposal_id: int) -> None:
-    """Create the zeroed counters of a new proposal (so that votes only ever UPDATE them)."""
+async def add_proposal(session: AsyncSession, proposal: Proposal) -> Proposal:
+    """Store a new proposal with its zeroed counters (so that votes only ever UPDATE them)."""
+    session.add(proposal)
+    await session.flush()
+    assert proposal.id is not None
     for key in COUNTED_KEYS:
         for trusted in (True, False):
-            session.add(Tally(proposal_id=proposal_id, key=key, trusted=trusted, count=0))
+            session.add(Tally(proposal_id=proposal.id, key=key, trusted=trusted, count=0))
     await session.flush()
+    return proposal
 
 
 async def _bump(session: AsyncSession, proposal_id: int, key: str, trusted: bool, by: int) -> None:
