@@ -55,7 +55,11 @@ class Chat:
         return await self.send(Text(text=text, **self._sender()))
 
     async def tap(self, option: str) -> list[Reply]:
-        return await self.send(Choice(option=option, **self._sender()))
+        """Tap an option of the last pick; vote card options can be named by their key alone
+        ("agree" for "agree.42"). An option that was not offered is sent as it is."""
+        offered = [] if not self.last_batch or self.last.pick is None else self.last.pick.options
+        full = next((o.id for o in offered if o.id.partition(".")[0] == option), option)
+        return await self.send(Choice(option=full, **self._sender()))
 
     async def command(self, name: str, argument: str = "") -> list[Reply]:
         return await self.send(Command(name=name, argument=argument, **self._sender()))
@@ -74,8 +78,9 @@ class Chat:
 
     @property
     def options(self) -> list[str]:
+        """The ids offered by the last reply, card options by their key ("agree")."""
         pick = self.last.pick
-        return [] if pick is None else [option.id for option in pick.options]
+        return [] if pick is None else [option.id.partition(".")[0] for option in pick.options]
 
     async def vote_sequence(self, key: str = "agree", qualify: str | None = "skip") -> int:
         """Answer cards until the sequence ends; returns how many cards were voted."""

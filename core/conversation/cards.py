@@ -75,6 +75,16 @@ async def _still_eligible(turn: Turn, proposal_id: int) -> bool:
     return voted.first() is None
 
 
+def _for_card(key: str, proposal_id: int) -> str:
+    """A card's option id names its proposal: a tap on an older card's button is refused as
+    stale instead of being counted on the card shown now."""
+    return f"{key}.{proposal_id}"
+
+
+def _key(chosen: str) -> str:
+    return chosen.partition(".")[0]
+
+
 async def prompt_card(turn: Turn) -> None:
     proposal = await turn.session.get(Proposal, turn.state.get("card"))
     if proposal is None or proposal.status != ProposalStatus.ACCEPTED:
@@ -82,12 +92,15 @@ async def prompt_card(turn: Turn) -> None:
         return
     index = turn.state["seq"]["shown"] + 1
     header = turn.t("card.header", index=index, total=turn.settings.sequence_size)
-    options = [Option(key.value, turn.t(f"vote.{key.value}")) for key in VoteKey]
-    options.append(Option(SKIP, turn.t("vote.skip")))
+    assert proposal.id is not None
+    keys = [key.value for key in VoteKey]
+    options = [Option(_for_card(key, proposal.id), turn.t(f"vote.{key}")) for key in keys]
+    options.append(Option(_for_card(SKIP, proposal.id), turn.t("vote.skip")))
     turn.ask(f"{header}\n\n{proposal.text}", options, card=proposal.id)
 
 
 async def on_card(turn: Turn, chosen: str) -> None:
+    chosen = _key(chosen)
     seq = turn.state["seq"]
     proposal_id = turn.state["card"]
     proposal = await turn.session.get(Proposal, proposal_id)
@@ -112,13 +125,15 @@ async def on_card(turn: Turn, chosen: str) -> None:
 
 
 async def prompt_qualify(turn: Turn) -> None:
-    keys = QUALIFICATIONS[VoteKey(turn.state["vote"])]
-    options = [Option(key.value, turn.t(f"qualification.{key.value}")) for key in keys]
-    options.append(Option(SKIP, turn.t("qualification.skip")))
+    card = turn.state["card"]
+    keys = [key.value for key in QUALIFICATIONS[VoteKey(turn.state["vote"])]]
+    options = [Option(_for_card(key, card), turn.t(f"qualification.{key}")) for key in keys]
+    options.append(Option(_for_card(SKIP, card), turn.t("qualification.skip")))
     turn.ask(turn.t("qualification.prompt"), options)
 
 
 async def on_qualify(turn: Turn, chosen: str) -> None:
+    chosen = _key(chosen)
     if chosen != SKIP:
         try:
             await record_qualification(

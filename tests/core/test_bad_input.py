@@ -96,6 +96,24 @@ async def test_a_stale_button_is_refused_and_the_question_repeated(load_consulta
     assert frank.options == ["agree", "disagree", "neutral", "skip"]
 
 
+async def test_a_tap_on_an_earlier_card_is_not_counted_on_the_current_one(
+    load_consultation, chat, sessions
+) -> None:
+    await load_consultation()
+    ivy: Chat = chat("ivy", "en")
+    await ivy.start()
+    await ivy.tap("accept")
+    await ivy.tap("old")
+    first = ivy.last.card
+    await ivy.tap("skip")
+    second = ivy.last.card
+    await ivy.send(Choice(option=f"agree.{first}", **ivy._sender()))  # the old card's button
+    assert "That button is no longer active" in ivy.text
+    assert ivy.last.card == second
+    async with sessions() as session:
+        assert (await session.exec(select(func.count()).select_from(Vote))).one() == 0
+
+
 async def test_the_same_event_delivered_twice_is_processed_once(
     load_consultation, chat, flow, sessions
 ) -> None:
@@ -104,7 +122,7 @@ async def test_the_same_event_delivered_twice_is_processed_once(
     await gina.start()
     await gina.tap("accept")
     await gina.tap("old")
-    vote = Choice(option="agree", **gina._sender())
+    vote = Choice(option=f"agree.{gina.last.card}", **gina._sender())
     first = await flow.receive(vote)
     second = await flow.receive(vote)
     assert first and second == []

@@ -31,9 +31,9 @@ async def test_a_duplicate_delivered_to_two_workers_at_once_is_processed_once(
         )
         assert all(first)
         await worker_a.receive(Choice(key="c1", option="accept", **sender))
-        await worker_a.receive(Choice(key="c2", option="old", **sender))
+        card = (await worker_a.receive(Choice(key="c2", option="old", **sender)))[-1].card
 
-        vote = Choice(key="v1", option="agree", **sender)
+        vote = Choice(key="v1", option=f"agree.{card}", **sender)
         results = await asyncio.gather(*(w.receive(vote) for w in (worker_a, worker_b) * 3))
         assert sum(1 for replies in results if replies) == 1
 
