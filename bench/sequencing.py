@@ -34,6 +34,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
+from core.polis import PolisConversation
 from core.scoring import smoothed
 from core.sequencing import (
     ALGORITHMS,
@@ -73,6 +74,9 @@ class Population:
         disagree = [self.population_rate(self.disagree, p) for p in proposals]
         split = [min(a, d) for a, d in zip(agree, disagree, strict=True)]
         return _top(agree, CONSENSUS_K), _top(split, CONTROVERSY_K)
+
+
+Dataset = tuple[str, Callable[[int], "Population"]]
 
 
 def _top(values: Sequence[float], k: int) -> set[int]:
@@ -121,6 +125,60 @@ def synthetic(seed: int, proposals: int = 240) -> Population:
         authors=authors,
         truth="synthetic: 3 latent groups (50/30/20%), true rates per proposal and group",
     )
+
+
+def from_polis(conversation: PolisConversation, name: str) -> Population:
+    """The fitted latent-class population of a real conversation (see the module docstring)."""
+    comments = [c for c in conversation.comments if c.moderated != -1]
+    classes = sorted({g for g in conversation.groups.values() if g is not None})
+    index = {g: i for i, g in enumerate(classes)}
+    unclustered = len(classes)
+    members = [0] * (len(classes) + 1)
+    of: dict[int, int] = {}
+    for voter in conversation.voters:
+        group = conversation.groups.get(voter)
+        of[voter] = unclustered if group is None else index[group]
+        members[of[voter]] += 1
+    if members[unclustered] == 0:
+        members.pop()
+    position = {c.id: i for i, c in enumerate(comments)}
+    tallies = [[[0, 0, 0] for _ in members] for _ in comments]  # agree, disagree, pass
+    for (voter, comment), vote in conversation.votes.items():
+        if comment in position and voter in of:
+            tallies[position[comment]][of[voter]][{1: 0, -1: 1, 0: 2}[vote]] += 1
+    agree, disagree = [], []
+    for per_class in tallies:
+        total = [sum(column) for column in zip(*per_class, strict=True)]
+        overall = [(k + 1) / (sum(total) + 3) for k in total]
+        rates = [
+            [(k + 2 * prior) / (sum(counts) + 2) for k, prior in zip(counts, overall, strict=True)]
+            for counts in per_class
+        ]
+        agree.append(tuple(r[0] for r in rates))
+        disagree.append(tuple(r[1] for r in rates))
+    first = min(c.timestamp for c in comments)
+    span = max(max(c.timestamp for c in comments) - first, 1)
+    total_members = sum(members)
+    return Population(
+        name=name,
+        shares=tuple(m / total_members for m in members),
+        agree=tuple(agree),
+        disagree=tuple(disagree),
+        arrival=tuple(0.7 * (c.timestamp - first) / span for c in comments),
+        texts=tuple(c.text for c in comments),
+        authors=tuple(c.author_id for c in comments),
+        truth=(
+            f"Polis conversation {name}: latent classes = Polis opinion groups "
+            f"({len(members)} with the unclustered), per-class agree/disagree/pass rates of the "
+            "observed votes smoothed towards the comment's overall rates (prior of 2 votes)"
+        ),
+    )
+
+
+def polis_dataset(name: str, conversation: PolisConversation) -> Dataset:
+    """A replayed conversation: the same fitted population for every seed."""
+    population = from_polis(conversation, name)
+    return name, lambda _seed: population
 
 
 @dataclass
@@ -291,9 +349,6 @@ class Plan:
 
 QUICK = Plan(participants=600, proposals=120, seeds=(1,), scale_calls=50)
 FULL = Plan(participants=2000, proposals=240, seeds=(1, 2, 3))
-
-
-Dataset = tuple[str, Callable[[int], Population]]
 
 
 def run_suite(

@@ -20,6 +20,7 @@ from bots.settings import Settings
 from core.definitions import DefinitionError, upsert_consultation
 from core.flow import utc_now
 from core.i18n import FALLBACK, Translator, available_locales, negotiate
+from core.polis import PolisFormatError, read_polis
 from core.sequencing import ALGORITHMS
 
 USAGE_ERROR = 2
@@ -51,6 +52,14 @@ def _parser() -> argparse.ArgumentParser:
     sequencing.add_argument("--quick", action="store_true", help="a smaller run, under a minute")
     sequencing.add_argument("--json", action="store_true", help="print the figures as JSON")
     sequencing.add_argument("--seeds", type=int, help="how many seeds (medians are reported)")
+    sequencing.add_argument(
+        "--polis",
+        action="append",
+        default=[],
+        type=Path,
+        metavar="DIR",
+        help="also replay a Polis export (repeatable), e.g. ../shared/data/polis/vtaiwan.uberx",
+    )
     sequencing.add_argument(
         "--algorithms",
         default="uniform,polis,makeorg,adaptive",
@@ -141,7 +150,13 @@ def run_bench(args: argparse.Namespace) -> int:
         t = _organiser_translator()
         print(t("cli.bench_bad_arguments", known=", ".join(ALGORITHMS)), file=sys.stderr)
         return USAGE_ERROR
-    report = sequencing.suite(args.quick, args.seeds, algorithms)
+    try:
+        replays = [(path.name, read_polis(path)) for path in args.polis]
+    except PolisFormatError as error:
+        print(f"consult: {error}", file=sys.stderr)
+        return USAGE_ERROR
+    extra = [sequencing.polis_dataset(name, conversation) for name, conversation in replays]
+    report = sequencing.suite(args.quick, args.seeds, algorithms, extra)
     if args.json:
         print(sequencing.table(report), file=sys.stderr)
         print(json.dumps(report, indent=2))

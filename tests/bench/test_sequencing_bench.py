@@ -7,6 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from bench.sequencing import Plan, run_suite, simulate, synthetic, table
 
 
@@ -50,3 +52,19 @@ def test_bad_arguments_exit_2() -> None:
         cwd=Path(__file__).resolve().parents[2],
     )
     assert result.returncode == 2 and "unknown algorithm" in result.stderr
+
+
+def test_a_polis_conversation_becomes_a_fitted_population() -> None:
+    from bench.sequencing import from_polis
+    from core.polis import read_polis
+    from tests.polis_data import polis_dir
+
+    conversation = read_polis(polis_dir("15-per-hour-seattle"))
+    population = from_polis(conversation, "seattle")
+    kept = [c for c in conversation.comments if c.moderated != -1]
+    assert len(population.texts) == len(kept)
+    assert sum(population.shares) == pytest.approx(1)
+    for agree, disagree in zip(population.agree, population.disagree, strict=True):
+        assert all(a > 0 and d > 0 and a + d < 1 for a, d in zip(agree, disagree, strict=True))
+    run = simulate(population, "adaptive", budget=5, participants=30, seed=1)
+    assert 100 < run.votes <= 150  # the first participants find only a few comments
