@@ -15,7 +15,8 @@ or an answer that is not one of them gets the question again instead of a guess.
 
 from __future__ import annotations
 
-from core.conversation import cards, commands, onboarding, proposing
+# Importing the step modules registers their steps (cards is used only through STEPS here).
+from core.conversation import cards, commands, onboarding, proposing  # noqa: F401
 from core.conversation.turn import STEPS, Turn
 from core.messages import Choice, Command, FormSubmit, Reply, Start, Text, match_option
 
@@ -72,7 +73,3 @@ class Conversation(Turn):
             await self.reprompt()
         else:
             await step.on_choice(self, chosen)
-
-
-# The step modules register their steps on import; keep them imported.
-_STEP_MODULES = (cards, commands, onboarding, proposing)
