@@ -7,7 +7,7 @@ import asyncio
 import json
 import os
 import sys
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from pathlib import Path
 
 from sqlalchemy.exc import ArgumentError, InterfaceError, OperationalError
@@ -16,6 +16,7 @@ from adapters.terminal import TerminalSession
 from bots.bootstrap import runtime
 from bots.definitions_file import read_definition
 from bots.demo import seed_demo
+from bots.polis_import import default_slug, import_polis
 from bots.settings import Settings
 from core.definitions import DefinitionError, upsert_consultation
 from core.flow import utc_now
@@ -43,6 +44,18 @@ def _parser() -> argparse.ArgumentParser:
     actions = consultation.add_subparsers(dest="action", required=True, metavar="ACTION")
     load = actions.add_parser("load", help="create or update a consultation from a YAML file")
     load.add_argument("file", type=Path)
+
+    importer = commands.add_parser("import", help="import consultations from other platforms")
+    sources = importer.add_subparsers(dest="source", required=True, metavar="SOURCE")
+    polis = sources.add_parser("polis", help="import a conversation in the Polis export format")
+    polis.add_argument("directory", type=Path, metavar="DIR")
+    polis.add_argument("--slug", help="the consultation's slug (default: from DIR's name)")
+    polis.add_argument(
+        "--locale",
+        default="en",
+        help="the language of the interface and the label of the proposals' language "
+        "(not detected from the texts; default: en)",
+    )
 
     bench = commands.add_parser("bench", help="measure speed and statistical quality")
     benchmarks = bench.add_subparsers(dest="benchmark", required=True, metavar="BENCHMARK")
@@ -141,6 +154,53 @@ async def upgrade_database(settings: Settings) -> int:
     return 0
 
 
+def _progress_bar(label: str) -> Callable[[int, int], None]:
+    """A progress bar on stderr: redrawn on a terminal, a line every 10% otherwise."""
+    interactive = sys.stderr.isatty()
+    shown = [-1]
+
+    def show(done: int, total: int) -> None:
+        share = done / total if total else 1.0
+        if interactive:
+            bar = "#" * int(share * 30)
+            print(f"\r{label} [{bar:<30}] {share:4.0%}", end="", file=sys.stderr, flush=True)
+            if done >= total:
+                print(file=sys.stderr)
+        elif int(share * 10) > shown[0]:
+            shown[0] = int(share * 10)
+            print(f"{label} {share:.0%}", file=sys.stderr, flush=True)
+
+    return show
+
+
+async def run_import(settings: Settings, args: argparse.Namespace) -> int:
+    t = _organiser_translator()
+    conversation = read_polis(args.directory)
+    slug = args.slug or default_slug(args.directory.resolve().name)
+    async with runtime(settings) as rt:
+        summary = await import_polis(
+            rt.sessions,
+            settings.resolved_secret(),
+            conversation,
+            slug,
+            args.locale,
+            utc_now(),
+            _progress_bar(t("cli.import_progress")),
+        )
+    print(
+        t(
+            "cli.import_done",
+            slug=summary.slug,
+            created=summary.proposals_created,
+            updated=summary.proposals_updated,
+            participants=summary.participants,
+            imported=summary.votes_imported,
+            skipped=summary.votes_skipped,
+        )
+    )
+    return 0
+
+
 def run_bench(args: argparse.Namespace) -> int:
     from bench import sequencing  # only the benchmark needs it
 
@@ -174,6 +234,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command == "demo":
             return asyncio.run(run_demo(settings, args))
+        if args.command == "import":
+            return asyncio.run(run_import(settings, args))
         if args.command == "bench":
             return run_bench(args)
         if args.command == "consultation":
@@ -183,6 +245,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(t("cli.invalid_definition"), file=sys.stderr)
         for problem in error.problems:
             print(f"  - {problem}", file=sys.stderr)
+        return USAGE_ERROR
+    except PolisFormatError as error:
+        print(f"consult: {error}", file=sys.stderr)
         return USAGE_ERROR
     except ArgumentError:
         print(t("cli.bad_database_url"), file=sys.stderr)

@@ -97,3 +97,42 @@ async def forget_participant(
     participant.current_consultation_id = None
     participant.forgotten_at = now
     session.add(participant)
+
+
+async def enrol_many(
+    session: AsyncSession, secret: bytes, channel: str, user_ids: list[str], now: datetime
+) -> dict[str, int]:
+    """Participant ids for many users of one channel at once, creating the missing ones.
+
+    For imports: a few queries per thousand users instead of a few per user.
+    """
+    digests = {user_id: identity_hash(secret, channel, user_id) for user_id in user_ids}
+    known: dict[str, int] = {}
+    wanted = list(digests.values())
+    for start in range(0, len(wanted), 500):
+        rows = await session.exec(
+            select(ChannelIdentity.identity_hash, ChannelIdentity.participant_id).where(
+                ChannelIdentity.channel == channel,
+                col(ChannelIdentity.identity_hash).in_(wanted[start : start + 500]),
+            )
+        )
+        known.update({digest: participant_id for digest, participant_id in rows})
+    missing = [user_id for user_id in user_ids if digests[user_id] not in known]
+    created = [Participant(created_at=now) for _ in missing]
+    session.add_all(created)
+    await session.flush()
+    identities = []
+    for user_id, participant in zip(missing, created, strict=True):
+        assert participant.id is not None
+        known[digests[user_id]] = participant.id
+        identities.append(
+            ChannelIdentity(
+                channel=channel,
+                identity_hash=digests[user_id],
+                participant_id=participant.id,
+                created_at=now,
+            )
+        )
+    session.add_all(identities)
+    await session.flush()
+    return {user_id: known[digests[user_id]] for user_id in user_ids}

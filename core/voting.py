@@ -10,7 +10,7 @@ from collections import Counter
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import update
+from sqlalchemy import insert, update
 from sqlmodel import col, delete, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -185,29 +185,34 @@ async def import_votes(session: AsyncSession, votes: list[CastVote], now: dateti
         deltas[vote.proposal_id, vote.key, vote.trusted] += 1
         for qualification in vote.qualifications:
             deltas[vote.proposal_id, qualification, vote.trusted] += 1
-    session.add_all(
-        Vote(
-            participant_id=v.participant_id,
-            proposal_id=v.proposal_id,
-            key=v.key,
-            trusted=v.trusted,
-            created_at=now,
-            updated_at=now,
-        )
-        for v in votes
+    # Core bulk inserts (one multi-row statement per batch), not one ORM object per vote.
+    await session.exec(
+        insert(Vote),
+        params=[
+            {
+                "participant_id": v.participant_id,
+                "proposal_id": v.proposal_id,
+                "key": v.key.value,
+                "trusted": v.trusted,
+                "created_at": now,
+                "updated_at": now,
+            }
+            for v in votes
+        ],
     )
-    session.add_all(
-        Qualification(
-            participant_id=v.participant_id,
-            proposal_id=v.proposal_id,
-            key=q,
-            trusted=v.trusted,
-            created_at=now,
-        )
+    qualifications = [
+        {
+            "participant_id": v.participant_id,
+            "proposal_id": v.proposal_id,
+            "key": q.value,
+            "trusted": v.trusted,
+            "created_at": now,
+        }
         for v in votes
         for q in v.qualifications
-    )
-    await session.flush()
+    ]
+    if qualifications:
+        await session.exec(insert(Qualification), params=qualifications)
     for (proposal_id, key, trusted), count in deltas.items():
         await _bump(session, proposal_id, key, trusted, count)
     for proposal_id, count in per_proposal.items():
