@@ -1,28 +1,13 @@
 """`consult bench sequencing`: which sequencing finds the consensus with the fewest votes.
 
-Each algorithm plays the same simulated consultations with the same votes budget per
-participant; what emerged is scored against the truth of the simulated population.
-
-Populations
-- synthetic: latent opinion groups of different sizes; proposals with true agree / disagree /
-  neutral probabilities per group (consensual, divisive between groups, rejected, mostly
-  neutral, a few very popular, and near-duplicate pairs), most of them arriving while the
-  consultation runs.
-- polis (`--polis DIR`): a real conversation in the Polis export format. Votes a participant
-  never cast are drawn from a fitted model of that population, so that every algorithm faces
-  the same "true" population: a latent-class model whose classes are the opinion groups Polis
-  computed (participants it did not cluster form one more class); each class votes on each
-  comment agree / disagree / pass with the rates observed in that class, smoothed towards the
-  comment's overall rates (a Dirichlet prior worth 2 votes). Truth is the model's population
-  rates, weighted by class sizes.
-
-Truth and metrics
-- the true consensus set: the 10 proposals with the highest population agree rate; the true
-  controversy set: the 5 with the highest min(agree, disagree). Both are estimated from the
-  counters the same way for every algorithm (smoothed rates of `core.scoring`).
-- precision@10 (consensus) and precision@5 (controversy) at the end; the votes needed to reach
-  precision@10 >= 0.9 for good (checked every 2% of the run); the share of proposals that got
-  10 votes; the median and p99 time of one selection (12 cards).
+Each algorithm plays the same simulated consultations (`bench.populations`: synthetic ones and
+Polis replays) with the same votes budget per participant; what emerged is scored against the
+truth of the simulated population:
+- precision@10 of the consensus set and precision@5 of the controversy set at the end, both
+  estimated from the counters the same way for every algorithm (smoothed rates of
+  `core.scoring`);
+- the votes needed to reach precision@10 >= 0.9 for good (checked every 2% of the run);
+- the share of proposals that got 10 votes; the median and p99 time of one selection.
 """
 
 from __future__ import annotations
@@ -31,10 +16,10 @@ import math
 import random
 import statistics
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from core.polis import PolisConversation
+from bench.populations import CONSENSUS_K, CONTROVERSY_K, Dataset, Population, synthetic, top
 from core.scoring import smoothed
 from core.sequencing import (
     ALGORITHMS,
@@ -46,139 +31,8 @@ from core.sequencing import (
 )
 
 SEQUENCE = 12
-CONSENSUS_K = 10
-CONTROVERSY_K = 5
 TARGET = 0.9
 CHECKPOINTS = 50
-
-
-@dataclass(frozen=True)
-class Population:
-    """Who votes how: per proposal and per group, P(agree) and P(disagree) (the rest: neutral)."""
-
-    name: str
-    shares: tuple[float, ...]
-    agree: tuple[tuple[float, ...], ...]
-    disagree: tuple[tuple[float, ...], ...]
-    arrival: tuple[float, ...]  # when each proposal appears, as a share of the participants
-    texts: tuple[str, ...]
-    authors: tuple[int | None, ...]
-    truth: str
-
-    def population_rate(self, rates: tuple[tuple[float, ...], ...], p: int) -> float:
-        return sum(share * rate for share, rate in zip(self.shares, rates[p], strict=True))
-
-    def true_sets(self) -> tuple[set[int], set[int]]:
-        proposals = range(len(self.agree))
-        agree = [self.population_rate(self.agree, p) for p in proposals]
-        disagree = [self.population_rate(self.disagree, p) for p in proposals]
-        split = [min(a, d) for a, d in zip(agree, disagree, strict=True)]
-        return _top(agree, CONSENSUS_K), _top(split, CONTROVERSY_K)
-
-
-Dataset = tuple[str, Callable[[int], "Population"]]
-
-
-def _top(values: Sequence[float], k: int) -> set[int]:
-    return set(sorted(range(len(values)), key=lambda i: -values[i])[:k])
-
-
-def synthetic(seed: int, proposals: int = 240) -> Population:
-    rng = random.Random(seed)
-    shares = (0.5, 0.3, 0.2)
-    agree: list[tuple[float, ...]] = []
-    disagree: list[tuple[float, ...]] = []
-    texts: list[str] = []
-    kinds = ["mixed"] * 10 + ["consensus"] * 2 + ["divisive"] * 3 + ["rejected"] * 2
-    kinds += ["neutral"] * 2 + ["popular"]
-    for p in range(proposals):
-        kind = rng.choice(kinds)
-        neutral = rng.uniform(0.45, 0.7) if kind == "neutral" else rng.uniform(0.05, 0.3)
-        if kind == "consensus":
-            leans = [rng.uniform(0.6, 0.95) for _ in shares]
-        elif kind == "popular":
-            leans = [rng.uniform(0.9, 0.99) for _ in shares]
-        elif kind == "rejected":
-            leans = [rng.uniform(0.03, 0.3) for _ in shares]
-        elif kind == "divisive":
-            leans = [rng.uniform(0.8, 0.95), rng.uniform(0.05, 0.2), rng.uniform(0.3, 0.7)]
-            rng.shuffle(leans)
-        else:
-            centre = rng.uniform(0.2, 0.8)
-            leans = [min(0.97, max(0.03, rng.gauss(centre, 0.12))) for _ in shares]
-        agree.append(tuple((1 - neutral) * lean for lean in leans))
-        disagree.append(tuple((1 - neutral) * (1 - lean) for lean in leans))
-        texts.append(f"proposal {p} " + "".join(rng.choice("abcdefghij") for _ in range(12)))
-    for original in rng.sample(range(proposals), proposals // 20):  # near-duplicates
-        copy = rng.randrange(proposals)
-        agree[copy], disagree[copy] = agree[original], disagree[original]
-        texts[copy] = texts[original] + " !"
-    arrival = tuple(0.0 if rng.random() < 0.2 else rng.uniform(0.0, 0.7) for _ in texts)
-    authors = tuple(rng.randrange(proposals) if rng.random() < 0.9 else None for _ in texts)
-    return Population(
-        name=f"synthetic-{seed}",
-        shares=shares,
-        agree=tuple(agree),
-        disagree=tuple(disagree),
-        arrival=arrival,
-        texts=tuple(texts),
-        authors=authors,
-        truth="synthetic: 3 latent groups (50/30/20%), true rates per proposal and group",
-    )
-
-
-def from_polis(conversation: PolisConversation, name: str) -> Population:
-    """The fitted latent-class population of a real conversation (see the module docstring)."""
-    comments = [c for c in conversation.comments if c.moderated != -1]
-    classes = sorted({g for g in conversation.groups.values() if g is not None})
-    index = {g: i for i, g in enumerate(classes)}
-    unclustered = len(classes)
-    members = [0] * (len(classes) + 1)
-    of: dict[int, int] = {}
-    for voter in conversation.voters:
-        group = conversation.groups.get(voter)
-        of[voter] = unclustered if group is None else index[group]
-        members[of[voter]] += 1
-    if members[unclustered] == 0:
-        members.pop()
-    position = {c.id: i for i, c in enumerate(comments)}
-    tallies = [[[0, 0, 0] for _ in members] for _ in comments]  # agree, disagree, pass
-    for (voter, comment), vote in conversation.votes.items():
-        if comment in position and voter in of:
-            tallies[position[comment]][of[voter]][{1: 0, -1: 1, 0: 2}[vote]] += 1
-    agree, disagree = [], []
-    for per_class in tallies:
-        total = [sum(column) for column in zip(*per_class, strict=True)]
-        overall = [(k + 1) / (sum(total) + 3) for k in total]
-        rates = [
-            [(k + 2 * prior) / (sum(counts) + 2) for k, prior in zip(counts, overall, strict=True)]
-            for counts in per_class
-        ]
-        agree.append(tuple(r[0] for r in rates))
-        disagree.append(tuple(r[1] for r in rates))
-    first = min(c.timestamp for c in comments)
-    span = max(max(c.timestamp for c in comments) - first, 1)
-    total_members = sum(members)
-    return Population(
-        name=name,
-        shares=tuple(m / total_members for m in members),
-        agree=tuple(agree),
-        disagree=tuple(disagree),
-        arrival=tuple(0.7 * (c.timestamp - first) / span for c in comments),
-        texts=tuple(c.text for c in comments),
-        authors=tuple(c.author_id for c in comments),
-        truth=(
-            f"Polis conversation {name}: latent classes = Polis opinion groups "
-            f"({len(members)} with the unclustered), per-class agree/disagree/pass rates of the "
-            "observed votes smoothed towards the comment's overall rates (prior of 2 votes)"
-        ),
-    )
-
-
-def polis_dataset(name: str, conversation: PolisConversation) -> Dataset:
-    """A replayed conversation: the same fitted population for every seed."""
-    population = from_polis(conversation, name)
-    return name, lambda _seed: population
 
 
 @dataclass
@@ -203,8 +57,8 @@ def _estimated_sets(
         a, d = smoothed(c["agree"], n).value, smoothed(c["disagree"], n).value
         agree.append(a)
         split.append(min(a, d))
-    consensus = {present[i] for i in _top(agree, CONSENSUS_K)}
-    controversy = {present[i] for i in _top(split, CONTROVERSY_K)}
+    consensus = {present[i] for i in top(agree, CONSENSUS_K)}
+    controversy = {present[i] for i in top(split, CONTROVERSY_K)}
     return consensus, controversy
 
 

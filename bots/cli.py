@@ -1,4 +1,4 @@
-"""The `consult` command: the demo, loading consultations, migrating the database."""
+"""The `consult` command: the demo, consultations, imports, benchmarks, the database."""
 
 from __future__ import annotations
 
@@ -202,7 +202,7 @@ async def run_import(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def run_bench(args: argparse.Namespace) -> int:
-    from bench import sequencing  # only the benchmark needs it
+    from bench import populations, sequencing  # only the benchmark needs them
 
     algorithms = [name.strip() for name in args.algorithms.split(",") if name.strip()]
     unknown = sorted(set(algorithms) - set(ALGORITHMS))
@@ -215,7 +215,7 @@ def run_bench(args: argparse.Namespace) -> int:
     except PolisFormatError as error:
         print(f"consult: {error}", file=sys.stderr)
         return USAGE_ERROR
-    extra = [sequencing.polis_dataset(name, conversation) for name, conversation in replays]
+    extra = [populations.polis_dataset(name, conversation) for name, conversation in replays]
     report = sequencing.suite(args.quick, args.seeds, algorithms, extra)
     if args.json:
         print(sequencing.table(report), file=sys.stderr)

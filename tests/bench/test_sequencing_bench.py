@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from bench.sequencing import Plan, run_suite, simulate, synthetic, table
+from bench.populations import synthetic
+from bench.sequencing import Plan, run_suite, simulate, table
 
 
 def test_a_simulated_consultation_spends_exactly_the_budget() -> None:
@@ -55,7 +56,7 @@ def test_bad_arguments_exit_2() -> None:
 
 
 def test_a_polis_conversation_becomes_a_fitted_population() -> None:
-    from bench.sequencing import from_polis
+    from bench.populations import from_polis
     from core.polis import read_polis
     from tests.polis_data import polis_dir
 
