@@ -15,6 +15,9 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	$(BIN)/consult demo
 
+serve: $(STAMP)
+	$(BIN)/consult serve
+
 test: $(STAMP)
 	$(BIN)/pytest
 

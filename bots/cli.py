@@ -45,6 +45,11 @@ def _parser() -> argparse.ArgumentParser:
     load = actions.add_parser("load", help="create or update a consultation from a YAML file")
     load.add_argument("file", type=Path)
 
+    serve = commands.add_parser("serve", help="run the web server (webhooks, organiser API)")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8000)
+    serve.add_argument("--workers", type=int, default=1, help="worker processes (default: 1)")
+
     importer = commands.add_parser("import", help="import consultations from other platforms")
     sources = importer.add_subparsers(dest="source", required=True, metavar="SOURCE")
     polis = sources.add_parser("polis", help="import a conversation in the Polis export format")
@@ -201,6 +206,24 @@ async def run_import(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def run_server(args: argparse.Namespace) -> int:
+    import uvicorn  # only the server needs it
+
+    if not 0 < args.port < 65536 or args.workers < 1:
+        t = _organiser_translator()
+        print(t("cli.serve_bad_arguments"), file=sys.stderr)
+        return USAGE_ERROR
+    uvicorn.run(
+        "bots.server:create_app",
+        factory=True,
+        host=args.host,
+        port=args.port,
+        workers=args.workers,
+        log_level="info",
+    )
+    return 0
+
+
 def run_bench(args: argparse.Namespace) -> int:
     from bench import populations, sequencing  # only the benchmark needs them
 
@@ -234,6 +257,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command == "demo":
             return asyncio.run(run_demo(settings, args))
+        if args.command == "serve":
+            return run_server(args)
         if args.command == "import":
             return asyncio.run(run_import(settings, args))
         if args.command == "bench":
