@@ -16,7 +16,7 @@ from adapters.terminal import TerminalSession
 from bots.bootstrap import runtime
 from bots.definitions_file import read_definition
 from bots.demo import seed_demo
-from bots.polis_import import default_slug, import_polis
+from bots.polis_import import NotAPolisConsultation, default_slug, import_polis
 from bots.settings import Settings
 from core.definitions import DefinitionError, upsert_consultation
 from core.flow import utc_now
@@ -53,13 +53,21 @@ def _parser() -> argparse.ArgumentParser:
     importer = commands.add_parser("import", help="import consultations from other platforms")
     sources = importer.add_subparsers(dest="source", required=True, metavar="SOURCE")
     polis = sources.add_parser("polis", help="import a conversation in the Polis export format")
-    polis.add_argument("directory", type=Path, metavar="DIR")
-    polis.add_argument("--slug", help="the consultation's slug (default: from DIR's name)")
+    polis.add_argument(
+        "directory",
+        type=Path,
+        metavar="DIR",
+        help="the export: comments.csv, votes.csv or participants-votes.csv, summary.csv",
+    )
+    polis.add_argument(
+        "--slug", help="the consultation's slug (default: DIR's name, e.g. vtaiwan-uberx)"
+    )
     polis.add_argument(
         "--locale",
         default="en",
-        help="the language of the interface and the label of the proposals' language "
-        "(not detected from the texts; default: en)",
+        choices=available_locales(),
+        help="the language the interface speaks and the proposals are labelled with, among "
+        "the catalogues in locales/; it is not detected from the texts (default: en)",
     )
 
     bench = commands.add_parser("bench", help="measure speed and statistical quality")
@@ -183,15 +191,19 @@ async def run_import(settings: Settings, args: argparse.Namespace) -> int:
     conversation = read_polis(args.directory)
     slug = args.slug or default_slug(args.directory.resolve().name)
     async with runtime(settings) as rt:
-        summary = await import_polis(
-            rt.sessions,
-            settings.resolved_secret(),
-            conversation,
-            slug,
-            args.locale,
-            utc_now(),
-            _progress_bar(t("cli.import_progress")),
-        )
+        try:
+            summary = await import_polis(
+                rt.sessions,
+                settings.resolved_secret(),
+                conversation,
+                slug,
+                args.locale,
+                utc_now(),
+                _progress_bar(t("cli.import_progress")),
+            )
+        except NotAPolisConsultation as error:
+            print(t("cli.import_slug_taken", slug=error.slug), file=sys.stderr)
+            return USAGE_ERROR
     print(
         t(
             "cli.import_done",

@@ -5,31 +5,44 @@ unmoderated comments unless a conversation is strictly moderated; -1 -> refused)
 authors become pseudonymous participants of the channel "polis:<slug>", and each voter's latest
 vote becomes a sequence vote (1 agree, -1 disagree, 0 neutral). Importing the same export twice
 changes nothing: proposals are matched by their ref (`polis-<comment id>`), participants by
-their identity, and a vote that exists is left as it is.
+their identity, and a vote that exists is left as it is (even if a newer export changed it).
 """
 
 from __future__ import annotations
 
+import hashlib
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+from sqlalchemy import or_
 from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from core.definitions import parse_consultation, upsert_consultation
 from core.identity import enrol_many
-from core.models import Proposal, ProposalStatus, Vote, VoteKey
+from core.models import Consultation, Proposal, ProposalStatus, Vote, VoteKey
 from core.polis import PolisConversation, PolisFormatError
 from core.voting import CastVote, add_proposal, import_votes
 
-CHUNK = 10_000
+# A refusal reason code (not a sentence: what people read is rendered from catalogues).
+POLIS_REJECTED = "polis-moderation"
+CHUNK = 5_000  # votes per transaction
 MAX_TEXT = 1000  # Proposal.text
+MAX_CHANNEL = 32  # ChannelIdentity.channel
 KEYS = {1: VoteKey.AGREE, -1: VoteKey.DISAGREE, 0: VoteKey.NEUTRAL}
 
 Progress = Callable[[int, int], None]
+
+
+class NotAPolisConsultation(ValueError):
+    """The slug belongs to a consultation with proposals of its own: importing would mix them."""
+
+    def __init__(self, slug: str) -> None:
+        super().__init__(f"consultation {slug!r} has proposals that do not come from Polis")
+        self.slug = slug
 
 
 @dataclass(frozen=True)
@@ -39,12 +52,21 @@ class ImportSummary:
     proposals_updated: int
     participants: int
     votes_imported: int
-    votes_skipped: int
+    votes_skipped: int  # already in the database
 
 
 def default_slug(name: str) -> str:
     """A slug from a directory name: "vtaiwan.uberx" -> "vtaiwan-uberx"."""
-    return re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")[:48] or "polis"
+    return re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")[:48].strip("-") or "polis"
+
+
+def polis_channel(slug: str) -> str:
+    """The channel of the conversation's participants: "polis:<slug>", shortened to fit."""
+    channel = f"polis:{slug}"
+    if len(channel) <= MAX_CHANNEL:
+        return channel
+    digest = hashlib.sha256(slug.encode()).hexdigest()[:8]
+    return f"polis:{slug[: MAX_CHANNEL - 15]}~{digest}"
 
 
 def _status(moderated: int) -> ProposalStatus:
@@ -60,28 +82,36 @@ async def import_polis(
     now: datetime,
     progress: Progress | None = None,
 ) -> ImportSummary:
-    """Create or update the consultation `slug` from `conversation`; see the module docstring."""
-    for comment in conversation.comments:
-        if len(comment.text) > MAX_TEXT:
-            raise PolisFormatError(
-                f"comments.csv, comment {comment.id}: {len(comment.text)} characters, "
-                f"more than the {MAX_TEXT} a proposal can hold"
-            )
+    """Create or update the consultation `slug` from `conversation`; see the module docstring.
+
+    Raises PolisFormatError for a comment longer than a proposal can be, DefinitionError for a
+    bad slug or locale, NotAPolisConsultation when `slug` holds proposals of its own. The
+    consultation, participants and proposals are written in one transaction, then the votes
+    in transactions of CHUNK votes; `progress(done, total)` is called after each.
+    """
+    too_long = [str(c.id) for c in conversation.comments if len(c.text) > MAX_TEXT]
+    if too_long:
+        raise PolisFormatError(
+            f"comments.csv: comment {', '.join(too_long)} longer than the {MAX_TEXT} "
+            "characters a proposal can hold"
+        )
     spec = parse_consultation(
         {
             "slug": slug,
             "status": "open",
+            "audience": "citizens",
             "default_locale": locale,
             "locales": [locale],
             "question": {locale: conversation.topic.strip() or slug},
         }
     )
-    channel = f"polis:{slug}"
     async with sessions() as session, session.begin():
+        await _refuse_foreign(session, slug)
         consultation, _ = await upsert_consultation(session, spec, now)
         assert consultation.id is not None
         authors = {c.author_id for c in conversation.comments if c.author_id is not None}
         everyone = sorted(set(conversation.voters) | authors)
+        channel = polis_channel(slug)
         ids = await enrol_many(session, secret, channel, [str(v) for v in everyone], now)
         people = {voter: ids[str(voter)] for voter in everyone}
         created, updated, proposals = await _proposals(
@@ -93,16 +123,22 @@ async def import_polis(
             )
         )
         already = set(existing.all())
-    pending = [
-        CastVote(people[voter], proposals[comment], KEYS[vote])
-        for (voter, comment), vote in sorted(conversation.votes.items())
-        if comment in proposals and (people[voter], proposals[comment]) not in already
-    ]
+    # By proposal, so that a transaction updates the counters of a few proposals, not all.
+    pending = sorted(
+        (
+            CastVote(people[voter], proposals[comment], KEYS[vote])
+            for (voter, comment), vote in conversation.votes.items()
+            if (people[voter], proposals[comment]) not in already
+        ),
+        key=lambda cast: (cast.proposal_id, cast.participant_id),
+    )
     for start in range(0, len(pending), CHUNK):
         async with sessions() as session, session.begin():
             await import_votes(session, pending[start : start + CHUNK], now)
         if progress is not None:
             progress(min(start + CHUNK, len(pending)), len(pending))
+    if progress is not None and not pending:
+        progress(0, 0)
     return ImportSummary(
         slug=slug,
         proposals_created=created,
@@ -111,6 +147,21 @@ async def import_polis(
         votes_imported=len(pending),
         votes_skipped=len(conversation.votes) - len(pending),
     )
+
+
+async def _refuse_foreign(session: AsyncSession, slug: str) -> None:
+    """Raise NotAPolisConsultation if `slug` has a proposal not imported from Polis."""
+    foreign = await session.exec(
+        select(Proposal.id)
+        .join(Consultation, col(Consultation.id) == col(Proposal.consultation_id))
+        .where(
+            Consultation.slug == slug,
+            or_(col(Proposal.ref).is_(None), ~col(Proposal.ref).startswith("polis-")),
+        )
+        .limit(1)
+    )
+    if foreign.first() is not None:
+        raise NotAPolisConsultation(slug)
 
 
 async def _proposals(
@@ -134,7 +185,7 @@ async def _proposals(
     for comment in conversation.comments:
         ref = f"polis-{comment.id}"
         status = _status(comment.moderated)
-        reason = "rejected by the Polis moderators" if status == ProposalStatus.REFUSED else None
+        reason = POLIS_REJECTED if status == ProposalStatus.REFUSED else None
         proposal = existing.get(ref)
         if proposal is None:
             written = datetime.fromtimestamp(comment.timestamp / 1000, UTC)

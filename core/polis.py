@@ -3,23 +3,27 @@
 The format: `comments.csv` (timestamp, datetime, comment-id, author-id, agrees, disagrees,
 moderated, comment-body), `votes.csv` (timestamp, datetime, comment-id, voter-id, vote; rows
 not sorted, the latest vote of a voter on a comment wins), `participants-votes.csv`
-(participant, group-id, ..., then one column per comment id) and `summary.csv` (key,value rows).
-Newer exports add columns (is-meta, is-seed, group-informed-consensus, xid): unknown columns are
-ignored. Votes: 1 agree, -1 disagree, 0 pass.
+(participant, group-id, ..., then one column per comment id, blank = not voted) and
+`summary.csv` (key,value rows). Newer exports add columns (is-meta, is-seed,
+group-informed-consensus, xid): unknown columns are ignored. Votes: 1 agree, -1 disagree, 0 pass.
 
-The two conversations shipped with the project for tests and benchmarks were gathered using the
-Polis software (compdemocracy.org/polis) and are sub-licensed under CC BY 4.0 with Attribution
-to The Computational Democracy Project.
+The two conversations shipped with the project for tests and benchmarks (vtaiwan.uberx and
+15-per-hour-seattle) were gathered using the Polis software (compdemocracy.org/polis) and are
+sub-licensed under CC BY 4.0 with Attribution to The Computational Democracy Project.
 """
 
 from __future__ import annotations
 
 import csv
+import io
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NoReturn
 
-VOTES = {"1": 1, "-1": -1, "0": 0}
+_NUMBER = re.compile(r"-?[0-9]+")
+_VOTES = {"1": 1, "-1": -1, "0": 0, "1.0": 1, "-1.0": -1, "0.0": 0}  # ".0": spreadsheet exports
 
 
 class PolisFormatError(ValueError):
@@ -32,144 +36,203 @@ class PolisComment:
     author_id: int | None
     text: str
     moderated: int  # -1 rejected, 0 not moderated, 1 accepted
-    timestamp: int  # milliseconds
+    timestamp: int  # milliseconds since the epoch
 
 
 @dataclass(frozen=True)
 class PolisConversation:
-    comments: tuple[PolisComment, ...]
-    votes: dict[tuple[int, int], int]  # (voter id, comment id) -> latest vote
-    voters: tuple[int, ...]
+    comments: tuple[PolisComment, ...]  # in the file's order
+    votes: dict[tuple[int, int], int]  # (voter id, comment id) -> latest vote: 1, -1 or 0
+    voters: tuple[int, ...]  # sorted: everyone who voted or has a row in participants-votes
     groups: dict[int, int | None]  # voter id -> Polis opinion group (None: not clustered)
-    topic: str
+    topic: str  # "" when summary.csv is absent or has no topic
     description: str
 
 
-def _rows(path: Path, required: tuple[str, ...]) -> Iterator[tuple[int, dict[str, str]]]:
-    """(line number, row) of a CSV file whose header has the `required` columns."""
+def _fail(path: Path, line: int, column: str | None, problem: str) -> NoReturn:
+    where = f"{path.name}, line {line}" + (f", column {column}" if column else "")
+    raise PolisFormatError(f"{where}: {problem}")
+
+
+def _text(path: Path) -> str:
     try:
-        with path.open(encoding="utf-8", newline="") as source:
-            reader = csv.DictReader(source)
-            missing = [name for name in required if name not in (reader.fieldnames or [])]
-            if missing:
-                raise PolisFormatError(f"{path.name}, line 1: missing column {', '.join(missing)}")
-            for row in reader:
-                yield reader.line_num, row
-    except UnicodeDecodeError:
-        raise PolisFormatError(f"{path.name}: not UTF-8 text") from None
+        data = path.read_bytes()
+    except OSError as error:
+        raise PolisFormatError(f"{path.name}: cannot read it ({error.strerror})") from None
+    try:
+        return data.decode("utf-8-sig")  # a byte-order mark is what spreadsheets add
+    except UnicodeDecodeError as error:
+        _fail(path, data[: error.start].count(b"\n") + 1, None, "not UTF-8 text")
+
+
+def _table(
+    path: Path, required: tuple[str, ...]
+) -> tuple[list[str], Iterator[tuple[int, list[str]]]]:
+    """The header of a CSV file that has the `required` columns, and its (line, fields) rows.
+
+    A row shorter than the header reads as blanks; a longer one is an error (a comma in an
+    unquoted text would otherwise silently cut it).
+    """
+    reader = csv.reader(io.StringIO(_text(path), newline=""))
+    try:
+        header = [name.strip() for name in next(reader, [])]
     except csv.Error as error:
-        raise PolisFormatError(f"{path.name}: {error}") from None
+        _fail(path, 1, None, str(error))
+    missing = [name for name in required if name not in header]
+    if missing:
+        _fail(path, 1, None, f"missing column {', '.join(missing)}")
+
+    def rows() -> Iterator[tuple[int, list[str]]]:
+        line = reader.line_num + 1
+        try:
+            for fields in reader:
+                if len(fields) > len(header):
+                    problem = (
+                        f"{len(fields)} fields, the header has {len(header)} (unquoted comma?)"
+                    )
+                    _fail(path, line, None, problem)
+                if fields:
+                    yield line, fields + [""] * (len(header) - len(fields))
+                line = reader.line_num + 1
+        except csv.Error as error:
+            _fail(path, line, None, str(error))
+
+    return header, rows()
 
 
-def _integer(
-    value: str | None, path: Path, line: int, column: str, blank_ok: bool = False
-) -> int | None:
-    text = (value or "").strip()
-    if not text and blank_ok:
-        return None
+def _integer(text: str, path: Path, line: int, column: str) -> int:
+    text = text.strip()
     try:
-        return int(float(text)) if "." in text else int(text)
+        return int(text)
     except ValueError:
-        raise PolisFormatError(
-            f"{path.name}, line {line}, column {column}: expected a number, got {text!r}"
-        ) from None
+        pass
+    try:
+        number = float(text)  # "12.0", as spreadsheets write whole numbers
+    except ValueError:
+        number = 0.5
+    if not number.is_integer():
+        _fail(path, line, column, f"expected a whole number, got {text!r}")
+    return int(number)
 
 
-def _vote(value: str | None, path: Path, line: int, column: str) -> int:
-    text = (value or "").strip()
-    if text.endswith(".0"):
-        text = text[:-2]
-    if text not in VOTES:
-        raise PolisFormatError(
-            f"{path.name}, line {line}, column {column}: expected 1, 0 or -1, got {text!r}"
-        )
-    return VOTES[text]
+def _vote(text: str, path: Path, line: int, column: str) -> int:
+    vote = _VOTES.get(text.strip())
+    if vote is None:
+        _fail(path, line, column, f"expected 1, 0 or -1, got {text.strip()!r}")
+    return vote
 
 
 def _comments(path: Path) -> tuple[PolisComment, ...]:
-    comments = []
-    required = ("timestamp", "comment-id", "author-id", "moderated", "comment-body")
-    for line, row in _rows(path, required):
+    header, rows = _table(
+        path, ("timestamp", "comment-id", "author-id", "moderated", "comment-body")
+    )
+    at = {name: header.index(name) for name in header}
+    comments: list[PolisComment] = []
+    first_seen: dict[int, int] = {}
+    for line, fields in rows:
+        comment_id = _integer(fields[at["comment-id"]], path, line, "comment-id")
+        if comment_id in first_seen:
+            problem = f"comment {comment_id} is already on line {first_seen[comment_id]}"
+            _fail(path, line, "comment-id", problem)
+        first_seen[comment_id] = line
+        author = fields[at["author-id"]]
+        text = fields[at["comment-body"]]
+        if not text.strip():
+            _fail(path, line, "comment-body", "empty comment")
         comments.append(
             PolisComment(
-                id=_required(row["comment-id"], path, line, "comment-id"),
-                author_id=_integer(row["author-id"], path, line, "author-id", blank_ok=True),
-                text=row["comment-body"] or "",
-                moderated=_vote(row["moderated"], path, line, "moderated"),
-                timestamp=_required(row["timestamp"], path, line, "timestamp"),
+                id=comment_id,
+                author_id=_integer(author, path, line, "author-id") if author.strip() else None,
+                text=text,
+                moderated=_vote(fields[at["moderated"]], path, line, "moderated"),
+                timestamp=_integer(fields[at["timestamp"]], path, line, "timestamp"),
             )
         )
     return tuple(comments)
 
 
-def _required(value: str | None, path: Path, line: int, column: str) -> int:
-    number = _integer(value, path, line, column)
-    assert number is not None
-    return number
-
-
-def _votes_file(path: Path) -> dict[tuple[int, int], int]:
+def _votes(path: Path, comment_ids: set[int]) -> dict[tuple[int, int], int]:
+    header, rows = _table(path, ("timestamp", "comment-id", "voter-id", "vote"))
+    stamp_at, comment_at = header.index("timestamp"), header.index("comment-id")
+    voter_at, vote_at = header.index("voter-id"), header.index("vote")
     latest: dict[tuple[int, int], tuple[int, int]] = {}
-    for line, row in _rows(path, ("timestamp", "comment-id", "voter-id", "vote")):
-        key = (
-            _required(row["voter-id"], path, line, "voter-id"),
-            _required(row["comment-id"], path, line, "comment-id"),
-        )
-        stamp = _required(row["timestamp"], path, line, "timestamp")
-        vote = _vote(row["vote"], path, line, "vote")
-        if key not in latest or stamp >= latest[key][0]:
+    for line, fields in rows:
+        comment = _integer(fields[comment_at], path, line, "comment-id")
+        if comment not in comment_ids:
+            _fail(path, line, "comment-id", f"no comment {comment} in comments.csv")
+        key = (_integer(fields[voter_at], path, line, "voter-id"), comment)
+        stamp = _integer(fields[stamp_at], path, line, "timestamp")
+        vote = _vote(fields[vote_at], path, line, "vote")
+        if key not in latest or stamp >= latest[key][0]:  # equal times: the later row wins
             latest[key] = (stamp, vote)
     return {key: vote for key, (_, vote) in latest.items()}
 
 
 def _participants(
-    path: Path, comment_ids: set[int]
+    path: Path, comment_ids: set[int], with_votes: bool
 ) -> tuple[dict[int, int | None], dict[tuple[int, int], int]]:
+    """Opinion groups, and the votes too when `with_votes` (for exports without votes.csv)."""
+    header, rows = _table(path, ("participant", "group-id"))
+    voter_at, group_at = header.index("participant"), header.index("group-id")
+    columns = [(i, name, int(name)) for i, name in enumerate(header) if _NUMBER.fullmatch(name)]
     groups: dict[int, int | None] = {}
     votes: dict[tuple[int, int], int] = {}
-    for line, row in _rows(path, ("participant", "group-id")):
-        voter = _required(row["participant"], path, line, "participant")
-        groups[voter] = _integer(row["group-id"], path, line, "group-id", blank_ok=True)
-        for column, value in row.items():
-            if column is None or not column.strip().lstrip("-").isdigit():
-                continue
-            comment = int(column)
-            if comment in comment_ids and value and value.strip():
-                votes[voter, comment] = _vote(value, path, line, column)
+    first_seen: dict[int, int] = {}
+    for line, fields in rows:
+        voter = _integer(fields[voter_at], path, line, "participant")
+        if voter in first_seen:
+            _fail(path, line, "participant", f"{voter} is already on line {first_seen[voter]}")
+        first_seen[voter] = line
+        group = fields[group_at]
+        groups[voter] = _integer(group, path, line, "group-id") if group.strip() else None
+        if not with_votes:
+            continue
+        for i, name, comment in columns:
+            if fields[i].strip():
+                if comment not in comment_ids:
+                    _fail(path, line, name, f"no comment {comment} in comments.csv")
+                votes[voter, comment] = _vote(fields[i], path, line, name)
     return groups, votes
 
 
 def _summary(path: Path) -> dict[str, str]:
     if not path.exists():
         return {}
-    with path.open(encoding="utf-8", newline="") as source:
-        return {row[0]: row[1] for row in csv.reader(source) if len(row) >= 2}
+    try:
+        rows = list(csv.reader(io.StringIO(_text(path), newline="")))
+    except csv.Error as error:
+        raise PolisFormatError(f"{path.name}: {error}") from None
+    return {row[0].strip(): row[1] for row in rows if len(row) >= 2}
 
 
 def read_polis(directory: Path) -> PolisConversation:
-    """Read a Polis export; raises PolisFormatError naming the file, line and column."""
+    """Read a Polis export directory; raises PolisFormatError naming the file, line and column.
+
+    Votes come from votes.csv (latest per voter and comment) or, without it, from the comment
+    columns of participants-votes.csv. A vote on a comment missing from comments.csv is an error.
+    """
     if not directory.is_dir():
         raise PolisFormatError(f"{directory}: not a directory")
-    comments_path = directory / "comments.csv"
-    if not comments_path.exists():
-        raise PolisFormatError(f"{directory}: no comments.csv")
-    comments = _comments(comments_path)
-    ids = {c.id for c in comments}
+    if not (directory / "comments.csv").is_file():
+        raise PolisFormatError(f"{directory}: no comments.csv (is it a Polis export?)")
+    comments = _comments(directory / "comments.csv")
+    ids = {comment.id for comment in comments}
+    votes_path, participants_path = directory / "votes.csv", directory / "participants-votes.csv"
+    if not votes_path.is_file() and not participants_path.is_file():
+        raise PolisFormatError(f"{directory}: neither votes.csv nor participants-votes.csv")
     groups: dict[int, int | None] = {}
     votes: dict[tuple[int, int], int] = {}
-    if (directory / "participants-votes.csv").exists():
-        groups, votes = _participants(directory / "participants-votes.csv", ids)
-    if (directory / "votes.csv").exists():
-        votes = _votes_file(directory / "votes.csv")
-    elif not groups:
-        raise PolisFormatError(f"{directory}: neither votes.csv nor participants-votes.csv")
-    voters = tuple(sorted({voter for voter, _ in votes} | set(groups)))
+    if participants_path.is_file():
+        groups, votes = _participants(participants_path, ids, not votes_path.is_file())
+    if votes_path.is_file():
+        votes = _votes(votes_path, ids)
+    voters = tuple(sorted({voter for voter, _ in votes} | groups.keys()))
     summary = _summary(directory / "summary.csv")
     return PolisConversation(
         comments=comments,
         votes=votes,
         voters=voters,
         groups={voter: groups.get(voter) for voter in voters},
-        topic=summary.get("topic", directory.name),
-        description=summary.get("conversation-description", ""),
+        topic=summary.get("topic", "").strip(),
+        description=summary.get("conversation-description", summary.get("description", "")),
     )

@@ -1,74 +1,206 @@
-"""`consult import polis`: both shared conversations, idempotent, counters exact."""
+"""`consult import polis`: both shared conversations, idempotent, counters exact, errors plain."""
 
 from __future__ import annotations
 
+import dataclasses
+from collections import Counter
 from pathlib import Path
+from typing import Any
 
 import pytest
+import yaml
 from sqlalchemy import func
+from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel import select
+from sqlmodel.ext.asyncio.session import AsyncSession
 
-from bots.polis_import import default_slug, import_polis
-from core.models import Proposal, Tally, Vote
-from core.polis import read_polis
+from bots.polis_import import NotAPolisConsultation, default_slug, import_polis, polis_channel
+from core.identity import identity_hash
+from core.models import (
+    ChannelIdentity,
+    Consultation,
+    Participant,
+    Proposal,
+    Qualification,
+    Tally,
+    Vote,
+)
+from core.polis import PolisComment, PolisConversation, PolisFormatError, read_polis
+from core.voting import COUNTED_KEYS
 from tests.bots.test_cli import run
-from tests.conftest import SECRET
+from tests.conftest import SECRET, Loader, consultation_data
 from tests.polis_data import polis_dir
+from tests.support import Clock
+
+STATUSES = {
+    "15-per-hour-seattle": {"accepted": 31, "refused": 23},
+    "vtaiwan.uberx": {"accepted": 119, "refused": 78},
+}
+
+
+async def _rows(session: AsyncSession, *columns: Any) -> list[tuple[Any, ...]]:
+    return sorted(tuple(row) for row in await session.exec(select(*columns)))
+
+
+async def _snapshot(sessions: async_sessionmaker[AsyncSession]) -> dict[str, Any]:
+    """Everything an import writes, in a comparable form."""
+    async with sessions() as session:
+        return {
+            "consultations": [c.model_dump() for c in await session.exec(select(Consultation))],
+            "participants": await _rows(session, Participant.id, Participant.created_at),
+            "identities": await _rows(
+                session,
+                ChannelIdentity.channel,
+                ChannelIdentity.identity_hash,
+                ChannelIdentity.participant_id,
+            ),
+            "proposals": [p.model_dump() for p in await session.exec(select(Proposal))],
+            "votes": await _rows(session, Vote.participant_id, Vote.proposal_id, Vote.key),
+            "vote times": await _rows(session, Vote.id, Vote.created_at, Vote.updated_at),
+            "tallies": await _rows(
+                session, Tally.proposal_id, Tally.key, Tally.trusted, Tally.count
+            ),
+        }
 
 
 @pytest.mark.parametrize("name", ["15-per-hour-seattle", "vtaiwan.uberx"])
-async def test_import_is_exact_and_idempotent(sessions, clock, name) -> None:
+async def test_import_is_exact_and_idempotent(sessions, clock: Clock, name: str) -> None:
     conversation = read_polis(polis_dir(name))
+    slug = default_slug(name)
     seen: list[tuple[int, int]] = []
     first = await import_polis(
-        sessions,
-        SECRET,
-        conversation,
-        default_slug(name),
-        "en",
-        clock(),
-        lambda done, total: seen.append((done, total)),
+        sessions, SECRET, conversation, slug, "en", clock(), lambda *step: seen.append(step)
     )
-    assert first.proposals_created == len(conversation.comments)
-    assert first.votes_imported == len(conversation.votes)
-    assert seen[-1] == (len(conversation.votes), len(conversation.votes))
+    total = len(conversation.votes)
+    authors = {c.author_id for c in conversation.comments if c.author_id is not None}
+    assert first == dataclasses.replace(
+        first,
+        proposals_created=len(conversation.comments),
+        proposals_updated=0,
+        participants=len(set(conversation.voters) | authors),
+        votes_imported=total,
+        votes_skipped=0,
+    )
+    assert seen[-1] == (total, total)
     async with sessions() as session:
-        statuses = dict(
-            (
-                await session.exec(select(Proposal.status, func.count()).group_by(Proposal.status))
-            ).all()
+        consultation = (await session.exec(select(Consultation))).one()
+        assert (consultation.slug, consultation.status, consultation.audience) == (
+            slug,
+            "open",
+            "citizens",
         )
-        refused = sum(1 for c in conversation.comments if c.moderated == -1)
-        assert statuses.get("refused", 0) == refused
-        assert statuses["accepted"] == len(conversation.comments) - refused
-        votes = list(await session.exec(select(Vote)))
-        assert len(votes) == len(conversation.votes)
-        by_proposal: dict[int, dict[str, int]] = {}
-        for vote in votes:
-            keys = by_proposal.setdefault(vote.proposal_id, {})
-            keys[vote.key] = keys.get(vote.key, 0) + 1
-        for proposal in await session.exec(select(Proposal)):
-            counted = by_proposal.get(proposal.id, {})
-            assert proposal.vote_count == sum(counted.values())
-            tallies = await session.exec(
-                select(Tally).where(Tally.proposal_id == proposal.id, Tally.trusted.is_(True))
-            )
-            for tally in tallies:
-                if tally.key in ("agree", "disagree", "neutral"):
-                    assert tally.count == counted.get(tally.key, 0)
-    again = await import_polis(
-        sessions, SECRET, conversation, default_slug(name), "en", clock(), None
-    )
+        assert (consultation.locales, consultation.question) == (["en"], {"en": conversation.topic})
+        proposals = {p.ref: p for p in await session.exec(select(Proposal))}
+        statuses = Counter(p.status for p in proposals.values())
+        assert statuses == STATUSES[name]
+        channel = polis_channel(slug)
+        person = dict(
+            await _rows(session, ChannelIdentity.identity_hash, ChannelIdentity.participant_id)
+        )
+        who = {
+            voter: person[identity_hash(SECRET, channel, str(voter))]
+            for voter in set(conversation.voters) | authors
+        }
+        for comment in conversation.comments:
+            proposal = proposals[f"polis-{comment.id}"]
+            assert (proposal.text, proposal.locale) == (comment.text, "en")
+            assert proposal.status == ("refused" if comment.moderated == -1 else "accepted")
+            assert proposal.author_id == who[comment.author_id]
+        # The votes are the latest votes of the export, one for one.
+        ref = {p.id: p.ref for p in proposals.values()}
+        key = {1: "agree", -1: "disagree", 0: "neutral"}
+        expected = sorted(
+            (who[voter], f"polis-{comment}", key[vote])
+            for (voter, comment), vote in conversation.votes.items()
+        )
+        stored = await _rows(session, Vote.participant_id, Vote.proposal_id, Vote.key, Vote.trusted)
+        assert sorted((p, ref[q], k) for p, q, k, _ in stored) == expected
+        assert all(trusted for *_, trusted in stored)
+        # The counters equal a recount.
+        recount = Counter((q, k) for _, q, k, _ in stored)
+        tallies = await _rows(session, Tally.proposal_id, Tally.key, Tally.trusted, Tally.count)
+        assert tallies == sorted(
+            (p.id, k, trusted, recount[p.id, k] if trusted else 0)
+            for p in proposals.values()
+            for k in COUNTED_KEYS
+            for trusted in (False, True)
+        )
+        assert {p.id: p.vote_count for p in proposals.values()} == {
+            p.id: sum(recount[p.id, k] for k in key.values()) for p in proposals.values()
+        }
+        assert (await session.exec(select(func.count()).select_from(Qualification))).one() == 0
+    before = await _snapshot(sessions)
+    clock.advance(days=1)
+    again = await import_polis(sessions, SECRET, conversation, slug, "en", clock(), None)
     assert (again.proposals_created, again.proposals_updated, again.votes_imported) == (0, 0, 0)
-    assert again.votes_skipped == len(conversation.votes)
-    assert again.participants == first.participants
+    assert (again.votes_skipped, again.participants) == (total, first.participants)
+    assert await _snapshot(sessions) == before
+
+
+def _tiny(moderated: int = 1, votes: dict[tuple[int, int], int] | None = None) -> PolisConversation:
+    comments = (
+        PolisComment(0, 7, "We should plant trees", moderated, 1_000),
+        PolisComment(1, 8, "We should open parks", 0, 2_000),
+    )
+    votes = {(1, 0): 1, (2, 0): -1, (2, 1): 0} if votes is None else votes
+    voters = tuple(sorted({voter for voter, _ in votes}))
+    return PolisConversation(comments, votes, voters, dict.fromkeys(voters), "Trees", "")
+
+
+async def test_a_newer_export_updates_proposals_and_adds_votes(sessions, clock: Clock) -> None:
+    await import_polis(sessions, SECRET, _tiny(), "trees", "fr", clock(), None)
+    newer = _tiny(moderated=-1, votes={(1, 0): -1, (2, 0): -1, (2, 1): 0, (3, 1): 1})
+    summary = await import_polis(sessions, SECRET, newer, "trees", "fr", clock(), None)
+    assert (summary.proposals_created, summary.proposals_updated) == (0, 1)
+    assert (summary.participants, summary.votes_imported, summary.votes_skipped) == (5, 1, 3)
+    async with sessions() as session:
+        trees = (await session.exec(select(Proposal).where(Proposal.ref == "polis-0"))).one()
+        assert (trees.status, trees.locale, trees.vote_count) == ("refused", "fr", 2)
+        # A vote already imported is kept as it was: voter 1 still agrees.
+        keys = sorted(await session.exec(select(Vote.key).where(Vote.proposal_id == trees.id)))
+        assert keys == ["agree", "disagree"]
+
+
+async def test_a_long_slug_still_fits_the_channel_column(sessions, clock: Clock) -> None:
+    slug = "a-rather-long-conversation-name-from-a-directory"
+    assert default_slug("A rather long conversation name, from a directory!") == slug
+    summary = await import_polis(sessions, SECRET, _tiny(), slug, "en", clock(), None)
+    assert summary.votes_imported == 3
+    async with sessions() as session:
+        channels = set(await session.exec(select(ChannelIdentity.channel)))
+    assert channels == {polis_channel(slug)}
+    assert len(polis_channel(slug)) <= 32 and polis_channel(slug) != polis_channel(slug + "s")
+
+
+async def test_a_comment_too_long_for_a_proposal_is_refused(sessions, clock: Clock) -> None:
+    tiny = _tiny()
+    long = dataclasses.replace(tiny.comments[1], text="x" * 1001)
+    conversation = dataclasses.replace(tiny, comments=(tiny.comments[0], long))
+    with pytest.raises(PolisFormatError, match="comment 1 longer than the 1000 characters"):
+        await import_polis(sessions, SECRET, conversation, "trees", "en", clock(), None)
+    async with sessions() as session:
+        assert (await session.exec(select(Consultation))).first() is None
+
+
+async def test_a_consultation_of_its_own_is_not_overwritten(
+    sessions, clock: Clock, load_consultation: Loader
+) -> None:
+    await load_consultation()
+    with pytest.raises(NotAPolisConsultation):
+        await import_polis(sessions, SECRET, _tiny(), "elders", "en", clock(), None)
+    async with sessions() as session:
+        elders = (await session.exec(select(Consultation))).one()
+    assert elders.locales == ["fr", "en"]
 
 
 def test_the_command_imports_and_reports(database_url: str, tmp_path: Path) -> None:
     result = run(["import", "polis", str(polis_dir("15-per-hour-seattle"))], database_url, tmp_path)
     assert result.returncode == 0, result.stderr
-    assert "Consultation '15-per-hour-seattle': 54 proposals created" in result.stdout
-    assert "Importing votes 100%" in result.stderr
+    assert result.stdout.strip() == (
+        "Consultation '15-per-hour-seattle': 54 proposals created, 0 updated, "
+        "339 participants, 2872 votes imported, 0 already there."
+    )
+    assert result.stderr.splitlines() == ["Importing votes 100%"]  # one transaction of votes
 
 
 def test_a_broken_export_exits_2_naming_file_and_line(tmp_path: Path) -> None:
@@ -76,11 +208,33 @@ def test_a_broken_export_exits_2_naming_file_and_line(tmp_path: Path) -> None:
     broken.mkdir()
     (broken / "comments.csv").write_text(
         "timestamp,datetime,comment-id,author-id,agrees,disagrees,moderated,comment-body\n"
-        "1000,x,0,1,0,0,maybe,Trees\n",
+        "1000,x,0,1,0,0,1,Trees\n",
         encoding="utf-8",
     )
-    (broken / "votes.csv").write_text("timestamp,datetime,comment-id,voter-id,vote\n")
-    result = run(["import", "polis", str(broken)], f"sqlite:///{tmp_path / 'db'}", tmp_path)
+    (broken / "votes.csv").write_text(
+        "timestamp,datetime,comment-id,voter-id,vote\n1000,x,0,1,1\n1001,x,0,2,yes\n"
+    )
+    url = f"sqlite:///{tmp_path / 'db'}"
+    result = run(["import", "polis", str(broken)], url, tmp_path)
     assert result.returncode == 2
-    assert "comments.csv, line 2, column moderated" in result.stderr
-    assert "Traceback" not in result.stderr
+    assert result.stderr == (
+        "consult: votes.csv, line 3, column vote: expected 1, 0 or -1, got 'yes'\n"
+    )
+    missing = run(["import", "polis", str(tmp_path / "nowhere")], url, tmp_path)
+    assert missing.returncode == 2
+    assert missing.stderr.startswith("consult: ") and "nowhere: not a directory" in missing.stderr
+
+
+def test_the_command_refuses_an_unknown_locale_or_a_taken_slug(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'db'}"
+    seattle = str(polis_dir("15-per-hour-seattle"))
+    unknown = run(["import", "polis", seattle, "--locale", "zz"], url, tmp_path)
+    assert unknown.returncode == 2 and "--locale: invalid choice: 'zz'" in unknown.stderr
+    elders = tmp_path / "elders.yaml"
+    elders.write_text(yaml.safe_dump(consultation_data(), allow_unicode=True), encoding="utf-8")
+    assert run(["consultation", "load", str(elders)], url, tmp_path).returncode == 0
+    taken = run(
+        ["import", "polis", seattle, "--slug", "elders"], url, tmp_path, language="fr_FR.UTF-8"
+    )
+    assert taken.returncode == 2 and "Traceback" not in taken.stderr
+    assert "consult\u00a0: la consultation «\u00a0elders\u00a0» a déjà des" in taken.stderr

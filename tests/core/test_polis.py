@@ -1,7 +1,9 @@
-"""Reading the Polis export format, both variants, and its errors."""
+"""Reading the Polis export format: the shared conversations, both variants, and bad files."""
 
 from __future__ import annotations
 
+import csv
+import shutil
 from pathlib import Path
 
 import pytest
@@ -10,22 +12,57 @@ from core.polis import PolisFormatError, read_polis
 from tests.polis_data import polis_dir
 
 COMMENTS = "timestamp,datetime,comment-id,author-id,agrees,disagrees,moderated,comment-body\n"
+VOTES = "timestamp,datetime,comment-id,voter-id,vote\n"
+PARTICIPANTS = "participant,group-id,n-comments,n-votes,n-agree,n-disagree,0,1\n"
+TREES = COMMENTS + "1000,x,0,7,0,0,1,We should plant trees\n"
 
 
-def test_reads_both_shared_conversations() -> None:
-    taiwan = read_polis(polis_dir("vtaiwan.uberx"))
-    assert len(taiwan.comments) == 197 and len(taiwan.voters) == 1921
-    seattle = read_polis(polis_dir("15-per-hour-seattle"))
-    assert len(seattle.comments) == 54 and len(seattle.voters) == 339
-    assert seattle.topic == "$15/hour"
-    assert {c.moderated for c in seattle.comments} == {-1, 0, 1}
-    assert set(seattle.votes.values()) == {-1, 0, 1}
+def _summary(directory: Path) -> dict[str, str]:
+    with (directory / "summary.csv").open(encoding="utf-8", newline="") as source:
+        return {row[0]: row[1] for row in csv.reader(source) if len(row) >= 2}
 
 
-def _write(directory: Path, **files: str) -> Path:
+@pytest.mark.parametrize(
+    ("name", "comments", "votes"),
+    [("vtaiwan.uberx", 197, 49_443), ("15-per-hour-seattle", 54, 2_872)],
+)
+def test_reads_the_shared_conversations(name: str, comments: int, votes: int) -> None:
+    directory = polis_dir(name)
+    conversation = read_polis(directory)
+    summary = _summary(directory)
+    assert len(conversation.comments) == comments == int(summary["comments"])
+    assert len(conversation.voters) == int(summary["voters"])
+    assert list(conversation.voters) == sorted(conversation.voters)
+    assert len(conversation.votes) == votes  # fewer than the rows: changed votes count once
+    assert set(conversation.votes.values()) == {-1, 0, 1}
+    assert {c.moderated for c in conversation.comments} == {-1, 0, 1}
+    assert conversation.topic == summary["topic"]
+    assert conversation.description == summary["conversation-description"]
+    clustered = {g for g in conversation.groups.values() if g is not None}
+    assert len(clustered) == int(summary["groups"])
+    assert None in conversation.groups.values()
+
+
+@pytest.mark.parametrize("name", ["vtaiwan.uberx", "15-per-hour-seattle"])
+def test_participants_votes_alone_give_the_same_votes(tmp_path: Path, name: str) -> None:
+    full = read_polis(polis_dir(name))
+    copy = tmp_path / name
+    copy.mkdir()
+    for file in ("comments.csv", "participants-votes.csv", "summary.csv"):
+        shutil.copyfile(polis_dir(name) / file, copy / file)
+    alone = read_polis(copy)
+    assert alone.votes == full.votes
+    assert (alone.voters, alone.groups, alone.comments) == (full.voters, full.groups, full.comments)
+
+
+def _write(directory: Path, **files: str | bytes) -> Path:
     directory.mkdir()
-    for name, text in files.items():
-        (directory / f"{name.replace('_', '-')}.csv").write_text(text, encoding="utf-8")
+    for name, content in files.items():
+        path = directory / f"{name.replace('_', '-')}.csv"
+        if isinstance(content, bytes):
+            path.write_bytes(content)
+        else:
+            path.write_text(content, encoding="utf-8")
     return directory
 
 
@@ -33,58 +70,145 @@ def test_the_latest_vote_wins_whatever_the_row_order(tmp_path: Path) -> None:
     conversation = read_polis(
         _write(
             tmp_path / "c",
-            comments=COMMENTS + "1000,x,0,7,0,0,1,We should plant trees\n",
-            votes="timestamp,datetime,comment-id,voter-id,vote\n"
-            "3000,x,0,1,-1\n1000,x,0,1,1\n2000,x,0,2,0\n",
+            comments=TREES + "1500,x,1,8,0,0,0,We should open parks\n",
+            votes=VOTES + "3000,x,0,1,-1\n1000,x,0,1,1\n2000,x,0,2,0\n"
+            "2500,x,1,2,1\n4000,x,1,2,-1\n1200,x,1,2,0\n",
         )
     )
-    assert conversation.votes == {(1, 0): -1, (2, 0): 0}
-    assert conversation.comments[0].author_id == 7
+    assert conversation.votes == {(1, 0): -1, (2, 0): 0, (2, 1): -1}
+    assert conversation.voters == (1, 2)
+    assert conversation.groups == {1: None, 2: None}  # no participants-votes.csv: no groups
+    assert (conversation.topic, conversation.description) == ("", "")  # no summary.csv
+    first = conversation.comments[0]
+    assert (first.id, first.author_id, first.moderated, first.timestamp) == (0, 7, 1, 1000)
 
 
-def test_participants_votes_only_and_the_newer_variant(tmp_path: Path) -> None:
+def test_the_older_variant_with_participants_votes_only(tmp_path: Path) -> None:
     conversation = read_polis(
         _write(
             tmp_path / "c",
-            comments=COMMENTS.rstrip("\n")
-            + ",is-meta,is-seed\n1000,x,0,7,0,0,0,Plant trees,false,true\n"
-            + "1001,x,1,7,0,0,0,Open parks,false,false\n",
-            participants_votes="participant,xid,group-id,n-comments,n-votes,0,1\n"
-            "1,abc,0,0,2,1,-1\n2,def,,0,1,,0\n",
+            comments=TREES + "1001,x,1,,0,0,-1,Open parks\n",
+            participants_votes=PARTICIPANTS + "1,0,1,2,1,1,1,-1\n2,,0,1,0,0,,0\n3,1,0,0,0,0,,\n",
+            summary='topic,Trees\nconversation-description,"Where, and\nwhich ones?"\n',
         )
     )
     assert conversation.votes == {(1, 0): 1, (1, 1): -1, (2, 1): 0}
-    assert conversation.groups == {1: 0, 2: None}
+    assert conversation.voters == (1, 2, 3)  # 3 is in the file without a vote
+    assert conversation.groups == {1: 0, 2: None, 3: 1}
+    assert conversation.comments[1].author_id is None
+    assert (conversation.topic, conversation.description) == ("Trees", "Where, and\nwhich ones?")
 
 
-@pytest.mark.parametrize(
-    ("files", "message"),
-    [
-        ({"votes": "timestamp,comment-id,voter-id,vote\n1,0,1,1\n"}, "no comments.csv"),
-        ({"comments": "id,text\n"}, "comments.csv, line 1: missing column"),
-        (
-            {
-                "comments": COMMENTS + "1000,x,0,7,0,0,1,Trees\n",
-                "votes": "timestamp,datetime,comment-id,voter-id,vote\n1,x,0,1,1\n2,x,0,2,yes\n",
-            },
-            "votes.csv, line 3, column vote: expected 1, 0 or -1, got 'yes'",
-        ),
-        (
-            {
-                "comments": COMMENTS + "soon,x,0,7,0,0,1,Trees\n",
-                "votes": "timestamp,datetime,comment-id,voter-id,vote\n",
-            },
-            "comments.csv, line 2, column timestamp: expected a number, got 'soon'",
-        ),
-        ({"comments": COMMENTS}, "neither votes.csv nor participants-votes.csv"),
-    ],
-)
-def test_bad_files_name_the_file_line_and_column(tmp_path: Path, files, message) -> None:
+def test_the_newer_variant_with_extra_columns(tmp_path: Path) -> None:
+    conversation = read_polis(
+        _write(
+            tmp_path / "c",
+            comments="timestamp,datetime,comment-id,author-id,agrees,disagrees,moderated,"
+            "comment-body,is-meta,is-seed,group-informed-consensus\n"
+            "1000,x,0,7,1,0,1,Plant trees,false,true,0.61\n"
+            '1001,x,1,7,0,1,0,"Open parks, and\nkeep them open",false,false,0.2\n',
+            votes=VOTES + "1000,x,0,1,1\n1001,x,1,1,-1\n",
+            participants_votes="participant,xid,group-id,n-comments,n-votes,n-agree,"
+            "n-disagree,0,1\n1,abc-1,0,0,2,1,1,1,-1\n",
+        )
+    )
+    assert conversation.votes == {(1, 0): 1, (1, 1): -1}
+    assert conversation.groups == {1: 0}
+    assert conversation.comments[1].text == "Open parks, and\nkeep them open"
+
+
+def test_a_file_saved_by_a_spreadsheet(tmp_path: Path) -> None:
+    """A byte-order mark, CRLF line ends and whole numbers written as 1.0."""
+    conversation = read_polis(
+        _write(
+            tmp_path / "c",
+            comments=("\ufeff" + TREES).replace("\n", "\r\n").encode(),
+            votes=(VOTES + "1000.0,x,0.0,1.0,-1.0\r\n").encode("utf-8-sig"),
+        )
+    )
+    assert conversation.votes == {(1, 0): -1}
+    assert conversation.comments[0].text == "We should plant trees"
+
+
+BAD_FILES = [
+    ({"votes": VOTES}, "no comments.csv"),
+    ({"comments": "id,text\n", "votes": VOTES}, "comments.csv, line 1: missing column timestamp"),
+    ({"comments": TREES}, "neither votes.csv nor participants-votes.csv"),
+    (
+        {"comments": TREES, "votes": VOTES + "1,x,0,1,1\n2,x,0,2,yes\n"},
+        "votes.csv, line 3, column vote: expected 1, 0 or -1, got 'yes'",
+    ),
+    (
+        {"comments": COMMENTS + "soon,x,0,7,0,0,1,Trees\n", "votes": VOTES},
+        "comments.csv, line 2, column timestamp: expected a whole number, got 'soon'",
+    ),
+    (
+        {"comments": COMMENTS + "1000,x,0,7,0,0,maybe,Trees\n", "votes": VOTES},
+        "comments.csv, line 2, column moderated: expected 1, 0 or -1, got 'maybe'",
+    ),
+    (
+        {"comments": TREES + "1001,x,0,8,0,0,1,Parks\n", "votes": VOTES},
+        "comments.csv, line 3, column comment-id: comment 0 is already on line 2",
+    ),
+    (
+        {"comments": COMMENTS + "1000,x,0,7,0,0,1,Trees, and parks\n", "votes": VOTES},
+        "comments.csv, line 2: 9 fields, the header has 8 (unquoted comma?)",
+    ),
+    (
+        {"comments": COMMENTS + '1000,x,0,7,0,0,1,"Trees\nand"\n1001,x,1,7,0,0,1,\n'},
+        "comments.csv, line 4, column comment-body: empty comment",
+    ),
+    (
+        {"comments": TREES, "votes": VOTES + "1,x,9,1,1\n"},
+        "votes.csv, line 2, column comment-id: no comment 9 in comments.csv",
+    ),
+    (
+        {"comments": TREES, "votes": VOTES + "1,x,0,1.5,1\n"},
+        "votes.csv, line 2, column voter-id: expected a whole number, got '1.5'",
+    ),
+    (
+        {"comments": TREES, "votes": VOTES.encode() + b"1,x,0,1,1\n2,\xe9t\xe9,0,2,1\n"},
+        "votes.csv, line 3: not UTF-8 text",
+    ),
+    (
+        {
+            "comments": TREES,
+            "participants_votes": PARTICIPANTS + "1,0,0,1,1,0,1,\n2,0,0,1,0,0,x,\n",
+        },
+        "participants-votes.csv, line 3, column 0: expected 1, 0 or -1, got 'x'",
+    ),
+    (
+        {"comments": TREES, "participants_votes": PARTICIPANTS + "1,A,0,1,1,0,1,\n"},
+        "participants-votes.csv, line 2, column group-id: expected a whole number, got 'A'",
+    ),
+    (
+        {"comments": TREES, "participants_votes": PARTICIPANTS + "1,0,0,1,1,0,,1\n"},
+        "participants-votes.csv, line 2, column 1: no comment 1 in comments.csv",
+    ),
+    (
+        {"comments": TREES, "participants_votes": PARTICIPANTS + "1,0,0,0,0,0,,\n1,1,0,0,0,0,,\n"},
+        "participants-votes.csv, line 3, column participant: 1 is already on line 2",
+    ),
+    (
+        {"comments": COMMENTS + f'1000,x,0,7,0,0,1,"{"x" * 200_000}"\n', "votes": VOTES},
+        "comments.csv, line 2: field larger than field limit",
+    ),
+    (
+        {"comments": TREES, "votes": VOTES, "summary": b"topic,\xff\n"},
+        "summary.csv, line 1: not UTF-8 text",
+    ),
+]
+
+
+@pytest.mark.parametrize(("files", "message"), BAD_FILES, ids=[m for _, m in BAD_FILES])
+def test_bad_files_name_the_file_line_and_column(
+    tmp_path: Path, files: dict[str, str | bytes], message: str
+) -> None:
     with pytest.raises(PolisFormatError) as caught:
         read_polis(_write(tmp_path / "c", **files))
     assert message in str(caught.value)
 
 
 def test_not_a_directory(tmp_path: Path) -> None:
-    with pytest.raises(PolisFormatError, match="not a directory"):
+    with pytest.raises(PolisFormatError, match="missing: not a directory"):
         read_polis(tmp_path / "missing")
