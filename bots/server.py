@@ -12,21 +12,40 @@ from fastapi.responses import JSONResponse
 from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 
+from adapters.channel import WebhookChannel
 from bots.bootstrap import Runtime, runtime
+from bots.channels import enabled_channels
 from bots.settings import Settings
 
 
-def create_app(settings: Settings | None = None) -> FastAPI:
-    """The app; the database is opened (and migrated) when the server starts."""
+def create_app(
+    settings: Settings | None = None, channels: list[WebhookChannel] | None = None
+) -> FastAPI:
+    """The app; the database is opened (and migrated) when the server starts.
+
+    The channels are those the settings enable, unless given (tests pass channels built with
+    injected clocks).
+    """
     settings = settings or Settings()
+    mounted = enabled_channels(settings) if channels is None else channels
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         async with runtime(settings) as rt:
             app.state.runtime = rt
-            yield
+            opened: list[WebhookChannel] = []
+            try:
+                for channel in mounted:
+                    await channel.open(rt.flow)
+                    opened.append(channel)
+                yield
+            finally:
+                for channel in reversed(opened):
+                    await channel.close()
 
     app = FastAPI(title="consult", lifespan=lifespan)
+    for channel in mounted:
+        app.include_router(channel.router)
 
     @app.get("/healthz")
     async def healthz(rt: Annotated[Runtime, Depends(_runtime)]) -> JSONResponse:

@@ -24,6 +24,34 @@ class Settings(BaseSettings):
     database_url: str | None = None
     secret_key: str | None = None
 
+    # Telegram: enabled by the bot token (from @BotFather).
+    telegram_token: str | None = None
+    telegram_webhook_secret: str | None = None
+    telegram_api_url: str = "https://api.telegram.org"
+    telegram_bot_username: str | None = None
+    # Telegram's pacing (https://core.telegram.org/bots/faq#my-bot-is-hitting-limits-how-do-i-avoid-this)
+    telegram_messages_per_second: float = 30.0
+    telegram_chat_messages_per_second: float = 1.0
+    telegram_group_messages_per_minute: float = 20.0
+
+    # WhatsApp Cloud API: enabled by the access token.
+    whatsapp_token: str | None = None
+    whatsapp_app_secret: str | None = None
+    whatsapp_verify_token: str | None = None
+    whatsapp_phone_number_id: str | None = None
+    whatsapp_phone_number: str | None = None
+    whatsapp_api_url: str = "https://graph.facebook.com/v21.0"
+
+    # Slack: a bot token and signing secret for one workspace, or OAuth for many.
+    slack_bot_token: str | None = None
+    slack_signing_secret: str | None = None
+    slack_client_id: str | None = None
+    slack_client_secret: str | None = None
+    slack_api_url: str = "https://slack.com/api/"
+
+    # Webhook bodies larger than this are refused with 413.
+    webhook_max_body_bytes: int = 256 * 1024
+
     def resolved_database_url(self) -> str:
         if self.database_url:
             return self.database_url

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import random
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from sqlalchemy.exc import IntegrityError
@@ -17,7 +18,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from core.conversation import Conversation
 from core.identity import enrol_participant
-from core.messages import Event, Reply
+from core.messages import Event, Option, Reply
 from core.models import ProcessedEvent
 
 Clock = Callable[[], datetime]
@@ -26,6 +27,20 @@ _ATTEMPTS = 3
 
 def utc_now() -> datetime:
     return datetime.now(UTC)
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What one event led to: the replies, and the option taken if the event was a choice.
+
+    `chosen` lets a channel that can edit messages replace a tapped card's buttons with the
+    choice; it is None when the tap was refused (a stale button) or the event was not a choice.
+    `duplicate` is True when the event had already been processed (then there are no replies).
+    """
+
+    replies: list[Reply] = field(default_factory=list)
+    chosen: Option | None = None
+    duplicate: bool = False
 
 
 class Flow:
@@ -45,22 +60,26 @@ class Flow:
         self.rng = rng or random.Random()
 
     async def receive(self, event: Event) -> list[Reply]:
-        """Apply `event` to its sender's conversation; [] if this event was already processed.
+        """Apply `event` to its sender's conversation; [] if this event was already processed."""
+        return (await self.handle(event)).replies
+
+    async def handle(self, event: Event) -> Outcome:
+        """Apply `event` to its sender's conversation and say what came of it.
 
         A race with another event of the same participant (two first messages creating the
         participant, say) makes the transaction fail on a unique constraint; it is retried.
         """
         for attempt in range(_ATTEMPTS):
             try:
-                return await self._receive_once(event)
+                return await self._handle_once(event)
             except IntegrityError:
                 if await self._already_processed(event):
-                    return []
+                    return Outcome(duplicate=True)
                 if attempt == _ATTEMPTS - 1:
                     raise
         raise AssertionError("unreachable")
 
-    async def _receive_once(self, event: Event) -> list[Reply]:
+    async def _handle_once(self, event: Event) -> Outcome:
         now = self.clock()
         async with self.sessions() as session, session.begin():
             session.add(ProcessedEvent(channel=event.channel, key=event.key, processed_at=now))
@@ -68,7 +87,9 @@ class Flow:
             participant = await enrol_participant(
                 session, self.secret, event.channel, event.user_id, event.address, now
             )
-            return await Conversation(session, participant, event, now=now, rng=self.rng).run()
+            conversation = Conversation(session, participant, event, now=now, rng=self.rng)
+            replies = await conversation.run()
+            return Outcome(replies, conversation.chosen)
 
     async def _already_processed(self, event: Event) -> bool:
         async with self.sessions() as session:

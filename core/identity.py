@@ -5,12 +5,15 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from sqlmodel import col, delete, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from core.models import ChannelIdentity, Participant, Participation
+
+# Writing the last-seen time at most once a minute keeps it off most events' transactions.
+LAST_SEEN_GRAIN = timedelta(minutes=1)
 
 
 def identity_hash(secret: bytes, channel: str, user_id: str) -> str:
@@ -52,6 +55,9 @@ async def enrol_participant(
         if address is not None and identity.address != address:
             identity.address = address
             session.add(identity)
+        if identity.last_seen_at is None or now - identity.last_seen_at >= LAST_SEEN_GRAIN:
+            identity.last_seen_at = now
+            session.add(identity)
         return participant
     participant = Participant(created_at=now)
     session.add(participant)
@@ -64,6 +70,7 @@ async def enrol_participant(
             address=address,
             participant_id=participant.id,
             created_at=now,
+            last_seen_at=now,
         )
     )
     await session.flush()

@@ -144,6 +144,9 @@ class ChannelIdentity(SQLModel, table=True):
     address: str | None = Field(default=None, max_length=255)
     participant_id: int = Field(foreign_key="participant.id", index=True)
     created_at: datetime = _now_field()
+    # When the participant last wrote on this channel (to the minute): WhatsApp only lets a
+    # business send free text within 24 hours of it.
+    last_seen_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
 
 
 class Participation(SQLModel, table=True):

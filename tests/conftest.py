@@ -3,9 +3,10 @@ CONSULT_TEST_POSTGRES_URL names a server (CI always sets it)."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 import random
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +33,32 @@ BACKENDS = [
 ]
 
 
+def _own_database_url(server_url: str) -> str:
+    """A database of this test run's own on the server, so that parallel runs never wipe each
+    other's tables (every test resets its schema)."""
+    base, _, _ = server_url.rpartition("/")
+    return f"{base}/consult_test_{os.getpid()}"
+
+
+async def _admin(server_url: str, statement: str) -> None:
+    engine = create_engine(server_url)
+    async with engine.connect() as connection:
+        await connection.execution_options(isolation_level="AUTOCOMMIT")
+        await connection.execute(text(statement))
+    await engine.dispose()
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> Iterator[str]:
+    assert POSTGRES_URL is not None
+    url = _own_database_url(POSTGRES_URL)
+    name = url.rpartition("/")[2]
+    asyncio.run(_admin(POSTGRES_URL, f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+    asyncio.run(_admin(POSTGRES_URL, f"CREATE DATABASE {name}"))
+    yield url
+    asyncio.run(_admin(POSTGRES_URL, f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+
+
 async def _reset_postgres(url: str) -> None:
     engine = create_engine(url)
     async with engine.begin() as connection:
@@ -41,12 +68,12 @@ async def _reset_postgres(url: str) -> None:
 
 
 @pytest.fixture(params=BACKENDS)
-async def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     if request.param == "sqlite":
         return f"sqlite:///{tmp_path / 'consult.sqlite3'}"
-    assert POSTGRES_URL is not None
-    await _reset_postgres(POSTGRES_URL)
-    return POSTGRES_URL
+    url: str = request.getfixturevalue("postgres_url")
+    asyncio.run(_reset_postgres(url))
+    return url
 
 
 @pytest.fixture

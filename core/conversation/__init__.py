@@ -72,4 +72,5 @@ class Conversation(Turn):
         if chosen is None:
             await self.reprompt()
         else:
+            self.chosen = next(o for o in offered if o.id == chosen)
             await step.on_choice(self, chosen)

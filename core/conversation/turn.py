@@ -73,6 +73,7 @@ class Turn:
         self.consultation: Consultation | None = None
         self.participation: Participation | None = None
         self.replies: list[Reply] = []
+        self.chosen: Option | None = None
         self.t = Translator(FALLBACK)
         self.forgotten = False
 

@@ -1,0 +1,27 @@
+"""The contract between a webhook channel and the server that mounts it.
+
+A channel is built from its own configuration (no global settings), offers a FastAPI router
+with its webhook routes, and is opened once the core's flow exists (when the server starts) and
+closed when it stops. It holds its SDK client as an attribute; it keeps no conversation state.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+from fastapi import APIRouter
+
+from core.flow import Flow
+
+
+class WebhookChannel(Protocol):
+    """One messaging platform behind the webhook server."""
+
+    name: str
+    router: APIRouter
+
+    async def open(self, flow: Flow) -> None:
+        """Start the SDK client; events are handed to `flow` from now on."""
+
+    async def close(self) -> None:
+        """Release the SDK client's connections (pending sends are finished first)."""
