@@ -18,6 +18,7 @@ from bots.definitions_file import read_definition
 from bots.demo import seed_demo
 from bots.polis_import import NotAPolisConsultation, default_slug, import_polis
 from bots.settings import Settings
+from bots.telegram import add_telegram_commands, run_telegram
 from core.definitions import DefinitionError, upsert_consultation
 from core.flow import utc_now
 from core.i18n import FALLBACK, Translator, available_locales, negotiate
@@ -91,6 +92,8 @@ def _parser() -> argparse.ArgumentParser:
         default="uniform,polis,makeorg,adaptive",
         help="comma-separated, among uniform, polis, makeorg, adaptive",
     )
+
+    add_telegram_commands(commands)
 
     db = commands.add_parser("db", help="manage the database")
     db_actions = db.add_subparsers(dest="action", required=True, metavar="ACTION")
@@ -275,6 +278,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return asyncio.run(run_import(settings, args))
         if args.command == "bench":
             return run_bench(args)
+        if args.command == "telegram":
+            return asyncio.run(run_telegram(settings, args, t))
         if args.command == "consultation":
             return asyncio.run(load_consultation(settings, args.file))
         return asyncio.run(upgrade_database(settings))

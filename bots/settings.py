@@ -51,6 +51,8 @@ class Settings(BaseSettings):
 
     # Webhook bodies larger than this are refused with 413.
     webhook_max_body_bytes: int = 256 * 1024
+    # An event not handled within this many seconds answers 503, and the platform retries.
+    webhook_handling_timeout: float = 10.0
 
     def resolved_database_url(self) -> str:
         if self.database_url:

@@ -1,0 +1,100 @@
+"""Consultations inside an existing aiogram 3 bot: a Router to include in its Dispatcher.
+
+    from adapters.telegram.aiogram import consultation_router
+
+    dispatcher.include_router(consultation_router(flow))  # after your own routers
+
+The router answers private messages and button taps that the bot's own routers leave
+unhandled, with the same core, events and rendering as our webhook. The conversation's state
+stays in the consultation database (no aiogram FSM), so any number of bot processes can share
+it. Updates are processed once even if aiogram sees them twice (keys are per bot and update).
+"""
+
+from __future__ import annotations
+
+import logging
+
+from aiogram import Bot, F, Router
+from aiogram.exceptions import TelegramAPIError
+from aiogram.types import (
+    CallbackQuery,
+    InlineKeyboardButton,
+    InlineKeyboardMarkup,
+    LinkPreviewOptions,
+    Message,
+    Update,
+)
+
+from adapters.telegram.render import Keyboard, answered_card, render_reply
+from adapters.telegram.updates import callback_event, message_event, update_key
+from core.flow import Flow, Outcome
+
+log = logging.getLogger("consult.telegram.aiogram")
+NO_PREVIEW = LinkPreviewOptions(is_disabled=True)
+
+
+def consultation_router(flow: Flow, *, name: str = "consult") -> Router:
+    """A Router running participants' conversations through `flow`."""
+    router = Router(name=name)
+
+    @router.message(F.chat.type == "private", F.from_user)
+    async def on_message(message: Message, bot: Bot, event_update: Update) -> None:
+        assert message.from_user is not None  # the filter above
+        user = message.from_user
+        key = update_key(bot.id, event_update.update_id)
+        event = message_event(key, message.chat.id, user.id, user.language_code, message.text or "")
+        outcome = await flow.handle(event)
+        await _send_replies(bot, message.chat.id, outcome)
+
+    @router.callback_query(F.message.chat.type == "private", F.data)
+    async def on_tap(query: CallbackQuery, bot: Bot, event_update: Update) -> None:
+        assert query.message is not None and query.data is not None  # the filters above
+        chat_id = query.message.chat.id
+        key = update_key(bot.id, event_update.update_id)
+        user = query.from_user
+        outcome = await flow.handle(
+            callback_event(key, chat_id, user.id, user.language_code, query.data)
+        )
+        if outcome.duplicate:
+            return
+        await query.answer()
+        message_id = query.message.message_id
+        shown = query.message.text if isinstance(query.message, Message) else None
+        try:
+            if outcome.chosen is not None:
+                await bot.edit_message_text(
+                    answered_card(shown or "", outcome.chosen.label),
+                    chat_id=chat_id,
+                    message_id=message_id,
+                    parse_mode="HTML",
+                    link_preview_options=NO_PREVIEW,
+                )
+            else:
+                await bot.edit_message_reply_markup(chat_id=chat_id, message_id=message_id)
+        except TelegramAPIError as error:  # an edit failing must not lose the replies
+            log.warning("could not settle the tapped message in chat %s: %s", chat_id, error)
+        await _send_replies(bot, chat_id, outcome)
+
+    return router
+
+
+async def _send_replies(bot: Bot, chat_id: int, outcome: Outcome) -> None:
+    for reply in outcome.replies:
+        for message in render_reply(reply):
+            await bot.send_message(
+                chat_id,
+                message.html,
+                parse_mode="HTML",
+                reply_markup=_markup(message.keyboard),
+                link_preview_options=NO_PREVIEW,
+            )
+
+
+def _markup(keyboard: Keyboard) -> InlineKeyboardMarkup | None:
+    if not keyboard:
+        return None
+    rows = [
+        [InlineKeyboardButton(text=label, callback_data=data) for label, data in row]
+        for row in keyboard
+    ]
+    return InlineKeyboardMarkup(inline_keyboard=rows)

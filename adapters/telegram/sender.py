@@ -1,0 +1,128 @@
+"""Sending to Telegram through python-telegram-bot, paced and retried.
+
+Sends wait for a slot in the `Pacer` (Telegram's limits: about one message per second per chat,
+30 per second overall, 20 per minute per group); a 429 that still comes back (`RetryAfter`) is
+honoured with the delay Telegram gave, and network failures are retried with a backoff. A
+request Telegram refuses (`BadRequest`, `Forbidden` when the participant blocked the bot) is
+logged and dropped: retrying it could not succeed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from datetime import timedelta
+from typing import Any
+
+from telegram import Bot, InlineKeyboardButton, InlineKeyboardMarkup, LinkPreviewOptions
+from telegram.constants import ParseMode
+from telegram.error import BadRequest, Forbidden, NetworkError, RetryAfter, TelegramError
+
+from adapters.pacing import Pacer
+from adapters.telegram.render import Keyboard, TelegramMessage
+
+log = logging.getLogger("consult.telegram")
+
+ATTEMPTS = 5
+NO_PREVIEW = LinkPreviewOptions(is_disabled=True)  # a link in a proposal never unfurls
+
+
+def markup(keyboard: Keyboard) -> InlineKeyboardMarkup | None:
+    if not keyboard:
+        return None
+    return InlineKeyboardMarkup(
+        [
+            [InlineKeyboardButton(label, callback_data=data) for label, data in row]
+            for row in keyboard
+        ]
+    )
+
+
+class TelegramSender:
+    """Sends messages, edits and callback answers for one bot; counts what it could not send."""
+
+    def __init__(
+        self,
+        bot: Bot,
+        pacer: Pacer,
+        *,
+        group_per_minute: float = 20.0,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    ) -> None:
+        self.bot = bot
+        self.pacer = pacer
+        self.group_rate = group_per_minute / 60
+        self.sleep = sleep
+        self.failures = 0
+        self.throttled = 0
+
+    async def send(self, chat_id: int, message: TelegramMessage) -> None:
+        # Groups and channels have negative ids and a per-minute limit of their own.
+        group = {"rate": self.group_rate, "burst": 1.0} if chat_id < 0 else {}
+        await self.pacer.wait(str(chat_id), **group)
+        await self._call(
+            "sendMessage",
+            chat_id,
+            lambda: self.bot.send_message(
+                chat_id,
+                message.html,
+                parse_mode=ParseMode.HTML,
+                reply_markup=markup(message.keyboard),
+                link_preview_options=NO_PREVIEW,
+            ),
+        )
+
+    async def edit(self, chat_id: int, message_id: int, html: str) -> None:
+        """Replace a message's text and drop its buttons."""
+        await self._call(
+            "editMessageText",
+            chat_id,
+            lambda: self.bot.edit_message_text(
+                html,
+                chat_id=chat_id,
+                message_id=message_id,
+                parse_mode=ParseMode.HTML,
+                link_preview_options=NO_PREVIEW,
+            ),
+        )
+
+    async def drop_buttons(self, chat_id: int, message_id: int) -> None:
+        await self._call(
+            "editMessageReplyMarkup",
+            chat_id,
+            lambda: self.bot.edit_message_reply_markup(chat_id=chat_id, message_id=message_id),
+        )
+
+    async def answer(self, query_id: str) -> None:
+        """Answer a callback query (Telegram shows a spinner on the button until then)."""
+        await self._call(
+            "answerCallbackQuery", None, lambda: self.bot.answer_callback_query(query_id)
+        )
+
+    async def _call(
+        self, method: str, chat_id: int | None, request: Callable[[], Awaitable[Any]]
+    ) -> None:
+        for attempt in range(ATTEMPTS):
+            try:
+                await request()
+                return
+            except RetryAfter as error:
+                self.throttled += 1
+                await self.sleep(_seconds(error.retry_after))
+            except (BadRequest, Forbidden) as error:
+                self.failures += 1
+                log.warning("telegram refused %s to chat %s: %s", method, chat_id, error.message)
+                return
+            except NetworkError:  # a timeout or a dropped connection; BadRequest came first
+                await self.sleep(0.5 * 2**attempt)
+            except TelegramError as error:
+                self.failures += 1
+                log.error("telegram failed %s to chat %s: %s", method, chat_id, error.message)
+                return
+        self.failures += 1
+        log.error("telegram: gave up %s to chat %s after %d attempts", method, chat_id, ATTEMPTS)
+
+
+def _seconds(period: int | timedelta) -> float:
+    return period.total_seconds() if isinstance(period, timedelta) else float(period)

@@ -1,0 +1,170 @@
+"""The Telegram webhook: `POST /webhooks/telegram`, checked, parsed by PTB, handled once.
+
+The event is applied to the conversation before the webhook answers, so a failure answers 500
+and Telegram delivers the update again (processed once: the flow is idempotent on update_id).
+Sending the replies happens after the answer, so a slow Bot API or our pacing never makes
+Telegram wait, time out and retry.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import logging
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from fastapi import APIRouter, BackgroundTasks, HTTPException, Request
+from fastapi.responses import JSONResponse, Response
+from telegram import Bot, Update
+from telegram.error import TelegramError
+from telegram.request import HTTPXRequest
+
+from adapters.inbound import parse_object, read_body
+from adapters.pacing import Pacer
+from adapters.telegram.render import answered_card, render_reply
+from adapters.telegram.sender import TelegramSender
+from adapters.telegram.updates import Inbound, bot_id_of, inbound_from_update
+from core.flow import Flow, Outcome
+
+log = logging.getLogger("consult.telegram")
+
+SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"
+# What Telegram accepts as a webhook secret_token (setWebhook).
+SECRET_FORMAT = re.compile(r"[A-Za-z0-9_-]{1,256}")
+
+
+@dataclass(frozen=True)
+class TelegramConfig:
+    """A bot's credentials and limits; `api_url` lets a local Bot API server or a fake stand in."""
+
+    token: str
+    webhook_secret: str
+    api_url: str = "https://api.telegram.org"
+    messages_per_second: float = 30.0
+    chat_messages_per_second: float = 1.0
+    group_messages_per_minute: float = 20.0
+    max_body_bytes: int = 256 * 1024
+    handling_timeout: float = 10.0
+
+    def __post_init__(self) -> None:
+        if not SECRET_FORMAT.fullmatch(self.webhook_secret):
+            raise ValueError(
+                "the Telegram webhook secret must be 1-256 characters of A-Z, a-z, 0-9, _ and -"
+            )
+
+
+def bot_for(config: TelegramConfig) -> Bot:
+    """PTB's client for this bot, talking to `config.api_url`."""
+    base = config.api_url.rstrip("/")
+    return Bot(
+        config.token,
+        base_url=f"{base}/bot",
+        base_file_url=f"{base}/file/bot",
+        request=HTTPXRequest(connection_pool_size=64, pool_timeout=10.0),
+    )
+
+
+class TelegramChannel:
+    """The Telegram side of the server: one bot, its webhook route and its sender."""
+
+    name = "telegram"
+
+    def __init__(self, config: TelegramConfig) -> None:
+        self.config = config
+        self.bot = bot_for(config)
+        self.bot_id = bot_id_of(config.token)
+        pacer = Pacer(config.messages_per_second, config.chat_messages_per_second)
+        self.sender = TelegramSender(
+            self.bot, pacer, group_per_minute=config.group_messages_per_minute
+        )
+        self.flow: Flow | None = None
+        self._late: set[asyncio.Future[Any]] = set()  # slow updates still being handled
+        self.router = APIRouter()
+        self.router.add_api_route(
+            "/webhooks/telegram", self.receive, methods=["POST"], include_in_schema=False
+        )
+
+    async def open(self, flow: Flow) -> None:
+        self.flow = flow
+        try:
+            await self.bot.initialize()
+            log.info("telegram: serving as @%s", self.bot.username)
+        except TelegramError as error:  # the webhook still works; sends will retry
+            log.warning("telegram: getMe failed (%s); is the token right?", error.message)
+
+    async def close(self) -> None:
+        if self._late:
+            await asyncio.wait(self._late, timeout=30)
+        await self.bot.shutdown()
+
+    async def receive(self, request: Request, background: BackgroundTasks) -> Response:
+        self._check_secret(request)
+        data = parse_object(await read_body(request, self.config.max_body_bytes))
+        if not isinstance(data.get("update_id"), int):
+            raise HTTPException(400, "a Telegram update needs an integer update_id")
+        try:
+            update = Update.de_json(data, self.bot)
+        except (KeyError, TypeError, ValueError, AttributeError) as error:
+            raise HTTPException(400, f"not a Telegram update: {error!r}") from None
+        inbound = inbound_from_update(update, self.bot_id)
+        outcome = Outcome()
+        if inbound.event is not None:
+            assert self.flow is not None, "the channel is opened when the server starts"
+            handling = asyncio.ensure_future(self.flow.handle(inbound.event))
+            await asyncio.wait({handling}, timeout=self.config.handling_timeout)
+            if not handling.done():
+                # The database is slow or locked. Telegram will retry; if this attempt still
+                # completes, the retry is a duplicate and these replies are the ones sent.
+                self._finish_later(handling, inbound)
+                log.error("telegram: update %s is slow; asked Telegram to retry", update.update_id)
+                return JSONResponse({"detail": "timed out, retry later"}, 503)
+            if handling.exception() is not None:
+                log.error(
+                    "telegram: update %s failed; Telegram will retry",
+                    update.update_id,
+                    exc_info=handling.exception(),
+                )
+                return JSONResponse({"detail": "processing failed, retry later"}, 500)
+            outcome = handling.result()
+        background.add_task(self.deliver, inbound, outcome)
+        return Response(status_code=200)
+
+    def _finish_later(self, handling: asyncio.Future[Outcome], inbound: Inbound) -> None:
+        def finished(done: asyncio.Future[Outcome]) -> None:
+            self._late.discard(done)
+            if not done.cancelled() and done.exception() is None:
+                delivery = asyncio.ensure_future(self.deliver(inbound, done.result()))
+                self._late.add(delivery)
+                delivery.add_done_callback(self._late.discard)
+
+        self._late.add(handling)
+        handling.add_done_callback(finished)
+
+    def _check_secret(self, request: Request) -> None:
+        given = request.headers.get(SECRET_HEADER)
+        if given is None:
+            raise HTTPException(401, f"missing {SECRET_HEADER} header")
+        if not hmac.compare_digest(given.encode(), self.config.webhook_secret.encode()):
+            raise HTTPException(403, f"wrong {SECRET_HEADER} header")
+
+    async def deliver(self, inbound: Inbound, outcome: Outcome) -> None:
+        """Answer the tap, settle the tapped card, then send the replies, in this order."""
+        try:
+            tapped = inbound.tapped
+            if tapped is not None and not outcome.duplicate:
+                await self.sender.answer(tapped.query_id)
+                if inbound.event is not None and tapped.chat_id and tapped.message_id:
+                    if outcome.chosen is not None:
+                        shown = tapped.shown_text or ""
+                        text = answered_card(shown, outcome.chosen.label)
+                        await self.sender.edit(tapped.chat_id, tapped.message_id, text)
+                    else:  # a stale button: take the old buttons away
+                        await self.sender.drop_buttons(tapped.chat_id, tapped.message_id)
+            if inbound.chat_id is not None:
+                for reply in outcome.replies:
+                    for message in render_reply(reply):
+                        await self.sender.send(inbound.chat_id, message)
+        except Exception:  # a send bug must not take the server down; the event is saved
+            log.exception("telegram: delivering replies to chat %s failed", inbound.chat_id)

@@ -1,0 +1,1 @@
+"""Fake platform servers that real SDKs talk to in tests and benchmarks."""
