@@ -2,15 +2,33 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from adapters.channel import WebhookChannel
 from bots.settings import Settings
 
 
+class ChannelNotConfigured(Exception):
+    """A channel's settings are incomplete or wrong; `msgid` and `values` say it to a person."""
+
+    def __init__(self, msgid: str, **values: Any) -> None:
+        super().__init__(msgid)
+        self.msgid = msgid
+        self.values = values
+
+
 def enabled_channels(settings: Settings) -> list[WebhookChannel]:
-    """One channel per platform whose credentials are configured."""
+    """One channel per platform whose credentials are configured.
+
+    Raises ChannelNotConfigured when a channel is half configured (a token without its secret).
+    """
     channels: list[WebhookChannel] = []
     if settings.telegram_token:
         from bots.telegram import telegram_channel
 
         channels.append(telegram_channel(settings))
+    if settings.whatsapp_token:
+        from bots.whatsapp import whatsapp_channel
+
+        channels.append(whatsapp_channel(settings))
     return channels

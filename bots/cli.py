@@ -14,6 +14,7 @@ from sqlalchemy.exc import ArgumentError, InterfaceError, OperationalError
 
 from adapters.terminal import TerminalSession
 from bots.bootstrap import runtime
+from bots.channels import ChannelNotConfigured, enabled_channels
 from bots.definitions_file import read_definition
 from bots.demo import seed_demo
 from bots.polis_import import NotAPolisConsultation, default_slug, import_polis
@@ -224,9 +225,14 @@ async def run_import(settings: Settings, args: argparse.Namespace) -> int:
 def run_server(args: argparse.Namespace) -> int:
     import uvicorn  # only the server needs it
 
+    t = _organiser_translator()
     if not 0 < args.port < 65536 or args.workers < 1:
-        t = _organiser_translator()
         print(t("cli.serve_bad_arguments"), file=sys.stderr)
+        return USAGE_ERROR
+    try:  # a half-configured channel is said here, not as a traceback from every worker
+        enabled_channels(Settings())
+    except ChannelNotConfigured as problem:
+        print(t(problem.msgid, **problem.values), file=sys.stderr)
         return USAGE_ERROR
     uvicorn.run(
         "bots.server:create_app",

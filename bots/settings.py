@@ -41,6 +41,8 @@ class Settings(BaseSettings):
     whatsapp_phone_number_id: str | None = None
     whatsapp_phone_number: str | None = None
     whatsapp_api_url: str = "https://graph.facebook.com/v21.0"
+    # A Cloud API number's default throughput.
+    whatsapp_messages_per_second: float = 80.0
 
     # Slack: a bot token and signing secret for one workspace, or OAuth for many.
     slack_bot_token: str | None = None

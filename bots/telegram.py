@@ -12,6 +12,7 @@ from telegram.error import TelegramError
 from adapters.telegram.links import BadLink, deep_link_payload, telegram_link, write_qr_png
 from adapters.telegram.webhook import TelegramChannel, TelegramConfig, bot_for
 from bots.bootstrap import runtime
+from bots.channels import ChannelNotConfigured
 from bots.settings import Settings
 from core.i18n import Translator
 from core.models import Consultation
@@ -20,19 +21,11 @@ USAGE_ERROR = 2
 OFFICIAL_API = "https://api.telegram.org"
 
 
-class NotConfigured(Exception):
-    """The Telegram settings are missing or wrong; the message id says which."""
-
-    def __init__(self, msgid: str) -> None:
-        super().__init__(msgid)
-        self.msgid = msgid
-
-
 def telegram_config(settings: Settings) -> TelegramConfig:
     if not settings.telegram_token:
-        raise NotConfigured("cli.telegram_no_token")
+        raise ChannelNotConfigured("cli.telegram_no_token")
     if not settings.telegram_webhook_secret:
-        raise NotConfigured("cli.telegram_no_secret")
+        raise ChannelNotConfigured("cli.telegram_no_secret")
     try:
         return TelegramConfig(
             token=settings.telegram_token,
@@ -45,7 +38,7 @@ def telegram_config(settings: Settings) -> TelegramConfig:
             handling_timeout=settings.webhook_handling_timeout,
         )
     except ValueError:
-        raise NotConfigured("cli.telegram_bad_secret") from None
+        raise ChannelNotConfigured("cli.telegram_bad_secret") from None
 
 
 def telegram_channel(settings: Settings) -> TelegramChannel:
@@ -66,8 +59,8 @@ def add_telegram_commands(commands: Any) -> None:
 async def run_telegram(settings: Settings, args: argparse.Namespace, t: Translator) -> int:
     try:
         config = telegram_config(settings)
-    except NotConfigured as problem:
-        print(t(problem.msgid), file=sys.stderr)
+    except ChannelNotConfigured as problem:
+        print(t(problem.msgid, **problem.values), file=sys.stderr)
         return USAGE_ERROR
     if args.action == "link":
         return await _print_link(settings, config, args, t)

@@ -36,11 +36,14 @@ class Outcome:
     `chosen` lets a channel that can edit messages replace a tapped card's buttons with the
     choice; it is None when the tap was refused (a stale button) or the event was not a choice.
     `duplicate` is True when the event had already been processed (then there are no replies).
+    `locale` is the language the replies are in, for what a channel adds around them (a list's
+    button label, say).
     """
 
     replies: list[Reply] = field(default_factory=list)
     chosen: Option | None = None
     duplicate: bool = False
+    locale: str | None = None
 
 
 class Flow:
@@ -89,7 +92,7 @@ class Flow:
             )
             conversation = Conversation(session, participant, event, now=now, rng=self.rng)
             replies = await conversation.run()
-            return Outcome(replies, conversation.chosen)
+            return Outcome(replies, conversation.chosen, locale=conversation.locale)
 
     async def _already_processed(self, event: Event) -> bool:
         async with self.sessions() as session:

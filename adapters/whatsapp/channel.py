@@ -1,0 +1,137 @@
+"""The WhatsApp Cloud API webhook: verify, parse, hand events to the core, answer fast, send.
+
+`GET /webhooks/whatsapp` answers Meta's subscription check (the verify token entered in the
+app dashboard). `POST /webhooks/whatsapp` takes deliveries: size limit (413), signature on the
+raw body (401 missing, 403 wrong) before anything is parsed, JSON (400), then each participant
+message goes through `Flow.handle` before the response; replies are sent after it (a background
+task), so Meta gets its 200 quickly. If handling fails the answer is 500 and Meta delivers
+again later; messages already handled are then duplicates the core ignores.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import logging
+
+from fastapi import APIRouter, HTTPException, Request, Response
+from fastapi.responses import PlainTextResponse
+from starlette.background import BackgroundTask
+
+from adapters.inbound import parse_object, read_body
+from adapters.whatsapp.inbound import CHANNEL, Inbound, parse_delivery, signature_matches
+from adapters.whatsapp.render import render_reply
+from adapters.whatsapp.sender import GraphSender
+from core.flow import Flow, Outcome
+from core.i18n import FALLBACK, Translator
+
+log = logging.getLogger("consult.whatsapp")
+
+Batch = list[tuple[Inbound, Outcome]]
+
+
+class WhatsAppChannel:
+    """One WhatsApp Business app: its webhook routes and the sender its replies go through."""
+
+    name = CHANNEL
+
+    def __init__(
+        self,
+        sender: GraphSender,
+        *,
+        app_secret: str,
+        verify_token: str,
+        max_body_bytes: int = 256 * 1024,
+        path: str = "/webhooks/whatsapp",
+    ) -> None:
+        self.sender = sender
+        self.app_secret = app_secret
+        self.verify_token = verify_token
+        self.max_body_bytes = max_body_bytes
+        self.flow: Flow | None = None
+        self.statuses_ignored = 0
+        self.unsupported_ignored = 0
+        self._pending = 0
+        self._idle = asyncio.Event()
+        self._idle.set()
+        self.router = APIRouter()
+        self.router.add_api_route(path, self.verify_subscription, methods=["GET"])
+        self.router.add_api_route(path, self.receive_delivery, methods=["POST"])
+
+    async def open(self, flow: Flow) -> None:
+        self.flow = flow
+        await self.sender.open()
+
+    async def close(self) -> None:
+        await self.drained()
+        await self.sender.close()
+
+    async def drained(self) -> None:
+        """Wait until the replies of every delivery answered so far have been sent."""
+        while self._pending:
+            await self._idle.wait()
+
+    async def verify_subscription(self, request: Request) -> Response:
+        """Meta's webhook check: echo `hub.challenge` when the verify token matches, else 403."""
+        query = request.query_params
+        token = query.get("hub.verify_token", "")
+        if query.get("hub.mode") != "subscribe" or not hmac.compare_digest(
+            token.encode(), self.verify_token.encode()
+        ):
+            raise HTTPException(403, "hub.mode must be subscribe and hub.verify_token must match")
+        return PlainTextResponse(query.get("hub.challenge", ""))
+
+    async def receive_delivery(self, request: Request) -> Response:
+        """One webhook delivery; 200 once its messages are handled (replies follow)."""
+        body = await read_body(request, self.max_body_bytes)
+        signature = request.headers.get("x-hub-signature-256")
+        if signature is None:
+            raise HTTPException(401, "X-Hub-Signature-256 header missing")
+        if not signature_matches(body, signature, self.app_secret):
+            raise HTTPException(403, "X-Hub-Signature-256 does not sign this body")
+        delivery = parse_delivery(parse_object(body))
+        self.statuses_ignored += delivery.statuses
+        self.unsupported_ignored += delivery.unsupported
+        if delivery.unsupported:
+            log.info("ignored %d message(s) of a kind we do not handle", delivery.unsupported)
+        if self.flow is None:
+            raise HTTPException(503, "the WhatsApp channel is not open yet")
+        batch: Batch = []
+        status = 200
+        for inbound in delivery.messages:
+            try:
+                outcome = await self.flow.handle(inbound.event)
+            except Exception:
+                # Meta delivers again on a 5xx; handled messages are then duplicates.
+                log.exception("could not handle WhatsApp message %s", inbound.event.key)
+                status = 500
+                break
+            if outcome.replies:
+                batch.append((inbound, outcome))
+        if not batch:
+            return Response(status_code=status)
+        self._pending += 1
+        self._idle.clear()
+        return Response(status_code=status, background=BackgroundTask(self._send_batch, batch))
+
+    async def _send_batch(self, batch: Batch) -> None:
+        try:
+            for inbound, outcome in batch:
+                await self._send_replies(inbound, outcome)
+        except Exception:  # a background task has nobody to report to but the log
+            log.exception("could not send WhatsApp replies")
+        finally:
+            self._pending -= 1
+            if not self._pending:
+                self._idle.set()
+
+    async def _send_replies(self, inbound: Inbound, outcome: Outcome) -> None:
+        # A list needs a button label, in the language the core answered in.
+        button = Translator(outcome.locale or FALLBACK)("whatsapp.list_button")
+        messages = [message for reply in outcome.replies for message in render_reply(reply, button)]
+        await self.sender.send_messages(
+            inbound.phone_number_id,
+            inbound.event.user_id,
+            messages,
+            last_inbound=inbound.written_at,
+        )

@@ -1,0 +1,35 @@
+"""Building the WhatsApp channel from Settings (`CONSULT_WHATSAPP_*`)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from adapters.whatsapp import GraphSender, WhatsAppChannel
+from bots.channels import ChannelNotConfigured
+from bots.settings import Settings
+
+
+def whatsapp_channel(settings: Settings, **sender_options: Any) -> WhatsAppChannel:
+    """The channel for the configured Cloud API app; `sender_options` tune `GraphSender`
+    (pacing, retries: tests use them to run faster than the platform allows).
+
+    Raises ChannelNotConfigured naming the missing settings: without the app secret no delivery
+    can be trusted, without the verify token Meta cannot subscribe the webhook.
+    """
+    missing = [
+        f"CONSULT_WHATSAPP_{name.upper()}"
+        for name in ("token", "app_secret", "verify_token")
+        if not getattr(settings, f"whatsapp_{name}")
+    ]
+    if missing:
+        raise ChannelNotConfigured("cli.whatsapp_missing", names=", ".join(missing))
+    assert settings.whatsapp_token and settings.whatsapp_app_secret
+    assert settings.whatsapp_verify_token
+    sender_options.setdefault("messages_per_second", settings.whatsapp_messages_per_second)
+    sender = GraphSender(settings.whatsapp_api_url, settings.whatsapp_token, **sender_options)
+    return WhatsAppChannel(
+        sender,
+        app_secret=settings.whatsapp_app_secret,
+        verify_token=settings.whatsapp_verify_token,
+        max_body_bytes=settings.webhook_max_body_bytes,
+    )

@@ -1,0 +1,1 @@
+"""The WhatsApp channel: rendering, webhooks, sending, whole conversations."""
