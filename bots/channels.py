@@ -31,4 +31,8 @@ def enabled_channels(settings: Settings) -> list[WebhookChannel]:
         from bots.whatsapp import whatsapp_channel
 
         channels.append(whatsapp_channel(settings))
+    if settings.slack_bot_token or settings.slack_client_id:
+        from bots.slack import slack_channel
+
+        channels.append(slack_channel(settings))
     return channels

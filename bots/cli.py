@@ -19,6 +19,7 @@ from bots.definitions_file import read_definition
 from bots.demo import seed_demo
 from bots.polis_import import NotAPolisConsultation, default_slug, import_polis
 from bots.settings import Settings
+from bots.slack import add_slack_commands, run_slack
 from bots.telegram import add_telegram_commands, run_telegram
 from core.definitions import DefinitionError, upsert_consultation
 from core.flow import utc_now
@@ -95,6 +96,7 @@ def _parser() -> argparse.ArgumentParser:
     )
 
     add_telegram_commands(commands)
+    add_slack_commands(commands)
 
     db = commands.add_parser("db", help="manage the database")
     db_actions = db.add_subparsers(dest="action", required=True, metavar="ACTION")
@@ -286,6 +288,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return run_bench(args)
         if args.command == "telegram":
             return asyncio.run(run_telegram(settings, args, t))
+        if args.command == "slack":
+            return asyncio.run(run_slack(settings, args, t))
         if args.command == "consultation":
             return asyncio.run(load_consultation(settings, args.file))
         return asyncio.run(upgrade_database(settings))

@@ -85,11 +85,14 @@ class Reply:
 
     `card` names the proposal a vote card is about, so that a channel able to edit messages can
     replace the card's buttons with the participant's choice once they voted.
+    `form` names the form the conversation now waits for ("proposal"): a channel with forms
+    (Slack's modals) offers it; others let the participant type the text.
     """
 
     text: str
     pick: Pick | None = None
     card: int | None = None
+    form: str | None = None
 
 
 def parse_command(text: str) -> tuple[str, str] | None:

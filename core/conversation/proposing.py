@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from core.conversation.turn import STEPS, Step, Turn, availability
-from core.messages import Option
+from core.messages import Option, Reply
 from core.proposals import check_proposal, compose_proposal, proposals_today, submit_proposal
 
 
@@ -37,14 +37,13 @@ async def begin_proposal(turn: Turn) -> None:
 async def prompt_propose(turn: Turn) -> None:
     turn.state.pop("pick", None)
     settings = turn.settings
-    turn.say(
-        turn.t(
-            "propose.prompt",
-            prefix=_prefix(turn),
-            minimum=settings.proposal_min_length,
-            maximum=settings.proposal_max_length,
-        )
+    prompt = turn.t(
+        "propose.prompt",
+        prefix=_prefix(turn),
+        minimum=settings.proposal_min_length,
+        maximum=settings.proposal_max_length,
     )
+    turn.replies.append(Reply(prompt, form="proposal"))
 
 
 async def propose_text(turn: Turn, typed: str) -> None:

@@ -1,0 +1,352 @@
+"""The Slack channel: a slack-bolt AsyncApp behind POST /webhooks/slack/events.
+
+One path takes events, interactivity and slash commands. The request is size-checked and its
+signature verified (HMAC-SHA256 of "v0:timestamp:body", 5-minute window) before bolt sees it;
+bolt then routes it to the listeners below. Each listener acknowledges first (Slack wants an
+answer within 3 s) and runs the conversation in a task the channel tracks, so `close()` can let
+pending sends finish. Only the proposal modal's submission waits for the core before answering,
+because its validation errors must go back in the acknowledgement.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+from collections.abc import Coroutine
+from typing import Any
+
+from fastapi import APIRouter, HTTPException, Request, Response
+from slack_bolt.adapter.starlette.async_handler import (
+    AsyncSlackRequestHandler,
+    to_starlette_response,
+)
+from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncBoltRequest
+from slack_sdk.http_retry.builtin_async_handlers import AsyncRateLimitErrorRetryHandler
+from slack_sdk.signature import Clock, SignatureVerifier
+from slack_sdk.web.async_client import AsyncWebClient
+from sqlmodel import select
+
+from adapters.inbound import read_body
+from adapters.pacing import Pacer
+from adapters.slack import inbound
+from adapters.slack.home import home_entries
+from adapters.slack.oauth import INSTALL_PATH, REDIRECT_PATH, OAuthApp, oauth_settings
+from adapters.slack.render import (
+    CHOICE_ACTION,
+    PARTICIPATE_ACTION,
+    PROPOSAL_BLOCK,
+    PROPOSAL_FORM,
+    WRITE_PROPOSAL_ACTION,
+    answered_blocks,
+    consultation_post,
+    first_text,
+    home_view,
+    proposal_modal,
+    render_reply,
+)
+from core.flow import Flow, Outcome
+from core.i18n import FALLBACK, Translator, available_locales, negotiate
+from core.messages import Reply
+from core.models import Consultation
+
+logger = logging.getLogger(__name__)
+
+EVENTS_PATH = "/webhooks/slack/events"
+# Users whose DM channel id and locale are remembered per process (delivery details only).
+_CACHE_SIZE = 10_000
+
+
+class SlackChannel:
+    """Slack for one workspace (`bot_token`) or many (`oauth`: installs kept in our database)."""
+
+    name = inbound.CHANNEL
+
+    def __init__(
+        self,
+        *,
+        signing_secret: str,
+        api_url: str = "https://slack.com/api/",
+        bot_token: str | None = None,
+        oauth: OAuthApp | None = None,
+        max_body_bytes: int = 256 * 1024,
+        clock: Clock | None = None,
+        pacer: Pacer | None = None,
+        rate_limit_retries: int = 3,
+    ) -> None:
+        if not bot_token and oauth is None:
+            raise ValueError("Slack needs a bot token (one workspace) or OAuth credentials")
+        self.verifier = SignatureVerifier(signing_secret, clock or Clock())
+        self.signing_secret = signing_secret
+        self.api_url = api_url if api_url.endswith("/") else api_url + "/"
+        self.bot_token = bot_token
+        self.oauth = oauth
+        self.max_body_bytes = max_body_bytes
+        # Slack allows about one message per second per conversation, with short bursts.
+        self.pacer = pacer or Pacer(20.0, 1.0, per_key_burst=5.0)
+        self.rate_limit_retries = rate_limit_retries
+        self.app: AsyncApp | None = None
+        self._flow: Flow | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._locales: dict[str, str | None] = {}
+        self._dms: dict[str, str] = {}
+        self.router = APIRouter()
+        self.router.add_api_route(EVENTS_PATH, self._receive, methods=["POST"])
+        if oauth is not None:
+            self.router.add_api_route(INSTALL_PATH, self._oauth_page, methods=["GET"])
+            self.router.add_api_route(REDIRECT_PATH, self._oauth_page, methods=["GET"])
+
+    # -- lifecycle -----------------------------------------------------------------------
+
+    def web_client(self, token: str | None) -> AsyncWebClient:
+        """A Web API client at our API URL that waits out 429s (Retry-After) and retries."""
+        retry = AsyncRateLimitErrorRetryHandler(max_retry_count=self.rate_limit_retries)
+        return AsyncWebClient(token=token, base_url=self.api_url, retry_handlers=[retry])
+
+    async def open(self, flow: Flow) -> None:
+        self._flow = flow
+        settings = None
+        if self.oauth is not None:
+            settings = await oauth_settings(self.oauth, flow.sessions.kw["bind"])
+        app = AsyncApp(
+            client=self.web_client(self.bot_token),  # bolt takes the token from it
+            signing_secret=self.signing_secret,
+            oauth_settings=settings,
+            request_verification_enabled=False,  # done in _receive, before bolt
+        )
+        app.command("/consult")(self._on_command)
+        app.event("message")(self._on_message)
+        app.event("app_home_opened")(self._on_home)
+        app.action(re.compile(f"^{CHOICE_ACTION}:"))(self._on_choice)
+        app.action(re.compile(f"^{PARTICIPATE_ACTION}:"))(self._on_participate)
+        app.action(WRITE_PROPOSAL_ACTION)(self._on_write_proposal)
+        app.view_submission(PROPOSAL_FORM)(self._on_proposal)
+        self.app = app
+
+    async def close(self) -> None:
+        while self._tasks:
+            await asyncio.gather(*list(self._tasks), return_exceptions=True)
+        self.app = None
+
+    @property
+    def flow(self) -> Flow:
+        if self._flow is None:
+            raise RuntimeError("the Slack channel is not open")
+        return self._flow
+
+    # -- HTTP ----------------------------------------------------------------------------
+
+    async def _receive(self, request: Request) -> Response:
+        """Verify, then hand the request to bolt; 401 for a bad or old signature."""
+        body = await read_body(request, self.max_body_bytes)
+        if not self.verifier.is_valid_request(body, dict(request.headers)):
+            raise HTTPException(401, "invalid or expired Slack signature")
+        if self.app is None:
+            raise HTTPException(503, "the Slack channel is not open yet")
+        bolt_request = AsyncBoltRequest(
+            body=body.decode("utf-8"),
+            query=request.url.query,
+            headers={key: [value] for key, value in request.headers.items()},
+        )
+        return to_starlette_response(await self.app.async_dispatch(bolt_request))
+
+    async def _oauth_page(self, request: Request) -> Response:
+        if self.app is None:
+            raise HTTPException(503, "the Slack channel is not open yet")
+        return await AsyncSlackRequestHandler(self.app).handle(request)
+
+    # -- listeners -----------------------------------------------------------------------
+
+    async def _on_command(self, ack: AsyncAck, body: dict[str, Any], client: Any) -> None:
+        await ack()
+        self._spawn(self._run_command(body, client))
+
+    async def _run_command(self, body: dict[str, Any], client: AsyncWebClient) -> None:
+        team, user = inbound.team_of(body), body["user_id"]
+        dm = await self._dm(client, team, user)
+        locale = await self._locale(client, team, user)
+        event = inbound.slash_command_event(body, dm, locale)
+        outcome = await self.flow.handle(event)
+        await self._send(client, dm, outcome.replies, locale)
+
+    async def _on_message(self, event: dict[str, Any], body: dict[str, Any], client: Any) -> None:
+        if event.get("channel_type") != "im" or event.get("subtype") or event.get("bot_id"):
+            return  # our own messages, edits, joins: not something a participant said
+        self._spawn(self._run_message(body, client))
+
+    async def _run_message(self, body: dict[str, Any], client: AsyncWebClient) -> None:
+        team, user = inbound.team_of(body), body["event"]["user"]
+        locale = await self._locale(client, team, user)
+        event = inbound.message_event(body, locale)
+        outcome = await self.flow.handle(event)
+        await self._send(client, body["event"]["channel"], outcome.replies, locale)
+
+    async def _on_home(self, event: dict[str, Any], body: dict[str, Any], client: Any) -> None:
+        if event.get("tab") == "home":
+            self._spawn(self._publish_home(inbound.team_of(body), event["user"], client))
+
+    async def _publish_home(self, team: str, user: str, client: AsyncWebClient) -> None:
+        locale = await self._locale(client, team, user)
+        key = inbound.user_key(team, user)
+        chosen, entries = await home_entries(self.flow, self.name, key, locale)
+        view = home_view(self.translator(chosen or locale), entries)
+        await client.views_publish(user_id=user, view=view)
+
+    async def _on_choice(
+        self, ack: AsyncAck, body: dict[str, Any], action: dict[str, Any], client: Any
+    ) -> None:
+        await ack()
+        self._spawn(self._run_choice(body, action, client))
+
+    async def _run_choice(
+        self, body: dict[str, Any], action: dict[str, Any], client: AsyncWebClient
+    ) -> None:
+        team, user = inbound.team_of(body), body["user"]["id"]
+        container = body.get("container") or {}
+        dm = container.get("channel_id") or body["channel"]["id"]
+        locale = await self._locale(client, team, user)
+        outcome = await self.flow.handle(inbound.choice_event(body, action, dm, locale))
+        if outcome.duplicate:
+            return
+        await self._settle_card(client, body, dm, outcome)
+        await self._send(client, dm, outcome.replies, locale)
+
+    async def _settle_card(
+        self, client: AsyncWebClient, body: dict[str, Any], dm: str, outcome: Outcome
+    ) -> None:
+        """Replace the tapped message's buttons by the choice (or by nothing, if stale)."""
+        message = body.get("message") or {}
+        ts = (body.get("container") or {}).get("message_ts") or message.get("ts")
+        if not ts:
+            return
+        label = outcome.chosen.label if outcome.chosen is not None else None
+        blocks = answered_blocks(message.get("blocks", []), label)
+        await self.pacer.wait(dm)
+        await client.chat_update(channel=dm, ts=ts, text=message.get("text", ""), blocks=blocks)
+
+    async def _on_participate(
+        self, ack: AsyncAck, body: dict[str, Any], action: dict[str, Any], client: Any
+    ) -> None:
+        await ack()
+        self._spawn(self._run_participate(body, action, client))
+
+    async def _run_participate(
+        self, body: dict[str, Any], action: dict[str, Any], client: AsyncWebClient
+    ) -> None:
+        team, user = inbound.team_of(body), body["user"]["id"]
+        dm = await self._dm(client, team, user)
+        locale = await self._locale(client, team, user)
+        outcome = await self.flow.handle(inbound.participate_event(body, action, dm, locale))
+        await self._send(client, dm, outcome.replies, locale)
+
+    async def _on_write_proposal(self, ack: AsyncAck, body: dict[str, Any], client: Any) -> None:
+        await ack()
+        # The trigger id expires 3 s after the tap: open the modal now, not in a task.
+        team, user = inbound.team_of(body), body["user"]["id"]
+        dm = (body.get("container") or {}).get("channel_id") or body["channel"]["id"]
+        locale = await self._locale(client, team, user)
+        prompt = first_text((body.get("message") or {}).get("blocks", []))
+        view = proposal_modal(self.translator(locale), prompt, dm)
+        await client.views_open(trigger_id=body["trigger_id"], view=view)
+
+    async def _on_proposal(self, ack: AsyncAck, body: dict[str, Any], client: Any) -> None:
+        """The modal's text goes to the core; a refusal with nothing else to ask is shown in
+        the modal (response_action "errors"), anything else closes it and goes to the DM."""
+        team, user = inbound.team_of(body), body["user"]["id"]
+        dm = body["view"].get("private_metadata") or await self._dm(client, team, user)
+        locale = await self._locale(client, team, user)
+        outcome = await self.flow.handle(inbound.proposal_event(body, dm, locale))
+        replies = outcome.replies
+        if replies and all(reply.pick is None for reply in replies):
+            await ack(response_action="errors", errors={PROPOSAL_BLOCK: replies[-1].text})
+            return
+        await ack()
+        if replies:
+            self._spawn(self._send(client, dm, replies, locale))
+
+    # -- sending -------------------------------------------------------------------------
+
+    async def _send(
+        self,
+        client: AsyncWebClient,
+        dm: str,
+        replies: list[Reply],
+        locale: str | None,
+    ) -> None:
+        """Post the replies in the DM, in order; a reply waiting for the proposal form offers
+        the modal."""
+        label = self.translator(locale)("slack.write_proposal")
+        for reply in replies:
+            button = label if reply.form == "proposal" else None
+            await self.pacer.wait(dm)
+            await client.chat_postMessage(channel=dm, **render_reply(reply, proposal_button=button))
+
+    async def post_consultation(self, channel_id: str, slug: str, team_id: str = "") -> str:
+        """Post a consultation's question in a channel with a "Participate" button; its ts.
+
+        Raises LookupError if no consultation has that slug. `team_id` picks the installation
+        when the app serves several workspaces.
+        """
+        async with self.flow.sessions() as session:
+            found = await session.exec(select(Consultation).where(Consultation.slug == slug))
+            consultation = found.first()
+        if consultation is None:
+            raise LookupError(f"no consultation with slug {slug!r}")
+        client = await self._client_for(team_id)
+        question = consultation.question[consultation.default_locale]
+        message = consultation_post(Translator(consultation.default_locale), question, slug)
+        response = await client.chat_postMessage(channel=channel_id, **message)
+        return str(response["ts"])
+
+    async def _client_for(self, team_id: str) -> AsyncWebClient:
+        if self.bot_token or self.app is None or self.app.installation_store is None:
+            return self.web_client(self.bot_token)
+        bot = await self.app.installation_store.async_find_bot(enterprise_id=None, team_id=team_id)
+        if bot is None:
+            raise LookupError(f"the app is not installed in workspace {team_id!r}")
+        return self.web_client(bot.bot_token)
+
+    # -- helpers -------------------------------------------------------------------------
+
+    def translator(self, locale: str | None) -> Translator:
+        """The channel's own labels (buttons, modal) in the participant's Slack language."""
+        return Translator(negotiate(locale, available_locales()) or FALLBACK)
+
+    async def _dm(self, client: AsyncWebClient, team: str, user: str) -> str:
+        """The DM channel with `user` (conversations.open is idempotent; cached per process)."""
+        key = inbound.user_key(team, user)
+        if key not in self._dms:
+            response = await client.conversations_open(users=user)
+            self._remember(self._dms, key, str(response["channel"]["id"]))
+        return self._dms[key]
+
+    async def _locale(self, client: AsyncWebClient, team: str, user: str) -> str | None:
+        """The user's Slack locale ("fr-FR") from users.info, as the core's locale hint."""
+        key = inbound.user_key(team, user)
+        if key not in self._locales:
+            response = await client.users_info(user=user, include_locale=True)
+            profile = response.get("user") or {}
+            self._remember(self._locales, key, profile.get("locale"))
+        return self._locales[key]
+
+    @staticmethod
+    def _remember(cache: dict[str, Any], key: str, value: Any) -> None:
+        if len(cache) >= _CACHE_SIZE:
+            cache.pop(next(iter(cache)))
+        cache[key] = value
+
+    def _spawn(self, work: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.get_running_loop().create_task(self._logged(work))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    @staticmethod
+    async def _logged(work: Coroutine[Any, Any, None]) -> None:
+        # Never a traceback in a chat, never a silent drop: log what went wrong.
+        try:
+            await work
+        except Exception:
+            logger.exception("Slack: handling an update failed")
+
+
+__all__ = ["EVENTS_PATH", "SlackChannel"]
