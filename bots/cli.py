@@ -28,6 +28,7 @@ from core.polis import PolisFormatError, read_polis
 from core.sequencing import ALGORITHMS
 
 USAGE_ERROR = 2
+DEFAULT_BENCH_POSTGRES = "postgresql://postgres@127.0.0.1:5432/postgres"
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -52,6 +53,9 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=8000)
     serve.add_argument("--workers", type=int, default=1, help="worker processes (default: 1)")
+    serve.add_argument(
+        "--no-access-log", action="store_true", help="do not log every request (busy servers)"
+    )
 
     importer = commands.add_parser("import", help="import consultations from other platforms")
     sources = importer.add_subparsers(dest="source", required=True, metavar="SOURCE")
@@ -97,6 +101,19 @@ def _parser() -> argparse.ArgumentParser:
 
     add_telegram_commands(commands)
     add_slack_commands(commands)
+
+    ingest = benchmarks.add_parser(
+        "ingest", help="votes per second through the Telegram webhook, against a bare baseline"
+    )
+    ingest.add_argument("--quick", action="store_true", help="a smaller run, under a minute")
+    ingest.add_argument("--json", action="store_true", help="print the figures as JSON")
+    ingest.add_argument(
+        "--postgres",
+        default=os.environ.get("CONSULT_BENCH_POSTGRES_URL", DEFAULT_BENCH_POSTGRES),
+        metavar="URL",
+        help="a PostgreSQL server to measure too, if it answers (its database consult_bench "
+        f"is used; default: {DEFAULT_BENCH_POSTGRES}); 'none' to skip",
+    )
 
     db = commands.add_parser("db", help="manage the database")
     db_actions = db.add_subparsers(dest="action", required=True, metavar="ACTION")
@@ -243,11 +260,14 @@ def run_server(args: argparse.Namespace) -> int:
         port=args.port,
         workers=args.workers,
         log_level="info",
+        access_log=not args.no_access_log,
     )
     return 0
 
 
 def run_bench(args: argparse.Namespace) -> int:
+    if args.benchmark == "ingest":
+        return run_ingest_bench(args)
     from bench import populations, sequencing  # only the benchmark needs them
 
     algorithms = [name.strip() for name in args.algorithms.split(",") if name.strip()]
@@ -268,6 +288,19 @@ def run_bench(args: argparse.Namespace) -> int:
         print(json.dumps(report, indent=2))
     else:
         print(sequencing.table(report))
+    return 0
+
+
+def run_ingest_bench(args: argparse.Namespace) -> int:
+    from bench import ingest  # only the benchmark needs it
+
+    postgres = None if args.postgres.lower() == "none" else args.postgres
+    report = ingest.run_ingest(args.quick, postgres)
+    if args.json:
+        print(ingest.table(report), file=sys.stderr)
+        print(json.dumps(report, indent=2))
+    else:
+        print(ingest.table(report))
     return 0
 
 

@@ -7,6 +7,7 @@ constraint on `ProcessedEvent` makes the second insert fail and that copy answer
 
 from __future__ import annotations
 
+import asyncio
 import random
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -61,6 +62,13 @@ class Flow:
         self.secret = secret
         self.clock = clock
         self.rng = rng or random.Random()
+        # SQLite has one writer at a time: queueing this process's transactions here, rather
+        # than in SQLite's busy handler (which sleeps and retries), keeps latency flat under
+        # load. Other processes on the same file still queue in SQLite's busy handler.
+        bind = sessions.kw.get("bind")
+        self._one_writer = (
+            asyncio.Lock() if bind is not None and bind.dialect.name == "sqlite" else None
+        )
 
     async def receive(self, event: Event) -> list[Reply]:
         """Apply `event` to its sender's conversation; [] if this event was already processed."""
@@ -83,6 +91,12 @@ class Flow:
         raise AssertionError("unreachable")
 
     async def _handle_once(self, event: Event) -> Outcome:
+        if self._one_writer is None:
+            return await self._transaction(event)
+        async with self._one_writer:
+            return await self._transaction(event)
+
+    async def _transaction(self, event: Event) -> Outcome:
         now = self.clock()
         async with self.sessions() as session, session.begin():
             session.add(ProcessedEvent(channel=event.channel, key=event.key, processed_at=now))

@@ -8,14 +8,23 @@ The router answers private messages and button taps that the bot's own routers l
 unhandled, with the same core, events and rendering as our webhook. The conversation's state
 stays in the consultation database (no aiogram FSM), so any number of bot processes can share
 it. Updates are processed once even if aiogram sees them twice (keys are per bot and update).
+
+The event is saved before anything is sent, so sending never raises into the bot: a 429 is
+waited out (Telegram's retry_after) and retried, a network failure retried with a backoff, and
+a call Telegram refuses (the participant blocked the bot, say) is logged and dropped, as our
+webhook's sender does. Retrying the update could not help: it would be a duplicate.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
+from collections.abc import Awaitable, Callable
+from functools import partial
+from typing import Any
 
 from aiogram import Bot, F, Router
-from aiogram.exceptions import TelegramAPIError
+from aiogram.exceptions import TelegramAPIError, TelegramNetworkError, TelegramRetryAfter
 from aiogram.types import (
     CallbackQuery,
     InlineKeyboardButton,
@@ -31,6 +40,7 @@ from core.flow import Flow, Outcome
 
 log = logging.getLogger("consult.telegram.aiogram")
 NO_PREVIEW = LinkPreviewOptions(is_disabled=True)
+ATTEMPTS = 5
 
 
 def consultation_router(flow: Flow, *, name: str = "consult") -> Router:
@@ -57,22 +67,28 @@ def consultation_router(flow: Flow, *, name: str = "consult") -> Router:
         )
         if outcome.duplicate:
             return
-        await query.answer()
+        await _call("answerCallbackQuery", chat_id, query.answer)
         message_id = query.message.message_id
         shown = query.message.text if isinstance(query.message, Message) else None
-        try:
-            if outcome.chosen is not None:
-                await bot.edit_message_text(
-                    answered_card(shown or "", outcome.chosen.label),
+        if outcome.chosen is not None:
+            text = answered_card(shown or "", outcome.chosen.label)
+            await _call(
+                "editMessageText",
+                chat_id,
+                lambda: bot.edit_message_text(
+                    text,
                     chat_id=chat_id,
                     message_id=message_id,
                     parse_mode="HTML",
                     link_preview_options=NO_PREVIEW,
-                )
-            else:
-                await bot.edit_message_reply_markup(chat_id=chat_id, message_id=message_id)
-        except TelegramAPIError as error:  # an edit failing must not lose the replies
-            log.warning("could not settle the tapped message in chat %s: %s", chat_id, error)
+                ),
+            )
+        else:  # a stale button: take the old buttons away
+            await _call(
+                "editMessageReplyMarkup",
+                chat_id,
+                lambda: bot.edit_message_reply_markup(chat_id=chat_id, message_id=message_id),
+            )
         await _send_replies(bot, chat_id, outcome)
 
     return router
@@ -81,13 +97,31 @@ def consultation_router(flow: Flow, *, name: str = "consult") -> Router:
 async def _send_replies(bot: Bot, chat_id: int, outcome: Outcome) -> None:
     for reply in outcome.replies:
         for message in render_reply(reply):
-            await bot.send_message(
+            send = partial(
+                bot.send_message,
                 chat_id,
                 message.html,
                 parse_mode="HTML",
                 reply_markup=_markup(message.keyboard),
                 link_preview_options=NO_PREVIEW,
             )
+            await _call("sendMessage", chat_id, send)
+
+
+async def _call(method: str, chat_id: int, request: Callable[[], Awaitable[Any]]) -> None:
+    """Make a Bot API request until it succeeds, Telegram refuses it, or ATTEMPTS run out."""
+    for attempt in range(ATTEMPTS):
+        try:
+            await request()
+            return
+        except TelegramRetryAfter as error:
+            await asyncio.sleep(error.retry_after)
+        except TelegramNetworkError:  # a timeout or a dropped connection
+            await asyncio.sleep(0.5 * 2**attempt)
+        except TelegramAPIError as error:
+            log.warning("telegram refused %s to chat %s: %s", method, chat_id, error.message)
+            return
+    log.error("telegram: gave up %s to chat %s after %d attempts", method, chat_id, ATTEMPTS)
 
 
 def _markup(keyboard: Keyboard) -> InlineKeyboardMarkup | None:

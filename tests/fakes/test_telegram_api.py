@@ -14,7 +14,7 @@ from telegram import Bot, InlineKeyboardButton, InlineKeyboardMarkup, Update
 from telegram.constants import ParseMode
 from telegram.error import BadRequest, Forbidden, InvalidToken, RetryAfter
 
-from tests.fakes.telegram_api import (
+from bench.fakes.telegram_api import (
     PAYLOADS,
     FakeTelegram,
     ThreadedServer,

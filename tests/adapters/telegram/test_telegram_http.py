@@ -27,10 +27,10 @@ from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel import select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from bench.fakes.telegram_api import FakeTelegram
 from core.models import ChannelIdentity, Proposal, Qualification
 from core.storage import create_engine
 from tests.conftest import Loader
-from tests.fakes.telegram_api import FakeTelegram
 from tests.serving import ROOT, consult_server
 
 TOKEN = "123456789:AAH-test_token"

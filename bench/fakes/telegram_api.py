@@ -349,6 +349,8 @@ class FakeTelegram:
         self.messages: dict[int, dict[int, dict[str, Any]]] = {}  # chat -> message id -> Message
         self.blocked: set[int] = set()  # chats whose user blocked the bot: sends get 403
         self._calls: list[Call] = []
+        # Called with each accepted call, on the server's thread (benchmarks wait on these).
+        self.listeners: list[Callable[[Call], None]] = []
         self._chats: dict[int, _Chat] = {}
         self._users: dict[int, dict[str, Any]] = {}
         self._open_queries: set[str] = set()
@@ -378,6 +380,11 @@ class FakeTelegram:
 
     def __exit__(self, *exc_info: object) -> None:
         self.stop()
+
+    @property
+    def asgi(self) -> ASGIApp:
+        """The fake as an ASGI app, to serve it in a loop of one's own instead of `start()`."""
+        return self._asgi
 
     @property
     def base_url(self) -> str:
@@ -647,7 +654,10 @@ class FakeTelegram:
                     Call(method, params, self.clock(), error.code, error.description)
                 )
                 return error.code, error.body()
-            self._calls.append(Call(method, params, self.clock()))
+            call = Call(method, params, self.clock())
+            self._calls.append(call)
+        for listener in self.listeners:
+            listener(call)
         return 200, {"ok": True, "result": result}
 
     def _pace(self, method: str, params: dict[str, Any]) -> None:

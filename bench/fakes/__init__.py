@@ -1,0 +1,1 @@
+"""Fake platform servers of ours (real HTTP on localhost), for tests and benchmarks."""

@@ -1,0 +1,481 @@
+"""`consult bench ingest`: how many votes per second the Telegram webhook takes.
+
+The server runs as `consult serve` (one uvicorn worker, access log off) with our fake Bot API
+standing in for Telegram; synthetic participants, already past consent, tap vote buttons: each
+tap is a callback update posted to the webhook, answered, the card edited and the next card
+sent, and the participant taps again once that card has arrived (a closed loop per
+participant). The bare baseline, measured in the same run with the same driver, is a FastAPI
+endpoint on the same server stack that parses the update and inserts one row with the same
+database driver (`bench.ingest_baseline`).
+
+Pacing is lifted for the run (Telegram's 30 messages per second overall would cap any bot far
+below what we measure here): this measures ingestion, not Telegram's limits.
+
+Figures: votes per second; p50 and p99 of the webhook's answer time; for ours, p50 and p99 of
+the time from a tap to the next card's arrival at the fake API; and a check that every vote is
+in the database exactly once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import random
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import uvicorn
+from sqlalchemy import func, text
+from sqlmodel import select
+
+from bench.fakes.telegram_api import Call, FakeTelegram
+from bench.processes import Served, consult_process, free_port, running
+from core.definitions import parse_consultation, upsert_consultation
+from core.flow import utc_now
+from core.models import Proposal
+from core.storage import create_engine, migrate, session_factory
+
+TOKEN = "4242424242:BENCH-token"
+SECRET = "bench-secret"
+SLUG = "bench"
+VOTE_KEYS = ("agree", "disagree", "neutral")
+
+
+@dataclass(frozen=True)
+class Plan:
+    participants: int
+    seconds: float
+    proposals: int
+
+
+QUICK = Plan(participants=48, seconds=6, proposals=600)
+FULL = Plan(participants=192, seconds=20, proposals=2000)
+
+
+@dataclass
+class Run:
+    """What one system did under the driver."""
+
+    votes: int = 0
+    latencies: list[float] = field(default_factory=list)
+    reply_latencies: list[float] = field(default_factory=list)
+    errors: int = 0
+    seconds: float = 0.0
+    server_cpu: float = 0.0
+    driver_cpu: float = 0.0
+
+    @contextlib.contextmanager
+    def timing(self, server: Served) -> Iterator[None]:
+        """Time the block, and the CPU the server and this driver used meanwhile."""
+        started, server_cpu, driver_cpu = (
+            time.perf_counter(),
+            server.cpu_seconds(),
+            time.process_time(),
+        )
+        yield
+        self.seconds = time.perf_counter() - started
+        self.server_cpu = server.cpu_seconds() - server_cpu
+        self.driver_cpu = time.process_time() - driver_cpu
+
+    def figures(self) -> dict[str, float | int | None]:
+        return {
+            "votes": self.votes,
+            "votes_per_second": round(self.votes / self.seconds, 1) if self.seconds else 0.0,
+            "p50_ms": _ms(_quantile(self.latencies, 0.5)),
+            "p99_ms": _ms(_quantile(self.latencies, 0.99)),
+            "reply_p50_ms": _ms(_quantile(self.reply_latencies, 0.5)),
+            "reply_p99_ms": _ms(_quantile(self.reply_latencies, 0.99)),
+            "errors": self.errors,
+            # Share of one core each used during the run: 1.0 means that process was the limit.
+            "server_cpu_share": round(self.server_cpu / self.seconds, 2) if self.seconds else 0.0,
+            "driver_cpu_share": round(self.driver_cpu / self.seconds, 2) if self.seconds else 0.0,
+        }
+
+
+def _quantile(values: list[float], q: float) -> float | None:
+    if not values:
+        return None
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+def _ms(seconds: float | None) -> float | None:
+    return None if seconds is None else round(seconds * 1000, 2)
+
+
+def bench_consultation(proposals: int) -> dict[str, Any]:
+    return {
+        "slug": SLUG,
+        "status": "open",
+        "default_locale": "en",
+        "locales": ["en"],
+        "question": {"en": "How can we better care for our elders?"},
+        "settings": {"sequence_size": 100, "qualifications": False, "moderation": "post"},
+        "proposals": [
+            {"ref": f"b{i}", "text": {"en": text}} for i, text in enumerate(_texts(proposals))
+        ],
+    }
+
+
+WORDS = [
+    "fund",
+    "train",
+    "open",
+    "build",
+    "share",
+    "visit",
+    "care",
+    "pay",
+    "help",
+    "teach",
+    "listen",
+    "cook",
+    "drive",
+    "repair",
+    "welcome",
+    "homes",
+    "nurses",
+    "canteens",
+    "buses",
+    "libraries",
+    "parks",
+    "benches",
+    "gardens",
+    "clinics",
+    "phones",
+    "meals",
+    "streets",
+    "neighbours",
+    "volunteers",
+    "students",
+    "families",
+    "carers",
+    "doctors",
+    "shops",
+    "halls",
+    "villages",
+    "towns",
+    "every",
+    "week",
+    "weekend",
+    "night",
+    "morning",
+    "free",
+    "local",
+    "public",
+    "shared",
+    "small",
+    "rural",
+    "better",
+    "more",
+]
+
+
+def _texts(count: int) -> list[str]:
+    """Distinct proposals (not near-duplicates, which a sequence may hold only one of)."""
+    rng = random.Random(count)
+    return [f"We should {' '.join(rng.sample(WORDS, 7))} ({i})" for i in range(count)]
+
+
+async def prepare(database_url: str, plan: Plan) -> None:
+    """A fresh schema with the bench consultation loaded."""
+    engine = create_engine(database_url)
+    if database_url.startswith("postgresql"):
+        async with engine.begin() as connection:
+            await connection.execute(text("DROP SCHEMA IF EXISTS public CASCADE"))
+            await connection.execute(text("CREATE SCHEMA public"))
+    await migrate(engine)
+    async with session_factory(engine)() as session, session.begin():
+        spec = parse_consultation(bench_consultation(plan.proposals))
+        await upsert_consultation(session, spec, utc_now())
+    await engine.dispose()
+
+
+async def counted_votes(database_url: str) -> int:
+    engine = create_engine(database_url)
+    async with session_factory(engine)() as session:
+        total = (await session.exec(select(func.coalesce(func.sum(Proposal.vote_count), 0)))).one()
+    await engine.dispose()
+    return int(total)
+
+
+class Participants:
+    """The driver: participants tapping on the cards the fake Bot API received for them."""
+
+    def __init__(self, fake: FakeTelegram, webhook: str, count: int, seed: int = 7) -> None:
+        self.fake = fake
+        self.webhook = webhook
+        self.ids = [10_000 + i for i in range(count)]
+        self.rng = random.Random(seed)
+        self.cards: dict[int, asyncio.Event] = {user: asyncio.Event() for user in self.ids}
+        self.run = Run()
+        fake.listeners.append(self._arrived)
+
+    def _arrived(self, call: Call) -> None:
+        if call.method == "sendMessage" and "reply_markup" in call.params:
+            event = self.cards.get(call.params["chat_id"])
+            if event is not None:
+                event.set()
+
+    async def post(self, http: aiohttp.ClientSession, update: dict[str, Any]) -> float:
+        headers = {"X-Telegram-Bot-Api-Secret-Token": SECRET, "Content-Type": "application/json"}
+        started = time.perf_counter()
+        async with http.post(self.webhook, data=json.dumps(update), headers=headers) as answer:
+            body = await answer.read()
+            ok = answer.status == 200
+        elapsed = time.perf_counter() - started
+        if not ok:
+            self.run.errors += 1
+            return -1.0
+        if body:  # a Bot API call made in the webhook's answer, as Telegram honours it
+            self._call_in_answer(json.loads(body))
+        return elapsed
+
+    def _call_in_answer(self, call: dict[str, Any]) -> None:
+        method = call.pop("method")
+        payload = json.dumps(call).encode()
+        self.fake.answer(f"/bot{TOKEN}/{method}", b"", "application/json", payload)
+
+    async def onboard(self, http: aiohttp.ClientSession, user: int) -> None:
+        self.fake.user(user, language_code="en")
+        await self.post(http, self.fake.start_update(user, SLUG))
+        while True:
+            await self._next_card(user, timeout=60)
+            keyboard = [data for _, data in self.fake.last_keyboard(user) if data]
+            if any(data.startswith("agree.") for data in keyboard):
+                return
+            await self.post(http, self.fake.tap_update(user, keyboard[0]))
+
+    async def _next_card(self, user: int, timeout: float) -> None:
+        try:
+            await asyncio.wait_for(self.cards[user].wait(), timeout)
+        except TimeoutError:
+            raise RuntimeError(f"participant {user} got no card within {timeout} s") from None
+        self.cards[user].clear()
+
+    async def vote(self, http: aiohttp.ClientSession, user: int, until: float) -> None:
+        while time.perf_counter() < until:
+            keyboard = [data for _, data in self.fake.last_keyboard(user) if data]
+            votes = [data for data in keyboard if data.split(".")[0] in VOTE_KEYS]
+            choice = self.rng.choice(votes) if votes else ("vote" if "vote" in keyboard else "")
+            if not choice:
+                return  # nothing left to vote on
+            started = time.perf_counter()
+            latency = await self.post(http, self.fake.tap_update(user, choice))
+            if latency < 0:
+                continue
+            if votes:
+                self.run.votes += 1
+                self.run.latencies.append(latency)
+            await self._next_card(user, timeout=60)
+            if votes:
+                self.run.reply_latencies.append(time.perf_counter() - started)
+
+
+async def _serve_fake(fake: FakeTelegram) -> tuple[uvicorn.Server, asyncio.Task[None]]:
+    """The fake Bot API in this loop (the driver reads its records without locks or threads)."""
+    port = free_port()
+    config = uvicorn.Config(
+        fake.asgi,
+        host="127.0.0.1",
+        port=port,
+        log_level="warning",
+        lifespan="off",
+        interface="asgi3",
+    )
+    server = uvicorn.Server(config)
+    task = asyncio.create_task(server.serve())
+    while not server.started:
+        await asyncio.sleep(0.01)
+    fake.url = f"http://127.0.0.1:{port}"
+    return server, task
+
+
+async def measure_consult(database_url: str, plan: Plan, data_dir: Path) -> dict[str, Any]:
+    await prepare(database_url, plan)
+    fake = FakeTelegram(TOKEN, limits=None)
+    server, serving = await _serve_fake(fake)
+    env = {
+        "CONSULT_DATABASE_URL": database_url,
+        "CONSULT_DATA_DIR": str(data_dir),
+        "CONSULT_SECRET_KEY": "bench",
+        "CONSULT_TELEGRAM_TOKEN": TOKEN,
+        "CONSULT_TELEGRAM_WEBHOOK_SECRET": SECRET,
+        "CONSULT_TELEGRAM_API_URL": fake.url,
+        "CONSULT_TELEGRAM_MESSAGES_PER_SECOND": "1000000",
+        "CONSULT_TELEGRAM_CHAT_MESSAGES_PER_SECOND": "1000000",
+    }
+    stack = contextlib.ExitStack()
+    served: Served = await asyncio.to_thread(
+        stack.enter_context, consult_process(env, options=["--no-access-log"])
+    )
+    try:
+        driver = Participants(fake, f"{served.url}/webhooks/telegram", plan.participants)
+        connector = aiohttp.TCPConnector(limit=plan.participants)
+        async with aiohttp.ClientSession(connector=connector) as http:
+            await _all(driver.onboard(http, user) for user in driver.ids)
+            with driver.run.timing(served):
+                until = time.perf_counter() + plan.seconds
+                await _all(driver.vote(http, user, until) for user in driver.ids)
+    finally:
+        await asyncio.to_thread(stack.close)
+        server.should_exit = True
+        await serving
+    figures = driver.run.figures()
+    stored = await counted_votes(database_url)
+    figures["votes_stored"] = stored
+    figures["all_stored_once"] = stored == driver.run.votes
+    return figures
+
+
+def _baseline_update(update_id: int, user: int, rng: random.Random) -> dict[str, Any]:
+    """A callback update of the size and shape of ours (one card's message inside)."""
+    person = {"id": user, "is_bot": False, "first_name": f"User{user}", "language_code": "en"}
+    message = {
+        "message_id": update_id % 1000 + 1,
+        "date": 1764000000,
+        "chat": {"id": user, "type": "private", "first_name": f"User{user}"},
+        "from": {"id": 4242424242, "is_bot": True, "first_name": "Consult"},
+        "text": "Proposal 7/100\n\nWe should try idea number 123 for our elders",
+        "reply_markup": {
+            "inline_keyboard": [
+                [{"text": "Agree", "callback_data": "agree.123"}],
+                [{"text": "Disagree", "callback_data": "disagree.123"}],
+            ]
+        },
+    }
+    query = {
+        "id": str(update_id * 7),
+        "from": person,
+        "message": message,
+        "chat_instance": "-1",
+        "data": f"{rng.choice(VOTE_KEYS)}.123",
+    }
+    return {"update_id": update_id, "callback_query": query}
+
+
+async def measure_baseline(database_url: str, plan: Plan) -> dict[str, Any]:
+    if database_url.startswith("postgresql"):
+        await prepare(database_url, Plan(0, 0, 0))
+    port = free_port()
+    command = [
+        sys.executable, "-m", "uvicorn", "bench.ingest_baseline:create_app", "--factory",
+        "--port", str(port), "--no-access-log", "--log-level", "warning",
+    ]  # fmt: skip
+    env = {"CONSULT_BENCH_DATABASE_URL": database_url}
+    stack = contextlib.ExitStack()
+    served: Served = await asyncio.to_thread(stack.enter_context, running(command, env, port))
+    url = served.url
+    run = Run()
+    rng = random.Random(7)
+    ids = iter(range(1, 10**9))
+    headers = {"X-Telegram-Bot-Api-Secret-Token": SECRET, "Content-Type": "application/json"}
+
+    async def participant(http: aiohttp.ClientSession, user: int, until: float) -> None:
+        while time.perf_counter() < until:
+            update = json.dumps(_baseline_update(next(ids), user, rng))
+            started = time.perf_counter()
+            async with http.post(f"{url}/webhooks/telegram", data=update, headers=headers) as r:
+                await r.read()
+                ok = r.status == 200
+            if ok:
+                run.votes += 1
+                run.latencies.append(time.perf_counter() - started)
+            else:
+                run.errors += 1
+
+    try:
+        connector = aiohttp.TCPConnector(limit=plan.participants)
+        async with aiohttp.ClientSession(connector=connector) as http:
+            with run.timing(served):
+                until = time.perf_counter() + plan.seconds
+                await _all(participant(http, 10_000 + i, until) for i in range(plan.participants))
+    finally:
+        await asyncio.to_thread(stack.close)
+    return run.figures()
+
+
+async def _all(coroutines: Any) -> None:
+    await asyncio.gather(*coroutines)
+
+
+async def bench_database(server_url: str) -> str | None:
+    """The URL of a `consult_bench` database on the server (created if missing), or None when
+    the server does not answer (the PostgreSQL rows are then left out)."""
+    engine = create_engine(server_url)
+    try:
+        async with asyncio.timeout(5), engine.connect() as connection:
+            await connection.execution_options(isolation_level="AUTOCOMMIT")
+            found = await connection.execute(
+                text("SELECT 1 FROM pg_database WHERE datname = 'consult_bench'")
+            )
+            if found.first() is None:
+                await connection.execute(text("CREATE DATABASE consult_bench"))
+    except Exception:  # unreachable, refused, not PostgreSQL: no PostgreSQL rows
+        return None
+    finally:
+        await engine.dispose()
+    return f"{server_url.rpartition('/')[0]}/consult_bench"
+
+
+def run_ingest(quick: bool, postgres_url: str | None) -> dict[str, Any]:
+    """Both systems on SQLite, then on PostgreSQL when the server at `postgres_url` answers
+    (they run in its `consult_bench` database, never in the one the URL names)."""
+    plan = QUICK if quick else FULL
+    results: list[dict[str, Any]] = []
+    with tempfile.TemporaryDirectory(prefix="consult-bench-") as scratch:
+        backends = [("sqlite", f"sqlite:///{Path(scratch) / 'consult.sqlite3'}")]
+        bench_url = asyncio.run(bench_database(postgres_url)) if postgres_url else None
+        if bench_url:
+            backends.append(("postgresql", bench_url))
+        for name, url in backends:
+            ours = asyncio.run(measure_consult(url, plan, Path(scratch)))
+            if url.startswith("sqlite"):
+                url = f"sqlite:///{Path(scratch) / 'baseline.sqlite3'}"
+            bare = asyncio.run(measure_baseline(url, plan))
+            ratio = ours["votes_per_second"] / bare["votes_per_second"] if bare["votes"] else 0
+            results.append(
+                {"backend": name, "consult": ours, "baseline": bare, "ratio": round(ratio, 3)}
+            )
+    return {
+        "benchmark": "ingest",
+        "plan": {
+            "participants": plan.participants,
+            "seconds": plan.seconds,
+            "proposals": plan.proposals,
+        },
+        "server": "consult serve, 1 uvicorn worker, access log off; fake Bot API in the driver",
+        "pacing": "lifted (this measures ingestion, not Telegram's limits)",
+        "goals": {"sqlite_votes_per_second": 1000, "ratio_to_baseline": 0.5},
+        "results": results,
+    }
+
+
+def table(report: dict[str, Any]) -> str:
+    lines = [
+        f"{'backend':<11} {'system':<9} {'votes/s':>8} {'p50 ms':>7} {'p99 ms':>7} "
+        f"{'reply p50':>9} {'reply p99':>9} {'votes':>7} {'stored once':>11} {'cpu srv/drv':>11}"
+    ]
+    for row in report["results"]:
+        for system in ("consult", "baseline"):
+            f = row[system]
+            once = {True: "yes", False: "NO"}.get(f.get("all_stored_once"), "-")
+            lines.append(
+                f"{row['backend']:<11} {system:<9} {f['votes_per_second']:>8} "
+                f"{_cell(f['p50_ms']):>7} {_cell(f['p99_ms']):>7} {_cell(f['reply_p50_ms']):>9} "
+                f"{_cell(f['reply_p99_ms']):>9} {f['votes']:>7} {once:>11} "
+                f"{f['server_cpu_share']:>5.2f}/{f['driver_cpu_share']:<5.2f}"
+            )
+        lines.append(f"{row['backend']:<11} consult/baseline throughput: {row['ratio']:.2f}")
+    return "\n".join(lines)
+
+
+def _cell(value: float | None) -> str:
+    return "-" if value is None else f"{value:.1f}"

@@ -1,0 +1,96 @@
+"""Running a server as a real process on a free local port (benchmarks and end-to-end tests)."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@dataclass(frozen=True)
+class Served:
+    """A server process: its base URL and process id."""
+
+    url: str
+    pid: int
+
+    def cpu_seconds(self) -> float:
+        """User + system CPU time the process (and its threads) used so far (Linux)."""
+        fields = Path(f"/proc/{self.pid}/stat").read_text().rpartition(")")[2].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+@contextmanager
+def running(
+    command: Sequence[str], env: dict[str, str], port: int, *, ready: str = "/healthz"
+) -> Iterator[Served]:
+    """Run `command` (which listens on `port`) with `env` added to this environment; yield it
+    once `ready` answers 200, stop it on exit. If it fails to start, or the block raises, the
+    end of its output is shown."""
+    log = tempfile.TemporaryFile()  # noqa: SIM115 - not a pipe: a full pipe would block the server
+    process = subprocess.Popen(
+        list(command), cwd=ROOT, env={**os.environ, **env}, stdout=log, stderr=subprocess.STDOUT
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                if httpx.get(f"{url}{ready}", timeout=2).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            if process.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"{' '.join(command)} did not start")
+            time.sleep(0.2)
+        yield Served(url, process.pid)
+    except BaseException:
+        log.seek(0)
+        print(log.read().decode(errors="replace")[-5000:], file=sys.stderr)
+        raise
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+        log.close()
+
+
+@contextmanager
+def consult_server(
+    env: dict[str, str], *, workers: int = 1, options: Sequence[str] = ()
+) -> Iterator[str]:
+    """`consult serve` on a free port, as a newcomer would run it."""
+    port = free_port()
+    command = [sys.executable, "-m", "bots.cli", "serve", "--port", str(port)]
+    command += ["--workers", str(workers), *options]
+    with running(command, env, port) as served:
+        yield served.url
+
+
+@contextmanager
+def consult_process(env: dict[str, str], *, options: Sequence[str] = ()) -> Iterator[Served]:
+    """`consult serve` with one worker (so that its CPU time is that of one process)."""
+    port = free_port()
+    command = [sys.executable, "-m", "bots.cli", "serve", "--port", str(port), *options]
+    with running(command, env, port) as served:
+        yield served
