@@ -18,6 +18,7 @@ from bots.channels import ChannelNotConfigured, enabled_channels
 from bots.definitions_file import read_definition
 from bots.demo import seed_demo
 from bots.polis_import import NotAPolisConsultation, default_slug, import_polis
+from bots.results import add_results_command, show_results
 from bots.settings import Settings
 from bots.slack import add_slack_commands, run_slack
 from bots.telegram import add_telegram_commands, run_telegram
@@ -99,6 +100,7 @@ def _parser() -> argparse.ArgumentParser:
         help="comma-separated, among uniform, polis, makeorg, adaptive",
     )
 
+    add_results_command(commands)
     add_telegram_commands(commands)
     add_slack_commands(commands)
 
@@ -319,6 +321,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return asyncio.run(run_import(settings, args))
         if args.command == "bench":
             return run_bench(args)
+        if args.command == "results":
+            return asyncio.run(show_results(settings, args, t))
         if args.command == "telegram":
             return asyncio.run(run_telegram(settings, args, t))
         if args.command == "slack":

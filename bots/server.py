@@ -15,6 +15,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from adapters.channel import WebhookChannel
 from bots.bootstrap import Runtime, runtime
 from bots.channels import enabled_channels
+from bots.results import results_router
 from bots.settings import Settings
 
 
@@ -46,6 +47,7 @@ def create_app(
     app = FastAPI(title="consult", lifespan=lifespan)
     for channel in mounted:
         app.include_router(channel.router)
+    app.include_router(results_router(settings))
 
     @app.get("/healthz")
     async def healthz(rt: Annotated[Runtime, Depends(_runtime)]) -> JSONResponse:

@@ -51,6 +51,10 @@ class Settings(BaseSettings):
     slack_client_secret: str | None = None
     slack_api_url: str = "https://slack.com/api/"
 
+    # The organiser API (GET /api/consultations/{slug}/results) answers only with this bearer
+    # token; without it the API is off (404).
+    organiser_token: str | None = None
+
     # Webhook bodies larger than this are refused with 413.
     webhook_max_body_bytes: int = 256 * 1024
     # An event not handled within this many seconds answers 503, and the platform retries.

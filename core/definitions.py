@@ -22,7 +22,11 @@ class _Strict(BaseModel):
 
 
 class ConsultationSettings(_Strict):
-    """Per-consultation settings, each with a sensible default."""
+    """Per-consultation settings, each with a sensible default.
+
+    `min_segment_size`: an organiser's results breakdown never shows a segment (or a proposal
+    within a segment) backed by fewer participants than this.
+    """
 
     proposal_min_length: int = Field(default=12, ge=1, le=1000)
     proposal_max_length: int = Field(default=140, ge=1, le=1000)
@@ -35,6 +39,7 @@ class ConsultationSettings(_Strict):
     summary_min_votes: int = Field(default=10, ge=1)
     sequencing: Literal["uniform", "polis", "makeorg", "adaptive"] = "adaptive"
     other_vote_weight: float = Field(default=0.5, ge=0, le=1)
+    min_segment_size: int = Field(default=5, ge=1)
 
     @model_validator(mode="after")
     def _lengths_ordered(self) -> Self:

@@ -4,12 +4,19 @@ database keeps of the people involved."""
 
 from __future__ import annotations
 
+import asyncio
+import json
+from pathlib import Path
 from typing import Any
 
+import httpx
 from sqlalchemy import MetaData, select
 
+from bots.server import create_app
 from core.storage import create_engine
-from tests.adapters.slack.conftest import Rig
+from tests.adapters.slack.conftest import Rig, settings_for
+from tests.bots.test_cli import run
+from tests.fakes import slack_api
 from tests.fakes.slack_api import TEAM
 
 ALICE = "U0ALICE"
@@ -36,7 +43,33 @@ def mentions(rows: list[tuple[str, str, str]], needles: tuple[str, ...]) -> list
     return [row for row in rows if any(needle in row[2] for needle in needles)]
 
 
-async def test_a_participant_takes_part_from_slash_command_to_forget(rig: Rig) -> None:
+async def organiser_views(rig: Rig, tmp_path: Path) -> list[str]:
+    """What an organiser can read of the consultation: `consult results elders --json`, the
+    same broken down by age, and the organiser API's answer (by age)."""
+    views = []
+    for by in ([], ["--by", "age"]):
+        args = ["results", "elders", "--json", *by]
+        result = await asyncio.to_thread(run, args, rig.database_url, tmp_path)
+        assert result.returncode == 0, result.stderr
+        views.append(result.stdout)
+    settings = settings_for(rig.database_url, tmp_path, organiser_token="organiser-token")
+    async with (
+        slack_api.serving(create_app(settings, channels=[])) as url,
+        httpx.AsyncClient(timeout=10) as http,
+    ):
+        response = await http.get(
+            f"{url}/api/consultations/elders/results",
+            params={"by": "age"},
+            headers={"Authorization": "Bearer organiser-token"},
+        )
+    assert response.status_code == 200
+    views.append(response.text)
+    return views
+
+
+async def test_a_participant_takes_part_from_slash_command_to_forget(
+    rig: Rig, tmp_path: Path
+) -> None:
     # /consult elders: acknowledged at once, the conversation goes on in the DM.
     response = await rig.command(ALICE, "elders")
     assert response.status_code == 200
@@ -101,6 +134,17 @@ async def test_a_participant_takes_part_from_slash_command_to_forget(rig: Rig) -
         v for table, column, v in stored if (table, column) == ("channelidentity", "address")
     ]
     assert addresses == [f"{TEAM}:{rig.dm(ALICE)}"]
+
+    # Nor in what an organiser reads; Alice alone in her age segment: no figure about it.
+    views = await organiser_views(rig, tmp_path)
+    for view in views:
+        assert not any(needle in view for needle in (*NAMES, rig.dm(ALICE)))
+    assert json.loads(views[0])["votes"] == 4
+    for view in views[1:]:
+        young = json.loads(view)["breakdown"]["segments"][0]
+        assert young["option"] == "young"
+        assert young["suppressed"] is True and young["fewer_than"] == 5
+        assert set(young) == {"option", "label", "suppressed", "fewer_than"}
 
     # /consult forget, confirmed: the identity and its address are gone.
     await rig.command(ALICE, "forget")

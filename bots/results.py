@@ -1,0 +1,248 @@
+"""The organiser's results: `consult results SLUG` and `GET /api/consultations/{slug}/results`.
+
+Both are thin glue around `core.report.consultation_report`; what the report hides to keep
+employees anonymous is decided there, not here.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hmac
+import json
+import sys
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, HTTPException, Query, Request
+from fastapi.responses import JSONResponse
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from bots.bootstrap import Runtime, runtime
+from bots.settings import Settings
+from core.flow import utc_now
+from core.i18n import FALLBACK, Translator, available_locales, negotiate
+from core.report import (
+    Report,
+    UnknownSegment,
+    consultation_by_slug,
+    consultation_report,
+    consultation_slugs,
+)
+from core.scoring import Estimate
+
+USAGE_ERROR = 2
+
+# The statuses' names as an organiser reads them (literal msgids, so the i18n test sees them).
+_STATUS = {
+    "pending": "results.status.pending",
+    "accepted": "results.status.accepted",
+    "refused": "results.status.refused",
+    "postponed": "results.status.postponed",
+    "archived": "results.status.archived",
+}
+
+
+class _Problem(Exception):
+    """An organiser error: a msgid and its values, said by the CLI or the API."""
+
+    def __init__(self, msgid: str, **values: Any) -> None:
+        super().__init__(msgid)
+        self.msgid = msgid
+        self.values = values
+
+
+async def _report(session: AsyncSession, slug: str, locale: str, segment_by: str | None) -> Report:
+    consultation = await consultation_by_slug(session, slug)
+    if consultation is None:
+        known = ", ".join(await consultation_slugs(session)) or "-"
+        raise _Problem("results.unknown_slug", slug=slug, known=known)
+    try:
+        return await consultation_report(
+            session,
+            consultation,
+            locale=negotiate(locale, consultation.locales) or consultation.default_locale,
+            segment_by=segment_by,
+            now=utc_now(),
+        )
+    except UnknownSegment as error:
+        valid = ", ".join(error.valid) or "-"
+        raise _Problem(
+            "results.unknown_question", slug=slug, question=error.question, valid=valid
+        ) from None
+
+
+# --- the command ------------------------------------------------------------------------------
+
+
+def add_results_command(commands: Any) -> None:
+    """`consult results SLUG [--json] [--by QUESTION] [--locale L]`."""
+    results = commands.add_parser("results", help="show a consultation's results")
+    results.add_argument("slug", metavar="SLUG")
+    results.add_argument("--json", action="store_true", help="print the report as JSON")
+    results.add_argument(
+        "--by", metavar="QUESTION", help="break results down by a profile question's answers"
+    )
+    results.add_argument(
+        "--locale", help="the language of the proposals' texts (default: yours, if offered)"
+    )
+
+
+async def show_results(settings: Settings, args: argparse.Namespace, t: Translator) -> int:
+    """Print the report; an unknown slug or question is a message and exit code 2."""
+    async with runtime(settings) as rt, rt.sessions() as session:
+        try:
+            report = await _report(session, args.slug, args.locale or t.locale, args.by)
+        except _Problem as problem:
+            print(f"consult: {t(problem.msgid, **problem.values)}", file=sys.stderr)
+            return USAGE_ERROR
+    if args.json:
+        print(json.dumps(report.as_dict(), indent=2, ensure_ascii=False))
+    else:
+        print(render_report(report, t))
+    return 0
+
+
+def _rate(t: Translator, estimate: Estimate) -> str:
+    low, high = max(estimate.low, 0.0), min(estimate.high, 1.0)
+    return f"{t.percent(estimate.value)} ({t.percent(low)}–{t.percent(high)})"
+
+
+def _score(t: Translator, estimate: Estimate) -> str:
+    return f"{t.number(round(estimate.value, 2))} ± {t.number(round(estimate.margin, 2))}"
+
+
+def render_report(report: Report, t: Translator) -> str:
+    """The report as text for a terminal, in the organiser's language."""
+    statuses = ", ".join(
+        f"{t(_STATUS[status]) if status in _STATUS else status} {t.number(count)}"
+        for status, count in report.proposals_by_status.items()
+    )
+    lines = [
+        t("results.heading", slug=report.slug, question=report.question),
+        t(
+            "results.totals",
+            participants=t.number(report.participants),
+            votes=t.number(report.votes),
+            statuses=statuses or "-",
+        ),
+        t("results.legend"),
+    ]
+    by_ref = {proposal.ref: proposal for proposal in report.proposals}
+    sections = (
+        ("results.section.consensus", report.consensus),
+        ("results.section.controversies", report.controversies),
+        ("results.section.rejected", report.rejected),
+        ("results.section.limbo", report.limbo),
+    )
+    for msgid, refs in sections:
+        lines += ["", t(msgid)]
+        if not refs:
+            lines.append("  " + t("results.none"))
+        for ref in refs:
+            p = by_ref[ref]
+            lines.append(f"  {p.ref}  {p.text}")
+            lines.append(
+                "      "
+                + t(
+                    "results.proposal",
+                    votes=t.number(p.votes),
+                    agree=_rate(t, p.agree),
+                    disagree=_rate(t, p.disagree),
+                    neutral=_rate(t, p.neutral),
+                )
+            )
+            lines.append(
+                "      "
+                + t(
+                    "results.scores",
+                    top=_score(t, p.top),
+                    controversy=_score(t, p.controversy),
+                    rejection=_score(t, p.rejection),
+                )
+            )
+    if report.breakdown is not None:
+        breakdown = report.breakdown
+        lines += ["", t("results.breakdown", question=breakdown.label)]
+        for segment in breakdown.segments:
+            if segment.participants is None:
+                lines.append(
+                    "  "
+                    + t(
+                        "results.segment_suppressed",
+                        label=segment.label,
+                        minimum=breakdown.min_segment_size,
+                    )
+                )
+                continue
+            participants = t.number(segment.participants)
+            lines.append("  " + t("results.segment", label=segment.label, count=participants))
+            for cell in segment.proposals:
+                if cell.shares is None:
+                    text = t(
+                        "results.cell_suppressed", ref=cell.ref, minimum=breakdown.min_segment_size
+                    )
+                else:
+                    text = t(
+                        "results.cell",
+                        ref=cell.ref,
+                        agree=t.percent(cell.shares["agree"]),
+                        disagree=t.percent(cell.shares["disagree"]),
+                        neutral=t.percent(cell.shares["neutral"]),
+                    )
+                lines.append("    " + text)
+    return "\n".join(lines)
+
+
+# --- the organiser API ------------------------------------------------------------------------
+
+
+def _runtime(request: Request) -> Runtime:
+    rt: Runtime = request.app.state.runtime
+    return rt
+
+
+RuntimeDep = Annotated[Runtime, Depends(_runtime)]
+_bearer = HTTPBearer(auto_error=False)  # we answer 401 / 403 / 404 ourselves
+
+
+def results_router(settings: Settings) -> APIRouter:
+    """The organiser API's results route, guarded by `settings.organiser_token`.
+
+    Without a configured token the route answers 404 (the API is off); a request without a
+    bearer token gets 401, one with the wrong token 403 (compared in constant time).
+    """
+    router = APIRouter(prefix="/api/consultations", tags=["organiser"])
+
+    def organiser(
+        credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+    ) -> None:
+        expected = settings.organiser_token
+        if not expected:
+            raise HTTPException(404, "the organiser API is off: set CONSULT_ORGANISER_TOKEN")
+        if credentials is None:
+            raise HTTPException(
+                401,
+                "send the organiser token as 'Authorization: Bearer <token>'",
+                headers={"WWW-Authenticate": "Bearer"},
+            )
+        if not hmac.compare_digest(credentials.credentials.encode(), expected.encode()):
+            raise HTTPException(403, "wrong organiser token")
+
+    @router.get("/{slug}/results", dependencies=[Depends(organiser)])
+    async def consultation_results(
+        slug: str,
+        rt: RuntimeDep,
+        by: Annotated[str | None, Query(description="a profile question's id")] = None,
+        locale: Annotated[str | None, Query(description="e.g. fr or en")] = None,
+    ) -> JSONResponse:
+        """The consultation's report as JSON (404 unknown slug, 422 unknown question)."""
+        t = Translator(negotiate(locale, available_locales()) or FALLBACK)
+        async with rt.sessions() as session:
+            try:
+                report = await _report(session, slug, locale or "", by)
+            except _Problem as problem:
+                status = 404 if problem.msgid == "results.unknown_slug" else 422
+                raise HTTPException(status, t(problem.msgid, **problem.values)) from None
+        return JSONResponse(report.as_dict())
+
+    return router

@@ -1,0 +1,128 @@
+"""`consult results` as an organiser runs it, and the organiser API over real HTTP."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.bots.test_cli import run
+from tests.conftest import Loader
+from tests.core.test_report import Sessions, enrol, vote
+from tests.serving import consult_server
+from tests.support import Clock
+
+TOKEN = "organiser-secret-token"
+
+
+@pytest.fixture
+async def voted(sessions: Sessions, load_consultation: Loader, clock: Clock) -> None:
+    """5 young participants agree with p1, and 5 who did not say their age; 2 old ones
+    disagree (a segment too small to show)."""
+    consultation = await load_consultation()
+    for _ in range(5):
+        person = await enrol(sessions, consultation, clock, {"age": ""})
+        await vote(sessions, clock, person, "p1.en", "agree")
+    for _ in range(5):
+        person = await enrol(sessions, consultation, clock, {"age": "young"})
+        await vote(sessions, clock, person, "p1.fr", "agree")
+    for _ in range(2):
+        person = await enrol(sessions, consultation, clock, {"age": "old"})
+        await vote(sessions, clock, person, "p1.en", "disagree")
+
+
+@pytest.mark.usefixtures("voted")
+def test_results_as_json_and_as_a_table(database_url: str, tmp_path: Path) -> None:
+    result = run(["results", "elders", "--json", "--by", "age"], database_url, tmp_path)
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert (report["participants"], report["votes"], report["consensus"]) == (12, 12, ["p1"])
+    assert report["locale"] == "en"  # the organiser's language (C -> en), offered by elders
+    young, old = report["breakdown"]["segments"]
+    assert young["participants"] == 5 and young["proposals"][0]["agree"] == 1.0
+    assert old == {"option": "old", "label": "40 and over", "suppressed": True, "fewer_than": 5}
+
+    table = run(["results", "elders", "--by", "age"], database_url, tmp_path)
+    assert table.returncode == 0, table.stderr
+    assert "Results of 'elders': How can we better care for our elders?" in table.stdout
+    assert "12 participants, 12 votes; proposals: accepted 14" in table.stdout
+    assert "Consensus\n  p1  We should fund weekly home visits" in table.stdout
+    assert "40 and over: fewer than 5 participants, not shown" in table.stdout
+    assert "Under 40 (5 participants)" in table.stdout
+
+    french = run(["results", "elders"], database_url, tmp_path, language="fr_FR.UTF-8")
+    assert "Il faut financer des visites à domicile chaque semaine" in french.stdout
+    assert "Controverses" in french.stdout
+    english = run(["results", "elders", "--locale", "en"], database_url, tmp_path, "", "fr_FR")
+    assert "We should fund weekly home visits" in english.stdout
+
+
+@pytest.mark.usefixtures("voted")
+def test_an_unknown_slug_or_question_is_a_message_and_exit_2(
+    database_url: str, tmp_path: Path
+) -> None:
+    missing = run(["results", "eldres"], database_url, tmp_path)
+    assert missing.returncode == 2
+    assert "there is no consultation 'eldres'; check the slug (existing: elders)" in missing.stderr
+    unknown = run(["results", "elders", "--by", "salary"], database_url, tmp_path)
+    assert unknown.returncode == 2
+    assert "'salary' is not a profile question of 'elders'; use one of: age" in unknown.stderr
+
+
+@pytest.mark.usefixtures("voted")
+def test_the_api_answers_the_organiser_only(database_url: str, tmp_path: Path) -> None:
+    env = {
+        "CONSULT_DATABASE_URL": database_url,
+        "CONSULT_DATA_DIR": str(tmp_path),
+        "CONSULT_ORGANISER_TOKEN": TOKEN,
+    }
+    with consult_server(env) as url:
+        results = f"{url}/api/consultations/elders/results"
+        anonymous = httpx.get(results)
+        assert anonymous.status_code == 401
+        assert anonymous.headers["www-authenticate"] == "Bearer"
+        assert "Authorization: Bearer" in anonymous.json()["detail"]
+        wrong = httpx.get(results, headers={"Authorization": "Bearer not-the-token"})
+        assert wrong.status_code == 403
+        assert httpx.get(results, headers={"Authorization": f"Basic {TOKEN}"}).status_code == 401
+
+        auth = {"Authorization": f"Bearer {TOKEN}"}
+        ok = httpx.get(results, params={"by": "age", "locale": "fr"}, headers=auth)
+        assert ok.status_code == 200
+        report = ok.json()
+        assert report["question"] == "Comment mieux prendre soin de nos aînés ?"
+        assert report["consensus"] == ["p1"]
+        young, old = report["breakdown"]["segments"]
+        assert (young["label"], young["participants"]) == ("Moins de 40 ans", 5)
+        assert old == {
+            "option": "old",
+            "label": "40 ans et plus",
+            "suppressed": True,
+            "fewer_than": 5,
+        }
+        # Without a locale: the consultation's default language.
+        assert httpx.get(results, headers=auth).json()["locale"] == "fr"
+
+        missing = httpx.get(f"{url}/api/consultations/eldres/results", headers=auth)
+        assert missing.status_code == 404
+        assert "no consultation 'eldres'" in missing.json()["detail"]
+        assert "existing: elders" in missing.json()["detail"]
+        unknown = httpx.get(results, params={"by": "salary"}, headers=auth)
+        assert unknown.status_code == 422
+        assert "use one of: age" in unknown.json()["detail"]
+
+
+def test_without_a_token_the_organiser_api_is_off(tmp_path: Path) -> None:
+    env = {
+        "CONSULT_DATABASE_URL": f"sqlite:///{tmp_path / 'db'}",
+        "CONSULT_DATA_DIR": str(tmp_path),
+        "CONSULT_ORGANISER_TOKEN": "",  # even if the environment running the tests sets one
+    }
+    with consult_server(env) as url:
+        off = httpx.get(
+            f"{url}/api/consultations/elders/results", headers={"Authorization": "Bearer x"}
+        )
+        assert off.status_code == 404
+        assert "CONSULT_ORGANISER_TOKEN" in off.json()["detail"]
