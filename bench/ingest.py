@@ -235,13 +235,8 @@ class Participants:
             self.run.errors += 1
             return -1.0
         if body:  # a Bot API call made in the webhook's answer, as Telegram honours it
-            self._call_in_answer(json.loads(body))
+            self.fake.call_in_answer(json.loads(body))
         return elapsed
-
-    def _call_in_answer(self, call: dict[str, Any]) -> None:
-        method = call.pop("method")
-        payload = json.dumps(call).encode()
-        self.fake.answer(f"/bot{TOKEN}/{method}", b"", "application/json", payload)
 
     async def onboard(self, http: aiohttp.ClientSession, user: int) -> None:
         self.fake.user(user, language_code="en")

@@ -129,6 +129,12 @@ class TelegramChannel:
                 return JSONResponse({"detail": "processing failed, retry later"}, 500)
             outcome = handling.result()
         background.add_task(self.deliver, inbound, outcome)
+        tapped = inbound.tapped
+        if tapped is not None and not outcome.duplicate:
+            # Telegram makes a Bot API call put in the webhook's answer: the tap is answered
+            # without a request of ours (https://core.telegram.org/bots/api#making-requests-when-getting-updates).
+            answer = {"method": "answerCallbackQuery", "callback_query_id": tapped.query_id}
+            return JSONResponse(answer)
         return Response(status_code=200)
 
     def _finish_later(self, handling: asyncio.Future[Outcome], inbound: Inbound) -> None:
@@ -150,18 +156,17 @@ class TelegramChannel:
             raise HTTPException(403, f"wrong {SECRET_HEADER} header")
 
     async def deliver(self, inbound: Inbound, outcome: Outcome) -> None:
-        """Answer the tap, settle the tapped card, then send the replies, in this order."""
+        """Settle the tapped card, then send the replies, in this order."""
         try:
-            tapped = inbound.tapped
-            if tapped is not None and not outcome.duplicate:
-                await self.sender.answer(tapped.query_id)
-                if inbound.event is not None and tapped.chat_id and tapped.message_id:
-                    if outcome.chosen is not None:
-                        shown = tapped.shown_text or ""
-                        text = answered_card(shown, outcome.chosen.label)
-                        await self.sender.edit(tapped.chat_id, tapped.message_id, text)
-                    else:  # a stale button: take the old buttons away
-                        await self.sender.drop_buttons(tapped.chat_id, tapped.message_id)
+            tapped = inbound.tapped  # answered already, in the webhook's answer
+            settle = tapped is not None and inbound.event is not None and not outcome.duplicate
+            if settle and tapped is not None and tapped.chat_id and tapped.message_id:
+                if outcome.chosen is not None:
+                    shown = tapped.shown_text or ""
+                    text = answered_card(shown, outcome.chosen.label)
+                    await self.sender.edit(tapped.chat_id, tapped.message_id, text)
+                else:  # a stale button: take the old buttons away
+                    await self.sender.drop_buttons(tapped.chat_id, tapped.message_id)
             if inbound.chat_id is not None:
                 for reply in outcome.replies:
                     for message in render_reply(reply):

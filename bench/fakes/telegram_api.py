@@ -571,7 +571,7 @@ class FakeTelegram:
         if self._client is None:
             raise RuntimeError("start() the fake first")
         url, headers = self._webhook_request(update, secret)
-        return self._client.post(url, json=update, headers=headers)
+        return self.honour_answer(self._client.post(url, json=update, headers=headers))
 
     async def adeliver(
         self,
@@ -583,9 +583,22 @@ class FakeTelegram:
         """`deliver` with httpx.AsyncClient; pass a shared `client` when driving many users."""
         url, headers = self._webhook_request(update, secret)
         if client is not None:
-            return await client.post(url, json=update, headers=headers)
+            return self.honour_answer(await client.post(url, json=update, headers=headers))
         async with httpx.AsyncClient(timeout=30) as own:
-            return await own.post(url, json=update, headers=headers)
+            return self.honour_answer(await own.post(url, json=update, headers=headers))
+
+    def honour_answer(self, response: httpx.Response) -> httpx.Response:
+        """Make the Bot API call a webhook put in its answer, as Telegram does (a JSON object
+        with a "method"); it is recorded like any other call."""
+        if response.status_code == 200 and response.content:
+            self.call_in_answer(response.json())
+        return response
+
+    def call_in_answer(self, answer: dict[str, Any]) -> None:
+        params = {key: value for key, value in answer.items() if key != "method"}
+        if "method" in answer:
+            body = json.dumps(params).encode()
+            self.answer(f"/bot{self.token}/{answer['method']}", b"", "application/json", body)
 
     def _webhook_request(
         self, update: dict[str, Any], secret: str | None

@@ -5,7 +5,7 @@ from __future__ import annotations
 import random
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy.orm.attributes import flag_modified
@@ -18,6 +18,7 @@ from core.messages import Event, Option, Pick, Reply
 from core.models import Consultation, Participant, Participation, Status
 
 SKIP = "skip"
+ACTIVITY_GRAIN = timedelta(minutes=1)
 
 Prompt = Callable[["Turn"], Awaitable[None]]
 Handler = Callable[["Turn", str], Awaitable[None]]
@@ -157,6 +158,8 @@ class Turn:
         self.participant.state = self.state
         flag_modified(self.participant, "state")
         self.session.add(self.participant)
-        if self.participation is not None:
-            self.participation.updated_at = self.now
-            self.session.add(self.participation)
+        participation = self.participation
+        # When they last took part, to the minute: not one more write on every event.
+        if participation is not None and self.now - participation.updated_at >= ACTIVITY_GRAIN:
+            participation.updated_at = self.now
+            self.session.add(participation)
