@@ -22,6 +22,7 @@ from bots.results import add_results_command, show_results
 from bots.settings import Settings
 from bots.slack import add_slack_commands, run_slack
 from bots.telegram import add_telegram_commands, run_telegram
+from bots.whatsapp import add_whatsapp_commands, run_whatsapp
 from core.definitions import DefinitionError, upsert_consultation
 from core.flow import utc_now
 from core.i18n import FALLBACK, Translator, available_locales, negotiate
@@ -102,6 +103,7 @@ def _parser() -> argparse.ArgumentParser:
 
     add_results_command(commands)
     add_telegram_commands(commands)
+    add_whatsapp_commands(commands)
     add_slack_commands(commands)
 
     ingest = benchmarks.add_parser(
@@ -325,6 +327,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return asyncio.run(show_results(settings, args, t))
         if args.command == "telegram":
             return asyncio.run(run_telegram(settings, args, t))
+        if args.command == "whatsapp":
+            return asyncio.run(run_whatsapp(settings, args, t))
         if args.command == "slack":
             return asyncio.run(run_slack(settings, args, t))
         if args.command == "consultation":

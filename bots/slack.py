@@ -60,7 +60,7 @@ async def run_slack(settings: Settings, args: argparse.Namespace, t: Translator)
         try:
             ts = await channel.post_consultation(args.channel_id, args.slug, args.team)
         except LookupError:
-            print(t("cli.slack_unknown_consultation", slug=args.slug), file=sys.stderr)
+            print(t("cli.unknown_consultation", slug=args.slug), file=sys.stderr)
             return USAGE_ERROR
         except SlackApiError as error:
             print(t("cli.slack_refused", error=error.response.get("error")), file=sys.stderr)

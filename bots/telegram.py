@@ -6,16 +6,14 @@ import argparse
 import sys
 from typing import Any
 
-from sqlmodel import select
 from telegram.error import TelegramError
 
-from adapters.telegram.links import BadLink, deep_link_payload, telegram_link, write_qr_png
+from adapters.telegram.links import telegram_link
 from adapters.telegram.webhook import TelegramChannel, TelegramConfig, bot_for
-from bots.bootstrap import runtime
 from bots.channels import ChannelNotConfigured
+from bots.links import LinkMaker, add_link_command, show_link
 from bots.settings import Settings
 from core.i18n import Translator
-from core.models import Consultation
 
 USAGE_ERROR = 2
 OFFICIAL_API = "https://api.telegram.org"
@@ -48,52 +46,41 @@ def telegram_channel(settings: Settings) -> TelegramChannel:
 def add_telegram_commands(commands: Any) -> None:
     telegram = commands.add_parser("telegram", help="the Telegram bot: links, QR codes, webhook")
     actions = telegram.add_subparsers(dest="action", required=True, metavar="ACTION")
-    link = actions.add_parser("link", help="print the deep link that opens a consultation")
-    link.add_argument("slug", metavar="SLUG")
-    link.add_argument("--source", help="a recruitment tag, e.g. newspaper (A-Z a-z 0-9 _ -)")
-    link.add_argument("--qr", metavar="FILE", help="also write the link as a QR code (PNG)")
+    add_link_command(actions)
     webhook = actions.add_parser("set-webhook", help="tell Telegram where to deliver updates")
     webhook.add_argument("url", metavar="URL", help="e.g. https://example.org/webhooks/telegram")
 
 
 async def run_telegram(settings: Settings, args: argparse.Namespace, t: Translator) -> int:
+    if args.action == "link":
+        return await show_link(settings, args, t, _link_maker(settings, t))
     try:
         config = telegram_config(settings)
     except ChannelNotConfigured as problem:
         print(t(problem.msgid, **problem.values), file=sys.stderr)
         return USAGE_ERROR
-    if args.action == "link":
-        return await _print_link(settings, config, args, t)
     return await _set_webhook(config, args.url, t)
 
 
-async def _print_link(
-    settings: Settings, config: TelegramConfig, args: argparse.Namespace, t: Translator
-) -> int:
-    try:
-        payload = deep_link_payload(args.slug, args.source)
-    except BadLink as problem:
-        print(t("cli.telegram_bad_link", payload=problem.payload), file=sys.stderr)
-        return USAGE_ERROR
-    async with runtime(settings) as rt, rt.sessions() as session:
-        found = await session.exec(select(Consultation.id).where(Consultation.slug == args.slug))
-        if found.first() is None:
-            print(t("cli.telegram_unknown_consultation", slug=args.slug), file=sys.stderr)
-            return USAGE_ERROR
-    username = settings.telegram_bot_username
-    if not username:
-        async with bot_for(config) as bot:
-            try:
-                username = (await bot.get_me()).username or ""
-            except TelegramError as error:
-                print(t("cli.telegram_refused", error=error.message), file=sys.stderr)
-                return 1
-    url = telegram_link(username, payload)
-    print(url)
-    if args.qr:
-        write_qr_png(url, args.qr)
-        print(t("cli.telegram_qr_written", path=args.qr), file=sys.stderr)
-    return 0
+def _link_maker(settings: Settings, t: Translator) -> LinkMaker:
+    """Links need the bot's username: CONSULT_TELEGRAM_BOT_USERNAME, or else asked of Telegram
+    with the token."""
+
+    async def make(payload: str) -> str | None:
+        username = settings.telegram_bot_username
+        if not username and settings.telegram_token:
+            async with bot_for(settings.telegram_token, settings.telegram_api_url) as bot:
+                try:
+                    username = (await bot.get_me()).username
+                except TelegramError as error:
+                    print(t("cli.telegram_refused", error=error.message), file=sys.stderr)
+                    return None
+        if not username:
+            print(t("cli.telegram_no_username"), file=sys.stderr)
+            return None
+        return telegram_link(username, payload)
+
+    return make
 
 
 async def _set_webhook(config: TelegramConfig, url: str, t: Translator) -> int:
@@ -102,7 +89,7 @@ async def _set_webhook(config: TelegramConfig, url: str, t: Translator) -> int:
     if not (secure or (url.startswith("http://") and config.api_url.rstrip("/") != OFFICIAL_API)):
         print(t("cli.telegram_webhook_https"), file=sys.stderr)
         return USAGE_ERROR
-    async with bot_for(config) as bot:
+    async with bot_for(config.token, config.api_url) as bot:
         try:
             await bot.set_webhook(
                 url,

@@ -1,12 +1,18 @@
-"""Building the WhatsApp channel from Settings (`CONSULT_WHATSAPP_*`)."""
+"""Building the WhatsApp channel from Settings (`CONSULT_WHATSAPP_*`), and
+`consult whatsapp link SLUG`: the wa.me link (and QR code) that opens a consultation."""
 
 from __future__ import annotations
 
+import argparse
+import sys
 from typing import Any
 
 from adapters.whatsapp import GraphSender, WhatsAppChannel
+from adapters.whatsapp.links import whatsapp_link
 from bots.channels import ChannelNotConfigured
+from bots.links import add_link_command, show_link
 from bots.settings import Settings
+from core.i18n import Translator
 
 
 def whatsapp_channel(settings: Settings, **sender_options: Any) -> WhatsAppChannel:
@@ -33,3 +39,19 @@ def whatsapp_channel(settings: Settings, **sender_options: Any) -> WhatsAppChann
         verify_token=settings.whatsapp_verify_token,
         max_body_bytes=settings.webhook_max_body_bytes,
     )
+
+
+def add_whatsapp_commands(commands: Any) -> None:
+    whatsapp = commands.add_parser("whatsapp", help="the WhatsApp number: links, QR codes")
+    add_link_command(whatsapp.add_subparsers(dest="action", required=True, metavar="ACTION"))
+
+
+async def run_whatsapp(settings: Settings, args: argparse.Namespace, t: Translator) -> int:
+    async def make(payload: str) -> str | None:
+        try:
+            return whatsapp_link(settings.whatsapp_phone_number or "", payload)
+        except ValueError:
+            print(t("cli.whatsapp_no_number"), file=sys.stderr)
+            return None
+
+    return await show_link(settings, args, t, make)

@@ -1,40 +1,8 @@
-"""Deep links into a consultation, as a URL and as a QR code to print.
-
-Telegram passes `/start <payload>` to the bot when someone opens `https://t.me/<bot>?start=
-<payload>`; the payload is 1-64 characters of A-Z a-z 0-9 _ -. Ours is the consultation's slug,
-then `__` and the recruitment source when there is one (the core reads it back).
-"""
+"""Telegram deep links: `https://t.me/<bot>?start=<payload>` makes Telegram send the bot
+`/start <payload>` (payloads: adapters/links.py)."""
 
 from __future__ import annotations
-
-from pathlib import Path
-
-import segno
-
-from adapters.telegram.updates import DEEP_LINK_PAYLOAD
-
-
-class BadLink(ValueError):
-    """A slug and source that cannot travel in a deep link (`payload` is what they made)."""
-
-    def __init__(self, payload: str) -> None:
-        super().__init__(f"{payload!r} cannot be a deep link payload")
-        self.payload = payload
-
-
-def deep_link_payload(slug: str, source: str | None = None) -> str:
-    """The payload naming `slug` and `source`; BadLink unless it is 1-64 characters of A-Z a-z
-    0-9 _ - (and the source holds no `__`, which separates it from the slug)."""
-    payload = f"{slug}__{source}" if source else slug
-    if (source and "__" in source) or not DEEP_LINK_PAYLOAD.fullmatch(payload):
-        raise BadLink(payload)
-    return payload
 
 
 def telegram_link(bot_username: str, payload: str) -> str:
     return f"https://t.me/{bot_username.lstrip('@')}?start={payload}"
-
-
-def write_qr_png(url: str, path: Path) -> None:
-    """A QR code of `url` as a PNG large enough to print in a newspaper column."""
-    segno.make(url, error="m").save(str(path), kind="png", scale=10, border=4)

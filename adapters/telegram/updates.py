@@ -8,16 +8,15 @@ is ever asked or shown in front of others.
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from typing import Any
 
 from telegram import Update
 
+from adapters.links import DEEP_LINK_PAYLOAD
 from core.messages import Choice, Command, Event, Start, Text, parse_command
 
 CHANNEL = "telegram"
-DEEP_LINK_PAYLOAD = re.compile(r"[A-Za-z0-9_-]{1,64}")
 
 
 @dataclass(frozen=True)

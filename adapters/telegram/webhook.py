@@ -55,11 +55,11 @@ class TelegramConfig:
             )
 
 
-def bot_for(config: TelegramConfig) -> Bot:
-    """PTB's client for this bot, talking to `config.api_url`."""
-    base = config.api_url.rstrip("/")
+def bot_for(token: str, api_url: str) -> Bot:
+    """PTB's client for the bot with `token`, talking to the Bot API at `api_url`."""
+    base = api_url.rstrip("/")
     return Bot(
-        config.token,
+        token,
         base_url=f"{base}/bot",
         base_file_url=f"{base}/file/bot",
         request=HTTPXRequest(connection_pool_size=64, pool_timeout=10.0),
@@ -73,7 +73,7 @@ class TelegramChannel:
 
     def __init__(self, config: TelegramConfig) -> None:
         self.config = config
-        self.bot = bot_for(config)
+        self.bot = bot_for(config.token, config.api_url)
         self.bot_id = bot_id_of(config.token)
         pacer = Pacer(config.messages_per_second, config.chat_messages_per_second)
         self.sender = TelegramSender(

@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from urllib.parse import quote
 
-PAYLOAD = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+from adapters.links import DEEP_LINK_PAYLOAD
 
 
 def whatsapp_link(number: str, payload: str = "") -> str:
@@ -24,6 +24,6 @@ def whatsapp_link(number: str, payload: str = "") -> str:
         raise ValueError(f"not a phone number in international format: {number!r}")
     if not payload:
         return f"https://wa.me/{digits}"
-    if not PAYLOAD.match(payload):
+    if not DEEP_LINK_PAYLOAD.fullmatch(payload):
         raise ValueError(f"a deep-link payload is 1-64 characters of A-Z a-z 0-9 _ -: {payload!r}")
     return f"https://wa.me/{digits}?text={quote('start ' + payload)}"

@@ -22,12 +22,14 @@ def run(
     tmp_path: Path,
     stdin: str | None = None,
     language: str = "C.UTF-8",
+    extra_env: dict[str, str] | None = None,
 ):
     env = {
         **os.environ,
         "CONSULT_DATABASE_URL": database_url,
         "CONSULT_DATA_DIR": str(tmp_path / "data"),
         "LC_ALL": language,
+        **(extra_env or {}),
     }
     env.pop("CONSULT_SECRET_KEY", None)
     return subprocess.run(
