@@ -15,11 +15,11 @@ import pytest
 
 from adapters.pacing import Pacer
 from adapters.slack import EVENTS_PATH, OAuthApp, SlackChannel
+from bench.fakes import slack_api
+from bench.fakes.slack_api import BOT_TOKEN, SIGNING_SECRET, TEAM, FakeSlack
 from bots.server import create_app
 from bots.settings import Settings
 from tests.conftest import SECRET, Loader
-from tests.fakes import slack_api
-from tests.fakes.slack_api import BOT_TOKEN, SIGNING_SECRET, TEAM, FakeSlack
 
 
 @dataclass

@@ -12,12 +12,12 @@ from typing import Any
 import httpx
 from sqlalchemy import MetaData, select
 
+from bench.fakes import slack_api
+from bench.fakes.slack_api import TEAM
 from bots.server import create_app
 from core.storage import create_engine
 from tests.adapters.slack.conftest import Rig, settings_for
 from tests.bots.test_cli import run
-from tests.fakes import slack_api
-from tests.fakes.slack_api import TEAM
 
 ALICE = "U0ALICE"
 NAMES = (ALICE, f"name-of-{ALICE}")
@@ -212,7 +212,7 @@ async def test_an_organiser_posts_a_consultation_and_an_employee_joins_from_it(r
         "action_id": "participate:elders",
         "value": "elders",
     }
-    from tests.fakes import slack_api
+    from bench.fakes import slack_api
 
     payload = slack_api.block_action(ALICE, post, "C0GENERAL", body)
     await rig.post(payload, "application/x-www-form-urlencoded")

@@ -11,11 +11,11 @@ import pytest
 from sqlalchemy import text
 
 from adapters.slack import OAuthApp
+from bench.fakes import slack_api
+from bench.fakes.slack_api import FakeSlack
 from core.storage import create_engine
 from tests.adapters.slack.conftest import Rig, make_channel, settings_for, start_rig
 from tests.conftest import Loader
-from tests.fakes import slack_api
-from tests.fakes.slack_api import FakeSlack
 
 ACME = "T0ACME"
 

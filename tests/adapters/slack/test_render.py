@@ -11,8 +11,8 @@ from hypothesis import strategies as st
 from adapters.slack import escape_mrkdwn, render_reply
 from adapters.slack.inbound import chosen_value, slash_command_event
 from adapters.slack.render import answered_blocks, text_blocks
+from bench.fakes.slack_api import MESSAGE_BLOCKS, block_problems
 from core.messages import Command, Option, Pick, Reply, Start
-from tests.fakes.slack_api import MESSAGE_BLOCKS, block_problems
 
 FIXTURES = Path(__file__).parent / "fixtures"
 CARD = Reply(

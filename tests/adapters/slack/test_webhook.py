@@ -14,11 +14,11 @@ from slack_sdk.signature import Clock, SignatureVerifier
 from sqlmodel import select
 
 from adapters.slack import EVENTS_PATH, SlackChannel
+from bench.fakes import slack_api
+from bench.fakes.slack_api import FakeSlack
 from core.models import ProcessedEvent
 from tests.adapters.slack.conftest import Rig, make_channel, settings_for, start_rig
 from tests.conftest import Loader
-from tests.fakes import slack_api
-from tests.fakes.slack_api import FakeSlack
 
 EXAMPLE = json.loads((Path(__file__).parent / "fixtures" / "signature_example.json").read_text())
 FORM = "application/x-www-form-urlencoded"

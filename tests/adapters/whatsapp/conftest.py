@@ -11,10 +11,10 @@ import httpx
 import pytest
 
 from adapters.whatsapp import WhatsAppChannel
+from bench.fakes.whatsapp_api import PHONE_NUMBER_ID, FakeGraphAPI, serving, signed
 from bots.server import create_app
 from bots.settings import Settings
 from bots.whatsapp import whatsapp_channel
-from tests.fakes.whatsapp_api import PHONE_NUMBER_ID, FakeGraphAPI, serving, signed
 
 APP_SECRET = "test-app-secret"
 VERIFY_TOKEN = "test-verify-token"

@@ -10,9 +10,9 @@ from urllib.parse import parse_qs, urlsplit
 from sqlmodel import func, select
 
 from adapters.whatsapp import whatsapp_link
+from bench.fakes.whatsapp_api import button_reply, delivery, list_reply, text_message
 from core.models import ChannelIdentity, Participation, Proposal, Qualification, Vote
 from tests.adapters.whatsapp.conftest import Running
-from tests.fakes.whatsapp_api import button_reply, delivery, list_reply, text_message
 
 
 @dataclass

@@ -7,7 +7,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.fakes.whatsapp_api import PHONE_NUMBER_ID, FakeGraphAPI
+from bench.fakes.whatsapp_api import PHONE_NUMBER_ID, FakeGraphAPI
 
 
 def _buttons(*titles: str) -> dict[str, Any]:

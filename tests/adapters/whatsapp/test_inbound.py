@@ -8,8 +8,7 @@ import pytest
 
 from adapters.whatsapp import parse_delivery, signature_of, whatsapp_link
 from adapters.whatsapp.inbound import signature_matches
-from core.messages import Choice, Command, Start, Text
-from tests.fakes.whatsapp_api import (
+from bench.fakes.whatsapp_api import (
     PHONE_NUMBER_ID,
     button_reply,
     delivery,
@@ -17,6 +16,7 @@ from tests.fakes.whatsapp_api import (
     status_update,
     text_message,
 )
+from core.messages import Choice, Command, Start, Text
 
 WA_ID = "16315551181"
 DOCUMENTED_ID = "wamid.HBgLMTY1MDM4Nzk0MzkVAgASGBQzQTRBNjU5OUFFRTAzODEwMTQ0RgA="

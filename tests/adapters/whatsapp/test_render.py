@@ -19,8 +19,8 @@ from adapters.whatsapp.render import (
     shorten,
     split_text,
 )
+from bench.fakes.whatsapp_api import problem_with
 from core.messages import Option, Pick, Reply
-from tests.fakes.whatsapp_api import problem_with
 
 GOLDEN = Path(__file__).parent / "golden"
 LIST_BUTTON = "Choose"

@@ -11,7 +11,7 @@ import pytest
 
 from adapters.whatsapp import GraphSender, template_message, within_window
 from adapters.whatsapp.render import text_messages
-from tests.fakes.whatsapp_api import PHONE_NUMBER_ID, FakeGraphAPI
+from bench.fakes.whatsapp_api import PHONE_NUMBER_ID, FakeGraphAPI
 
 NOW = datetime(2026, 3, 2, 9, 30, tzinfo=UTC)
 WA_ID = "33612345678"

@@ -15,14 +15,7 @@ from fastapi import FastAPI
 from sqlmodel import func, select
 
 from adapters.whatsapp import GraphSender, WhatsAppChannel, signature_of
-from bots.channels import ChannelNotConfigured
-from bots.server import create_app
-from bots.settings import Settings
-from core.flow import Flow
-from core.models import ProcessedEvent
-from core.storage import create_engine, migrate, session_factory
-from tests.adapters.whatsapp.conftest import APP_SECRET, VERIFY_TOKEN, WEBHOOK, Running
-from tests.fakes.whatsapp_api import (
+from bench.fakes.whatsapp_api import (
     FakeGraphAPI,
     delivery,
     serving,
@@ -30,6 +23,13 @@ from tests.fakes.whatsapp_api import (
     status_update,
     text_message,
 )
+from bots.channels import ChannelNotConfigured
+from bots.server import create_app
+from bots.settings import Settings
+from core.flow import Flow
+from core.models import ProcessedEvent
+from core.storage import create_engine, migrate, session_factory
+from tests.adapters.whatsapp.conftest import APP_SECRET, VERIFY_TOKEN, WEBHOOK, Running
 
 
 async def test_meta_subscribes_with_the_verify_token(running: Running) -> None:

@@ -1,1 +1,0 @@
-"""Fake platform servers that real SDKs talk to in tests and benchmarks."""
