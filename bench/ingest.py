@@ -227,9 +227,7 @@ class Participants:
     async def post(self, http: aiohttp.ClientSession, update: dict[str, Any]) -> float:
         headers = {"X-Telegram-Bot-Api-Secret-Token": SECRET, "Content-Type": "application/json"}
         started = time.perf_counter()
-        async with http.post(self.webhook, data=json.dumps(update), headers=headers) as answer:
-            body = await answer.read()
-            ok = answer.status == 200
+        body, ok = await _deliver(http, self.webhook, json.dumps(update), headers)
         elapsed = time.perf_counter() - started
         if not ok:
             self.run.errors += 1
@@ -377,9 +375,7 @@ async def measure_baseline(database_url: str, plan: Plan) -> dict[str, Any]:
         while time.perf_counter() < until:
             update = json.dumps(_baseline_update(next(ids), user, rng))
             started = time.perf_counter()
-            async with http.post(f"{url}/webhooks/telegram", data=update, headers=headers) as r:
-                await r.read()
-                ok = r.status == 200
+            _, ok = await _deliver(http, f"{url}/webhooks/telegram", update, headers)
             if ok:
                 run.votes += 1
                 run.latencies.append(time.perf_counter() - started)
@@ -395,6 +391,22 @@ async def measure_baseline(database_url: str, plan: Plan) -> dict[str, Any]:
     finally:
         await asyncio.to_thread(stack.close)
     return run.figures()
+
+
+async def _deliver(
+    http: aiohttp.ClientSession, url: str, body: str, headers: dict[str, str]
+) -> tuple[bytes, bool]:
+    """POST an update as Telegram does: again if the connection drops before an answer (a
+    keep-alive connection the server closed just as we reused it); the update id makes the
+    second copy harmless."""
+    for attempt in range(3):
+        try:
+            async with http.post(url, data=body, headers=headers) as answer:
+                return await answer.read(), answer.status == 200
+        except aiohttp.ClientConnectionError:
+            if attempt == 2:
+                raise
+    raise AssertionError("unreachable")
 
 
 async def _all(coroutines: Any) -> None:
