@@ -31,12 +31,11 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
-import uvicorn
 from sqlalchemy import func, text
 from sqlmodel import select
 
 from bench.fakes.telegram_api import Call, FakeTelegram
-from bench.processes import Served, consult_process, free_port, running
+from bench.processes import Served, consult_process, free_port, running, serving
 from core.definitions import parse_consultation, upsert_consultation
 from core.flow import utc_now
 from core.models import Proposal
@@ -272,29 +271,16 @@ class Participants:
                 self.run.reply_latencies.append(time.perf_counter() - started)
 
 
-async def _serve_fake(fake: FakeTelegram) -> tuple[uvicorn.Server, asyncio.Task[None]]:
-    """The fake Bot API in this loop (the driver reads its records without locks or threads)."""
-    port = free_port()
-    config = uvicorn.Config(
-        fake.asgi,
-        host="127.0.0.1",
-        port=port,
-        log_level="warning",
-        lifespan="off",
-        interface="asgi3",
-    )
-    server = uvicorn.Server(config)
-    task = asyncio.create_task(server.serve())
-    while not server.started:
-        await asyncio.sleep(0.01)
-    fake.url = f"http://127.0.0.1:{port}"
-    return server, task
-
-
 async def measure_consult(database_url: str, plan: Plan, data_dir: Path) -> dict[str, Any]:
     await prepare(database_url, plan)
     fake = FakeTelegram(TOKEN, limits=None)
-    server, serving = await _serve_fake(fake)
+    async with serving(fake.asgi) as fake.url:
+        return await _drive_consult(database_url, plan, data_dir, fake)
+
+
+async def _drive_consult(
+    database_url: str, plan: Plan, data_dir: Path, fake: FakeTelegram
+) -> dict[str, Any]:
     env = {
         "CONSULT_DATABASE_URL": database_url,
         "CONSULT_DATA_DIR": str(data_dir),
@@ -319,8 +305,6 @@ async def measure_consult(database_url: str, plan: Plan, data_dir: Path) -> dict
                 await _all(driver.vote(http, user, until) for user in driver.ids)
     finally:
         await asyncio.to_thread(stack.close)
-        server.should_exit = True
-        await serving
     figures = driver.run.figures()
     stored = await counted_votes(database_url)
     figures["votes_stored"] = stored

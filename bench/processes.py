@@ -1,19 +1,23 @@
-"""Running a server as a real process on a free local port (benchmarks and end-to-end tests)."""
+"""Running servers on a free local port for benchmarks and end-to-end tests: as a real
+process (`running`, `consult_server`), or under uvicorn in the caller's event loop (`serving`)."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 import socket
 import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import AsyncIterator, Iterator, Sequence
+from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
+import uvicorn
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -94,3 +98,27 @@ def consult_process(env: dict[str, str], *, options: Sequence[str] = ()) -> Iter
     command = [sys.executable, "-m", "bots.cli", "serve", "--port", str(port), *options]
     with running(command, env, port) as served:
         yield served
+
+
+@asynccontextmanager
+async def serving(app: Any) -> AsyncIterator[str]:
+    """Run an ASGI app under uvicorn in this event loop on a free port; yields its base URL.
+
+    In the caller's loop, a fake's records can be read without locks or threads.
+    """
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    port = listener.getsockname()[1]
+    config = uvicorn.Config(app, log_config=None, log_level="warning", ws="none", interface="asgi3")
+    server = uvicorn.Server(config)
+    task = asyncio.create_task(server.serve(sockets=[listener]))
+    try:
+        while not server.started:
+            if task.done():
+                task.result()  # raises what stopped the server
+            await asyncio.sleep(0.01)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        await task
+        listener.close()

@@ -287,12 +287,7 @@ def run_bench(args: argparse.Namespace) -> int:
         return USAGE_ERROR
     extra = [populations.polis_dataset(name, conversation) for name, conversation in replays]
     report = sequencing.suite(args.quick, args.seeds, algorithms, extra)
-    if args.json:
-        print(sequencing.table(report), file=sys.stderr)
-        print(json.dumps(report, indent=2))
-    else:
-        print(sequencing.table(report))
-    return 0
+    return _print_report(sequencing.table(report), report, args.json)
 
 
 def run_ingest_bench(args: argparse.Namespace) -> int:
@@ -300,11 +295,16 @@ def run_ingest_bench(args: argparse.Namespace) -> int:
 
     postgres = None if args.postgres.lower() == "none" else args.postgres
     report = ingest.run_ingest(args.quick, postgres)
-    if args.json:
-        print(ingest.table(report), file=sys.stderr)
+    return _print_report(ingest.table(report), report, args.json)
+
+
+def _print_report(table: str, report: object, as_json: bool) -> int:
+    """A benchmark's table; with --json, the JSON on stdout and the table on stderr."""
+    if as_json:
+        print(table, file=sys.stderr)
         print(json.dumps(report, indent=2))
     else:
-        print(ingest.table(report))
+        print(table)
     return 0
 
 

@@ -17,6 +17,7 @@ from adapters.pacing import Pacer
 from adapters.slack import EVENTS_PATH, OAuthApp, SlackChannel
 from bench.fakes import slack_api
 from bench.fakes.slack_api import BOT_TOKEN, SIGNING_SECRET, TEAM, FakeSlack
+from bench.processes import serving
 from bots.server import create_app
 from bots.settings import Settings
 from tests.conftest import SECRET, Loader
@@ -170,7 +171,7 @@ async def start_rig(
 ) -> AsyncIterator[Rig]:
     app = create_app(settings, channels=[channel])
     async with (
-        slack_api.serving(app) as url,
+        serving(app) as url,
         httpx.AsyncClient(timeout=10) as http,
     ):
         yield Rig(url, fake, channel, http, database_url)

@@ -14,6 +14,7 @@ from sqlalchemy import MetaData, select
 
 from bench.fakes import slack_api
 from bench.fakes.slack_api import TEAM
+from bench.processes import serving
 from bots.server import create_app
 from core.storage import create_engine
 from tests.adapters.slack.conftest import Rig, settings_for
@@ -54,7 +55,7 @@ async def organiser_views(rig: Rig, tmp_path: Path) -> list[str]:
         views.append(result.stdout)
     settings = settings_for(rig.database_url, tmp_path, organiser_token="organiser-token")
     async with (
-        slack_api.serving(create_app(settings, channels=[])) as url,
+        serving(create_app(settings, channels=[])) as url,
         httpx.AsyncClient(timeout=10) as http,
     ):
         response = await http.get(
@@ -212,7 +213,6 @@ async def test_an_organiser_posts_a_consultation_and_an_employee_joins_from_it(r
         "action_id": "participate:elders",
         "value": "elders",
     }
-    from bench.fakes import slack_api
 
     payload = slack_api.block_action(ALICE, post, "C0GENERAL", body)
     await rig.post(payload, "application/x-www-form-urlencoded")

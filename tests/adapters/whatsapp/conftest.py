@@ -11,7 +11,8 @@ import httpx
 import pytest
 
 from adapters.whatsapp import WhatsAppChannel
-from bench.fakes.whatsapp_api import PHONE_NUMBER_ID, FakeGraphAPI, serving, signed
+from bench.fakes.whatsapp_api import PHONE_NUMBER_ID, FakeGraphAPI, signed
+from bench.processes import serving
 from bots.server import create_app
 from bots.settings import Settings
 from bots.whatsapp import whatsapp_channel

@@ -18,11 +18,11 @@ from adapters.whatsapp import GraphSender, WhatsAppChannel, signature_of
 from bench.fakes.whatsapp_api import (
     FakeGraphAPI,
     delivery,
-    serving,
     signed,
     status_update,
     text_message,
 )
+from bench.processes import serving
 from bots.channels import ChannelNotConfigured
 from bots.server import create_app
 from bots.settings import Settings
