@@ -79,9 +79,15 @@ def parse_delivery(payload: dict[str, Any]) -> Delivery:
     return delivery
 
 
+# Messages the conversation cannot read but must answer (it asks its question again), as it
+# does a sticker on Telegram. Reactions and system notices are not addressed to anyone.
+UNREADABLE = frozenset({"image", "sticker", "audio", "video", "document", "location", "contacts"})
+
+
 def event_of(message: dict[str, Any]) -> Event | None:
-    """The core event of one `messages[]` item; None for kinds the conversation cannot use
-    (images, stickers, locations, reactions...) or a malformed item."""
+    """The core event of one `messages[]` item: an unreadable kind (an image, a voice note...)
+    is empty text, which the conversation answers; None for reactions, system notices and
+    malformed items."""
     sender, key = message.get("from"), message.get("id")
     if not isinstance(sender, str) or not isinstance(key, str) or not sender or not key:
         return None
@@ -100,6 +106,8 @@ def event_of(message: dict[str, Any]) -> Event | None:
     if kind == "button":  # a quick-reply button of a template message
         payload = _field(message, "button", "payload")
         return None if payload is None else Choice(option=payload, **common)
+    if kind in UNREADABLE:
+        return Text(text="", **common)
     return None
 
 

@@ -64,13 +64,22 @@ def test_where_and_when_a_message_was_written() -> None:
 
 
 def test_statuses_and_unusable_messages_are_counted_not_turned_into_events() -> None:
-    sticker = {"from": WA_ID, "id": "wamid.s", "timestamp": "1", "type": "sticker"}
+    reaction = {"from": WA_ID, "id": "wamid.r", "timestamp": "1", "type": "reaction"}
     no_sender = {"id": "wamid.x", "type": "text", "text": {"body": "hi"}}
     bad_text = {"from": WA_ID, "id": "wamid.y", "type": "text", "text": "hi"}
     parsed = parse_delivery(
-        delivery(sticker, no_sender, bad_text, statuses=(status_update(WA_ID),))
+        delivery(reaction, no_sender, bad_text, statuses=(status_update(WA_ID),))
     )
     assert parsed.messages == [] and parsed.statuses == 1 and parsed.unsupported == 3
+
+
+def test_an_image_or_a_voice_note_is_empty_text_the_conversation_answers() -> None:
+    for kind in ("image", "sticker", "audio"):
+        item = {"from": WA_ID, "id": f"wamid.{kind}", "timestamp": "1", "type": kind, kind: {}}
+        (inbound,) = parse_delivery(delivery(item)).messages
+        assert inbound.event == Text(
+            channel="whatsapp", user_id=WA_ID, key=f"wamid.{kind}", address=WA_ID, text=""
+        )
     assert parse_delivery({"object": "instagram", "entry": []}).messages == []
 
 

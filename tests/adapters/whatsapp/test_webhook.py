@@ -91,7 +91,7 @@ async def test_oversized_malformed_and_unknown_deliveries(running: Running) -> N
         {"object": "page", "entry": [{"id": "1", "messaging": []}]},
         {"object": "whatsapp_business_account", "entry": "nope"},
         {"object": "whatsapp_business_account", "entry": [{"changes": [{"field": "x"}]}]},
-        delivery({"from": "33612345678", "id": "wamid.sticker", "type": "sticker", "sticker": {}}),
+        delivery({"from": "33612345678", "id": "wamid.react", "type": "reaction", "reaction": {}}),
     ):
         assert (await running.deliver(unknown)).status_code == 200
     assert running.channel.unsupported_ignored == 1
