@@ -110,7 +110,8 @@ def parse_command(text: str) -> tuple[str, str] | None:
 def match_option(options: tuple[Option, ...], typed: str) -> Option | None:
     """The option a participant typed on a channel without buttons: its number or its label."""
     answer = typed.strip()
-    if answer.isdigit():
+    # isdecimal, not isdigit: "²" is a digit that int() refuses; and no 4,000-digit numbers.
+    if answer.isdecimal() and len(answer) <= 6:
         index = int(answer)
         return options[index - 1] if 1 <= index <= len(options) else None
     folded = answer.casefold()

@@ -84,13 +84,20 @@ def parse_delivery(payload: dict[str, Any]) -> Delivery:
 UNREADABLE = frozenset({"image", "sticker", "audio", "video", "document", "location", "contacts"})
 
 
+def event_key(wamid: str) -> str:
+    """The idempotency key of a message: a digest of its id, because a `wamid` encodes the
+    sender's phone number, and processed-event keys outlive /forget (and reach the logs)."""
+    return "m:" + hashlib.sha256(wamid.encode()).hexdigest()
+
+
 def event_of(message: dict[str, Any]) -> Event | None:
     """The core event of one `messages[]` item: an unreadable kind (an image, a voice note...)
     is empty text, which the conversation answers; None for reactions, system notices and
     malformed items."""
-    sender, key = message.get("from"), message.get("id")
-    if not isinstance(sender, str) or not isinstance(key, str) or not sender or not key:
+    sender, wamid = message.get("from"), message.get("id")
+    if not isinstance(sender, str) or not isinstance(wamid, str) or not sender or not wamid:
         return None
+    key = event_key(wamid)
     # WhatsApp tells nothing about the reader's language (a country code is not a language).
     common: dict[str, Any] = {"channel": CHANNEL, "user_id": sender, "key": key, "address": sender}
     kind = message.get("type")

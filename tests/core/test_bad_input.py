@@ -79,6 +79,9 @@ async def test_a_number_out_of_range_or_free_text_asks_again_with_the_choices(
     await eve.type("peut-être")
     assert "Je n'ai pas compris" in eve.text
     assert eve.options == ["accept", "decline"]
+    for odd in ("²", "①", "1" * 5000):  # digits int() refuses, and a number of 5,000 digits
+        await eve.type(odd)
+        assert eve.options == ["accept", "decline"]
     await eve.type("1")  # the number of "J'accepte"
     assert eve.options == ["young", "old", "skip"]
     await eve.type("je préfère ne pas répondre")  # a label, typed

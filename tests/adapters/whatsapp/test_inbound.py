@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import base64
 from datetime import UTC, datetime
 
 import pytest
 
 from adapters.whatsapp import parse_delivery, signature_of, whatsapp_link
-from adapters.whatsapp.inbound import signature_matches
+from adapters.whatsapp.inbound import event_key, signature_matches
 from bench.fakes.whatsapp_api import (
     PHONE_NUMBER_ID,
     button_reply,
@@ -36,12 +37,12 @@ def test_texts_commands_and_deep_link_starts() -> None:
         text_message(WA_ID, "start", key="wamid.5"),
         text_message(WA_ID, "start elders now", key="wamid.6"),
     ) == [
-        Text(key="wamid.1", text="Il faut plus de bancs", **SENDER),
-        Command(key="wamid.2", name="forget", **SENDER),
-        Command(key="wamid.3", name="language", argument="en", **SENDER),
-        Start(key="wamid.4", payload="elders__wame", **SENDER),
-        Text(key="wamid.5", text="start", **SENDER),
-        Text(key="wamid.6", text="start elders now", **SENDER),
+        Text(key=event_key("wamid.1"), text="Il faut plus de bancs", **SENDER),
+        Command(key=event_key("wamid.2"), name="forget", **SENDER),
+        Command(key=event_key("wamid.3"), name="language", argument="en", **SENDER),
+        Start(key=event_key("wamid.4"), payload="elders__wame", **SENDER),
+        Text(key=event_key("wamid.5"), text="start", **SENDER),
+        Text(key=event_key("wamid.6"), text="start elders now", **SENDER),
     ]
 
 
@@ -50,8 +51,8 @@ def test_taps_on_buttons_and_list_rows_are_choices() -> None:
         button_reply(WA_ID, "accept", "I agree", key="wamid.b"),
         list_reply(WA_ID, "agree.42", "Agree", key="wamid.l"),
     ) == [
-        Choice(key="wamid.b", option="accept", **SENDER),
-        Choice(key="wamid.l", option="agree.42", **SENDER),
+        Choice(key=event_key("wamid.b"), option="accept", **SENDER),
+        Choice(key=event_key("wamid.l"), option="agree.42", **SENDER),
     ]
 
 
@@ -78,7 +79,11 @@ def test_an_image_or_a_voice_note_is_empty_text_the_conversation_answers() -> No
         item = {"from": WA_ID, "id": f"wamid.{kind}", "timestamp": "1", "type": kind, kind: {}}
         (inbound,) = parse_delivery(delivery(item)).messages
         assert inbound.event == Text(
-            channel="whatsapp", user_id=WA_ID, key=f"wamid.{kind}", address=WA_ID, text=""
+            channel="whatsapp",
+            user_id=WA_ID,
+            key=event_key(f"wamid.{kind}"),
+            address=WA_ID,
+            text="",
         )
     assert parse_delivery({"object": "instagram", "entry": []}).messages == []
 
@@ -115,8 +120,11 @@ def test_a_recorded_delivery_from_metas_documentation_parses() -> None:
         ],
     }
     (inbound,) = parse_delivery(payload).messages
+    # A wamid is base64 of bytes that hold the sender's number: only a digest of it is kept.
+    assert b"16503879439" in base64.b64decode(DOCUMENTED_ID.removeprefix("wamid."))
+    assert inbound.event.key.startswith("m:") and "wamid" not in inbound.event.key
     assert inbound.event == Text(
-        key=DOCUMENTED_ID,
+        key=event_key(DOCUMENTED_ID),
         text="Does it come in another color?",
         **SENDER,
     )
@@ -142,4 +150,4 @@ def test_deep_links_prefill_start_and_the_payload() -> None:
             whatsapp_link(number, payload)
     link_text = "start elders__gazette"
     (event,) = _events(text_message(WA_ID, link_text, key="wamid.link"))
-    assert event == Start(key="wamid.link", payload="elders__gazette", **SENDER)
+    assert event == Start(key=event_key("wamid.link"), payload="elders__gazette", **SENDER)
