@@ -22,6 +22,7 @@ from slack_bolt.adapter.starlette.async_handler import (
     to_starlette_response,
 )
 from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncBoltRequest
+from slack_sdk.errors import SlackApiError
 from slack_sdk.http_retry.builtin_async_handlers import AsyncRateLimitErrorRetryHandler
 from slack_sdk.signature import Clock, SignatureVerifier
 from slack_sdk.web.async_client import AsyncWebClient
@@ -113,6 +114,11 @@ class SlackChannel:
             signing_secret=self.signing_secret,
             oauth_settings=settings,
             request_verification_enabled=False,  # done in _receive, before bolt
+            # Listeners run before the answer: a DM message is applied to the conversation
+            # before Slack gets its 200, so a failure answers 500 and Slack delivers it again
+            # (processed once: event ids are idempotency keys). Interactions acknowledge first
+            # and run afterwards, within Slack's 3 seconds.
+            process_before_response=True,
         )
         app.command("/consult")(self._on_command)
         app.event("message")(self._on_message)
@@ -139,7 +145,11 @@ class SlackChannel:
     async def _receive(self, request: Request) -> Response:
         """Verify, then hand the request to bolt; 401 for a bad or old signature."""
         body = await read_body(request, self.max_body_bytes)
-        if not self.verifier.is_valid_request(body, dict(request.headers)):
+        try:
+            valid = self.verifier.is_valid_request(body, dict(request.headers))
+        except (ValueError, TypeError):  # a timestamp that is not a number, a non-ASCII header
+            valid = False
+        if not valid:
             raise HTTPException(401, "invalid or expired Slack signature")
         if self.app is None:
             raise HTTPException(503, "the Slack channel is not open yet")
@@ -172,14 +182,10 @@ class SlackChannel:
     async def _on_message(self, event: dict[str, Any], body: dict[str, Any], client: Any) -> None:
         if event.get("channel_type") != "im" or event.get("subtype") or event.get("bot_id"):
             return  # our own messages, edits, joins: not something a participant said
-        self._spawn(self._run_message(body, client))
-
-    async def _run_message(self, body: dict[str, Any], client: AsyncWebClient) -> None:
         team, user = inbound.team_of(body), body["event"]["user"]
         locale = await self._locale(client, team, user)
-        event = inbound.message_event(body, locale)
-        outcome = await self.flow.handle(event)
-        await self._send(client, body["event"]["channel"], outcome.replies, locale)
+        outcome = await self.flow.handle(inbound.message_event(body, locale))
+        self._spawn(self._send(client, body["event"]["channel"], outcome.replies, locale))
 
     async def _on_home(self, event: dict[str, Any], body: dict[str, Any], client: Any) -> None:
         if event.get("tab") == "home":
@@ -222,7 +228,10 @@ class SlackChannel:
         label = outcome.chosen.label if outcome.chosen is not None else None
         blocks = answered_blocks(message.get("blocks", []), label)
         await self.pacer.wait(dm)
-        await client.chat_update(channel=dm, ts=ts, text=message.get("text", ""), blocks=blocks)
+        try:
+            await client.chat_update(channel=dm, ts=ts, text=message.get("text", ""), blocks=blocks)
+        except SlackApiError as error:  # the next card matters more than the old one's buttons
+            logger.warning("could not settle a tapped message: %s", error.response.get("error"))
 
     async def _on_participate(
         self, ack: AsyncAck, body: dict[str, Any], action: dict[str, Any], client: Any

@@ -7,6 +7,7 @@ database names the Slack user. Delivery goes to the DM channel ("{team_id}:{dm_c
 
 from __future__ import annotations
 
+import hashlib
 from typing import Any
 
 from core.messages import Choice, Command, Event, FormSubmit, Start, Text, parse_command
@@ -54,11 +55,17 @@ def message_event(body: dict[str, Any], locale: str | None) -> Text | Command:
     event = body["event"]
     team = team_of(body)
     sender = _sender(team, event["user"], f"ev:{body['event_id']}", event["channel"], locale)
-    text = str(event.get("text", ""))
+    text = unescape(str(event.get("text", "")))
     parsed = parse_command(text)
     if parsed is not None:
         return Command(name=parsed[0], argument=parsed[1], **sender)
     return Text(text=text, **sender)
+
+
+def unescape(text: str) -> str:
+    """A DM's text as typed: Slack sends &, < and > as &amp;, &lt; and &gt; (&amp; last, so
+    that a typed "&lt;" stays "&lt;")."""
+    return text.replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&")
 
 
 def chosen_value(action: dict[str, Any]) -> str:
@@ -74,15 +81,19 @@ def choice_event(
 ) -> Choice:
     """A tapped button or chosen item on a message in the DM.
 
-    Keyed by (workspace, message ts, action id): a double tap on one message's button counts
-    once. No user or DM id goes into keys: they outlive /forget in the processed-events table.
+    Keyed by (workspace, DM, message ts, action id, value): a double tap on one message's
+    button counts once, while another item of the same select menu is a new choice. A message
+    ts is unique only within its channel, so the DM is in the key, as a digest: no user or DM
+    id goes into keys, which outlive /forget in the processed-events table.
     """
     team = team_of(body)
     container = body.get("container") or {}
     ts = container.get("message_ts") or action.get("action_ts", "")
-    key = f"act:{team}:{ts}:{action['action_id']}"
+    where = hashlib.sha256(f"{team}:{dm_channel}".encode()).hexdigest()[:16]
+    value = chosen_value(action)
+    key = f"act:{where}:{ts}:{action['action_id']}:{value}"[:128]
     sender = _sender(team, body["user"]["id"], key, dm_channel, locale)
-    return Choice(option=chosen_value(action), **sender)
+    return Choice(option=value, **sender)
 
 
 def participate_event(

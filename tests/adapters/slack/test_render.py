@@ -9,10 +9,10 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from adapters.slack import escape_mrkdwn, render_reply
-from adapters.slack.inbound import chosen_value, slash_command_event
+from adapters.slack.inbound import choice_event, chosen_value, message_event, slash_command_event
 from adapters.slack.render import answered_blocks, text_blocks
 from bench.fakes.slack_api import MESSAGE_BLOCKS, block_problems
-from core.messages import Command, Option, Pick, Reply, Start
+from core.messages import Command, Option, Pick, Reply, Start, Text
 
 FIXTURES = Path(__file__).parent / "fixtures"
 CARD = Reply(
@@ -102,3 +102,25 @@ def test_a_select_carries_its_chosen_option() -> None:
     select = {"action_id": "choice:select", "selected_option": {"value": "c3"}}
     assert chosen_value(select) == "c3"
     assert chosen_value({"action_id": "choice:0", "value": "agree.7"}) == "agree.7"
+
+
+def test_a_dm_is_read_as_typed_and_select_items_are_distinct_choices() -> None:
+    body = {
+        "team_id": "T1",
+        "event_id": "Ev1",
+        "event": {"user": "U1", "channel": "D1", "text": "Parks &amp; gardens &lt;3 &amp;lt;"},
+    }
+    typed = message_event(body, None)
+    assert isinstance(typed, Text) and typed.text == "Parks & gardens <3 &lt;"
+    tap = {"user": {"id": "U1"}, "team": {"id": "T1"}, "container": {"message_ts": "1.5"}}
+    first = choice_event(
+        tap, {"action_id": "choice:select", "selected_option": {"value": "c3"}}, "D1", None
+    )
+    other = choice_event(
+        tap, {"action_id": "choice:select", "selected_option": {"value": "c4"}}, "D1", None
+    )
+    elsewhere = choice_event(
+        tap, {"action_id": "choice:select", "selected_option": {"value": "c3"}}, "D2", None
+    )
+    assert len({first.key, other.key, elsewhere.key}) == 3
+    assert "U1" not in first.key and "D1" not in first.key

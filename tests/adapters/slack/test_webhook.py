@@ -76,7 +76,7 @@ async def processed(rig: Rig) -> list[Any]:
         await engine.dispose()
 
 
-async def post(rig: Rig, body: bytes, headers: dict[str, str]) -> httpx.Response:
+async def post(rig: Rig, body: bytes, headers: dict[str, Any]) -> httpx.Response:
     response = await rig.http.post(rig.url + EVENTS_PATH, content=body, headers=headers)
     await rig.drain()
     return response
@@ -99,6 +99,10 @@ async def test_the_documented_request_passes_and_forgeries_do_not(
     ).status_code == 401
     assert (await post(rig, ours, example_headers())).status_code == 401  # body changed
     assert (await post(rig, ours, {"content-type": FORM})).status_code == 401  # unsigned
+    odd_time = example_headers(**{"x-slack-request-timestamp": "abc"})
+    assert (await post(rig, ours, odd_time)).status_code == 401  # not a number: no 500
+    accented: dict[str, Any] = {**example_headers(), "x-slack-signature": "v0=é".encode()}
+    assert (await post(rig, ours, accented)).status_code == 401  # not ASCII: no 500
     clock.at += 301  # five minutes and a second later, the genuine example is a replay
     good = slack_api.signature(EXAMPLE["signing_secret"], EXAMPLE["timestamp"], ours)
     assert (
