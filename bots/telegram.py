@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import argparse
 import sys
-from typing import Any
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
 
-from telegram.error import TelegramError
+from telegram import Bot, User
+from telegram.error import BadRequest, InvalidToken, NetworkError, TelegramError
 
 from adapters.telegram.links import telegram_link
 from adapters.telegram.webhook import TelegramChannel, TelegramConfig, bot_for
@@ -17,6 +19,7 @@ from core.i18n import Translator
 
 USAGE_ERROR = 2
 OFFICIAL_API = "https://api.telegram.org"
+T = TypeVar("T")
 
 
 def telegram_config(settings: Settings) -> TelegramConfig:
@@ -69,12 +72,10 @@ def _link_maker(settings: Settings, t: Translator) -> LinkMaker:
     async def make(payload: str) -> str | None:
         username = settings.telegram_bot_username
         if not username and settings.telegram_token:
-            async with bot_for(settings.telegram_token, settings.telegram_api_url) as bot:
-                try:
-                    username = (await bot.get_me()).username
-                except TelegramError as error:
-                    print(t("cli.telegram_refused", error=error.message), file=sys.stderr)
-                    return None
+            me = await _with_bot(settings.telegram_token, settings.telegram_api_url, t, _get_me)
+            if me is None:
+                return None
+            username = me.username
         if not username:
             print(t("cli.telegram_no_username"), file=sys.stderr)
             return None
@@ -89,15 +90,37 @@ async def _set_webhook(config: TelegramConfig, url: str, t: Translator) -> int:
     if not (secure or (url.startswith("http://") and config.api_url.rstrip("/") != OFFICIAL_API)):
         print(t("cli.telegram_webhook_https"), file=sys.stderr)
         return USAGE_ERROR
-    async with bot_for(config.token, config.api_url) as bot:
-        try:
-            await bot.set_webhook(
-                url,
-                secret_token=config.webhook_secret,
-                allowed_updates=["message", "callback_query"],
-            )
-        except TelegramError as error:
-            print(t("cli.telegram_refused", error=error.message), file=sys.stderr)
-            return 1
+
+    async def set_webhook(bot: Bot) -> bool:
+        return await bot.set_webhook(
+            url, secret_token=config.webhook_secret, allowed_updates=["message", "callback_query"]
+        )
+
+    if await _with_bot(config.token, config.api_url, t, set_webhook) is None:
+        return 1
     print(t("cli.telegram_webhook_set", url=url))
     return 0
+
+
+async def _get_me(bot: Bot) -> User:
+    return await bot.get_me()
+
+
+async def _with_bot(
+    token: str, api_url: str, t: Translator, call: Callable[[Bot], Awaitable[T]]
+) -> T | None:
+    """`call` with a bot client (whose start asks Telegram who it is); None once a refusal or a
+    network failure has been said on stderr, never with the token in it."""
+    try:
+        async with bot_for(token, api_url) as bot:
+            return await call(bot)
+    except InvalidToken:  # its message quotes the token
+        print(t("cli.telegram_bad_token"), file=sys.stderr)
+    except NetworkError as error:
+        if isinstance(error, BadRequest):  # a refusal, which PTB files under network errors
+            print(t("cli.telegram_refused", error=error.message), file=sys.stderr)
+        else:
+            print(t("cli.telegram_unreachable", url=api_url, error=error.message), file=sys.stderr)
+    except TelegramError as error:
+        print(t("cli.telegram_refused", error=error.message), file=sys.stderr)
+    return None

@@ -35,6 +35,7 @@ from aiogram.types import (
 )
 
 from adapters.telegram.render import Keyboard, answered_card, render_reply
+from adapters.telegram.sender import masked
 from adapters.telegram.updates import callback_event, message_event, update_key
 from core.flow import Flow, Outcome
 
@@ -119,9 +120,13 @@ async def _call(method: str, chat_id: int, request: Callable[[], Awaitable[Any]]
         except TelegramNetworkError:  # a timeout or a dropped connection
             await asyncio.sleep(0.5 * 2**attempt)
         except TelegramAPIError as error:
-            log.warning("telegram refused %s to chat %s: %s", method, chat_id, error.message)
+            log.warning(
+                "telegram refused %s to chat %s: %s", method, masked(chat_id), error.message
+            )
             return
-    log.error("telegram: gave up %s to chat %s after %d attempts", method, chat_id, ATTEMPTS)
+    log.error(
+        "telegram: gave up %s to chat %s after %d attempts", method, masked(chat_id), ATTEMPTS
+    )
 
 
 def _markup(keyboard: Keyboard) -> InlineKeyboardMarkup | None:

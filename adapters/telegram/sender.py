@@ -28,6 +28,12 @@ ATTEMPTS = 5
 NO_PREVIEW = LinkPreviewOptions(is_disabled=True)  # a link in a proposal never unfurls
 
 
+def masked(chat_id: int | None) -> str:
+    """A chat id fit for logs: in a private chat it is the person's Telegram id, which logs must
+    not keep (they outlive /forget)."""
+    return "-" if chat_id is None else f"…{str(chat_id)[-4:]}"
+
+
 def markup(keyboard: Keyboard) -> InlineKeyboardMarkup | None:
     if not keyboard:
         return None
@@ -112,16 +118,22 @@ class TelegramSender:
                 await self.sleep(_seconds(error.retry_after))
             except (BadRequest, Forbidden) as error:
                 self.failures += 1
-                log.warning("telegram refused %s to chat %s: %s", method, chat_id, error.message)
+                log.warning(
+                    "telegram refused %s to chat %s: %s", method, masked(chat_id), error.message
+                )
                 return
             except NetworkError:  # a timeout or a dropped connection; BadRequest came first
                 await self.sleep(0.5 * 2**attempt)
             except TelegramError as error:
                 self.failures += 1
-                log.error("telegram failed %s to chat %s: %s", method, chat_id, error.message)
+                log.error(
+                    "telegram failed %s to chat %s: %s", method, masked(chat_id), error.message
+                )
                 return
         self.failures += 1
-        log.error("telegram: gave up %s to chat %s after %d attempts", method, chat_id, ATTEMPTS)
+        log.error(
+            "telegram: gave up %s to chat %s after %d attempts", method, masked(chat_id), ATTEMPTS
+        )
 
 
 def _seconds(period: int | timedelta) -> float:

@@ -18,13 +18,13 @@ from typing import Any
 from fastapi import APIRouter, BackgroundTasks, HTTPException, Request
 from fastapi.responses import JSONResponse, Response
 from telegram import Bot, Update
-from telegram.error import TelegramError
+from telegram.error import InvalidToken, TelegramError
 from telegram.request import HTTPXRequest
 
 from adapters.inbound import parse_object, read_body
 from adapters.pacing import Pacer
 from adapters.telegram.render import answered_card, render_reply
-from adapters.telegram.sender import TelegramSender
+from adapters.telegram.sender import TelegramSender, masked
 from adapters.telegram.updates import Inbound, bot_id_of, inbound_from_update
 from core.flow import Flow, Outcome
 
@@ -91,8 +91,10 @@ class TelegramChannel:
         try:
             await self.bot.initialize()
             log.info("telegram: serving as @%s", self.bot.username)
+        except InvalidToken:  # its message quotes the token: not for the logs
+            log.error("telegram: Telegram rejected the bot token (CONSULT_TELEGRAM_TOKEN)")
         except TelegramError as error:  # the webhook still works; sends will retry
-            log.warning("telegram: getMe failed (%s); is the token right?", error.message)
+            log.warning("telegram: getMe failed: %s", error.message)
 
     async def close(self) -> None:
         if self._late:
@@ -140,10 +142,15 @@ class TelegramChannel:
     def _finish_later(self, handling: asyncio.Future[Outcome], inbound: Inbound) -> None:
         def finished(done: asyncio.Future[Outcome]) -> None:
             self._late.discard(done)
-            if not done.cancelled() and done.exception() is None:
-                delivery = asyncio.ensure_future(self.deliver(inbound, done.result()))
-                self._late.add(delivery)
-                delivery.add_done_callback(self._late.discard)
+            if done.cancelled():
+                return
+            if done.exception() is not None:
+                log.error("telegram: a slow update failed", exc_info=done.exception())
+                return
+            # The 503 carried no answer to the tap, and Telegram's retry is a duplicate.
+            delivery = asyncio.ensure_future(self.deliver(inbound, done.result(), answer=True))
+            self._late.add(delivery)
+            delivery.add_done_callback(self._late.discard)
 
         self._late.add(handling)
         handling.add_done_callback(finished)
@@ -155,9 +162,12 @@ class TelegramChannel:
         if not hmac.compare_digest(given.encode(), self.config.webhook_secret.encode()):
             raise HTTPException(403, f"wrong {SECRET_HEADER} header")
 
-    async def deliver(self, inbound: Inbound, outcome: Outcome) -> None:
-        """Settle the tapped card, then send the replies, in this order."""
+    async def deliver(self, inbound: Inbound, outcome: Outcome, *, answer: bool = False) -> None:
+        """Settle the tapped card, then send the replies, in this order; `answer` the tap too
+        when the webhook's answer could not."""
         try:
+            if answer and inbound.tapped is not None:
+                await self.sender.answer(inbound.tapped.query_id)
             tapped = inbound.tapped  # answered already, in the webhook's answer
             settle = tapped is not None and inbound.event is not None and not outcome.duplicate
             if settle and tapped is not None and tapped.chat_id and tapped.message_id:
@@ -172,4 +182,4 @@ class TelegramChannel:
                     for message in render_reply(reply):
                         await self.sender.send(inbound.chat_id, message)
         except Exception:  # a send bug must not take the server down; the event is saved
-            log.exception("telegram: delivering replies to chat %s failed", inbound.chat_id)
+            log.exception("telegram: delivering replies to chat %s failed", masked(inbound.chat_id))

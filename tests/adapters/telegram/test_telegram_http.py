@@ -289,3 +289,22 @@ def database_locked(database_url: str) -> Iterator[None]:
         loop.call_soon_threadsafe(release.set)
         thread.join(timeout=30)
         loop.close()
+
+
+def test_a_wrong_token_or_no_telegram_is_said_without_the_token(
+    database_url: str, tmp_path: Path, fake: FakeTelegram
+) -> None:
+    wrong = {**environment(database_url, tmp_path, fake), "CONSULT_TELEGRAM_TOKEN": "42:wrong"}
+    refused = consult(["telegram", "set-webhook", "https://example.org/webhooks/telegram"], wrong)
+    assert refused.returncode == 1 and "Telegram rejected the bot token" in refused.stderr
+    assert "42:wrong" not in refused.stderr and "Traceback" not in refused.stderr
+    away = {
+        **wrong,
+        "CONSULT_TELEGRAM_TOKEN": TOKEN,
+        "CONSULT_TELEGRAM_API_URL": "http://127.0.0.1:9",
+    }
+    unreachable = consult(
+        ["telegram", "set-webhook", "https://example.org/webhooks/telegram"], away
+    )
+    assert unreachable.returncode == 1 and "cannot reach the Telegram Bot API" in unreachable.stderr
+    assert TOKEN not in unreachable.stderr and "Traceback" not in unreachable.stderr
