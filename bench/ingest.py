@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
-from sqlalchemy import func, text
+from sqlalchemy import func, make_url, text
 from sqlmodel import select
 
 from bench.fakes.telegram_api import Call, FakeTelegram
@@ -261,8 +261,8 @@ class Participants:
                 return  # nothing left to vote on
             started = time.perf_counter()
             latency = await self.post(http, self.fake.tap_update(user, choice))
-            if latency < 0:
-                continue
+            if latency < 0:  # refused: Telegram would deliver this update again
+                raise RuntimeError(f"the webhook refused participant {user}'s tap")
             if votes:
                 self.run.votes += 1
                 self.run.latencies.append(latency)
@@ -413,7 +413,7 @@ async def bench_database(server_url: str) -> str | None:
         return None
     finally:
         await engine.dispose()
-    return f"{server_url.rpartition('/')[0]}/consult_bench"
+    return make_url(server_url).set(database="consult_bench").render_as_string(hide_password=False)
 
 
 def run_ingest(quick: bool, postgres_url: str | None) -> dict[str, Any]:

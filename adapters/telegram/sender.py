@@ -4,7 +4,9 @@ Sends wait for a slot in the `Pacer` (Telegram's limits: about one message per s
 30 per second overall, 20 per minute per group); a 429 that still comes back (`RetryAfter`) is
 honoured with the delay Telegram gave, and network failures are retried with a backoff. A
 request Telegram refuses (`BadRequest`, `Forbidden` when the participant blocked the bot) is
-logged and dropped: retrying it could not succeed.
+logged and dropped: retrying it could not succeed. A timeout is retried too, although Telegram
+may have taken the first attempt: a card shown twice (its buttons work either way) is better
+than a card lost, which would leave the participant waiting.
 """
 
 from __future__ import annotations
