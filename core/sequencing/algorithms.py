@@ -15,19 +15,30 @@ replayable in tests and in the benchmark.
             tested slots use the sampled controversy instead; proposals past 1,500 votes leave.
 `adaptive`  ours, the default. The goal is to name the 10 most agreed-upon proposals and the 5
             most divisive with as few votes as possible, while every new proposal quickly gets a
-            minimum of votes. It treats both as top-k identification problems (a bandit "pure
-            exploration" setting) and uses a randomised version of APT, the anytime
-            parameter-free thresholding rule (Locatelli, Gutzeit & Carpentier, ICML 2016): the
-            k-th and (k+1)-th best estimates define a threshold tau, and the most informative
-            proposals are those whose estimate is close to tau relative to how often they were
-            voted on, B = sqrt(n) * (|theta - tau| + eps), smallest first. Proposals far above or
-            below the boundary, or already well measured, stop receiving votes they do not need
-            (the spirit of successive elimination and LUCB). theta is a Thompson draw from the
-            posterior Beta(k + 1/2, n - k + 1/2) (by its normal approximation), not the mean,
-            so that participants arriving at the same moment do not all get the same cards (as
-            in top-two Thompson sampling).
-            A quarter of each sequence goes to proposals with fewer than 5 votes, fewest votes
-            first, so that a new proposal reaches the identification pool fast.
+            minimum of votes. Both are top-k identification problems (bandit "pure
+            exploration"), solved with LUCB (Kalyanakrishnan, Tewari, Auer & Stone, "PAC subset
+            selection in stochastic multi-armed bandits", ICML 2012):
+            1. Floor: proposals with fewer than 5 votes come first, fewest votes then oldest
+               first, so that a new proposal enters the identification quickly; then a quarter
+               of the remaining slots raises proposals with 5 to 9 votes to 10.
+            2. LUCB: each proposal's agree rate is estimated as the results will estimate it
+               (Make.org's smoothing, `core.scoring.smoothed`) with its standard error
+               sqrt(m (1 - m) / (n + 1)). With J the current top 10, the cards go alternately
+               to the member of J with the lowest lower bound and the non-member with the
+               highest upper bound, bounds at m -/+ (1 + z) standard errors, z ~ N(0, 1) drawn
+               per proposal and call. The draw is the Thompson-sampling element (as in top-two
+               Thompson sampling, Russo, COLT 2016): participants arriving at the same moment
+               do not all get the same cards, and a proposal stuck just outside the bounds is
+               still asked now and then. Proposals whose bounds are clear of the boundary stop
+               receiving votes they do not need (the spirit of successive elimination).
+            3. One card in four runs the same rule for the controversy set: the top 5 by
+               min(agree, disagree).
+            What this participant's own earlier votes say about them is NOT used: with only
+            pooled counters per proposal, showing a proposal preferably to one kind of
+            participant biases its pooled rate (voters are no longer a random sample of the
+            population). Using the opinion group needs per-group counters written at vote time
+            (post-stratified rates, then group-balanced routing), a change to `core.voting`.
+            Cost: O(pool log pool) per call on the bounded pool of `next_proposals_for`.
 """
 
 from __future__ import annotations
@@ -37,7 +48,7 @@ import random
 from collections.abc import Callable, Sequence
 from itertools import islice
 
-from core.scoring import ZoneThresholds, zone_of
+from core.scoring import PRIOR, ZoneThresholds, zone_of
 from core.sequencing.rules import Candidate, SequenceBuilder
 
 Algorithm = Callable[[SequenceBuilder, Sequence[Candidate], random.Random], None]
@@ -118,64 +129,92 @@ def makeorg(builder: SequenceBuilder, pool: Sequence[Candidate], rng: random.Ran
     builder.offer_all(new)  # tested ones ran out: more new ones rather than a short sequence
 
 
-ADAPTIVE_FLOOR = 5
-ADAPTIVE_NEW_SHARE = 0.25
+ADAPTIVE_FLOOR = 5  # votes every proposal gets before anything else
+ADAPTIVE_SECOND_FLOOR = 10  # then raised to this in a quarter of the remaining slots
+ADAPTIVE_SECOND_SHARE = 0.25
 ADAPTIVE_CONSENSUS_K = 10
 ADAPTIVE_CONTROVERSY_K = 5
-ADAPTIVE_EPSILON = 0.05
+ADAPTIVE_CONTROVERSY_EVERY = 4  # one card in 4 for the controversy set
+ADAPTIVE_BETA = 1.0  # half-width of the confidence bounds, in standard errors
+ADAPTIVE_NOISE = 1.0  # Thompson-style jitter of that width, in standard errors
 
 
-def _apt_order(
-    tested: Sequence[Candidate], draws: Sequence[float], means: Sequence[float], k: int
+def _lucb_order(
+    tested: Sequence[Candidate],
+    means: Sequence[float],
+    sds: Sequence[float],
+    k: int,
+    rng: random.Random,
 ) -> list[Candidate]:
-    """Candidates by APT priority for the top-`k` boundary, most informative first."""
-    ranked = sorted(means, reverse=True)
-    k = min(k, len(ranked) - 1)
-    tau = (ranked[k - 1] + ranked[k]) / 2 if k >= 1 else ranked[0]
-    priority = [
-        math.sqrt(c.votes) * (abs(theta - tau) + ADAPTIVE_EPSILON)
-        for c, theta in zip(tested, draws, strict=True)
-    ]
-    order = sorted(range(len(tested)), key=priority.__getitem__)
-    return [tested[i] for i in order]
+    """LUCB's sampling order for the top-`k` set: weakest insider, strongest outsider, ...
+
+    With J the empirical top k, LUCB samples the member of J with the lowest lower bound and the
+    non-member with the highest upper bound (Kalyanakrishnan, Tewari, Auer & Stone, ICML 2012);
+    here the whole order, alternating, so that a sequence of several cards can follow it.
+    """
+    ranked = sorted(range(len(tested)), key=lambda i: -means[i])
+    inside, outside = ranked[:k], ranked[k:]
+    gauss = rng.gauss
+
+    def width(i: int) -> float:
+        return sds[i] * (ADAPTIVE_BETA + ADAPTIVE_NOISE * gauss(0.0, 1.0))
+
+    low = sorted(inside, key=lambda i: means[i] - width(i))
+    high = sorted(outside, key=lambda i: -(means[i] + width(i)))
+    order: list[Candidate] = []
+    for weakest, strongest in zip(low, high, strict=False):
+        order += (tested[weakest], tested[strongest])
+    rest = low[len(high) :] if len(low) > len(high) else high[len(low) :]
+    order += (tested[i] for i in rest)
+    return order
 
 
 def adaptive(builder: SequenceBuilder, pool: Sequence[Candidate], rng: random.Random) -> None:
     fresh = sorted(
-        (c for c in pool if c.votes < ADAPTIVE_FLOOR), key=lambda c: (c.votes, c.created)
+        (c for c in pool if c.votes < ADAPTIVE_SECOND_FLOOR), key=lambda c: (c.votes, c.created)
     )
-    tested = [c for c in pool if c.votes >= ADAPTIVE_FLOOR]
-    slots = builder.size - len(builder.cards)
-    fresh_slots = math.ceil(slots * ADAPTIVE_NEW_SHARE) if len(tested) > 1 else slots
-    taken = 0
     for candidate in fresh:
-        if taken >= fresh_slots:
+        if candidate.votes >= ADAPTIVE_FLOOR:
             break
-        taken += builder.offer(candidate)
-    if len(tested) > 1:
-        agree_draws, agree_means, split_draws, split_means = [], [], [], []
-        gauss = rng.gauss
-        for c in tested:
-            counts = c.counts
-            a, d = counts.get("agree", 0), counts.get("disagree", 0)
-            n = a + d + counts.get("neutral", 0)
-            # Posterior Beta(k + 1/2, n - k + 1/2), drawn through its normal approximation
-            # (n >= ADAPTIVE_FLOOR here): three times cheaper than betavariate.
-            mean_a, mean_d = (a + 0.5) / (n + 1), (d + 0.5) / (n + 1)
-            theta_a = mean_a + gauss(0.0, math.sqrt(mean_a * (1 - mean_a) / (n + 2)))
-            theta_d = mean_d + gauss(0.0, math.sqrt(mean_d * (1 - mean_d) / (n + 2)))
-            agree_draws.append(theta_a)
-            agree_means.append(mean_a)
-            split_draws.append(min(theta_a, theta_d))
-            split_means.append(min(mean_a, mean_d))
-        consensus = iter(_apt_order(tested, agree_draws, agree_means, ADAPTIVE_CONSENSUS_K))
-        controversy = iter(_apt_order(tested, split_draws, split_means, ADAPTIVE_CONTROVERSY_K))
-        # Two consensus cards for one controversy card: the consensus set is twice as large.
-        for turn in range(builder.size - len(builder.cards)):
-            source = controversy if turn % 3 == 2 else consensus
-            for candidate in source:
-                if builder.offer(candidate):
-                    break
+        builder.offer(candidate)
+    tested = [c for c in pool if c.votes >= ADAPTIVE_FLOOR]
+    if builder.full or len(tested) <= ADAPTIVE_CONSENSUS_K:
+        builder.offer_all(fresh)
+        builder.offer_all(tested)
+        return
+    second = [c for c in tested if c.votes < ADAPTIVE_SECOND_FLOOR]
+    second_slots = math.ceil((builder.size - len(builder.cards)) * ADAPTIVE_SECOND_SHARE)
+    for candidate in second:
+        if second_slots <= 0:
+            break
+        second_slots -= builder.offer(candidate)
+    agree_means, split_means, sds, split_sds = [], [], [], []
+    for c in tested:
+        counts = c.counts
+        a, d = counts.get("agree", 0), counts.get("disagree", 0)
+        n = a + d + counts.get("neutral", 0)
+        # Estimates as the results will compute them (core.scoring.smoothed).
+        mean_a, mean_d = (a + PRIOR) / (n + 1), (d + PRIOR) / (n + 1)
+        smaller = min(mean_a, mean_d)
+        agree_means.append(mean_a)
+        split_means.append(smaller)
+        sds.append(math.sqrt(mean_a * (1 - mean_a) / (n + 1)))
+        split_sds.append(math.sqrt(smaller * (1 - smaller) / (n + 1)))
+    consensus = iter(_lucb_order(tested, agree_means, sds, ADAPTIVE_CONSENSUS_K, rng))
+    controversy = iter(
+        _lucb_order(
+            tested, split_means, split_sds, min(ADAPTIVE_CONTROVERSY_K, len(tested) - 1), rng
+        )
+    )
+    for turn in range(builder.size - len(builder.cards)):
+        source = (
+            controversy
+            if turn % ADAPTIVE_CONTROVERSY_EVERY == ADAPTIVE_CONTROVERSY_EVERY - 1
+            else consensus
+        )
+        for candidate in source:
+            if builder.offer(candidate):
+                break
     builder.offer_all(fresh)
     builder.offer_all(tested)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import subprocess
 import sys
 from pathlib import Path
@@ -69,3 +70,24 @@ def test_a_polis_conversation_becomes_a_fitted_population() -> None:
         assert all(a > 0 and d > 0 and a + d < 1 for a, d in zip(agree, disagree, strict=True))
     run = simulate(population, "adaptive", budget=5, participants=30, seed=1)
     assert 100 < run.votes <= 150  # the first participants find only a few comments
+
+
+def test_votes_are_common_random_numbers_shared_by_every_algorithm() -> None:
+    from bench.sequencing import common_uniform
+
+    draws = [
+        common_uniform(1, person, proposal) for person in range(100) for proposal in range(100)
+    ]
+    assert all(0 <= u < 1 for u in draws)
+    assert abs(sum(draws) / len(draws) - 0.5) < 0.01
+    assert common_uniform(1, 5, 7) == common_uniform(1, 5, 7) != common_uniform(2, 5, 7)
+    assert common_uniform(1, 5, 7) != common_uniform(1, 5, 7, salt=1)
+
+
+def test_the_arrival_floor_is_when_the_last_true_top_ten_appears() -> None:
+    from bench.sequencing import arrival_floor
+
+    population = synthetic(2, proposals=60)
+    consensus, _ = population.true_sets()
+    last = max(population.arrival[p] for p in consensus)
+    assert arrival_floor(population, participants=100, budget=5) == math.ceil(last * 100) * 5

@@ -131,11 +131,11 @@ def test_adaptive_tops_up_new_proposals_then_samples_near_the_boundary() -> None
     for _ in range(200):
         builder = SequenceBuilder(12)
         ALGORITHMS["adaptive"](builder, tested + new, rng)
-        assert sum(c.id >= 100 for c in builder.cards) == 3  # a quarter of 12
+        assert {c.id for c in builder.cards[:5]} == {c.id for c in new}  # under the floor: first
         for card in builder.cards:
             counts[card.id] = counts.get(card.id, 0) + 1
-    # The 10th and 11th best (ids 31, 30) sit on the top-10 boundary: they are asked far more
+    # The 10th and 11th best (ids 31, 30) sit on the top-10 boundary: LUCB asks them far more
     # often than the clear winners and losers at either end.
     near = counts.get(31, 0) + counts.get(30, 0)
-    far = counts.get(40, 0) + counts.get(1, 0)
+    far = counts.get(40, 0) + counts.get(1, 0) + counts.get(2, 0)
     assert near > 3 * far
