@@ -17,8 +17,6 @@ webhook's sender does. Retrying the update could not help: it would be a duplica
 
 from __future__ import annotations
 
-import asyncio
-import logging
 from collections.abc import Awaitable, Callable
 from functools import partial
 from typing import Any
@@ -35,13 +33,11 @@ from aiogram.types import (
 )
 
 from adapters.telegram.render import Keyboard, answered_card, render_reply
-from adapters.telegram.sender import masked
+from adapters.telegram.sender import with_retries
 from adapters.telegram.updates import callback_event, message_event, update_key
 from core.flow import Flow, Outcome
 
-log = logging.getLogger("consult.telegram.aiogram")
 NO_PREVIEW = LinkPreviewOptions(is_disabled=True)
-ATTEMPTS = 5
 
 
 def consultation_router(flow: Flow, *, name: str = "consult") -> Router:
@@ -110,23 +106,18 @@ async def _send_replies(bot: Bot, chat_id: int, outcome: Outcome) -> None:
 
 
 async def _call(method: str, chat_id: int, request: Callable[[], Awaitable[Any]]) -> None:
-    """Make a Bot API request until it succeeds, Telegram refuses it, or ATTEMPTS run out."""
-    for attempt in range(ATTEMPTS):
-        try:
-            await request()
-            return
-        except TelegramRetryAfter as error:
-            await asyncio.sleep(error.retry_after)
-        except TelegramNetworkError:  # a timeout or a dropped connection
-            await asyncio.sleep(0.5 * 2**attempt)
-        except TelegramAPIError as error:
-            log.warning(
-                "telegram refused %s to chat %s: %s", method, masked(chat_id), error.message
-            )
-            return
-    log.error(
-        "telegram: gave up %s to chat %s after %d attempts", method, masked(chat_id), ATTEMPTS
-    )
+    await with_retries(method, chat_id, request, _delay_for)
+
+
+def _delay_for(error: Exception, attempt: int) -> float | None:
+    """How aiogram's errors are met: see `with_retries`."""
+    if isinstance(error, TelegramRetryAfter):
+        return float(error.retry_after)
+    if isinstance(error, TelegramNetworkError):  # a timeout or a dropped connection
+        return 0.5 * 2.0**attempt
+    if isinstance(error, TelegramAPIError):
+        return None
+    raise error
 
 
 def _markup(keyboard: Keyboard) -> InlineKeyboardMarkup | None:

@@ -111,31 +111,52 @@ class TelegramSender:
     async def _call(
         self, method: str, chat_id: int | None, request: Callable[[], Awaitable[Any]]
     ) -> None:
-        for attempt in range(ATTEMPTS):
-            try:
-                await request()
-                return
-            except RetryAfter as error:
-                self.throttled += 1
-                await self.sleep(_seconds(error.retry_after))
-            except (BadRequest, Forbidden) as error:
-                self.failures += 1
-                log.warning(
-                    "telegram refused %s to chat %s: %s", method, masked(chat_id), error.message
-                )
-                return
-            except NetworkError:  # a timeout or a dropped connection; BadRequest came first
-                await self.sleep(0.5 * 2**attempt)
-            except TelegramError as error:
-                self.failures += 1
-                log.error(
-                    "telegram failed %s to chat %s: %s", method, masked(chat_id), error.message
-                )
-                return
-        self.failures += 1
-        log.error(
-            "telegram: gave up %s to chat %s after %d attempts", method, masked(chat_id), ATTEMPTS
-        )
+        if not await with_retries(method, chat_id, request, self._delay_for, sleep=self.sleep):
+            self.failures += 1
+
+    def _delay_for(self, error: Exception, attempt: int) -> float | None:
+        """How PTB's errors are met: see `with_retries`."""
+        if isinstance(error, RetryAfter):
+            self.throttled += 1
+            return _seconds(error.retry_after)
+        if isinstance(error, BadRequest | Forbidden):  # both are refusals...
+            return None
+        if isinstance(error, NetworkError):  # ...that PTB files under network errors
+            return 0.5 * 2.0**attempt
+        if isinstance(error, TelegramError):
+            return None
+        raise error
+
+
+Delay = Callable[[Exception, int], float | None]
+
+
+async def with_retries(
+    method: str,
+    chat_id: int | None,
+    request: Callable[[], Awaitable[Any]],
+    delay_for: Delay,
+    *,
+    sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+) -> bool:
+    """Make a Bot API request until it succeeds, Telegram refuses it, or ATTEMPTS run out;
+    whether it went through. `delay_for(error, attempt)` tells, for the SDK at hand, how long to
+    wait before trying again (Telegram's retry_after, a backoff), or None for a refusal that
+    retrying could not change; it raises what is not Telegram's."""
+    for attempt in range(ATTEMPTS):
+        try:
+            await request()
+            return True
+        except Exception as error:
+            delay = delay_for(error, attempt)
+            if delay is None:
+                log.warning("telegram refused %s to chat %s: %s", method, masked(chat_id), error)
+                return False
+            await sleep(delay)
+    log.error(
+        "telegram: gave up %s to chat %s after %d attempts", method, masked(chat_id), ATTEMPTS
+    )
+    return False
 
 
 def _seconds(period: int | timedelta) -> float:
