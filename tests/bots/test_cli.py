@@ -16,6 +16,23 @@ CONSULT = [sys.executable, "-m", "bots.cli"]
 ROOT = Path(__file__).resolve().parents[2]
 
 
+def consult(
+    args: list[str], env: dict[str, str], stdin: str | None = None
+) -> subprocess.CompletedProcess[str]:
+    """`consult ARGS` as a real process, with `env` over this environment (no secret key of
+    the caller's leaks in)."""
+    inherited = {name: value for name, value in os.environ.items() if name != "CONSULT_SECRET_KEY"}
+    return subprocess.run(
+        CONSULT + args,
+        input=stdin if stdin is not None else "",
+        capture_output=True,
+        text=True,
+        env={**inherited, **env},
+        cwd=ROOT,
+        timeout=300,
+    )
+
+
 def run(
     args: list[str],
     database_url: str,
@@ -23,24 +40,14 @@ def run(
     stdin: str | None = None,
     language: str = "C.UTF-8",
     extra_env: dict[str, str] | None = None,
-):
+) -> subprocess.CompletedProcess[str]:
     env = {
-        **os.environ,
         "CONSULT_DATABASE_URL": database_url,
         "CONSULT_DATA_DIR": str(tmp_path / "data"),
         "LC_ALL": language,
         **(extra_env or {}),
     }
-    env.pop("CONSULT_SECRET_KEY", None)
-    return subprocess.run(
-        CONSULT + args,
-        input=stdin if stdin is not None else "",
-        capture_output=True,
-        text=True,
-        env=env,
-        cwd=ROOT,
-        timeout=300,
-    )
+    return consult(args, env, stdin)
 
 
 def test_load_creates_then_updates(database_url: str, tmp_path: Path) -> None:

@@ -9,10 +9,7 @@ the same real HTTP.
 from __future__ import annotations
 
 import asyncio
-import os
 import sqlite3
-import subprocess
-import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -30,8 +27,9 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from bench.fakes.telegram_api import FakeTelegram
 from core.models import ChannelIdentity, Proposal, Qualification
 from core.storage import create_engine
+from tests.bots.test_cli import consult
 from tests.conftest import Loader
-from tests.serving import ROOT, consult_server
+from tests.serving import consult_server
 
 TOKEN = "123456789:AAH-test_token"
 SECRET = "s3cret_for-tests"
@@ -53,19 +51,8 @@ def environment(database_url: str, tmp_path: Path, fake: FakeTelegram) -> dict[s
         "CONSULT_TELEGRAM_WEBHOOK_SECRET": SECRET,
         "CONSULT_TELEGRAM_API_URL": fake.url,
         "CONSULT_WEBHOOK_HANDLING_TIMEOUT": "3",
+        "LC_ALL": "en_US.UTF-8",
     }
-
-
-def consult(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "bots.cli", *args],
-        cwd=ROOT,
-        env={**os.environ, **env, "LANG": "en_US.UTF-8"},
-        capture_output=True,
-        text=True,
-        timeout=60,
-        stdin=subprocess.DEVNULL,
-    )
 
 
 def until(fake: FakeTelegram, condition: Callable[[], object]) -> None:

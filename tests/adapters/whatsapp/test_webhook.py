@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import os
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -30,6 +27,7 @@ from core.flow import Flow
 from core.models import ProcessedEvent
 from core.storage import create_engine, migrate, session_factory
 from tests.adapters.whatsapp.conftest import APP_SECRET, VERIFY_TOKEN, WEBHOOK, Running
+from tests.bots.test_cli import consult
 
 
 async def test_meta_subscribes_with_the_verify_token(running: Running) -> None:
@@ -187,18 +185,11 @@ def test_a_token_without_the_app_secret_or_verify_token_is_a_configuration_error
         create_app(incomplete)
     assert problem.value.values == {"names": "CONSULT_WHATSAPP_APP_SECRET"}
     env = {
-        **os.environ,
         "CONSULT_DATA_DIR": str(tmp_path),
         "CONSULT_WHATSAPP_TOKEN": "token",
-        "LANG": "en_US.UTF-8",
+        "LC_ALL": "en_US.UTF-8",
     }
-    served = subprocess.run(
-        [sys.executable, "-m", "bots.cli", "serve", "--port", "8999"],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    served = consult(["serve", "--port", "8999"], env)
     assert served.returncode == 2
     assert (
         "WhatsApp needs CONSULT_WHATSAPP_APP_SECRET, CONSULT_WHATSAPP_VERIFY_TOKEN" in served.stderr
