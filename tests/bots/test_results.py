@@ -8,10 +8,10 @@ from pathlib import Path
 import httpx
 import pytest
 
+from bench.processes import consult_server
 from tests.bots.test_cli import run
 from tests.conftest import Loader
 from tests.core.test_report import Sessions, enrol, vote
-from tests.serving import consult_server
 from tests.support import Clock
 
 TOKEN = "organiser-secret-token"

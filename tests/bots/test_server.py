@@ -6,8 +6,8 @@ from pathlib import Path
 
 import httpx
 
+from bench.processes import consult_server
 from tests.bots.test_cli import run
-from tests.serving import consult_server
 
 
 def test_the_server_starts_migrates_and_reports_health(database_url: str, tmp_path: Path) -> None:

@@ -25,11 +25,11 @@ from sqlmodel import select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bench.fakes.telegram_api import FakeTelegram
+from bench.processes import consult_server
 from core.models import ChannelIdentity, Proposal, Qualification
 from core.storage import create_engine
 from tests.bots.test_cli import consult
 from tests.conftest import Loader
-from tests.serving import consult_server
 
 TOKEN = "123456789:AAH-test_token"
 SECRET = "s3cret_for-tests"

@@ -22,10 +22,10 @@ from sqlmodel import select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bench.fakes.telegram_api import FakeTelegram
+from bench.processes import consult_server
 from core.models import ProcessedEvent, Proposal
 from tests.adapters.telegram.test_telegram_http import environment
 from tests.conftest import Loader
-from tests.serving import consult_server
 
 TOKEN = "123456789:AAH-test_token"
 PARTICIPANTS = 24
