@@ -12,8 +12,14 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from core.models import ChannelIdentity, Participant, Participation
 
-# Writing the last-seen time at most once a minute keeps it off most events' transactions.
-LAST_SEEN_GRAIN = timedelta(minutes=1)
+# Activity times (last seen, last took part) are kept to the minute: rewriting them on every
+# event would add a write to most events' transactions.
+ACTIVITY_GRAIN = timedelta(minutes=1)
+
+
+def outdated(stamp: datetime | None, now: datetime) -> bool:
+    """Whether an activity time is worth rewriting at `now`."""
+    return stamp is None or now - stamp >= ACTIVITY_GRAIN
 
 
 def identity_hash(secret: bytes, channel: str, user_id: str) -> str:
@@ -55,7 +61,7 @@ async def enrol_participant(
         if address is not None and identity.address != address:
             identity.address = address
             session.add(identity)
-        if identity.last_seen_at is None or now - identity.last_seen_at >= LAST_SEEN_GRAIN:
+        if outdated(identity.last_seen_at, now):
             identity.last_seen_at = now
             session.add(identity)
         return participant

@@ -5,7 +5,7 @@ from __future__ import annotations
 import random
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy.orm.attributes import flag_modified
@@ -14,11 +14,11 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from core.definitions import ConsultationSettings, settings_of
 from core.i18n import FALLBACK, Translator, available_locales, negotiate
+from core.identity import outdated
 from core.messages import Event, Option, Pick, Reply
 from core.models import Consultation, Participant, Participation, Status
 
 SKIP = "skip"
-ACTIVITY_GRAIN = timedelta(minutes=1)
 
 Prompt = Callable[["Turn"], Awaitable[None]]
 Handler = Callable[["Turn", str], Awaitable[None]]
@@ -159,7 +159,6 @@ class Turn:
         flag_modified(self.participant, "state")
         self.session.add(self.participant)
         participation = self.participation
-        # When they last took part, to the minute: not one more write on every event.
-        if participation is not None and self.now - participation.updated_at >= ACTIVITY_GRAIN:
+        if participation is not None and outdated(participation.updated_at, self.now):
             participation.updated_at = self.now
             self.session.add(participation)
