@@ -8,13 +8,11 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
-from sqlmodel import select
-
 from adapters.links import BadLink, deep_link_payload, write_qr_png
 from bots.bootstrap import runtime
 from bots.settings import Settings
+from core.definitions import consultation_by_slug
 from core.i18n import Translator
-from core.models import Consultation
 
 USAGE_ERROR = 2
 
@@ -39,8 +37,7 @@ async def show_link(
         print(t("cli.link_bad_payload", payload=problem.payload), file=sys.stderr)
         return USAGE_ERROR
     async with runtime(settings) as rt, rt.sessions() as session:
-        found = await session.exec(select(Consultation.id).where(Consultation.slug == args.slug))
-        if found.first() is None:
+        if await consultation_by_slug(session, args.slug) is None:
             print(t("cli.unknown_consultation", slug=args.slug), file=sys.stderr)
             return USAGE_ERROR
     url = await make_link(payload)

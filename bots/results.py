@@ -19,12 +19,12 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bots.bootstrap import Runtime, runtime
 from bots.settings import Settings
+from core.definitions import consultation_by_slug
 from core.flow import utc_now
 from core.i18n import FALLBACK, Translator, available_locales, negotiate
 from core.report import (
     Report,
     UnknownSegment,
-    consultation_by_slug,
     consultation_report,
     consultation_slugs,
 )

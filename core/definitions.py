@@ -154,6 +154,12 @@ def profile_questions_of(consultation: Consultation) -> list[ProfileQuestion]:
     return [ProfileQuestion.model_validate(q) for q in consultation.profile_questions]
 
 
+async def consultation_by_slug(session: AsyncSession, slug: str) -> Consultation | None:
+    """The consultation named `slug`, if there is one."""
+    found = await session.exec(select(Consultation).where(Consultation.slug == slug))
+    return found.first()
+
+
 async def upsert_consultation(
     session: AsyncSession, spec: ConsultationSpec, now: datetime
 ) -> tuple[Consultation, bool]:
@@ -162,8 +168,7 @@ async def upsert_consultation(
     Seed proposals are matched by `ref` (one proposal per ref and locale), so loading the same
     file twice changes nothing.
     """
-    found = await session.exec(select(Consultation).where(Consultation.slug == spec.slug))
-    consultation = found.first()
+    consultation = await consultation_by_slug(session, spec.slug)
     created = consultation is None
     fields: dict[str, Any] = {
         "status": spec.status.value,

@@ -172,11 +172,6 @@ class Report:
         }
 
 
-async def consultation_by_slug(session: AsyncSession, slug: str) -> Consultation | None:
-    found = await session.exec(select(Consultation).where(Consultation.slug == slug))
-    return found.first()
-
-
 async def consultation_slugs(session: AsyncSession) -> list[str]:
     """Every consultation's slug, sorted (to tell an organiser which ones exist)."""
     found = await session.exec(select(Consultation.slug).order_by(col(Consultation.slug)))

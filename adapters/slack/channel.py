@@ -26,7 +26,6 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.http_retry.builtin_async_handlers import AsyncRateLimitErrorRetryHandler
 from slack_sdk.signature import Clock, SignatureVerifier
 from slack_sdk.web.async_client import AsyncWebClient
-from sqlmodel import select
 
 from adapters.inbound import read_body
 from adapters.pacing import Pacer
@@ -46,10 +45,10 @@ from adapters.slack.render import (
     proposal_modal,
     render_reply,
 )
+from core.definitions import consultation_by_slug
 from core.flow import Flow, Outcome
 from core.i18n import FALLBACK, Translator, available_locales, negotiate
 from core.messages import Reply
-from core.models import Consultation
 
 logger = logging.getLogger(__name__)
 
@@ -297,8 +296,7 @@ class SlackChannel:
         when the app serves several workspaces.
         """
         async with self.flow.sessions() as session:
-            found = await session.exec(select(Consultation).where(Consultation.slug == slug))
-            consultation = found.first()
+            consultation = await consultation_by_slug(session, slug)
         if consultation is None:
             raise LookupError(f"no consultation with slug {slug!r}")
         client = await self._client_for(team_id)

@@ -9,7 +9,12 @@ from sqlmodel import col, select
 
 from core.conversation import cards
 from core.conversation.turn import SKIP, STEPS, Step, Turn, availability
-from core.definitions import ProfileQuestion, profile_questions_of, settings_of
+from core.definitions import (
+    ProfileQuestion,
+    consultation_by_slug,
+    profile_questions_of,
+    settings_of,
+)
 from core.i18n import available_locales, negotiate
 from core.messages import Option
 from core.models import Consultation, Participation, Status
@@ -44,8 +49,7 @@ async def start(turn: Turn, payload: str) -> None:
         parsed = parse_payload(payload)
         if parsed is not None:
             slug, source = parsed
-            found = await turn.session.exec(select(Consultation).where(Consultation.slug == slug))
-            consultation = found.first()
+            consultation = await consultation_by_slug(turn.session, slug)
         if consultation is None or consultation.status == Status.DRAFT:
             turn.say(turn.t("start.unknown"))
             await offer_consultations(turn)
