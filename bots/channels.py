@@ -2,19 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from adapters.channel import WebhookChannel
+from bots.errors import OrganiserError
 from bots.settings import Settings
 
 
-class ChannelNotConfigured(Exception):
-    """A channel's settings are incomplete or wrong; `msgid` and `values` say it to a person."""
-
-    def __init__(self, msgid: str, **values: Any) -> None:
-        super().__init__(msgid)
-        self.msgid = msgid
-        self.values = values
+class ChannelNotConfigured(OrganiserError):
+    """A channel's settings are incomplete or wrong."""
 
 
 def enabled_channels(settings: Settings) -> list[WebhookChannel]:

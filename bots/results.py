@@ -18,6 +18,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bots.bootstrap import Runtime, runtime
+from bots.errors import OrganiserError
 from bots.settings import Settings
 from core.definitions import consultation_by_slug
 from core.flow import utc_now
@@ -42,20 +43,11 @@ _STATUS = {
 }
 
 
-class _Problem(Exception):
-    """An organiser error: a msgid and its values, said by the CLI or the API."""
-
-    def __init__(self, msgid: str, **values: Any) -> None:
-        super().__init__(msgid)
-        self.msgid = msgid
-        self.values = values
-
-
 async def _report(session: AsyncSession, slug: str, locale: str, segment_by: str | None) -> Report:
     consultation = await consultation_by_slug(session, slug)
     if consultation is None:
         known = ", ".join(await consultation_slugs(session)) or "-"
-        raise _Problem("results.unknown_slug", slug=slug, known=known)
+        raise OrganiserError("results.unknown_slug", slug=slug, known=known)
     try:
         return await consultation_report(
             session,
@@ -66,7 +58,7 @@ async def _report(session: AsyncSession, slug: str, locale: str, segment_by: str
         )
     except UnknownSegment as error:
         valid = ", ".join(error.valid) or "-"
-        raise _Problem(
+        raise OrganiserError(
             "results.unknown_question", slug=slug, question=error.question, valid=valid
         ) from None
 
@@ -92,7 +84,7 @@ async def show_results(settings: Settings, args: argparse.Namespace, t: Translat
     async with runtime(settings) as rt, rt.sessions() as session:
         try:
             report = await _report(session, args.slug, args.locale or t.locale, args.by)
-        except _Problem as problem:
+        except OrganiserError as problem:
             print(f"consult: {t(problem.msgid, **problem.values)}", file=sys.stderr)
             return USAGE_ERROR
     if args.json:
@@ -240,7 +232,7 @@ def results_router(settings: Settings) -> APIRouter:
         async with rt.sessions() as session:
             try:
                 report = await _report(session, slug, locale or "", by)
-            except _Problem as problem:
+            except OrganiserError as problem:
                 status = 404 if problem.msgid == "results.unknown_slug" else 422
                 raise HTTPException(status, t(problem.msgid, **problem.values)) from None
         return JSONResponse(report.as_dict())
