@@ -36,6 +36,7 @@ from sqlmodel import select
 
 from bench.fakes.telegram_api import Call, FakeTelegram
 from bench.processes import Served, consult_process, free_port, running, serving
+from bench.sequencing import percentile
 from core.definitions import parse_consultation, upsert_consultation
 from core.flow import utc_now
 from core.models import Proposal
@@ -87,10 +88,10 @@ class Run:
         return {
             "votes": self.votes,
             "votes_per_second": round(self.votes / self.seconds, 1) if self.seconds else 0.0,
-            "p50_ms": _ms(_quantile(self.latencies, 0.5)),
-            "p99_ms": _ms(_quantile(self.latencies, 0.99)),
-            "reply_p50_ms": _ms(_quantile(self.reply_latencies, 0.5)),
-            "reply_p99_ms": _ms(_quantile(self.reply_latencies, 0.99)),
+            "p50_ms": _ms(self.latencies, 0.5),
+            "p99_ms": _ms(self.latencies, 0.99),
+            "reply_p50_ms": _ms(self.reply_latencies, 0.5),
+            "reply_p99_ms": _ms(self.reply_latencies, 0.99),
             "errors": self.errors,
             # Share of one core each used during the run: 1.0 means that process was the limit.
             "server_cpu_share": round(self.server_cpu / self.seconds, 2) if self.seconds else 0.0,
@@ -98,15 +99,9 @@ class Run:
         }
 
 
-def _quantile(values: list[float], q: float) -> float | None:
-    if not values:
-        return None
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
-
-
-def _ms(seconds: float | None) -> float | None:
-    return None if seconds is None else round(seconds * 1000, 2)
+def _ms(seconds: list[float], q: float) -> float | None:
+    """The `q` quantile in milliseconds; None without any value."""
+    return round(percentile(seconds, q) * 1000, 2) if seconds else None
 
 
 def bench_consultation(proposals: int) -> dict[str, Any]:
@@ -123,58 +118,12 @@ def bench_consultation(proposals: int) -> dict[str, Any]:
     }
 
 
-WORDS = [
-    "fund",
-    "train",
-    "open",
-    "build",
-    "share",
-    "visit",
-    "care",
-    "pay",
-    "help",
-    "teach",
-    "listen",
-    "cook",
-    "drive",
-    "repair",
-    "welcome",
-    "homes",
-    "nurses",
-    "canteens",
-    "buses",
-    "libraries",
-    "parks",
-    "benches",
-    "gardens",
-    "clinics",
-    "phones",
-    "meals",
-    "streets",
-    "neighbours",
-    "volunteers",
-    "students",
-    "families",
-    "carers",
-    "doctors",
-    "shops",
-    "halls",
-    "villages",
-    "towns",
-    "every",
-    "week",
-    "weekend",
-    "night",
-    "morning",
-    "free",
-    "local",
-    "public",
-    "shared",
-    "small",
-    "rural",
-    "better",
-    "more",
-]
+WORDS = (  # noqa: SIM905 - a sentence's worth of words reads better as one string
+    "fund train open build share visit care pay help teach listen cook drive repair welcome "
+    "homes nurses canteens buses libraries parks benches gardens clinics phones meals streets "
+    "neighbours volunteers students families carers doctors shops halls villages towns every "
+    "week weekend night morning free local public shared small rural better more"
+).split()
 
 
 def _texts(count: int) -> list[str]:
