@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 from alembic import command
 from alembic.config import Config
@@ -12,17 +11,19 @@ from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from core import sqlite
+
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 _MIGRATION_LOCK = 7_420_261  # any constant: serialises migrations of concurrent workers on PG
 
 
 def async_url(url: str) -> str:
-    """Give a plain database URL its async driver (sqlite -> aiosqlite, postgresql -> asyncpg)."""
+    """Give a database URL its async driver: SQLite -> our inline driver (core.sqlite),
+    PostgreSQL -> asyncpg."""
     parsed = make_url(url)
-    driver = {"sqlite": "sqlite+aiosqlite", "postgresql": "postgresql+asyncpg"}
-    if parsed.drivername in driver:
-        parsed = parsed.set(drivername=driver[parsed.drivername])
-    if parsed.drivername == "postgres":
+    if parsed.get_backend_name() == "sqlite":
+        parsed = parsed.set(drivername=f"sqlite+{sqlite.DRIVER}")
+    elif parsed.drivername in ("postgresql", "postgres"):
         parsed = parsed.set(drivername="postgresql+asyncpg")
     return parsed.render_as_string(hide_password=False)
 
@@ -32,23 +33,11 @@ def create_engine(url: str) -> AsyncEngine:
     url = async_url(url)
     if make_url(url).get_backend_name() != "sqlite":
         return create_async_engine(url, pool_pre_ping=True)
-    engine = create_async_engine(url, connect_args={"timeout": 30})
-
-    @event.listens_for(engine.sync_engine, "connect")
-    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
-        # Let SQLAlchemy, not the driver, open transactions (see _on_begin).
-        dbapi_connection.isolation_level = None
-        cursor = dbapi_connection.cursor()
-        cursor.execute("PRAGMA foreign_keys=ON")
-        cursor.execute("PRAGMA journal_mode=WAL")
-        cursor.execute("PRAGMA busy_timeout=30000")
-        cursor.close()
-
-    @event.listens_for(engine.sync_engine, "begin")
-    def _on_begin(connection: Connection) -> None:
-        # Take the write lock up front: two writers then queue instead of failing on upgrade.
-        connection.exec_driver_sql("BEGIN IMMEDIATE")
-
+    engine = create_async_engine(url)
+    event.listen(engine.sync_engine, "connect", lambda connection, _: sqlite.configure(connection))
+    # Every transaction takes the write lock up front: two writers then queue instead of one
+    # failing when it upgrades a read lock.
+    event.listen(engine.sync_engine, "begin", sqlite.begin_immediate)
     return engine
 
 

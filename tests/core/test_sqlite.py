@@ -1,0 +1,71 @@
+"""The SQLite driver that runs on the event loop's thread (core.sqlite): waiting for the write
+lock must never hold the loop, or the transaction holding the lock could never finish."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import pytest
+from sqlalchemy import text
+
+from core import sqlite
+from core.storage import create_engine
+
+
+async def test_plain_sqlite_urls_use_the_inline_driver(tmp_path: Path) -> None:
+    engine = create_engine(f"sqlite:///{tmp_path / 'a.sqlite3'}")
+    assert engine.dialect.driver == sqlite.DRIVER
+    async with engine.connect() as connection:
+        assert (await connection.execute(text("PRAGMA journal_mode"))).scalar() == "wal"
+        assert (await connection.execute(text("PRAGMA foreign_keys"))).scalar() == 1
+    await engine.dispose()
+
+
+async def test_a_transaction_waits_for_another_connections_write_lock_without_blocking(
+    tmp_path: Path,
+) -> None:
+    url = f"sqlite:///{tmp_path / 'lock.sqlite3'}"
+    first, second = create_engine(url), create_engine(url)  # as two processes would
+    async with first.begin() as connection:
+        await connection.execute(text("CREATE TABLE tap (n INTEGER)"))
+    order: list[str] = []
+    holding = asyncio.Event()
+
+    async def holder() -> None:
+        async with first.begin() as connection:
+            await connection.execute(text("INSERT INTO tap VALUES (1)"))
+            holding.set()
+            # Other tasks must run while this transaction holds the lock; a BEGIN blocking the
+            # thread in SQLite's busy handler would freeze this sleep and then fail.
+            await asyncio.sleep(0.3)
+            order.append("first committed")
+
+    async def waiter() -> None:
+        await holding.wait()
+        async with second.begin() as connection:
+            order.append("second began")
+            await connection.execute(text("INSERT INTO tap VALUES (2)"))
+
+    await asyncio.gather(holder(), waiter())
+    assert order == ["first committed", "second began"]
+    async with second.connect() as connection:
+        rows = (await connection.execute(text("SELECT n FROM tap ORDER BY n"))).scalars().all()
+    assert rows == [1, 2]
+    await first.dispose()
+    await second.dispose()
+
+
+async def test_the_wait_for_the_write_lock_is_bounded(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(sqlite, "LOCK_WAIT_SECONDS", 0.2)
+    url = f"sqlite:///{tmp_path / 'bounded.sqlite3'}"
+    first, second = create_engine(url), create_engine(url)
+    async with first.begin() as connection:
+        await connection.execute(text("CREATE TABLE tap (n INTEGER)"))
+        with pytest.raises(Exception, match="locked"):
+            async with second.begin() as other:
+                await other.execute(text("INSERT INTO tap VALUES (2)"))
+    await first.dispose()
+    await second.dispose()
