@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from sqlalchemy import exists
 from sqlmodel import col, select
 
 from core.conversation import proposing
@@ -51,7 +52,8 @@ async def next_card(turn: Turn) -> None:
                 break
             seq["planned"] = [p.id for p in found]
         proposal_id = seq["planned"].pop(0)
-        if await _still_eligible(turn, proposal_id):
+        proposal = await _still_eligible(turn, proposal_id)
+        if proposal is not None:  # held while the card is asked: the session has it at hand
             turn.state["card"] = proposal_id
             await turn.goto("card")
             return
@@ -63,16 +65,19 @@ async def next_card(turn: Turn) -> None:
         await turn.goto("menu")
 
 
-async def _still_eligible(turn: Turn, proposal_id: int) -> bool:
-    proposal = await turn.session.get(Proposal, proposal_id)
-    if proposal is None or proposal.status != ProposalStatus.ACCEPTED:
-        return False
-    voted = await turn.session.exec(
-        select(Vote.id).where(
-            Vote.participant_id == turn.participant_id, Vote.proposal_id == proposal_id
+async def _still_eligible(turn: Turn, proposal_id: int) -> Proposal | None:
+    """The proposal, if it is still accepted and this participant has not voted on it."""
+    found = await turn.session.exec(
+        select(Proposal).where(
+            col(Proposal.id) == proposal_id,
+            col(Proposal.status) == ProposalStatus.ACCEPTED,
+            ~exists().where(
+                col(Vote.participant_id) == turn.participant_id,
+                col(Vote.proposal_id) == proposal_id,
+            ),
         )
     )
-    return voted.first() is None
+    return found.first()
 
 
 def _for_card(key: str, proposal_id: int) -> str:

@@ -8,8 +8,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from sqlalchemy import and_
 from sqlalchemy.orm.attributes import flag_modified
-from sqlmodel import select
+from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from core.definitions import ConsultationSettings, settings_of
@@ -145,11 +146,23 @@ class Turn:
         return found.first()
 
     async def load(self) -> None:
+        """The participant's current consultation and their participation in it, in one query."""
         consultation_id = self.participant.current_consultation_id
         if consultation_id is not None:
-            self.consultation = await self.session.get(Consultation, consultation_id)
-            if self.consultation is not None:
-                self.participation = await self.participation_in(self.consultation)
+            found = await self.session.exec(
+                select(Consultation, Participation)
+                .outerjoin(
+                    Participation,
+                    and_(
+                        col(Participation.consultation_id) == col(Consultation.id),
+                        col(Participation.participant_id) == self.participant.id,
+                    ),
+                )
+                .where(col(Consultation.id) == consultation_id)
+            )
+            row = found.first()
+            if row is not None:
+                self.consultation, self.participation = row
         self.choose_locale()
 
     def save(self) -> None:
