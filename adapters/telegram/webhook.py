@@ -19,12 +19,12 @@ from fastapi import APIRouter, BackgroundTasks, HTTPException, Request
 from fastapi.responses import JSONResponse, Response
 from telegram import Bot, Update
 from telegram.error import InvalidToken, TelegramError
-from telegram.request import HTTPXRequest
 
 from adapters.inbound import parse_object, read_body
 from adapters.pacing import Pacer
 from adapters.telegram.render import answered_card, render_reply
 from adapters.telegram.sender import TelegramSender, masked
+from adapters.telegram.transport import AiohttpRequest
 from adapters.telegram.updates import Inbound, bot_id_of, inbound_from_update
 from core.flow import Flow, Outcome
 
@@ -56,13 +56,14 @@ class TelegramConfig:
 
 
 def bot_for(token: str, api_url: str) -> Bot:
-    """PTB's client for the bot with `token`, talking to the Bot API at `api_url`."""
+    """PTB's client for the bot with `token`, talking to the Bot API at `api_url` over our
+    aiohttp transport (see adapters.telegram.transport)."""
     base = api_url.rstrip("/")
     return Bot(
         token,
         base_url=f"{base}/bot",
         base_file_url=f"{base}/file/bot",
-        request=HTTPXRequest(connection_pool_size=64, pool_timeout=10.0),
+        request=AiohttpRequest(connections=64),
     )
 
 

@@ -14,7 +14,7 @@ Usable from pytest and from benchmark processes alike, so it imports no pytest.
         telegram.wait_for(lambda: telegram.sent_texts(42))
         telegram.tap(42, "👍 D'accord")
 
-Form bodies are decoded the way python-telegram-bot 22 encodes them (HTTPXRequest posts
+Form bodies are decoded the way python-telegram-bot 22 encodes them (its transports post
 `application/x-www-form-urlencoded`, or `multipart/form-data` when a file is uploaded, with every
 non-string value JSON-encoded: ints as "42", booleans as "true", reply_markup as a JSON object).
 """
