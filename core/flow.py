@@ -13,8 +13,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
+from sqlalchemy import insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import async_sessionmaker
+from sqlmodel import SQLModel
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from core.conversation import Conversation
@@ -24,6 +26,8 @@ from core.models import ProcessedEvent
 
 Clock = Callable[[], datetime]
 _ATTEMPTS = 3
+# A Core insert (no ORM unit of work): the first statement of every event's transaction.
+_RECORD_EVENT = insert(SQLModel.metadata.tables["processedevent"])
 
 
 def utc_now() -> datetime:
@@ -99,8 +103,8 @@ class Flow:
     async def _transaction(self, event: Event) -> Outcome:
         now = self.clock()
         async with self.sessions() as session, session.begin():
-            session.add(ProcessedEvent(channel=event.channel, key=event.key, processed_at=now))
-            await session.flush()
+            seen = {"channel": event.channel, "key": event.key, "processed_at": now}
+            await session.exec(_RECORD_EVENT, params=seen)
             participant = await enrol_participant(
                 session, self.secret, event.channel, event.user_id, event.address, now
             )

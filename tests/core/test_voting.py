@@ -67,6 +67,28 @@ async def test_changing_a_vote_moves_the_counts_and_drops_its_qualifications(
         assert (await session.get(Proposal, proposal)).vote_count == 1
 
 
+async def test_objects_already_in_the_session_see_the_counts_a_vote_changed(
+    sessions, load_consultation, clock
+) -> None:
+    # The counters move by statements on the rows; a proposal or counter the transaction had
+    # already read must not show the count from before the vote.
+    (someone,), (proposal, *_) = await _people_and_proposals(sessions, load_consultation, clock, 1)
+    async with sessions() as session, session.begin():
+        shown = await session.get(Proposal, proposal)
+        agree = await session.get(Tally, (proposal, "agree", True))
+        disagree = await session.get(Tally, (proposal, "disagree", True))
+        before = shown.vote_count, agree.count, disagree.count
+        await record_vote(session, someone, proposal, VoteKey.AGREE, trusted=True, now=clock())
+        assert (shown.vote_count, agree.count) == (before[0] + 1, before[1] + 1)
+        await record_vote(session, someone, proposal, VoteKey.DISAGREE, trusted=True, now=clock())
+        assert (agree.count, disagree.count) == (before[1], before[2] + 1)
+        assert shown.vote_count == before[0] + 1
+    async with sessions() as session:  # and the rows agree with them
+        stored = await session.get(Proposal, proposal)
+        assert stored.vote_count == before[0] + 1
+        assert (await session.get(Tally, (proposal, "disagree", True))).count == before[2] + 1
+
+
 async def test_a_qualification_must_match_the_vote(sessions, load_consultation, clock) -> None:
     (someone,), (proposal, *_) = await _people_and_proposals(sessions, load_consultation, clock, 1)
     async with sessions() as session, session.begin():
