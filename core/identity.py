@@ -7,6 +7,7 @@ import hashlib
 import hmac
 from datetime import datetime, timedelta
 
+from sqlalchemy import bindparam
 from sqlmodel import col, delete, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -28,16 +29,23 @@ def identity_hash(secret: bytes, channel: str, user_id: str) -> str:
     return hmac.new(secret, message, hashlib.sha256).hexdigest()
 
 
+# Built once: every event starts with this query (see core.voting on why that matters).
+_BY_IDENTITY = (
+    select(Participant, ChannelIdentity)
+    .join(ChannelIdentity, col(ChannelIdentity.participant_id) == col(Participant.id))
+    .where(
+        col(ChannelIdentity.channel) == bindparam("b_channel"),
+        col(ChannelIdentity.identity_hash) == bindparam("b_digest"),
+    )
+    .with_for_update(of=Participant)
+)
+
+
 async def find_participant(
     session: AsyncSession, secret: bytes, channel: str, user_id: str
 ) -> tuple[Participant, ChannelIdentity] | None:
     digest = identity_hash(secret, channel, user_id)
-    found = await session.exec(
-        select(Participant, ChannelIdentity)
-        .join(ChannelIdentity, col(ChannelIdentity.participant_id) == col(Participant.id))
-        .where(ChannelIdentity.channel == channel, ChannelIdentity.identity_hash == digest)
-        .with_for_update(of=Participant)
-    )
+    found = await session.exec(_BY_IDENTITY, params={"b_channel": channel, "b_digest": digest})
     row = found.first()
     return None if row is None else (row[0], row[1])
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sqlalchemy import exists
+from sqlalchemy import bindparam, exists
 from sqlmodel import col, select
 
 from core.conversation import proposing
@@ -65,17 +65,20 @@ async def next_card(turn: Turn) -> None:
         await turn.goto("menu")
 
 
+_ELIGIBLE = select(Proposal).where(
+    col(Proposal.id) == bindparam("b_proposal"),
+    col(Proposal.status) == ProposalStatus.ACCEPTED,
+    ~exists().where(
+        col(Vote.participant_id) == bindparam("b_participant"),
+        col(Vote.proposal_id) == bindparam("b_proposal"),
+    ),
+)
+
+
 async def _still_eligible(turn: Turn, proposal_id: int) -> Proposal | None:
     """The proposal, if it is still accepted and this participant has not voted on it."""
     found = await turn.session.exec(
-        select(Proposal).where(
-            col(Proposal.id) == proposal_id,
-            col(Proposal.status) == ProposalStatus.ACCEPTED,
-            ~exists().where(
-                col(Vote.participant_id) == turn.participant_id,
-                col(Vote.proposal_id) == proposal_id,
-            ),
-        )
+        _ELIGIBLE, params={"b_proposal": proposal_id, "b_participant": turn.participant_id}
     )
     return found.first()
 

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_
+from sqlalchemy import and_, bindparam
 from sqlalchemy.orm.attributes import flag_modified
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -52,6 +52,20 @@ def availability(consultation: Consultation, now: datetime) -> str:
     if consultation.starts_at is not None and now < consultation.starts_at:
         return "not-started"
     return str(consultation.status)
+
+
+# The participant's current consultation and their participation in it (none before consent).
+_CURRENT = (
+    select(Consultation, Participation)
+    .outerjoin(
+        Participation,
+        and_(
+            col(Participation.consultation_id) == col(Consultation.id),
+            col(Participation.participant_id) == bindparam("b_participant"),
+        ),
+    )
+    .where(col(Consultation.id) == bindparam("b_consultation"))
+)
 
 
 class Turn:
@@ -150,15 +164,8 @@ class Turn:
         consultation_id = self.participant.current_consultation_id
         if consultation_id is not None:
             found = await self.session.exec(
-                select(Consultation, Participation)
-                .outerjoin(
-                    Participation,
-                    and_(
-                        col(Participation.consultation_id) == col(Consultation.id),
-                        col(Participation.participant_id) == self.participant.id,
-                    ),
-                )
-                .where(col(Consultation.id) == consultation_id)
+                _CURRENT,
+                params={"b_consultation": consultation_id, "b_participant": self.participant.id},
             )
             row = found.first()
             if row is not None:
