@@ -220,15 +220,17 @@ class Participants:
                 self.run.reply_latencies.append(time.perf_counter() - started)
 
 
-async def measure_consult(database_url: str, plan: Plan, data_dir: Path) -> dict[str, Any]:
+async def measure_consult(
+    database_url: str, plan: Plan, data_dir: Path, workers: int
+) -> dict[str, Any]:
     await prepare(database_url, plan)
     fake = FakeTelegram(TOKEN, limits=None)
     async with serving(fake.asgi) as fake.url:
-        return await _drive_consult(database_url, plan, data_dir, fake)
+        return await _drive_consult(database_url, plan, data_dir, fake, workers)
 
 
 async def _drive_consult(
-    database_url: str, plan: Plan, data_dir: Path, fake: FakeTelegram
+    database_url: str, plan: Plan, data_dir: Path, fake: FakeTelegram, workers: int
 ) -> dict[str, Any]:
     env = {
         "CONSULT_DATABASE_URL": database_url,
@@ -242,7 +244,7 @@ async def _drive_consult(
     }
     stack = contextlib.ExitStack()
     served: Served = await asyncio.to_thread(
-        stack.enter_context, consult_process(env, options=["--no-access-log"])
+        stack.enter_context, consult_process(env, workers=workers, options=["--no-access-log"])
     )
     try:
         driver = Participants(fake, f"{served.url}/webhooks/telegram", plan.participants)
@@ -287,13 +289,14 @@ def _baseline_update(update_id: int, user: int, rng: random.Random) -> dict[str,
     return {"update_id": update_id, "callback_query": query}
 
 
-async def measure_baseline(database_url: str, plan: Plan) -> dict[str, Any]:
+async def measure_baseline(database_url: str, plan: Plan, workers: int) -> dict[str, Any]:
     if database_url.startswith("postgresql"):
         await prepare(database_url, Plan(0, 0, 0))
     port = free_port()
     command = [
         sys.executable, "-m", "uvicorn", "bench.ingest_baseline:create_app", "--factory",
-        "--port", str(port), "--no-access-log", "--log-level", "warning",
+        "--port", str(port), "--workers", str(workers), "--no-access-log",
+        "--log-level", "warning",
     ]  # fmt: skip
     env = {"CONSULT_BENCH_DATABASE_URL": database_url}
     stack = contextlib.ExitStack()
@@ -365,7 +368,7 @@ async def bench_database(server_url: str) -> str | None:
     return make_url(server_url).set(database="consult_bench").render_as_string(hide_password=False)
 
 
-def run_ingest(quick: bool, postgres_url: str | None) -> dict[str, Any]:
+def run_ingest(quick: bool, postgres_url: str | None, workers: int = 1) -> dict[str, Any]:
     """Both systems on SQLite, then on PostgreSQL when the server at `postgres_url` answers
     (they run in its `consult_bench` database, never in the one the URL names)."""
     plan = QUICK if quick else FULL
@@ -376,10 +379,10 @@ def run_ingest(quick: bool, postgres_url: str | None) -> dict[str, Any]:
         if bench_url:
             backends.append(("postgresql", bench_url))
         for name, url in backends:
-            ours = asyncio.run(measure_consult(url, plan, Path(scratch)))
+            ours = asyncio.run(measure_consult(url, plan, Path(scratch), workers))
             if url.startswith("sqlite"):
                 url = f"sqlite:///{Path(scratch) / 'baseline.sqlite3'}"
-            bare = asyncio.run(measure_baseline(url, plan))
+            bare = asyncio.run(measure_baseline(url, plan, workers))
             ratio = ours["votes_per_second"] / bare["votes_per_second"] if bare["votes"] else 0
             results.append(
                 {"backend": name, "consult": ours, "baseline": bare, "ratio": round(ratio, 3)}
@@ -391,7 +394,9 @@ def run_ingest(quick: bool, postgres_url: str | None) -> dict[str, Any]:
             "seconds": plan.seconds,
             "proposals": plan.proposals,
         },
-        "server": "consult serve, 1 uvicorn worker, access log off; fake Bot API in the driver",
+        "workers": workers,
+        "server": f"consult serve, {workers} uvicorn worker(s), access log off; the baseline "
+        "under the same uvicorn settings; fake Bot API in the driver",
         "pacing": "lifted (this measures ingestion, not Telegram's limits)",
         "goals": {"sqlite_votes_per_second": 1000, "ratio_to_baseline": 0.5},
         "results": results,

@@ -36,9 +36,21 @@ class Served:
     pid: int
 
     def cpu_seconds(self) -> float:
-        """User + system CPU time the process (and its threads) used so far (Linux)."""
-        fields = Path(f"/proc/{self.pid}/stat").read_text().rpartition(")")[2].split()
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        """User + system CPU time used so far by the process, its threads and its living
+        children (uvicorn's worker processes) (Linux)."""
+        stats = {}
+        for entry in Path("/proc").iterdir():
+            if entry.name.isdigit():
+                try:
+                    fields = (entry / "stat").read_text().rpartition(")")[2].split()
+                except OSError:  # gone meanwhile
+                    continue
+                stats[int(entry.name)] = (int(fields[1]), int(fields[11]) + int(fields[12]))
+        tree = {self.pid}
+        while grown := {pid for pid, (parent, _) in stats.items() if parent in tree} - tree:
+            tree |= grown
+        ticks = sum(stats[pid][1] for pid in tree if pid in stats)
+        return ticks / os.sysconf("SC_CLK_TCK")
 
 
 @contextmanager
@@ -92,10 +104,13 @@ def consult_server(
 
 
 @contextmanager
-def consult_process(env: dict[str, str], *, options: Sequence[str] = ()) -> Iterator[Served]:
-    """`consult serve` with one worker (so that its CPU time is that of one process)."""
+def consult_process(
+    env: dict[str, str], *, workers: int = 1, options: Sequence[str] = ()
+) -> Iterator[Served]:
+    """`consult serve`, with the process (and its CPU time) at hand."""
     port = free_port()
-    command = [sys.executable, "-m", "bots.cli", "serve", "--port", str(port), *options]
+    command = [sys.executable, "-m", "bots.cli", "serve", "--port", str(port)]
+    command += ["--workers", str(workers), *options]
     with running(command, env, port) as served:
         yield served
 

@@ -112,6 +112,12 @@ def _parser() -> argparse.ArgumentParser:
     ingest.add_argument("--quick", action="store_true", help="a smaller run, under a minute")
     ingest.add_argument("--json", action="store_true", help="print the figures as JSON")
     ingest.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        help="uvicorn worker processes for both servers, ours and the baseline (default: 1)",
+    )
+    ingest.add_argument(
         "--postgres",
         default=os.environ.get("CONSULT_BENCH_POSTGRES_URL", DEFAULT_BENCH_POSTGRES),
         metavar="URL",
@@ -293,8 +299,11 @@ def run_bench(args: argparse.Namespace) -> int:
 def run_ingest_bench(args: argparse.Namespace) -> int:
     from bench import ingest  # only the benchmark needs it
 
+    if args.workers < 1:
+        print(_organiser_translator()("cli.ingest_bad_workers"), file=sys.stderr)
+        return USAGE_ERROR
     postgres = None if args.postgres.lower() == "none" else args.postgres
-    report = ingest.run_ingest(args.quick, postgres)
+    report = ingest.run_ingest(args.quick, postgres, args.workers)
     return _print_report(ingest.table(report), report, args.json)
 
 
