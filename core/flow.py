@@ -67,8 +67,8 @@ class Flow:
         self.clock = clock
         self.rng = rng or random.Random()
         # SQLite has one writer at a time: queueing this process's transactions here, rather
-        # than in SQLite's busy handler (which sleeps and retries), keeps latency flat under
-        # load. Other processes on the same file still queue in SQLite's busy handler.
+        # than polling for the write lock (core.sqlite), keeps latency flat under load. Other
+        # processes on the same file are waited for by that polling.
         bind = sessions.kw.get("bind")
         self._one_writer = (
             asyncio.Lock() if bind is not None and bind.dialect.name == "sqlite" else None

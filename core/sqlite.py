@@ -7,12 +7,13 @@ transaction holds a dozen statements, so the switches, not SQLite, made most of 
 
 Calling `sqlite3` directly is safe for an embedded database whose statements are short and local,
 as long as nothing waits on a lock while holding the loop. Every transaction starts with
-`BEGIN IMMEDIATE` (see `core.storage`), which is the one statement that waits for another
-connection (another task's transaction, another `consult serve` process). That wait is done
-here, asynchronously: the BEGIN is tried with SQLite's busy timeout at zero and, while the
+`BEGIN IMMEDIATE` (see `core.storage`), the statement that waits for another connection's
+transaction (another task's, another `consult serve` process's). That wait is done here,
+asynchronously: the BEGIN is tried with SQLite's busy timeout at zero and, while the
 database is locked, retried after an `asyncio.sleep`, so the transaction holding the lock goes on
-meanwhile. Other statements keep a short busy timeout for SQLite's rare transient locks (a
-checkpoint or a recovery of the write-ahead log) in a process sharing the file.
+meanwhile. Other statements keep a short busy timeout (which may hold the loop that long) for
+SQLite's rare transient locks: a checkpoint or a recovery of the write-ahead log in a process
+sharing the file, the journal mode set as a connection opens.
 
 Every SQLite URL given to `core.storage.create_engine` uses this driver (`sqlite+inline`).
 """
@@ -22,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 import time
+from collections import deque
 from collections.abc import Callable
 from typing import Any
 
@@ -29,6 +31,7 @@ from sqlalchemy import pool
 from sqlalchemy.dialects import registry
 from sqlalchemy.dialects.sqlite.pysqlite import SQLiteDialect_pysqlite
 from sqlalchemy.engine import URL, Connection
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.util.concurrency import await_, in_greenlet
 
 DRIVER = "inline"
@@ -47,8 +50,10 @@ class InlineSQLiteDialect(SQLiteDialect_pysqlite):
 
     @classmethod
     def get_pool_class(cls, url: URL) -> type[pool.Pool]:
-        # The asyncio-aware queue pool: a task waiting for a connection awaits it.
-        return pool.AsyncAdaptedQueuePool if cls._is_url_file_db(url) else pool.StaticPool
+        # The asyncio-aware queue pool: a task waiting for a connection awaits it. An in-memory
+        # database lives in its one connection, which `core.storage` then lends to one task at
+        # a time (a pool of one).
+        return pool.AsyncAdaptedQueuePool
 
     # SQLAlchemy's AsyncConnection checks that a statement went through an await (to catch a
     # synchronous driver by mistake); each call is wrapped in a coroutine that completes at
@@ -67,16 +72,47 @@ class InlineSQLiteDialect(SQLiteDialect_pysqlite):
     def create_connect_args(self, url: URL) -> Any:
         args, kwargs = super().create_connect_args(url)
         # Connections move between event loops' threads in tests and CLI runs; one task at a
-        # time uses a connection (the pool sees to it).
+        # time uses a connection (the pool lends it).
         kwargs["check_same_thread"] = False
         kwargs["factory"] = _Connection
         return args, kwargs
 
 
 class _Cursor(sqlite3.Cursor):
+    """A cursor that reads a query's rows as it runs it, as SQLAlchemy's other async drivers do.
+
+    A sqlite3 cursor otherwise keeps its statement running until its rows are read: a COMMIT
+    with a RETURNING left unread fails ("SQL statements in progress"), and rows updated while a
+    query over them is being read can come round again.
+    """
+
+    _rows: deque[Any]
+
+    def execute(self, sql: str, parameters: Any = (), /) -> _Cursor:
+        super().execute(sql, parameters)
+        self._rows = deque(super().fetchall() if self.description is not None else ())
+        return self
+
+    def executemany(self, sql: str, parameters: Any, /) -> _Cursor:
+        super().executemany(sql, parameters)
+        self._rows = deque()
+        return self
+
+    def fetchone(self) -> Any:
+        return self._rows.popleft() if getattr(self, "_rows", None) else None
+
+    def fetchmany(self, size: int | None = None) -> list[Any]:
+        rows: deque[Any] = getattr(self, "_rows", deque())
+        count = self.arraysize if size is None else size
+        return [rows.popleft() for _ in range(min(count, len(rows)))]
+
+    def fetchall(self) -> list[Any]:
+        rows = list(getattr(self, "_rows", ()))
+        self._rows = deque()
+        return rows
+
     async def _async_soft_close(self) -> None:
-        """What AsyncConnection calls before handing a result over; a sqlite3 cursor keeps its
-        rows until fetched, so there is nothing to do."""
+        """What AsyncConnection calls before handing a result over: the rows are read already."""
 
 
 class _Connection(sqlite3.Connection):
@@ -117,7 +153,9 @@ def begin_immediate(connection: Connection) -> None:
             return
         except sqlite3.OperationalError as error:
             if "locked" not in str(error) or time.monotonic() + delay > deadline:
-                raise
+                # SQLAlchemy does not wrap what a "begin" listener raises: callers catch its
+                # errors (the health check, the CLI), so give them one.
+                raise OperationalError("BEGIN IMMEDIATE", None, error) from error
         finally:
             raw.execute(f"PRAGMA busy_timeout={TRANSIENT_LOCK_WAIT_MS}")
         if in_greenlet():

@@ -8,6 +8,7 @@ from alembic import command
 from alembic.config import Config
 from sqlalchemy import event, text
 from sqlalchemy.engine import Connection, make_url
+from sqlalchemy.exc import ArgumentError
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -25,6 +26,10 @@ def async_url(url: str) -> str:
         parsed = parsed.set(drivername=f"sqlite+{sqlite.DRIVER}")
     elif parsed.drivername in ("postgresql", "postgres"):
         parsed = parsed.set(drivername="postgresql+asyncpg")
+    elif parsed.get_backend_name() != "postgresql":
+        raise ArgumentError(
+            f"{parsed.get_backend_name()}: only SQLite and PostgreSQL are supported"
+        )
     return parsed.render_as_string(hide_password=False)
 
 
@@ -33,7 +38,8 @@ def create_engine(url: str) -> AsyncEngine:
     url = async_url(url)
     if make_url(url).get_backend_name() != "sqlite":
         return create_async_engine(url, pool_pre_ping=True)
-    engine = create_async_engine(url)
+    in_memory = make_url(url).database in (None, "", ":memory:")
+    engine = create_async_engine(url, **({"pool_size": 1, "max_overflow": 0} if in_memory else {}))
     event.listen(engine.sync_engine, "connect", lambda connection, _: sqlite.configure(connection))
     # Every transaction takes the write lock up front: two writers then queue instead of one
     # failing when it upgrades a read lock.

@@ -8,9 +8,10 @@ from pathlib import Path
 
 import pytest
 from sqlalchemy import text
+from sqlalchemy.exc import ArgumentError, OperationalError
 
 from core import sqlite
-from core.storage import create_engine
+from core.storage import async_url, create_engine
 
 
 async def test_plain_sqlite_urls_use_the_inline_driver(tmp_path: Path) -> None:
@@ -64,8 +65,52 @@ async def test_the_wait_for_the_write_lock_is_bounded(
     first, second = create_engine(url), create_engine(url)
     async with first.begin() as connection:
         await connection.execute(text("CREATE TABLE tap (n INTEGER)"))
-        with pytest.raises(Exception, match="locked"):
+        # SQLAlchemy's own error, which the health check and the CLI know how to report.
+        with pytest.raises(OperationalError, match="locked"):
             async with second.begin() as other:
                 await other.execute(text("INSERT INTO tap VALUES (2)"))
     await first.dispose()
     await second.dispose()
+
+
+async def test_rows_are_read_with_their_statement(tmp_path: Path) -> None:
+    engine = create_engine(f"sqlite:///{tmp_path / 'rows.sqlite3'}")
+    async with engine.begin() as connection:
+        await connection.execute(text("CREATE TABLE tap (id INTEGER PRIMARY KEY, n INTEGER)"))
+        await connection.execute(text("INSERT INTO tap (n) VALUES (1), (2), (3)"))
+    async with engine.begin() as connection:
+        # A RETURNING nobody reads must not keep the statement open past COMMIT...
+        await connection.execute(text("INSERT INTO tap (n) VALUES (4) RETURNING id"))
+        # ...and rows updated while a query over them is read are each seen once.
+        seen = 0
+        for row in await connection.execute(text("SELECT id FROM tap ORDER BY n")):
+            await connection.execute(text(f"UPDATE tap SET n = n + 100 WHERE id = {row.id}"))
+            seen += 1
+        assert seen == 4
+    async with engine.connect() as connection:
+        values = (await connection.execute(text("SELECT n FROM tap ORDER BY n"))).scalars().all()
+    assert values == [101, 102, 103, 104]
+    await engine.dispose()
+
+
+async def test_an_in_memory_database_is_lent_to_one_transaction_at_a_time() -> None:
+    engine = create_engine("sqlite://")
+    async with engine.begin() as connection:
+        await connection.execute(text("CREATE TABLE tap (n INTEGER)"))
+
+    async def insert(value: int) -> None:
+        async with engine.begin() as connection:
+            await connection.execute(text(f"INSERT INTO tap VALUES ({value})"))
+            await asyncio.sleep(0.05)  # the other transaction tries meanwhile
+
+    await asyncio.gather(insert(1), insert(2))
+    async with engine.connect() as connection:
+        rows = (await connection.execute(text("SELECT n FROM tap ORDER BY n"))).scalars().all()
+    assert rows == [1, 2]
+    await engine.dispose()
+
+
+def test_other_databases_are_refused_with_a_clear_error() -> None:
+    with pytest.raises(ArgumentError, match="only SQLite and PostgreSQL"):
+        async_url("mysql://root@localhost/consult")
+    assert async_url("postgres://u@h/db").startswith("postgresql+asyncpg://")
