@@ -18,6 +18,8 @@ import aiohttp
 from telegram.error import NetworkError, TimedOut
 from telegram.request import BaseRequest, RequestData
 
+MEDIA_WRITE_TIMEOUT = 20.0  # an upload's default write timeout, as PTB's own transport has
+
 
 def _given(value: Any, default: float | None) -> float | None:
     """A timeout PTB passed, or ours when it passed its "not given" marker."""
@@ -52,7 +54,8 @@ class AiohttpRequest(BaseRequest):
     async def initialize(self) -> None:
         if self._session is None or self._session.closed:
             connector = aiohttp.TCPConnector(limit=self.connections)
-            self._session = aiohttp.ClientSession(connector=connector)
+            # trust_env: HTTPS_PROXY and the like are honoured, as PTB's own transport does.
+            self._session = aiohttp.ClientSession(connector=connector, trust_env=True)
 
     async def shutdown(self) -> None:
         if self._session is not None and not self._session.closed:
@@ -72,7 +75,8 @@ class AiohttpRequest(BaseRequest):
         if self._session is None or self._session.closed:
             raise RuntimeError("This AiohttpRequest is not initialized")
         read = _given(read_timeout, self.timeouts["read"])
-        write = _given(write_timeout, self.timeouts["write"])
+        uploading = request_data is not None and request_data.contains_files
+        write = _given(write_timeout, MEDIA_WRITE_TIMEOUT if uploading else self.timeouts["write"])
         connect = _given(connect_timeout, self.timeouts["connect"])
         pool = _given(pool_timeout, self.timeouts["pool"])
         # aiohttp has no write timeout of its own: the whole exchange is bounded instead.
@@ -90,6 +94,7 @@ class AiohttpRequest(BaseRequest):
                 data=_body(request_data),
                 headers={"User-Agent": self.USER_AGENT},
                 timeout=timeout,
+                allow_redirects=False,  # the Bot API does not redirect; a POST stays a POST
             ) as response:
                 return response.status, await response.read()
         except TimeoutError as error:
