@@ -35,6 +35,7 @@ from sqlalchemy import func, make_url, text
 from sqlmodel import select
 
 from bench.fakes.telegram_api import Call, FakeTelegram
+from bench.ingest_baseline import create_table, stored_taps
 from bench.processes import Served, consult_process, free_port, running, serving
 from bench.sequencing import percentile
 from core.definitions import parse_consultation, upsert_consultation
@@ -292,6 +293,7 @@ def _baseline_update(update_id: int, user: int, rng: random.Random) -> dict[str,
 async def measure_baseline(database_url: str, plan: Plan, workers: int) -> dict[str, Any]:
     if database_url.startswith("postgresql"):
         await prepare(database_url, Plan(0, 0, 0))
+    await create_table(database_url)
     port = free_port()
     command = [
         sys.executable, "-m", "uvicorn", "bench.ingest_baseline:create_app", "--factory",
@@ -326,7 +328,10 @@ async def measure_baseline(database_url: str, plan: Plan, workers: int) -> dict[
                 await _all(participant(http, 10_000 + i, until) for i in range(plan.participants))
     finally:
         await asyncio.to_thread(stack.close)
-    return run.figures()
+    figures = run.figures()
+    figures["votes_stored"] = stored = await stored_taps(database_url)
+    figures["all_stored_once"] = stored == run.votes
+    return figures
 
 
 async def _deliver(

@@ -1,9 +1,10 @@
 """The bare baseline of `consult bench ingest`: the least a webhook server can do per tap.
 
-A FastAPI endpoint on the same stack as `consult serve` (uvicorn, one worker, the same
+A FastAPI endpoint on the same stack as `consult serve` (uvicorn with as many workers, the same
 database driver and engine settings) that parses the update's JSON and inserts one row, in its
 own transaction, with the update id unique as ours is. Run as
-`uvicorn bench.ingest_baseline:create_app --factory` with CONSULT_BENCH_DATABASE_URL set.
+`uvicorn bench.ingest_baseline:create_app --factory` with CONSULT_BENCH_DATABASE_URL set, once
+`create_table` has run.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI, Request, Response
-from sqlalchemy import BigInteger, Column, Integer, MetaData, String, Table
+from sqlalchemy import BigInteger, Column, Integer, MetaData, String, Table, func, select
 
 from core.storage import create_engine
 
@@ -28,14 +29,29 @@ taps = Table(
 )
 
 
+async def create_table(database_url: str) -> None:
+    """The baseline's table, fresh; created before the server starts, so that its workers
+    never race to create it."""
+    engine = create_engine(database_url)
+    async with engine.begin() as connection:
+        await connection.run_sync(metadata.drop_all)
+        await connection.run_sync(metadata.create_all)
+    await engine.dispose()
+
+
+async def stored_taps(database_url: str) -> int:
+    engine = create_engine(database_url)
+    async with engine.connect() as connection:
+        count = (await connection.execute(select(func.count()).select_from(taps))).scalar_one()
+    await engine.dispose()
+    return int(count)
+
+
 def create_app() -> FastAPI:
     engine = create_engine(os.environ["CONSULT_BENCH_DATABASE_URL"])
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        async with engine.begin() as connection:
-            await connection.run_sync(metadata.drop_all)
-            await connection.run_sync(metadata.create_all)
         yield
         await engine.dispose()
 

@@ -22,6 +22,7 @@ async def test_two_workers_take_votes_and_store_each_once(tmp_path: Path) -> Non
 async def test_the_baseline_runs_under_the_same_workers(tmp_path: Path) -> None:
     bare = await measure_baseline(f"sqlite:///{tmp_path / 'baseline.sqlite3'}", TINY, workers=2)
     assert bare["votes"] > 0 and bare["errors"] == 0 and bare["server_cpu_share"] > 0
+    assert bare["all_stored_once"]  # no worker dropped the table under another's rows
 
 
 def test_a_bad_worker_count_is_a_usage_error() -> None:
