@@ -12,7 +12,9 @@ and body returned here.
 
 from __future__ import annotations
 
+import urllib.request
 from typing import Any
+from urllib.parse import urlsplit
 
 import aiohttp
 from telegram.error import NetworkError, TimedOut
@@ -46,6 +48,7 @@ class AiohttpRequest(BaseRequest):
             "pool": pool_timeout,
         }
         self._session: aiohttp.ClientSession | None = None
+        self._proxies: dict[tuple[str, str], str | None] = {}
 
     @property
     def read_timeout(self) -> float | None:
@@ -54,13 +57,28 @@ class AiohttpRequest(BaseRequest):
     async def initialize(self) -> None:
         if self._session is None or self._session.closed:
             connector = aiohttp.TCPConnector(limit=self.connections)
-            # trust_env: HTTPS_PROXY and the like are honoured, as PTB's own transport does.
-            self._session = aiohttp.ClientSession(connector=connector, trust_env=True)
+            # No cookies for the Bot API; proxies are read from the environment once per
+            # origin (`_proxy_for`) rather than by aiohttp's trust_env, which reads them and
+            # ~/.netrc in a thread on every request.
+            self._session = aiohttp.ClientSession(
+                connector=connector, cookie_jar=aiohttp.DummyCookieJar()
+            )
 
     async def shutdown(self) -> None:
         if self._session is not None and not self._session.closed:
             await self._session.close()
         self._session = None
+
+    def _proxy_for(self, url: str) -> str | None:
+        """The proxy for `url` from the environment (HTTPS_PROXY, ALL_PROXY, NO_PROXY...), as
+        PTB's own transport honours them."""
+        parts = urlsplit(url)
+        origin = (parts.scheme, parts.hostname or "")
+        if origin not in self._proxies:
+            found = urllib.request.getproxies()
+            bypass = bool(origin[1]) and urllib.request.proxy_bypass(origin[1])
+            self._proxies[origin] = None if bypass else found.get(parts.scheme, found.get("all"))
+        return self._proxies[origin]
 
     async def do_request(
         self,
@@ -95,6 +113,7 @@ class AiohttpRequest(BaseRequest):
                 headers={"User-Agent": self.USER_AGENT},
                 timeout=timeout,
                 allow_redirects=False,  # the Bot API does not redirect; a POST stays a POST
+                proxy=self._proxy_for(url),
             ) as response:
                 return response.status, await response.read()
         except TimeoutError as error:

@@ -80,3 +80,14 @@ async def test_a_server_that_never_answers_times_out(silent_server: str) -> None
 async def test_a_request_before_initialize_is_refused() -> None:
     with pytest.raises(NetworkError, match="not initialized"):
         await AiohttpRequest().post(f"http://127.0.0.1:1/bot{TOKEN}/getMe")
+
+
+def test_proxies_come_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    url = f"https://api.telegram.test/bot{TOKEN}/getMe"
+    for name in ("HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy", "NO_PROXY", "no_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    assert AiohttpRequest()._proxy_for(url) is None
+    monkeypatch.setenv("HTTPS_PROXY", "http://proxy.internal:3128")
+    assert AiohttpRequest()._proxy_for(url) == "http://proxy.internal:3128"
+    monkeypatch.setenv("NO_PROXY", "api.telegram.test")
+    assert AiohttpRequest()._proxy_for(url) is None
