@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import io
 from dataclasses import dataclass
-from functools import cache
+from functools import cache, lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -50,14 +50,24 @@ def negotiate(hint: str | None, offered: list[str] | tuple[str, ...]) -> str | N
     """The offered locale matching a channel's hint ("fr-FR", "en_GB", "pt-br"), or None."""
     if not hint:
         return None
+    wanted = _parsed(hint)
+    if wanted is None:
+        return None
+    for candidate in wanted:
+        if candidate in offered:
+            return candidate
+    return None
+
+
+@lru_cache(maxsize=1024)
+def _parsed(hint: str) -> tuple[str, str] | None:
+    """A hint's locale and language, parsed once: Babel reads its locale data from disk, and
+    every event carries a hint. Bounded: hints come from the network."""
     try:
         wanted = Locale.parse(hint.replace("-", "_"))
     except (ValueError, UnknownLocaleError):
         return None
-    for candidate in (str(wanted), wanted.language):
-        if candidate in offered:
-            return candidate
-    return None
+    return str(wanted), wanted.language
 
 
 @dataclass(frozen=True)
