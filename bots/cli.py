@@ -125,6 +125,18 @@ def _parser() -> argparse.ArgumentParser:
         f"is used; default: {DEFAULT_BENCH_POSTGRES}); 'none' to skip",
     )
 
+    flow = benchmarks.add_parser(
+        "flow", help="what a vote costs the core alone (no HTTP), against a one-row transaction"
+    )
+    flow.add_argument("--quick", action="store_true", help="a smaller run, a few seconds")
+    flow.add_argument("--json", action="store_true", help="print the figures as JSON")
+    flow.add_argument(
+        "--postgres",
+        default=os.environ.get("CONSULT_BENCH_POSTGRES_URL", DEFAULT_BENCH_POSTGRES),
+        metavar="URL",
+        help="a PostgreSQL server to measure too, as for bench ingest; 'none' to skip",
+    )
+
     db = commands.add_parser("db", help="manage the database")
     db_actions = db.add_subparsers(dest="action", required=True, metavar="ACTION")
     db_actions.add_parser("upgrade", help="apply pending migrations")
@@ -278,6 +290,12 @@ def run_server(args: argparse.Namespace) -> int:
 def run_bench(args: argparse.Namespace) -> int:
     if args.benchmark == "ingest":
         return run_ingest_bench(args)
+    if args.benchmark == "flow":
+        from bench import flow  # only the benchmark needs it
+
+        postgres = None if args.postgres.lower() == "none" else args.postgres
+        report = flow.run_flow(args.quick, postgres)
+        return _print_report(flow.table(report), report, args.json)
     from bench import populations, sequencing  # only the benchmark needs them
 
     algorithms = [name.strip() for name in args.algorithms.split(",") if name.strip()]
