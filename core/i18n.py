@@ -48,7 +48,7 @@ def _translations(locale: str) -> Translations:
 
 def negotiate(hint: str | None, offered: list[str] | tuple[str, ...]) -> str | None:
     """The offered locale matching a channel's hint ("fr-FR", "en_GB", "pt-br"), or None."""
-    if not hint:
+    if not hint or len(hint) > 35:  # longer than any language tag in use
         return None
     wanted = _parsed(hint)
     if wanted is None:

@@ -82,7 +82,15 @@ def test_plurals_numbers_and_percentages_follow_the_locale() -> None:
 
 @pytest.mark.parametrize(
     ("hint", "expected"),
-    [("fr-FR", "fr"), ("fr_CA", "fr"), ("en-GB", "en"), ("de", None), ("", None), ("??", None)],
+    [
+        ("fr-FR", "fr"),
+        ("fr_CA", "fr"),
+        ("en-GB", "en"),
+        ("de", None),
+        ("", None),
+        ("??", None),
+        ("fr-" + "x" * 5000, None),  # a hint from the network, too long to be one
+    ],
 )
 def test_channel_hints_are_negotiated(hint, expected) -> None:
     assert negotiate(hint, ("fr", "en")) == expected
