@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
 
@@ -79,3 +80,32 @@ class Pacer:
         for key, bucket in list(self.keys.items()):
             if bucket.tokens + (now - bucket.updated) * bucket.rate >= bucket.burst:
                 del self.keys[key]
+
+
+class InOrder:
+    """Replies to one conversation leave in the order their events were handled.
+
+    Each event's replies are sent by a task of their own, after the webhook has answered; two
+    events of one chat close together (a tap, then a command) would otherwise race, and the
+    second event's question could arrive before the first event's last message. A delivery
+    takes its conversation's turn (first come, first served) and keeps it until its replies are
+    sent. Within one process; idle conversations are forgotten.
+    """
+
+    def __init__(self) -> None:
+        self._turns: dict[str, tuple[asyncio.Lock, list[int]]] = {}
+
+    @asynccontextmanager
+    async def turn(self, key: str) -> AsyncIterator[None]:
+        lock, waiting = self._turns.setdefault(key, (asyncio.Lock(), [0]))
+        waiting[0] += 1
+        try:
+            async with lock:
+                yield
+        finally:
+            waiting[0] -= 1
+            if not waiting[0]:
+                del self._turns[key]
+
+    def __len__(self) -> int:
+        return len(self._turns)

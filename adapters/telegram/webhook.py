@@ -21,7 +21,7 @@ from telegram import Bot, Update
 from telegram.error import InvalidToken, TelegramError
 
 from adapters.inbound import parse_object, read_body
-from adapters.pacing import Pacer
+from adapters.pacing import InOrder, Pacer
 from adapters.telegram.render import answered_card, render_reply
 from adapters.telegram.sender import TelegramSender, masked
 from adapters.telegram.transport import AiohttpRequest
@@ -80,6 +80,7 @@ class TelegramChannel:
         self.sender = TelegramSender(
             self.bot, pacer, group_per_minute=config.group_messages_per_minute
         )
+        self.order = InOrder()
         self.flow: Flow | None = None
         self._late: set[asyncio.Future[Any]] = set()  # slow updates still being handled
         self.router = APIRouter()
@@ -164,8 +165,13 @@ class TelegramChannel:
             raise HTTPException(403, f"wrong {SECRET_HEADER} header")
 
     async def deliver(self, inbound: Inbound, outcome: Outcome, *, answer: bool = False) -> None:
-        """Settle the tapped card, then send the replies, in this order; `answer` the tap too
-        when the webhook's answer could not."""
+        """Settle the tapped card, then send the replies, in this order, after what earlier
+        events of the chat sent; `answer` the tap too when the webhook's answer could not."""
+        chat = inbound.chat_id or (inbound.tapped.chat_id if inbound.tapped else None)
+        async with self.order.turn(str(chat)):
+            await self._deliver(inbound, outcome, answer=answer)
+
+    async def _deliver(self, inbound: Inbound, outcome: Outcome, *, answer: bool) -> None:
         try:
             if answer and inbound.tapped is not None:
                 await self.sender.answer(inbound.tapped.query_id)

@@ -19,6 +19,7 @@ from fastapi.responses import PlainTextResponse
 from starlette.background import BackgroundTask
 
 from adapters.inbound import parse_object, read_body
+from adapters.pacing import InOrder
 from adapters.whatsapp.inbound import CHANNEL, Inbound, parse_delivery, signature_matches
 from adapters.whatsapp.render import render_reply
 from adapters.whatsapp.sender import GraphSender
@@ -48,6 +49,7 @@ class WhatsAppChannel:
         self.app_secret = app_secret
         self.verify_token = verify_token
         self.max_body_bytes = max_body_bytes
+        self.order = InOrder()  # one participant's replies in the order of their messages
         self.flow: Flow | None = None
         self.statuses_ignored = 0
         self.unsupported_ignored = 0
@@ -117,7 +119,8 @@ class WhatsAppChannel:
     async def _send_batch(self, batch: Batch) -> None:
         try:
             for inbound, outcome in batch:
-                await self._send_replies(inbound, outcome)
+                async with self.order.turn(inbound.event.user_id):
+                    await self._send_replies(inbound, outcome)
         except Exception:  # a background task has nobody to report to but the log
             log.exception("could not send WhatsApp replies")
         finally:
