@@ -117,25 +117,14 @@ def _parser() -> argparse.ArgumentParser:
         default=1,
         help="uvicorn worker processes for both servers, ours and the baseline (default: 1)",
     )
-    ingest.add_argument(
-        "--postgres",
-        default=os.environ.get("CONSULT_BENCH_POSTGRES_URL", DEFAULT_BENCH_POSTGRES),
-        metavar="URL",
-        help="a PostgreSQL server to measure too, if it answers (its database consult_bench "
-        f"is used; default: {DEFAULT_BENCH_POSTGRES}); 'none' to skip",
-    )
+    _add_postgres_option(ingest)
 
     flow = benchmarks.add_parser(
         "flow", help="what a vote costs the core alone (no HTTP), against a one-row transaction"
     )
     flow.add_argument("--quick", action="store_true", help="a smaller run, a few seconds")
     flow.add_argument("--json", action="store_true", help="print the figures as JSON")
-    flow.add_argument(
-        "--postgres",
-        default=os.environ.get("CONSULT_BENCH_POSTGRES_URL", DEFAULT_BENCH_POSTGRES),
-        metavar="URL",
-        help="a PostgreSQL server to measure too, as for bench ingest; 'none' to skip",
-    )
+    _add_postgres_option(flow)
 
     db = commands.add_parser("db", help="manage the database")
     db_actions = db.add_subparsers(dest="action", required=True, metavar="ACTION")
@@ -285,6 +274,16 @@ def run_server(args: argparse.Namespace) -> int:
         access_log=not args.no_access_log,
     )
     return 0
+
+
+def _add_postgres_option(benchmark: argparse.ArgumentParser) -> None:
+    benchmark.add_argument(
+        "--postgres",
+        default=os.environ.get("CONSULT_BENCH_POSTGRES_URL", DEFAULT_BENCH_POSTGRES),
+        metavar="URL",
+        help="a PostgreSQL server to measure too, if it answers (its database consult_bench "
+        f"is used; default: {DEFAULT_BENCH_POSTGRES}); 'none' to skip",
+    )
 
 
 def run_bench(args: argparse.Namespace) -> int:
