@@ -95,11 +95,8 @@ def running(
 def consult_server(
     env: dict[str, str], *, workers: int = 1, options: Sequence[str] = ()
 ) -> Iterator[str]:
-    """`consult serve` on a free port, as a newcomer would run it."""
-    port = free_port()
-    command = [sys.executable, "-m", "bots.cli", "serve", "--port", str(port)]
-    command += ["--workers", str(workers), *options]
-    with running(command, env, port) as served:
+    """`consult serve` on a free port, as a newcomer would run it; yields its base URL."""
+    with consult_process(env, workers=workers, options=options) as served:
         yield served.url
 
 
