@@ -344,17 +344,24 @@ def interaction(payload: dict[str, Any]) -> bytes:
     return form({"payload": json.dumps(payload)})
 
 
+def _interacting(kind: str, user: str, team: str) -> dict[str, Any]:
+    """What every interaction payload says of itself: its type, who, where, and a trigger."""
+    return {
+        "type": kind,
+        "team": {"id": team},
+        "user": {"id": user, "team_id": team},
+        "api_app_id": "A0CONSULT",
+        "trigger_id": _trigger(),
+    }
+
+
 def block_action(
     user: str, message: dict[str, Any], channel: str, action: dict[str, Any], team: str = TEAM
 ) -> bytes:
     """A tap on an element of `message` (as the fake holds it) in `channel`."""
     return interaction(
         {
-            "type": "block_actions",
-            "team": {"id": team},
-            "user": {"id": user, "team_id": team},
-            "api_app_id": "A0CONSULT",
-            "trigger_id": _trigger(),
+            **_interacting("block_actions", user, team),
             "container": {"type": "message", "message_ts": message["ts"], "channel_id": channel},
             "channel": {"id": channel},
             "message": message,
@@ -367,11 +374,7 @@ def view_submission(user: str, view: dict[str, Any], text: str, team: str = TEAM
     state = {"values": {"proposal": {"text": {"type": "plain_text_input", "value": text}}}}
     return interaction(
         {
-            "type": "view_submission",
-            "team": {"id": team},
-            "user": {"id": user, "team_id": team},
-            "api_app_id": "A0CONSULT",
-            "trigger_id": _trigger(),
+            **_interacting("view_submission", user, team),
             "view": {**view, "state": state},
         }
     )
