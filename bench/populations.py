@@ -10,7 +10,9 @@
   (participants it did not cluster form one more class); each class votes on each comment
   agree / disagree / pass with the rates observed in that class, smoothed towards the comment's
   overall rates (a Dirichlet prior worth 2 votes). Truth is the model's population rates,
-  weighted by class sizes.
+  weighted by class sizes. The moderator's seed comments are the organiser's proposals (no
+  author, as `consult import polis` makes them), so the one-card-per-author rule of a
+  sequence does not ration them as if one participant had written them all.
 
 The true consensus set is the 10 proposals with the highest population agree rate; the true
 controversy set, the 5 with the highest min(agree, disagree).
@@ -142,7 +144,7 @@ def from_polis(conversation: PolisConversation, name: str) -> Population:
         disagree=tuple(disagree),
         arrival=tuple(0.7 * (c.timestamp - first) / span for c in comments),
         texts=tuple(c.text for c in comments),
-        authors=tuple(c.author_id for c in comments),
+        authors=tuple(None if c.seed else c.author_id for c in comments),
         truth=(
             f"Polis conversation {name}: latent classes = Polis opinion groups "
             f"({len(members)} with the unclustered), per-class agree/disagree/pass rates of the "

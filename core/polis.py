@@ -5,7 +5,15 @@ moderated, comment-body), `votes.csv` (timestamp, datetime, comment-id, voter-id
 not sorted, the latest vote of a voter on a comment wins), `participants-votes.csv`
 (participant, group-id, ..., then one column per comment id, blank = not voted) and
 `summary.csv` (key,value rows). Newer exports add columns (is-meta, is-seed,
-group-informed-consensus, xid): unknown columns are ignored. Votes: 1 agree, -1 disagree, 0 pass.
+group-informed-consensus, xid): is-seed is read, other unknown columns are ignored. Votes: 1
+agree, -1 disagree, 0 pass.
+
+Seed comments are the moderator's: the statements a conversation opens with (and those the
+moderators add later, as vTaiwan's did, often restating participants' points). Newer exports
+mark them in is-seed; older ones do not, and there they are the comments of the author of the
+conversation's first comment: the owner, who seeds the conversation before sharing it (Polis
+numbers participants from 0 in the order they join, so the owner is 0 in both shipped
+conversations). They become the organiser's proposals, which have no participant as author.
 
 The two conversations shipped with the project for tests and benchmarks (vtaiwan.uberx and
 15-per-hour-seattle) were gathered using the Polis software (compdemocracy.org/polis) and are
@@ -18,12 +26,13 @@ import csv
 import io
 import re
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import NoReturn
 
 _NUMBER = re.compile(r"-?[0-9]+")
 _VOTES = {"1": 1, "-1": -1, "0": 0, "1.0": 1, "-1.0": -1, "0.0": 0}  # ".0": spreadsheet exports
+_FLAGS = {"true": True, "t": True, "1": True, "false": False, "f": False, "0": False, "": False}
 
 
 class PolisFormatError(ValueError):
@@ -37,6 +46,7 @@ class PolisComment:
     text: str
     moderated: int  # -1 rejected, 0 not moderated, 1 accepted
     timestamp: int  # milliseconds since the epoch
+    seed: bool = False  # written by the moderator (see the module docstring)
 
 
 @dataclass(frozen=True)
@@ -146,9 +156,20 @@ def _comments(path: Path) -> tuple[PolisComment, ...]:
                 text=text,
                 moderated=_vote(fields[at["moderated"]], path, line, "moderated"),
                 timestamp=_integer(fields[at["timestamp"]], path, line, "timestamp"),
+                seed="is-seed" in at and _flag(fields[at["is-seed"]], path, line, "is-seed"),
             )
         )
-    return tuple(comments)
+    if "is-seed" in at or not comments:
+        return tuple(comments)
+    owner = min(comments, key=lambda c: (c.timestamp, c.id)).author_id
+    return tuple(replace(c, seed=owner is not None and c.author_id == owner) for c in comments)
+
+
+def _flag(text: str, path: Path, line: int, column: str) -> bool:
+    flag = _FLAGS.get(text.strip().casefold())
+    if flag is None:
+        _fail(path, line, column, f"expected true or false, got {text.strip()!r}")
+    return flag
 
 
 def _votes(path: Path, comment_ids: set[int]) -> dict[tuple[int, int], int]:

@@ -81,6 +81,8 @@ def test_the_latest_vote_wins_whatever_the_row_order(tmp_path: Path) -> None:
     assert (conversation.topic, conversation.description) == ("", "")  # no summary.csv
     first = conversation.comments[0]
     assert (first.id, first.author_id, first.moderated, first.timestamp) == (0, 7, 1, 1000)
+    # No is-seed column: the author of the first comment is the owner, who seeds.
+    assert [c.seed for c in conversation.comments] == [True, False]
 
 
 def test_the_older_variant_with_participants_votes_only(tmp_path: Path) -> None:
@@ -115,6 +117,17 @@ def test_the_newer_variant_with_extra_columns(tmp_path: Path) -> None:
     assert conversation.votes == {(1, 0): 1, (1, 1): -1}
     assert conversation.groups == {1: 0}
     assert conversation.comments[1].text == "Open parks, and\nkeep them open"
+    # is-seed says which are the moderator's, even among one author's comments.
+    assert [c.seed for c in conversation.comments] == [True, False]
+
+
+@pytest.mark.parametrize(("name", "seeds"), [("vtaiwan.uberx", 46), ("15-per-hour-seattle", 13)])
+def test_the_owners_comments_are_the_seeds(name: str, seeds: int) -> None:
+    """Both shipped conversations predate is-seed: the owner (participant 0) opened them."""
+    comments = read_polis(polis_dir(name)).comments
+    assert min(comments, key=lambda c: c.timestamp).author_id == 0
+    assert sum(c.seed for c in comments) == seeds
+    assert all(c.seed == (c.author_id == 0) for c in comments)
 
 
 def test_a_file_saved_by_a_spreadsheet(tmp_path: Path) -> None:
@@ -131,6 +144,13 @@ def test_a_file_saved_by_a_spreadsheet(tmp_path: Path) -> None:
 
 
 BAD_FILES = [
+    (
+        {
+            "comments": COMMENTS.replace("\n", ",is-seed\n") + "1000,x,0,7,0,0,1,Trees,maybe\n",
+            "votes": VOTES,
+        },
+        "comments.csv, line 2, column is-seed: expected true or false, got 'maybe'",
+    ),
     ({"votes": VOTES}, "no comments.csv"),
     ({"comments": "id,text\n", "votes": VOTES}, "comments.csv, line 1: missing column timestamp"),
     ({"comments": TREES}, "neither votes.csv nor participants-votes.csv"),
