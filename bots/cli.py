@@ -88,6 +88,12 @@ def _parser() -> argparse.ArgumentParser:
     sequencing.add_argument("--json", action="store_true", help="print the figures as JSON")
     sequencing.add_argument("--seeds", type=int, help="how many seeds (medians are reported)")
     sequencing.add_argument(
+        "--jobs",
+        type=int,
+        default=os.cpu_count() or 1,
+        help="simulations played in parallel processes (default: one per core)",
+    )
+    sequencing.add_argument(
         "--polis",
         action="append",
         default=[],
@@ -299,7 +305,7 @@ def run_bench(args: argparse.Namespace) -> int:
 
     algorithms = [name.strip() for name in args.algorithms.split(",") if name.strip()]
     unknown = sorted(set(algorithms) - set(ALGORITHMS))
-    if unknown or not algorithms or (args.seeds is not None and args.seeds < 1):
+    if unknown or not algorithms or (args.seeds is not None and args.seeds < 1) or args.jobs < 1:
         t = _organiser_translator()
         print(t("cli.bench_bad_arguments", known=", ".join(ALGORITHMS)), file=sys.stderr)
         return USAGE_ERROR
@@ -309,7 +315,7 @@ def run_bench(args: argparse.Namespace) -> int:
         print(f"consult: {error}", file=sys.stderr)
         return USAGE_ERROR
     extra = [populations.polis_dataset(name, conversation) for name, conversation in replays]
-    report = sequencing.suite(args.quick, args.seeds, algorithms, extra)
+    report = sequencing.suite(args.quick, args.seeds, algorithms, extra, args.jobs)
     return _print_report(sequencing.table(report), report, args.json)
 
 

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from bench.populations import synthetic
-from bench.sequencing import Plan, run_suite, simulate, table
+from bench.sequencing import Plan, goal, run_suite, simulate, table
 
 
 def test_a_simulated_consultation_spends_exactly_the_budget() -> None:
@@ -45,9 +45,73 @@ def test_the_report_has_every_algorithm_budget_and_figure() -> None:
     json.dumps(report)
 
 
-def test_bad_arguments_exit_2() -> None:
+def test_processes_play_the_same_consultations() -> None:
+    plan = Plan(20, 25, (1, 2, 3), (5,), scale_proposals=200, scale_calls=2)
+    datasets = [("synthetic", lambda s: synthetic(s, 25))]
+    alone = run_suite(datasets, plan, ["uniform", "makeorg", "adaptive"], jobs=1)
+    shared = run_suite(datasets, plan, ["uniform", "makeorg", "adaptive"], jobs=2)
+    timing = {"selection_ms_median", "selection_ms_p99"}
+
+    def figures(report: dict[str, object]) -> list[dict[str, object]]:
+        rows = report["results"]
+        assert isinstance(rows, list)
+        return [{k: v for k, v in row.items() if k not in timing} for row in rows]
+
+    assert figures(alone) == figures(shared)
+    row = figures(alone)[2]
+    per_seed = row["votes_to_precision_0_9_per_seed"]
+    assert isinstance(per_seed, list) and len(per_seed) == 3
+    assert row["seeds_reaching_0_9"] == sum(v is not None for v in per_seed)
+
+
+def _row(algorithm: str, votes: int | None, p10: float = 0.9, p5: float = 0.4) -> dict[str, object]:
+    return {
+        "dataset": "d",
+        "budget": 5,
+        "algorithm": algorithm,
+        "votes_to_precision_0_9": votes,
+        "consensus_precision_at_10": p10,
+        "controversy_precision_at_5": p5,
+        "share_with_10_votes": 1.0,
+    }
+
+
+@pytest.mark.parametrize(
+    ("adaptive", "makeorg", "uniform", "met", "reduction", "worse"),
+    [
+        (_row("adaptive", 700), _row("makeorg", 1000), _row("uniform", 1200), True, 0.3, []),
+        (_row("adaptive", 800), _row("makeorg", 1000), _row("uniform", 1200), False, 0.2, []),
+        (_row("adaptive", 900), _row("makeorg", None), _row("uniform", None), True, None, []),
+        (
+            _row("adaptive", None),
+            _row("makeorg", None),
+            _row("uniform", 1200, p5=0.6),
+            False,
+            None,
+            ["controversy_precision_at_5", "votes_to_precision_0_9"],
+        ),
+    ],
+)
+def test_the_goal_verdicts(
+    adaptive: dict[str, object],
+    makeorg: dict[str, object],
+    uniform: dict[str, object],
+    met: bool,
+    reduction: float | None,
+    worse: list[str],
+) -> None:
+    (verdict,) = goal([uniform, makeorg, adaptive])
+    assert verdict["fewer_votes_goal_met"] is met
+    assert verdict["reduction"] == (None if reduction is None else pytest.approx(reduction))
+    assert verdict["worse_than_uniform_on"] == worse
+
+
+@pytest.mark.parametrize(
+    "arguments", [["--algorithms", "magic"], ["--jobs", "0"], ["--seeds", "0"]]
+)
+def test_bad_arguments_exit_2(arguments: list[str]) -> None:
     result = subprocess.run(
-        [sys.executable, "-m", "bots.cli", "bench", "sequencing", "--algorithms", "magic"],
+        [sys.executable, "-m", "bots.cli", "bench", "sequencing", *arguments],
         capture_output=True,
         text=True,
         env={"LC_ALL": "C.UTF-8", "PATH": "/usr/bin:/bin"},
