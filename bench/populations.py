@@ -21,6 +21,7 @@ controversy set, the 5 with the highest min(agree, disagree).
 from __future__ import annotations
 
 import random
+import statistics
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -45,6 +46,33 @@ class Population:
 
     def population_rate(self, rates: tuple[tuple[float, ...], ...], p: int) -> float:
         return sum(share * rate for share, rate in zip(self.shares, rates[p], strict=True))
+
+    def balance_gain(self, rates: tuple[tuple[float, ...], ...], p: int) -> float:
+        """The share of the variance of proposal `p`'s pooled rate that showing it to each
+        opinion group in proportion to its size would remove (stratified sampling: the
+        between-group part, sum of share * (group rate - rate)^2, over rate * (1 - rate)).
+
+        The most a sequencer could gain from knowing each participant's group, with the group
+        known exactly: the votes needed for a given precision shrink by this share at best.
+        """
+        rate = self.population_rate(rates, p)
+        between = sum(w * (r - rate) ** 2 for w, r in zip(self.shares, rates[p], strict=True))
+        return between / (rate * (1 - rate))
+
+    def balance_gains(self) -> dict[str, float]:
+        """Median `balance_gain` over the 20 proposals nearest the top of each ranking."""
+        proposals = range(len(self.agree))
+        agree = [self.population_rate(self.agree, p) for p in proposals]
+        disagree = [self.population_rate(self.disagree, p) for p in proposals]
+        by_agree = sorted(proposals, key=lambda p: -agree[p])[:20]
+        by_split = sorted(proposals, key=lambda p: -min(agree[p], disagree[p]))[:20]
+        return {
+            "consensus": statistics.median(self.balance_gain(self.agree, p) for p in by_agree),
+            "controversy": statistics.median(
+                max(self.balance_gain(self.agree, p), self.balance_gain(self.disagree, p))
+                for p in by_split
+            ),
+        }
 
     def true_sets(self) -> tuple[set[int], set[int]]:
         proposals = range(len(self.agree))

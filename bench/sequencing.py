@@ -270,7 +270,14 @@ def run_suite(
     for name, make in datasets:
         populations = {seed: make(seed) for seed in plan.seeds}
         first = populations[plan.seeds[0]]
-        described.append({"name": name, "proposals": len(first.texts), "truth": first.truth})
+        described.append(
+            {
+                "name": name,
+                "proposals": len(first.texts),
+                "truth": first.truth,
+                "group_balance_gain": first.balance_gains(),
+            }
+        )
         for budget in plan.budgets:
             floors = [
                 arrival_floor(populations[seed], plan.participants, budget) for seed in plan.seeds
@@ -439,14 +446,33 @@ def table(report: dict[str, object]) -> str:
         )
     for verdict in verdicts:
         reduction = verdict["reduction"]
-        fewer = "n/a" if reduction is None else f"{reduction:+.0%}"
+        fewer = (
+            "-"
+            if reduction is None
+            else f"{reduction:.0%} fewer"
+            if reduction >= 0
+            else f"{-reduction:.0%} more"
+        )
         worse = verdict["worse_than_uniform_on"]
         assert isinstance(worse, list)
         lines.append(
             f"  {verdict['dataset']}, {verdict['budget']} votes/person: adaptive "
             f"{_fmt(verdict['adaptive_votes'])} vs makeorg {_fmt(verdict['makeorg_votes'])} "
-            f"({fewer} fewer): {'met' if verdict['fewer_votes_goal_met'] else 'NOT met'}; "
+            f"({fewer}): {'met' if verdict['fewer_votes_goal_met'] else 'NOT met'}; "
             + ("worse than uniform on " + ", ".join(worse) if worse else "not worse than uniform")
+        )
+    datasets = report["datasets"]
+    assert isinstance(datasets, list)
+    lines.append("")
+    lines.append(
+        "Variance of a rate that showing proposals to opinion groups in proportion would remove"
+        " (median over the 20 nearest the top):"
+    )
+    for dataset in datasets:
+        gains = dataset["group_balance_gain"]
+        lines.append(
+            f"  {dataset['name']}: consensus {gains['consensus']:.1%}, "
+            f"controversy {gains['controversy']:.1%}"
         )
     scale = report["selection_at_scale"]
     assert isinstance(scale, dict)

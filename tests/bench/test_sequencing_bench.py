@@ -155,3 +155,24 @@ def test_the_arrival_floor_is_when_the_last_true_top_ten_appears() -> None:
     consensus, _ = population.true_sets()
     last = max(population.arrival[p] for p in consensus)
     assert arrival_floor(population, participants=100, budget=5) == math.ceil(last * 100) * 5
+
+
+def test_the_gain_of_showing_proposals_to_groups_in_proportion() -> None:
+    from bench.populations import Population
+
+    population = Population(
+        name="two groups",
+        shares=(0.5, 0.5),
+        agree=((0.9, 0.5), (0.6, 0.6)),
+        disagree=((0.05, 0.3), (0.2, 0.2)),
+        arrival=(0.0, 0.0),
+        texts=("a", "b"),
+        authors=(None, None),
+        truth="hand-made",
+    )
+    # Rate 0.7; between groups 0.5 * 0.2^2 * 2 = 0.04 of a variance of 0.7 * 0.3 = 0.21.
+    assert population.balance_gain(population.agree, 0) == pytest.approx(0.04 / 0.21)
+    assert population.balance_gain(population.agree, 1) == pytest.approx(0.0)
+    gains = population.balance_gains()
+    assert set(gains) == {"consensus", "controversy"}
+    assert 0 <= gains["consensus"] <= 1 and 0 <= gains["controversy"] <= 1
