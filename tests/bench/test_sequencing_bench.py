@@ -41,6 +41,16 @@ def test_the_report_has_every_algorithm_budget_and_figure() -> None:
         "selection_ms_p99",
     }
     assert report["seeds"] == [1, 2]
+    scale = report["selection_at_scale"]
+    assert isinstance(scale, dict)
+    for figures in scale["by_algorithm"].values():  # the algorithm alone, then with its reads
+        assert set(figures) == {
+            "median_ms",
+            "p99_ms",
+            "with_database_median_ms",
+            "with_database_p99_ms",
+        }
+        assert 0 < figures["median_ms"] < figures["with_database_median_ms"]
     assert "P@10 consensus" in table(report)
     json.dumps(report)
 
