@@ -184,6 +184,11 @@ class Proposal(SQLModel, table=True):
     status: str = Field(default=ProposalStatus.PENDING, max_length=16)
     refusal_reason: str | None = Field(default=None, max_length=255)
     vote_count: int = 0
+    # Sequence votes (trusted) by key: Tally's rows for the three keys, kept on the proposal
+    # as well so that sequencing reads a pool's counters with the pool, in one query.
+    agree_count: int = 0
+    disagree_count: int = 0
+    neutral_count: int = 0
     # A fixed pseudo-random place in [0, 1): sequencing samples the pool from a random point of
     # this index, so a sample costs the same with 100 proposals or 100,000 (see core.sequencing).
     shuffle: float | None = Field(default=None)

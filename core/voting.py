@@ -62,11 +62,18 @@ _BUMP = (
     )
     .values(count=_TALLY.count + bindparam("b_by"))
 )
-_COUNT_VOTES = (
-    update(_PROPOSALS)
+# Per vote key: the proposal's vote count and its trusted count of that key (see Proposal).
+_COUNT_VOTES = {
+    key: update(_PROPOSALS)
     .where(_PROPOSAL.id == bindparam("b_proposal"))
-    .values(vote_count=_PROPOSAL.vote_count + bindparam("b_by"))
-)
+    .values(
+        {
+            "vote_count": _PROPOSAL.vote_count + bindparam("b_votes"),
+            f"{key}_count": _PROPOSAL[f"{key}_count"] + bindparam("b_trusted"),
+        }
+    )
+    for key in VoteKey
+}
 # A first vote is inserted and returns its id; a vote already there makes it return nothing.
 _FIRST_VOTE = {
     dialect: insert_for(_VOTES)
@@ -91,9 +98,14 @@ async def _bump(session: AsyncSession, proposal_id: int, key: str, trusted: bool
     _loaded(session, Tally, (proposal_id, key, trusted), "count", by)
 
 
-async def _count_votes(session: AsyncSession, proposal_id: int, by: int) -> None:
-    await session.exec(_COUNT_VOTES, params={"b_proposal": proposal_id, "b_by": by})
-    _loaded(session, Proposal, proposal_id, "vote_count", by)
+async def _count_votes(
+    session: AsyncSession, proposal_id: int, key: str, votes: int, trusted: int
+) -> None:
+    """Move the proposal's vote count by `votes` and its trusted count of `key` by `trusted`."""
+    parameters = {"b_proposal": proposal_id, "b_votes": votes, "b_trusted": trusted}
+    await session.exec(_COUNT_VOTES[VoteKey(key)], params=parameters)
+    _loaded(session, Proposal, proposal_id, "vote_count", votes)
+    _loaded(session, Proposal, proposal_id, f"{key}_count", trusted)
 
 
 async def record_vote(
@@ -120,7 +132,7 @@ async def record_vote(
     }
     if (await session.exec(first, params=values)).first() is not None:
         await _bump(session, proposal_id, key, trusted, +1)
-        await _count_votes(session, proposal_id, +1)
+        await _count_votes(session, proposal_id, key, +1, +1 if trusted else 0)
         return True
     found = await session.exec(
         select(Vote).where(Vote.participant_id == participant_id, Vote.proposal_id == proposal_id)
@@ -144,6 +156,9 @@ async def record_vote(
     )
     await _bump(session, proposal_id, vote.key, vote.trusted, -1)
     await _bump(session, proposal_id, key, vote.trusted, +1)
+    if vote.trusted:
+        await _count_votes(session, proposal_id, vote.key, 0, -1)
+        await _count_votes(session, proposal_id, key, 0, +1)
     vote.key = key
     vote.updated_at = now
     session.add(vote)
@@ -209,11 +224,13 @@ async def import_votes(session: AsyncSession, votes: list[CastVote], now: dateti
     qualification raises InvalidQualification before anything is written.
     """
     deltas: Counter[tuple[int, str, bool]] = Counter()
-    per_proposal: Counter[int] = Counter()
+    per_key: Counter[tuple[int, VoteKey]] = Counter()
+    trusted_per_key: Counter[tuple[int, VoteKey]] = Counter()
     for vote in votes:
         if any(q not in QUALIFICATIONS[vote.key] for q in vote.qualifications):
             raise InvalidQualification(vote.qualifications)
-        per_proposal[vote.proposal_id] += 1
+        per_key[vote.proposal_id, vote.key] += 1
+        trusted_per_key[vote.proposal_id, vote.key] += vote.trusted
         deltas[vote.proposal_id, vote.key, vote.trusted] += 1
         for qualification in vote.qualifications:
             deltas[vote.proposal_id, qualification, vote.trusted] += 1
@@ -247,8 +264,8 @@ async def import_votes(session: AsyncSession, votes: list[CastVote], now: dateti
         await session.exec(insert(Qualification), params=qualifications)
     for (proposal_id, key, trusted), count in deltas.items():
         await _bump(session, proposal_id, key, trusted, count)
-    for proposal_id, count in per_proposal.items():
-        await _count_votes(session, proposal_id, count)
+    for (proposal_id, key), count in per_key.items():
+        await _count_votes(session, proposal_id, key, count, trusted_per_key[proposal_id, key])
 
 
 async def tallies_of(session: AsyncSession, proposal_ids: list[int]) -> dict[int, dict[str, int]]:

@@ -13,13 +13,14 @@ import random
 from collections.abc import Sequence
 from datetime import datetime
 
+from sqlalchemy import select as rows_of  # SQLModel's select takes at most 4 columns
 from sqlmodel import SQLModel, col, or_, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from core.definitions import settings_of
 from core.i18n import Translator
-from core.models import Consultation, Proposal, ProposalStatus, Tally, Vote
-from core.sequencing.algorithms import ALGORITHMS
+from core.models import Consultation, Proposal, ProposalStatus, QualificationKey, Tally, Vote
+from core.sequencing.algorithms import ALGORITHMS, READS_QUALIFICATIONS
 from core.sequencing.rules import Candidate, SequenceBuilder
 
 __all__ = ["ALGORITHMS", "Candidate", "SequenceBuilder", "next_proposals_for"]
@@ -29,20 +30,36 @@ FRESH_LIMIT = 64
 SAMPLE_LIMIT = 512
 
 
-# What an algorithm needs of a proposal, read as plain rows: a pool holds hundreds of them and
-# their counters thousands, which as ORM objects cost a hundred times what SQLite does.
+# What an algorithm needs of a proposal, read as plain rows with the pool (the proposal keeps
+# its trusted vote counts): a pool holds hundreds of proposals, which as ORM objects, with their
+# counters' rows, cost a hundred times what the database does.
 _PROPOSAL = SQLModel.metadata.tables["proposal"].c
-_CANDIDATE_COLUMNS = (_PROPOSAL.id, _PROPOSAL.author_id, _PROPOSAL.created_at, _PROPOSAL.text)
-_Row = tuple[int, int | None, datetime, str]
+_CANDIDATE_COLUMNS = (
+    _PROPOSAL.id,
+    _PROPOSAL.author_id,
+    _PROPOSAL.created_at,
+    _PROPOSAL.text,
+    _PROPOSAL.agree_count,
+    _PROPOSAL.disagree_count,
+    _PROPOSAL.neutral_count,
+)
+_Row = tuple[int, int | None, datetime, str, int, int, int]
 
 
-async def _candidates(session: AsyncSession, rows: Sequence[_Row], prefix: str) -> list[Candidate]:
-    """`rows` as candidates with their trusted counters (the ones at zero are not read)."""
-    counts: dict[int, dict[str, int]] = {row[0]: {} for row in rows}
-    if counts:
+async def _candidates(
+    session: AsyncSession, rows: Sequence[_Row], prefix: str, qualifications: bool
+) -> list[Candidate]:
+    """`rows` as candidates; with their trusted qualification counters if `qualifications`
+    (those at zero are not read)."""
+    counts: dict[int, dict[str, int]] = {
+        pid: {"agree": agree, "disagree": disagree, "neutral": neutral}
+        for pid, _, _, _, agree, disagree, neutral in rows
+    }
+    if counts and qualifications:
         tallies = await session.exec(
             select(col(Tally.proposal_id), col(Tally.key), col(Tally.count)).where(
                 col(Tally.proposal_id).in_(list(counts)),
+                col(Tally.key).in_(list(QualificationKey)),
                 col(Tally.trusted).is_(True),
                 col(Tally.count) != 0,
             )
@@ -51,7 +68,7 @@ async def _candidates(session: AsyncSession, rows: Sequence[_Row], prefix: str) 
             counts[proposal_id][key] = count
     return [
         Candidate(pid, author, created.timestamp(), text, counts[pid], prefix)
-        for pid, author, created, text in rows
+        for pid, author, created, text, *_ in rows
     ]
 
 
@@ -75,15 +92,16 @@ async def next_proposals_for(
     settings = settings_of(consultation)
     prefix = settings.prefix.get(locale) or Translator(locale)("proposal.prefix")
     voted = select(Vote.proposal_id).where(Vote.participant_id == participant_id)
-    eligible = select(*_CANDIDATE_COLUMNS).where(
-        Proposal.consultation_id == consultation.id,
-        Proposal.status == ProposalStatus.ACCEPTED,
-        Proposal.locale == locale,
+    eligible = rows_of(*_CANDIDATE_COLUMNS).where(
+        col(Proposal.consultation_id) == consultation.id,
+        col(Proposal.status) == ProposalStatus.ACCEPTED,
+        col(Proposal.locale) == locale,
         or_(col(Proposal.author_id).is_(None), col(Proposal.author_id) != participant_id),
         col(Proposal.id).not_in(voted),
         col(Proposal.id).not_in(list(shown)),
     )
-    fresh = await session.exec(
+    connection = await session.connection()  # rows, not entities: see _CANDIDATE_COLUMNS
+    fresh = await connection.execute(
         eligible.where(col(Proposal.vote_count) < FRESH_BELOW)
         .order_by(col(Proposal.created_at), col(Proposal.id))
         .limit(FRESH_LIMIT)
@@ -91,24 +109,27 @@ async def next_proposals_for(
     tested = eligible.where(col(Proposal.vote_count) >= FRESH_BELOW)
     pivot = rng.random()
     sample = list(
-        await session.exec(
+        await connection.execute(
             tested.where(col(Proposal.shuffle) >= pivot)
             .order_by(col(Proposal.shuffle))
             .limit(SAMPLE_LIMIT)
         )
     )
     if len(sample) < SAMPLE_LIMIT:  # wrap around the index
-        sample += await session.exec(
+        sample += await connection.execute(
             tested.where(col(Proposal.shuffle) < pivot)
             .order_by(col(Proposal.shuffle))
             .limit(SAMPLE_LIMIT - len(sample))
         )
-    pool = list({row[0]: row for row in [*fresh, *sample]}.values())
-    already = await session.exec(
-        select(*_CANDIDATE_COLUMNS).where(col(Proposal.id).in_(list(shown)))
+    pool: list[_Row] = list({row[0]: tuple(row) for row in [*fresh, *sample]}.values())
+    already = await connection.execute(
+        rows_of(*_CANDIDATE_COLUMNS).where(col(Proposal.id).in_(list(shown)))
     )
-    builder = SequenceBuilder(n, await _candidates(session, list(already), prefix))
-    ALGORITHMS[settings.sequencing](builder, await _candidates(session, pool, prefix), rng)
+    shown_rows: list[_Row] = [tuple(row) for row in already]
+    builder = SequenceBuilder(n, await _candidates(session, shown_rows, prefix, False))
+    qualifications = settings.sequencing in READS_QUALIFICATIONS
+    pool_candidates = await _candidates(session, pool, prefix, qualifications)
+    ALGORITHMS[settings.sequencing](builder, pool_candidates, rng)
     chosen = [card.id for card in builder.cards]
     if not chosen:
         return []

@@ -225,6 +225,10 @@ def adaptive(builder: SequenceBuilder, pool: Sequence[Candidate], rng: random.Ra
     builder.offer_all(tested)
 
 
+# Every algorithm gets each candidate's agree, disagree and neutral counts; these ones also read
+# the qualification counters (a query more per selection, so only where they are used).
+READS_QUALIFICATIONS = frozenset({"makeorg"})
+
 ALGORITHMS: dict[str, Algorithm] = {
     "uniform": uniform,
     "polis": polis,

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
+from sqlalchemy import text
 from sqlmodel import SQLModel
 
 import core.models  # noqa: F401
-from core.storage import migrate
+from core.storage import create_engine, migrate
 
 
 async def test_migrations_match_the_models(engine) -> None:
@@ -22,3 +23,54 @@ async def test_migrations_match_the_models(engine) -> None:
 async def test_migrating_again_is_a_no_op(engine) -> None:
     await migrate(engine)
     await migrate(engine)
+
+
+async def test_proposals_get_their_trusted_vote_counts_from_the_counters(database_url) -> None:
+    """Revision 0003 copies each proposal's trusted agree/disagree/neutral tallies onto it."""
+    engine = create_engine(database_url)
+    try:
+        await migrate(engine, "0002")
+        async with engine.begin() as connection:
+            await connection.execute(
+                text(
+                    "INSERT INTO consultation (id, slug, status, audience, default_locale,"
+                    " locales, question, privacy_notice, settings, profile_questions,"
+                    " created_at, updated_at) VALUES (1, 'c', 'open', 'citizens', 'en', '[]',"
+                    " '{}', '{}', '{}', '[]', CURRENT_TIMESTAMP, CURRENT_TIMESTAMP)"
+                )
+            )
+            for proposal in (1, 2):
+                await connection.execute(
+                    text(
+                        "INSERT INTO proposal (id, consultation_id, locale, text, status,"
+                        " vote_count, created_at, updated_at) VALUES (:id, 1, 'en', 'p',"
+                        " 'accepted', 9, CURRENT_TIMESTAMP, CURRENT_TIMESTAMP)"
+                    ),
+                    {"id": proposal},
+                )
+            tallies = [
+                (1, "agree", True, 4),
+                (1, "agree", False, 2),
+                (1, "disagree", True, 1),
+                (1, "likeIt", True, 3),
+                (2, "neutral", True, 7),
+            ]
+            for proposal, key, trusted, count in tallies:
+                await connection.execute(
+                    text(
+                        "INSERT INTO tally (proposal_id, key, trusted, count)"
+                        " VALUES (:p, :k, :t, :c)"
+                    ),
+                    {"p": proposal, "k": key, "t": trusted, "c": count},
+                )
+        await migrate(engine)
+        async with engine.connect() as connection:
+            rows = await connection.execute(
+                text(
+                    "SELECT id, agree_count, disagree_count, neutral_count FROM proposal"
+                    " ORDER BY id"
+                )
+            )
+            assert [tuple(row) for row in rows] == [(1, 4, 1, 0), (2, 0, 0, 7)]
+    finally:
+        await engine.dispose()

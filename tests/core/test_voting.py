@@ -83,6 +83,7 @@ async def test_objects_already_in_the_session_see_the_counts_a_vote_changed(
         await record_vote(session, someone, proposal, VoteKey.DISAGREE, trusted=True, now=clock())
         assert (agree.count, disagree.count) == (before[1], before[2] + 1)
         assert shown.vote_count == before[0] + 1
+        assert (shown.agree_count, shown.disagree_count) == (before[1], before[2] + 1)
     async with sessions() as session:  # and the rows agree with them
         stored = await session.get(Proposal, proposal)
         assert stored.vote_count == before[0] + 1
@@ -128,7 +129,11 @@ async def test_counters_always_equal_a_recount_of_the_votes(
             for key in {q.key for q in qualifications}:
                 expected = sum(q.key == key and q.proposal_id == proposal for q in qualifications)
                 assert counts[proposal][key] == expected
-            assert (await session.get(Proposal, proposal)).vote_count == len(mine)
+            stored = await session.get(Proposal, proposal)
+            assert stored.vote_count == len(mine)
+            # The proposal's own trusted counts, which sequencing reads, equal them too.
+            mirrored = (stored.agree_count, stored.disagree_count, stored.neutral_count)
+            assert mirrored == tuple(sum(v.key == k and v.trusted for v in mine) for k in VoteKey)
 
 
 async def test_importing_votes_in_bulk_keeps_the_counters_exact(
@@ -149,7 +154,9 @@ async def test_importing_votes_in_bulk_keeps_the_counters_exact(
         assert counts[proposals[0]]["noWay"] == 1 and counts[proposals[1]]["neutral"] == 1
         untrusted = await session.get(Tally, (proposals[0], "agree", False))
         assert untrusted.count == 1
-        assert (await session.get(Proposal, proposals[0])).vote_count == 3
+        first, second = [await session.get(Proposal, p) for p in proposals[:2]]
+        assert (first.vote_count, first.agree_count, first.disagree_count) == (3, 1, 1)
+        assert (second.vote_count, second.neutral_count, second.agree_count) == (1, 1, 0)
     mismatched = [
         CastVote(people[1], proposals[2], VoteKey.AGREE, True, (QualificationKey.NO_WAY,))
     ]
