@@ -74,6 +74,19 @@ _COUNT_VOTES = {
     )
     for key in VoteKey
 }
+_MOVE_VOTE = {
+    (old, new): update(_PROPOSALS)
+    .where(_PROPOSAL.id == bindparam("b_proposal"))
+    .values(
+        {
+            f"{old}_count": _PROPOSAL[f"{old}_count"] - 1,
+            f"{new}_count": _PROPOSAL[f"{new}_count"] + 1,
+        }
+    )
+    for old in VoteKey
+    for new in VoteKey
+    if old != new
+}
 # A first vote is inserted and returns its id; a vote already there makes it return nothing.
 _FIRST_VOTE = {
     dialect: insert_for(_VOTES)
@@ -108,6 +121,13 @@ async def _count_votes(
     _loaded(session, Proposal, proposal_id, f"{key}_count", trusted)
 
 
+async def _move_vote(session: AsyncSession, proposal_id: int, old: VoteKey, new: VoteKey) -> None:
+    """A trusted vote changed from `old` to `new`: the proposal's counts of both keys move."""
+    await session.exec(_MOVE_VOTE[old, new], params={"b_proposal": proposal_id})
+    _loaded(session, Proposal, proposal_id, f"{old}_count", -1)
+    _loaded(session, Proposal, proposal_id, f"{new}_count", +1)
+
+
 async def record_vote(
     session: AsyncSession,
     participant_id: int,
@@ -134,8 +154,13 @@ async def record_vote(
         await _bump(session, proposal_id, key, trusted, +1)
         await _count_votes(session, proposal_id, key, +1, +1 if trusted else 0)
         return True
+    # The vote row is locked (PostgreSQL; SQLite's transactions are serial already) and read
+    # afresh: two changes of one vote at once must not both take it from its old key.
     found = await session.exec(
-        select(Vote).where(Vote.participant_id == participant_id, Vote.proposal_id == proposal_id)
+        select(Vote)
+        .where(Vote.participant_id == participant_id, Vote.proposal_id == proposal_id)
+        .with_for_update()
+        .execution_options(populate_existing=True)
     )
     vote = found.one()
     if vote.key == key:
@@ -146,19 +171,20 @@ async def record_vote(
             Qualification.proposal_id == proposal_id,
         )
     )
-    for qualification in qualifications:
-        await _bump(session, proposal_id, qualification.key, qualification.trusted, -1)
+    moves = [(q.key, q.trusted, -1) for q in qualifications]
+    moves += [(vote.key, vote.trusted, -1), (key, vote.trusted, +1)]
     await session.exec(
         delete(Qualification).where(
             col(Qualification.participant_id) == participant_id,
             col(Qualification.proposal_id) == proposal_id,
         )
     )
-    await _bump(session, proposal_id, vote.key, vote.trusted, -1)
-    await _bump(session, proposal_id, key, vote.trusted, +1)
+    # Counter rows are locked in one order (by key), whoever changes which way: two opposite
+    # changes on one proposal would otherwise each hold the row the other waits for.
+    for moved_key, trusted, by in sorted(moves):
+        await _bump(session, proposal_id, moved_key, trusted, by)
     if vote.trusted:
-        await _count_votes(session, proposal_id, vote.key, 0, -1)
-        await _count_votes(session, proposal_id, key, 0, +1)
+        await _move_vote(session, proposal_id, VoteKey(vote.key), key)
     vote.key = key
     vote.updated_at = now
     session.add(vote)

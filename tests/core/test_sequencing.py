@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import random
+from collections.abc import Sequence
 
-from sqlmodel import select
+import pytest
+from sqlmodel import col, select
 
 from core.identity import enrol_participant
-from core.models import Consultation, Proposal, ProposalStatus, VoteKey
-from core.sequencing import next_proposals_for
-from core.voting import record_vote
+from core.models import QUALIFICATIONS, Consultation, Proposal, ProposalStatus, Tally, VoteKey
+from core.sequencing import ALGORITHMS, Candidate, SequenceBuilder, next_proposals_for
+from core.voting import record_qualification, record_vote
 from tests.conftest import SECRET
 
 
@@ -68,3 +70,58 @@ async def test_the_sample_of_tested_proposals_wraps_around_the_shuffle_index(
             )
             assert len(chosen) == 14  # whatever the random starting point
             assert all(p.shuffle is not None and 0 <= p.shuffle < 1 for p in chosen)
+
+
+@pytest.mark.parametrize(
+    ("algorithm", "with_qualifications"), [("adaptive", False), ("makeorg", True)]
+)
+async def test_algorithms_get_the_trusted_counters_of_each_candidate(
+    sessions, load_consultation, clock, monkeypatch, algorithm: str, with_qualifications: bool
+) -> None:
+    """Every algorithm sees each candidate's trusted vote counts (read with the proposal);
+    the ones that use qualifications see those too. Untrusted votes count for neither."""
+    consultation = await load_consultation(settings={"sequencing": algorithm})
+    received: list[Candidate] = []
+
+    def recording(builder: SequenceBuilder, pool: Sequence[Candidate], rng: random.Random) -> None:
+        received.extend(pool)
+
+    monkeypatch.setitem(ALGORITHMS, algorithm, recording)
+    async with sessions() as session, session.begin():
+        me = await enrol_participant(session, SECRET, "test", "me", None, clock())
+        voters = [
+            (await enrol_participant(session, SECRET, "test", f"v{i}", None, clock())).id
+            for i in range(6)
+        ]
+        found = await session.exec(
+            select(Proposal).where(Proposal.consultation_id == consultation.id)
+        )
+        proposals = [p.id for p in found if p.locale == "en"][:2]
+        rng = random.Random(5)
+        for voter in voters:
+            for proposal in proposals:
+                key = rng.choice(list(VoteKey))
+                trusted = rng.random() < 0.7
+                await record_vote(session, voter, proposal, key, trusted=trusted, now=clock())
+                await record_qualification(
+                    session, voter, proposal, QUALIFICATIONS[key][0], now=clock()
+                )
+                if rng.random() < 0.5:  # a change of mind
+                    changed = rng.choice([k for k in VoteKey if k != key])
+                    await record_vote(
+                        session, voter, proposal, changed, trusted=trusted, now=clock()
+                    )
+    async with sessions() as session:
+        consultation = await session.get(Consultation, consultation.id)
+        await next_proposals_for(session, me.id, consultation, "en", 4, rng=random.Random(1))
+        trusted_tallies = await session.exec(
+            select(Tally).where(col(Tally.proposal_id).in_(proposals), col(Tally.trusted))
+        )
+        counted = [(t.proposal_id, t.key, t.count) for t in trusted_tallies if t.count]
+    assert any(key not in set(VoteKey) for _, key, _ in counted)  # qualifications were made
+    expected: dict[int, dict[str, int]] = {p: {} for p in proposals}
+    for proposal, key, count in counted:
+        if with_qualifications or key in set(VoteKey):
+            expected[proposal][key] = count
+    seen = {c.id: {k: v for k, v in c.counts.items() if v} for c in received}
+    assert {p: seen[p] for p in proposals} == expected
