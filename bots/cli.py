@@ -28,6 +28,7 @@ from core.flow import utc_now
 from core.i18n import FALLBACK, Translator, available_locales, negotiate
 from core.polis import PolisFormatError, read_polis
 from core.sequencing import ALGORITHMS
+from core.voting import recount_votes
 
 USAGE_ERROR = 2
 DEFAULT_BENCH_POSTGRES = "postgresql://postgres@127.0.0.1:5432/postgres"
@@ -135,6 +136,10 @@ def _parser() -> argparse.ArgumentParser:
     db = commands.add_parser("db", help="manage the database")
     db_actions = db.add_subparsers(dest="action", required=True, metavar="ACTION")
     db_actions.add_parser("upgrade", help="apply pending migrations")
+    db_actions.add_parser(
+        "recount",
+        help="recount every proposal's votes from the votes (once all workers run this version)",
+    )
     return parser
 
 
@@ -204,6 +209,13 @@ async def upgrade_database(settings: Settings) -> int:
         pass
     t = _organiser_translator()
     print(t("cli.database_ready"))
+    return 0
+
+
+async def recount_database(settings: Settings) -> int:
+    async with runtime(settings) as rt, rt.sessions() as session, session.begin():
+        repaired = await recount_votes(session)
+    print(_organiser_translator()("cli.votes_recounted", count=repaired))
     return 0
 
 
@@ -365,6 +377,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return asyncio.run(run_slack(settings, args, t))
         if args.command == "consultation":
             return asyncio.run(load_consultation(settings, args.file))
+        if args.action == "recount":
+            return asyncio.run(recount_database(settings))
         return asyncio.run(upgrade_database(settings))
     except DefinitionError as error:
         print(t("cli.invalid_definition"), file=sys.stderr)

@@ -9,8 +9,9 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import bindparam, insert, update
+from sqlalchemy import bindparam, func, insert, or_, update
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm.attributes import set_committed_value
@@ -292,6 +293,32 @@ async def import_votes(session: AsyncSession, votes: list[CastVote], now: dateti
         await _bump(session, proposal_id, key, trusted, count)
     for (proposal_id, key), count in per_key.items():
         await _count_votes(session, proposal_id, key, count, trusted_per_key[proposal_id, key])
+
+
+async def recount_votes(session: AsyncSession) -> int:
+    """Set every proposal's vote count and trusted counts by key from its votes; returns how
+    many proposals had a count that was off.
+
+    For a deployment that ran workers of an older version while a newer one had migrated
+    (those keep only the counters they knew of): run it once every worker is up to date.
+    """
+    votes = _VOTES.c
+
+    def counted(*conditions: Any) -> Any:
+        return (
+            select(func.count())
+            .select_from(_VOTES)
+            .where(votes.proposal_id == _PROPOSAL.id, *conditions)
+            .scalar_subquery()
+        )
+
+    right = {
+        "vote_count": counted(),
+        **{f"{k}_count": counted(votes.key == k.value, votes.trusted.is_(True)) for k in VoteKey},
+    }
+    wrong = or_(*(_PROPOSAL[name] != value for name, value in right.items()))
+    result = await session.exec(update(_PROPOSALS).where(wrong).values(right))
+    return int(result.rowcount)
 
 
 async def tallies_of(session: AsyncSession, proposal_ids: list[int]) -> dict[int, dict[str, int]]:

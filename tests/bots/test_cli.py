@@ -97,6 +97,12 @@ def test_db_upgrade(tmp_path: Path) -> None:
     assert result.returncode == 0 and "up to date" in result.stdout
 
 
+def test_db_recount(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'fresh.sqlite3'}"
+    result = run(["db", "recount"], url, tmp_path)
+    assert result.returncode == 0 and "0 proposals were off" in result.stdout
+
+
 def test_a_wrong_database_url_is_explained(tmp_path: Path) -> None:
     result = run(["db", "upgrade"], "not a url", tmp_path)
     assert result.returncode == 2 and "CONSULT_DATABASE_URL is not a database URL" in result.stderr

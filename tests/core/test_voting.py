@@ -5,7 +5,7 @@ from __future__ import annotations
 import random
 
 import pytest
-from sqlmodel import select
+from sqlmodel import col, select, update
 
 from core.identity import enrol_participant
 from core.models import (
@@ -24,6 +24,7 @@ from core.voting import (
     import_votes,
     record_qualification,
     record_vote,
+    recount_votes,
     tallies_of,
 )
 from tests.conftest import SECRET
@@ -180,3 +181,30 @@ async def test_scoring_reads_the_counters_split_by_trust(
         counts = (await counts_of(session, [proposals[0]]))[proposals[0]]
     assert counts.sequence["agree"] == 1 and counts.other["agree"] == 1
     assert score(counts).votes == 1.5
+
+
+async def test_a_recount_repairs_the_vote_counts_of_proposals(
+    sessions, load_consultation, clock
+) -> None:
+    """What an older worker, which knew nothing of the trusted counts, would have left."""
+    people, proposals = await _people_and_proposals(sessions, load_consultation, clock, 4)
+    async with sessions() as session, session.begin():
+        for i, person in enumerate(people):
+            key = list(VoteKey)[i % 3]
+            await record_vote(session, person, proposals[0], key, trusted=i != 3, now=clock())
+        await record_vote(
+            session, people[0], proposals[1], VoteKey.AGREE, trusted=True, now=clock()
+        )
+    async with sessions() as session, session.begin():
+        await session.exec(
+            update(Proposal)
+            .where(col(Proposal.id) == proposals[0])
+            .values(agree_count=0, neutral_count=5, vote_count=1)
+        )
+    async with sessions() as session, session.begin():
+        assert await recount_votes(session) == 1  # the other proposals were right
+    async with sessions() as session, session.begin():
+        first = await session.get(Proposal, proposals[0])
+        counts = (first.vote_count, first.agree_count, first.disagree_count, first.neutral_count)
+        assert counts == (4, 1, 1, 1)  # the fourth vote (agree) is untrusted
+        assert await recount_votes(session) == 0
