@@ -10,10 +10,11 @@ agree, -1 disagree, 0 pass.
 
 Seed comments are the moderator's: the statements a conversation opens with (and those the
 moderators add later, as vTaiwan's did, often restating participants' points). Newer exports
-mark them in is-seed; older ones do not, and there they are the comments of the author of the
-conversation's first comment: the owner, who seeds the conversation before sharing it (Polis
-numbers participants from 0 in the order they join, so the owner is 0 in both shipped
-conversations). They become the organiser's proposals, which have no participant as author.
+mark them in is-seed; older ones do not, and there they are the comments of participant 0 when
+that participant wrote the conversation's first comment (not counting rejected ones): Polis
+numbers participants from 0 as they join, and the owner, who creates the conversation, joins
+first and seeds it before sharing it (so in both shipped conversations). A conversation opened
+by anyone else has no seeds. Seeds become the organiser's proposals, without an author.
 
 The two conversations shipped with the project for tests and benchmarks (vtaiwan.uberx and
 15-per-hour-seattle) were gathered using the Polis software (compdemocracy.org/polis) and are
@@ -32,7 +33,9 @@ from typing import NoReturn
 
 _NUMBER = re.compile(r"-?[0-9]+")
 _VOTES = {"1": 1, "-1": -1, "0": 0, "1.0": 1, "-1.0": -1, "0.0": 0}  # ".0": spreadsheet exports
-_FLAGS = {"true": True, "t": True, "1": True, "false": False, "f": False, "0": False, "": False}
+_FLAGS = {"true": True, "t": True, "1": True, "1.0": True}
+_FLAGS |= {"false": False, "f": False, "0": False, "0.0": False, "": False}
+OWNER = 0  # Polis numbers participants as they join: the conversation's owner joins first
 
 
 class PolisFormatError(ValueError):
@@ -159,10 +162,12 @@ def _comments(path: Path) -> tuple[PolisComment, ...]:
                 seed="is-seed" in at and _flag(fields[at["is-seed"]], path, line, "is-seed"),
             )
         )
-    if "is-seed" in at or not comments:
+    kept = [c for c in comments if c.moderated != -1]
+    if "is-seed" in at or not kept:
         return tuple(comments)
-    owner = min(comments, key=lambda c: (c.timestamp, c.id)).author_id
-    return tuple(replace(c, seed=owner is not None and c.author_id == owner) for c in comments)
+    if min(kept, key=lambda c: (c.timestamp, c.id)).author_id != OWNER:
+        return tuple(comments)  # opened by a participant: no seeds to tell apart
+    return tuple(replace(c, seed=c.author_id == OWNER) for c in comments)
 
 
 def _flag(text: str, path: Path, line: int, column: str) -> bool:

@@ -100,6 +100,7 @@ async def next_proposals_for(
         col(Proposal.id).not_in(voted),
         col(Proposal.id).not_in(list(shown)),
     )
+    await session.flush()  # the rows below are read past the session: what it holds goes first
     connection = await session.connection()  # rows, not entities: see _CANDIDATE_COLUMNS
     fresh = await connection.execute(
         eligible.where(col(Proposal.vote_count) < FRESH_BELOW)

@@ -81,8 +81,25 @@ def test_the_latest_vote_wins_whatever_the_row_order(tmp_path: Path) -> None:
     assert (conversation.topic, conversation.description) == ("", "")  # no summary.csv
     first = conversation.comments[0]
     assert (first.id, first.author_id, first.moderated, first.timestamp) == (0, 7, 1, 1000)
-    # No is-seed column: the author of the first comment is the owner, who seeds.
-    assert [c.seed for c in conversation.comments] == [True, False]
+    # No is-seed column, and participant 7 (not the owner, 0) opened it: no seeds.
+    assert [c.seed for c in conversation.comments] == [False, False]
+
+
+def test_without_is_seed_the_owners_comments_are_seeds_if_the_owner_opened(
+    tmp_path: Path,
+) -> None:
+    conversation = read_polis(
+        _write(
+            tmp_path / "c",
+            comments=COMMENTS
+            + "900,x,5,3,0,0,-1,Rejected and first\n"  # rejected comments do not count
+            + "1000,x,0,0,0,0,1,We should plant trees\n"
+            + "1100,x,1,4,0,0,1,We should open parks\n"
+            + "1200,x,2,0,0,0,1,We should water them\n",
+            votes=VOTES + "1300,x,0,4,1\n",
+        )
+    )
+    assert {c.id: c.seed for c in conversation.comments} == {5: False, 0: True, 1: False, 2: True}
 
 
 def test_the_older_variant_with_participants_votes_only(tmp_path: Path) -> None:
