@@ -47,6 +47,7 @@ from core.storage import create_engine, migrate, session_factory
 from core.voting import COUNTED_KEYS
 
 SEQUENCE = 12
+WARM_UP = 5  # untimed selections before each timed series
 TARGET = 0.9
 CHECKPOINTS = 50
 
@@ -308,11 +309,12 @@ async def database_timing(
             settings = {"sequencing": algorithm, "sequence_size": SEQUENCE}
             current = consultation.model_copy(update={"settings": settings})
             times = []
-            for _ in range(calls):
+            for call in range(WARM_UP + calls):  # the first calls read the file into memory
                 async with sessions() as session, session.begin():
                     started = time.perf_counter()
                     await next_proposals_for(session, 1, current, "en", SEQUENCE, rng=rng)
-                    times.append((time.perf_counter() - started) * 1000)
+                    if call >= WARM_UP:
+                        times.append((time.perf_counter() - started) * 1000)
             timings[algorithm] = _quantiles(times)
         gc.unfreeze()
         await engine.dispose()
@@ -342,12 +344,13 @@ def scale_timing(
     gc.collect()
     gc.freeze()
     times = []
-    for _ in range(calls):
+    for call in range(WARM_UP + calls):
         sample = fresh[:FRESH_LIMIT] + rng.sample(tested, min(SAMPLE_LIMIT, len(tested)))
         started = time.perf_counter()
         pool = [Candidate(*row, prefix="We should") for row in sample]
         ALGORITHMS[algorithm](SequenceBuilder(SEQUENCE), pool, rng)
-        times.append((time.perf_counter() - started) * 1000)
+        if call >= WARM_UP:
+            times.append((time.perf_counter() - started) * 1000)
     gc.unfreeze()
     return _quantiles(times)
 
@@ -375,10 +378,14 @@ def _play(task: tuple[Population, str, int, int, int]) -> Run:
 
 
 def _quartiles(values: Sequence[int | None]) -> tuple[int | None, int | None, int | None]:
-    """Lower quartile, median and upper quartile, "never" (None) ranking after any number."""
+    """Lower quartile, median and upper quartile, "never" (None) ranking after any number.
+
+    Values of the list, not interpolated (a mean of a number and "never" means nothing): with
+    an even count, the median is the upper of the two middle values.
+    """
     ranked = sorted(values, key=lambda v: math.inf if v is None else v)
-    last = len(ranked) - 1
-    return ranked[last // 4], ranked[last // 2], ranked[(3 * last + 3) // 4]
+    count = len(ranked)
+    return ranked[(count - 1) // 4], ranked[count // 2], ranked[min(count - 1, 3 * count // 4)]
 
 
 def run_suite(
@@ -464,6 +471,7 @@ def run_suite(
         "budgets": list(plan.budgets),
         "seeds": list(plan.seeds),
         "participants": plan.participants,
+        "jobs": jobs,
         "datasets": described,
         "results": rows,
         "goal": goal(rows),
@@ -564,6 +572,10 @@ def table(report: dict[str, object]) -> str:
     lines.insert(1, "  ".join("-" * w for w in widths))
     seeds = report["seeds"]
     assert isinstance(seeds, list)
+    lines.append(
+        f"(select ms: timed while {report['jobs']} simulations ran at once, see --jobs;"
+        " the selections at scale below are timed alone)"
+    )
     verdicts = report["goal"]
     assert isinstance(verdicts, list)
     if verdicts:

@@ -91,7 +91,7 @@ def _parser() -> argparse.ArgumentParser:
     sequencing.add_argument(
         "--jobs",
         type=int,
-        default=os.cpu_count() or 1,
+        default=len(os.sched_getaffinity(0)),
         help="simulations played in parallel processes (default: one per core)",
     )
     sequencing.add_argument(

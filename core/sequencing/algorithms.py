@@ -39,11 +39,11 @@ replayable in tests and in the benchmark.
             population). The unbiased use is group-balanced routing (each proposal shown to
             the opinion groups in proportion to their sizes: stratified sampling), which
             needs opinion groups and per-group counters written at vote time. Its ceiling,
-            measured by `consult bench sequencing` with every participant's group known
-            exactly: it would remove a median 0.7% (synthetic), 7% (vTaiwan) and 8.5%
-            (Seattle) of the variance of the agree rates near the top, so at most that share
-            of the votes the consensus set needs; 7 to 17% for the controversy set. Not worth
-            it for the consensus; a candidate for the controversy set once groups exist.
+            with every participant's group known exactly, is the between-group share of a
+            rate's variance, which `consult bench sequencing` reports per population: under a
+            tenth near the top of the consensus ranking in the synthetic and both real
+            populations, so at most that share of the votes the consensus set needs; more for
+            the controversy set, the candidate for it once opinion groups exist.
             Cost: O(pool log pool) per call on the bounded pool of `next_proposals_for`.
 """
 

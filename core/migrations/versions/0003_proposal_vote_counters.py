@@ -24,14 +24,12 @@ def upgrade() -> None:
             batch.add_column(
                 sa.Column(f"{key}_count", sa.Integer(), nullable=False, server_default="0")
             )
-    for key in KEYS:  # the counts so far, from the counters
-        op.execute(
-            sa.text(
-                f"UPDATE proposal SET {key}_count = COALESCE((SELECT tally.count FROM tally"
-                " WHERE tally.proposal_id = proposal.id AND tally.key = :key"
-                " AND tally.trusted = :trusted), 0)"
-            ).bindparams(key=key, trusted=True)
-        )
+    counts = ", ".join(  # the counts so far, from the counters, in one pass over the table
+        f"{key}_count = COALESCE((SELECT tally.count FROM tally WHERE tally.proposal_id ="
+        f" proposal.id AND tally.key = '{key}' AND tally.trusted = :trusted), 0)"
+        for key in KEYS
+    )
+    op.execute(sa.text(f"UPDATE proposal SET {counts}").bindparams(trusted=True))
 
 
 def downgrade() -> None:
