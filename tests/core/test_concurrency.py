@@ -8,9 +8,11 @@ import random
 from sqlmodel import func, select
 
 from core.flow import Flow
+from core.identity import enrol_participant
 from core.messages import Choice, Start
-from core.models import ChannelIdentity, Participant, ProcessedEvent, Vote
+from core.models import ChannelIdentity, Participant, ProcessedEvent, Proposal, Vote, VoteKey
 from core.storage import create_engine, session_factory
+from core.voting import record_vote, tallies_of
 from tests.conftest import SECRET
 
 
@@ -43,5 +45,47 @@ async def test_a_duplicate_delivered_to_two_workers_at_once_is_processed_once(
             assert (await session.exec(count.select_from(ChannelIdentity))).one() == 1
             assert (await session.exec(count.select_from(Vote))).one() == 1
             assert (await session.exec(count.select_from(ProcessedEvent))).one() == 5
+    finally:
+        await other_engine.dispose()
+
+
+async def test_two_workers_changing_one_vote_at_once_move_it_once_each(
+    database_url, engine, load_consultation, clock
+) -> None:
+    """The second change waits for the first and starts from its key, not the one before."""
+    consultation = await load_consultation()
+    other_engine = create_engine(database_url)
+    try:
+        async with session_factory(engine)() as session, session.begin():
+            person = (await enrol_participant(session, SECRET, "test", "p", None, clock())).id
+            proposal = (
+                await session.exec(
+                    select(Proposal.id).where(Proposal.consultation_id == consultation.id)
+                )
+            ).first()
+            await record_vote(session, person, proposal, VoteKey.AGREE, trusted=True, now=clock())
+        changed = asyncio.Event()
+
+        async def first_change() -> None:
+            async with session_factory(engine)() as session, session.begin():
+                await record_vote(
+                    session, person, proposal, VoteKey.DISAGREE, trusted=True, now=clock()
+                )
+                changed.set()
+                await asyncio.sleep(0.3)  # holds its transaction open meanwhile
+
+        async def second_change() -> None:
+            await changed.wait()
+            async with session_factory(other_engine)() as session, session.begin():
+                await record_vote(
+                    session, person, proposal, VoteKey.NEUTRAL, trusted=True, now=clock()
+                )
+
+        await asyncio.gather(first_change(), second_change())
+        async with session_factory(engine)() as session:
+            counts = (await tallies_of(session, [proposal]))[proposal]
+            assert (counts["agree"], counts["disagree"], counts["neutral"]) == (0, 0, 1)
+            stored = await session.get(Proposal, proposal)
+            assert (stored.agree_count, stored.disagree_count, stored.neutral_count) == (0, 0, 1)
     finally:
         await other_engine.dispose()
