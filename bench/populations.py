@@ -172,7 +172,7 @@ def from_polis(conversation: PolisConversation, name: str) -> Population:
         disagree=tuple(disagree),
         arrival=tuple(0.7 * (c.timestamp - first) / span for c in comments),
         texts=tuple(c.text for c in comments),
-        authors=tuple(None if c.seed else c.author_id for c in comments),
+        authors=tuple(c.participant_author for c in comments),
         truth=(
             f"Polis conversation {name}: latent classes = Polis opinion groups "
             f"({len(members)} with the unclustered), per-class agree/disagree/pass rates of the "

@@ -4,10 +4,10 @@ Comments become proposals (moderated 1 -> accepted; 0 -> accepted too, since Pol
 unmoderated comments unless a conversation is strictly moderated; -1 -> refused); the
 moderator's seed comments become the organiser's proposals, without an author (see
 `core.polis`). Voters and the other comments' authors become pseudonymous participants of the
-channel "polis:<slug>", and each voter's latest
-vote becomes a sequence vote (1 agree, -1 disagree, 0 neutral). Importing the same export twice
-changes nothing: proposals are matched by their ref (`polis-<comment id>`), participants by
-their identity, and a vote that exists is left as it is (even if a newer export changed it).
+channel "polis:<slug>", and each voter's latest vote becomes a sequence vote (1 agree,
+-1 disagree, 0 neutral). Importing the same export twice changes nothing: proposals are
+matched by their ref (`polis-<comment id>`), participants by their identity, and a vote that
+exists is left as it is (even if a newer export changed it).
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from core.definitions import parse_consultation, upsert_consultation
 from core.identity import enrol_many
 from core.models import Consultation, Proposal, ProposalStatus, Vote, VoteKey
-from core.polis import PolisComment, PolisConversation, PolisFormatError
+from core.polis import PolisConversation, PolisFormatError
 from core.voting import CastVote, add_proposal, import_votes
 
 # A refusal reason code (not a sentence: what people read is rendered from catalogues).
@@ -75,11 +75,6 @@ def _status(moderated: int) -> ProposalStatus:
     return ProposalStatus.REFUSED if moderated == -1 else ProposalStatus.ACCEPTED
 
 
-def _author(comment: PolisComment) -> int | None:
-    """The Polis participant who wrote `comment`; None for the moderator's seed comments."""
-    return None if comment.seed else comment.author_id
-
-
 async def import_polis(
     sessions: async_sessionmaker[AsyncSession],
     secret: bytes,
@@ -116,7 +111,7 @@ async def import_polis(
         await _refuse_foreign(session, slug)
         consultation, _ = await upsert_consultation(session, spec, now)
         assert consultation.id is not None
-        authors = {a for c in conversation.comments if (a := _author(c)) is not None}
+        authors = {a for c in conversation.comments if (a := c.participant_author) is not None}
         everyone = sorted(set(conversation.voters) | authors)
         channel = polis_channel(slug)
         ids = await enrol_many(session, secret, channel, [str(v) for v in everyone], now)
@@ -203,7 +198,9 @@ async def _proposals(
                     ref=ref,
                     locale=locale,
                     text=comment.text,
-                    author_id=None if (author := _author(comment)) is None else people[author],
+                    author_id=None
+                    if (author := comment.participant_author) is None
+                    else people[author],
                     status=status,
                     refusal_reason=reason,
                     created_at=written,

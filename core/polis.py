@@ -51,6 +51,11 @@ class PolisComment:
     timestamp: int  # milliseconds since the epoch
     seed: bool = False  # written by the moderator (see the module docstring)
 
+    @property
+    def participant_author(self) -> int | None:
+        """The participant who wrote it; None for the moderator's seeds (the organiser's)."""
+        return None if self.seed else self.author_id
+
 
 @dataclass(frozen=True)
 class PolisConversation:
