@@ -46,7 +46,7 @@ class Conversation(Turn):
                 await self.reprompt()
         elif isinstance(event, Choice | Text):
             await self.answer(event)
-        self.save()
+        await self.save()
         return self.replies
 
     async def answer(self, event: Choice | Text) -> None:

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from sqlalchemy import bindparam, exists
-from sqlmodel import col, select
+from sqlalchemy import select as rows_of
+from sqlmodel import SQLModel, col, select
 
 from core.conversation import proposing
 from core.conversation.turn import SKIP, STEPS, Step, Turn, availability
@@ -52,8 +53,7 @@ async def next_card(turn: Turn) -> None:
                 break
             seq["planned"] = [p.id for p in found]
         proposal_id = seq["planned"].pop(0)
-        proposal = await _still_eligible(turn, proposal_id)
-        if proposal is not None:  # held while the card is asked: the session has it at hand
+        if await _still_eligible(turn, proposal_id):
             turn.state["card"] = proposal_id
             await turn.goto("card")
             return
@@ -65,22 +65,36 @@ async def next_card(turn: Turn) -> None:
         await turn.goto("menu")
 
 
-_ELIGIBLE = select(Proposal).where(
-    col(Proposal.id) == bindparam("b_proposal"),
-    col(Proposal.status) == ProposalStatus.ACCEPTED,
+# A card needs its proposal's text, and only while the proposal is accepted. Read as a plain
+# row by statements built once: every vote reads the card it answers and the next one.
+_PROPOSAL = SQLModel.metadata.tables["proposal"].c
+_ACCEPTED = rows_of(_PROPOSAL.text).where(
+    _PROPOSAL.id == bindparam("b_proposal"), _PROPOSAL.status == ProposalStatus.ACCEPTED
+)
+_ELIGIBLE = _ACCEPTED.where(
     ~exists().where(
         col(Vote.participant_id) == bindparam("b_participant"),
         col(Vote.proposal_id) == bindparam("b_proposal"),
-    ),
+    )
 )
 
 
-async def _still_eligible(turn: Turn, proposal_id: int) -> Proposal | None:
-    """The proposal, if it is still accepted and this participant has not voted on it."""
-    found = await turn.session.exec(
-        _ELIGIBLE, params={"b_proposal": proposal_id, "b_participant": turn.participant_id}
-    )
-    return found.first()
+async def _accepted_text(turn: Turn, proposal_id: int) -> str | None:
+    """The proposal's text if it is accepted, else None."""
+    if proposal_id in turn.card_texts:
+        return turn.card_texts[proposal_id]
+    text: str | None = await turn.scalar(_ACCEPTED, {"b_proposal": proposal_id})
+    return text
+
+
+async def _still_eligible(turn: Turn, proposal_id: int) -> bool:
+    """Whether the proposal is still accepted and this participant has not voted on it."""
+    parameters = {"b_proposal": proposal_id, "b_participant": turn.participant_id}
+    text = await turn.scalar(_ELIGIBLE, parameters)
+    if text is None:
+        return False
+    turn.card_texts[proposal_id] = text  # for the card's prompt, next
+    return True
 
 
 def _for_card(key: str, proposal_id: int) -> str:
@@ -94,26 +108,25 @@ def _key(chosen: str) -> str:
 
 
 async def prompt_card(turn: Turn) -> None:
-    proposal = await turn.session.get(Proposal, turn.state.get("card"))
-    if proposal is None or proposal.status != ProposalStatus.ACCEPTED:
+    card = turn.state.get("card")
+    text = None if card is None else await _accepted_text(turn, card)
+    if card is None or text is None:
         await next_card(turn)
         return
     index = turn.state["seq"]["shown"] + 1
     header = turn.t("card.header", index=index, total=turn.settings.sequence_size)
-    assert proposal.id is not None
     keys = [key.value for key in VoteKey]
-    options = [Option(_for_card(key, proposal.id), turn.t(f"vote.{key}")) for key in keys]
-    options.append(Option(_for_card(SKIP, proposal.id), turn.t("vote.skip")))
-    turn.ask(f"{header}\n\n{proposal.text}", options, card=proposal.id)
+    options = [Option(_for_card(key, card), turn.t(f"vote.{key}")) for key in keys]
+    options.append(Option(_for_card(SKIP, card), turn.t("vote.skip")))
+    turn.ask(f"{header}\n\n{text}", options, card=card)
 
 
 async def on_card(turn: Turn, chosen: str) -> None:
     chosen = _key(chosen)
     seq = turn.state["seq"]
     proposal_id = turn.state["card"]
-    proposal = await turn.session.get(Proposal, proposal_id)
     seq["seen"].append(proposal_id)
-    if proposal is None or proposal.status != ProposalStatus.ACCEPTED:
+    if await _accepted_text(turn, proposal_id) is None:
         turn.say(turn.t("card.withdrawn"))
         await next_card(turn)
         return

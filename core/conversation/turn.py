@@ -8,9 +8,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, bindparam
-from sqlalchemy.orm.attributes import flag_modified
-from sqlmodel import col, select
+from sqlalchemy import Select, and_, bindparam, update
+from sqlmodel import SQLModel, col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from core.definitions import ConsultationSettings, settings_of
@@ -66,6 +65,14 @@ _CURRENT = (
     )
     .where(col(Consultation.id) == bindparam("b_consultation"))
 )
+# Every event ends with this write. A Core statement built once: the ORM's unit of work spent
+# more on finding what changed (a JSON column always looks changed) than SQLite on the write.
+_PARTICIPANTS = SQLModel.metadata.tables["participant"]
+_SAVE_POSITION = (
+    update(_PARTICIPANTS)
+    .where(_PARTICIPANTS.c.id == bindparam("b_participant"))
+    .values(step=bindparam("b_step"), state=bindparam("b_state", type_=_PARTICIPANTS.c.state.type))
+)
 
 
 class Turn:
@@ -85,21 +92,25 @@ class Turn:
         self.event = event
         self.now = now
         self.rng = rng
+        # The position is kept here and written by `save`, not through the participant object.
+        self._step = participant.step
         self.state: dict[str, Any] = dict(participant.state)
         self.consultation: Consultation | None = None
         self.participation: Participation | None = None
         self.replies: list[Reply] = []
+        self._settings: tuple[Consultation, ConsultationSettings] | None = None
+        self.card_texts: dict[int, str] = {}  # accepted proposals' texts read in this turn
         self.chosen: Option | None = None
         self.t = Translator(FALLBACK)
         self.forgotten = False
 
     @property
     def step(self) -> str:
-        return self.participant.step
+        return self._step
 
     @step.setter
     def step(self, value: str) -> None:
-        self.participant.step = value
+        self._step = value
 
     @property
     def participant_id(self) -> int:
@@ -112,8 +123,12 @@ class Turn:
 
     @property
     def settings(self) -> ConsultationSettings:
-        assert self.consultation is not None
-        return settings_of(self.consultation)
+        """The current consultation's settings, validated once per turn."""
+        consultation = self.consultation
+        assert consultation is not None
+        if self._settings is None or self._settings[0] is not consultation:
+            self._settings = (consultation, settings_of(consultation))
+        return self._settings[1]
 
     def say(self, text: str) -> None:
         self.replies.append(Reply(text))
@@ -159,6 +174,13 @@ class Turn:
         )
         return found.first()
 
+    async def scalar(self, statement: Select[Any], params: dict[str, Any]) -> Any:
+        """The first column of a Core query's first row (None without rows), read past the ORM
+        once what the session holds is flushed."""
+        await self.session.flush()
+        connection = await self.session.connection()
+        return (await connection.execute(statement, params)).scalar()
+
     async def load(self) -> None:
         """The participant's current consultation and their participation in it, in one query."""
         consultation_id = self.participant.current_consultation_id
@@ -172,12 +194,15 @@ class Turn:
                 self.consultation, self.participation = row
         self.choose_locale()
 
-    def save(self) -> None:
+    async def save(self) -> None:
         if self.forgotten:
             return
-        self.participant.state = self.state
-        flag_modified(self.participant, "state")
-        self.session.add(self.participant)
+        position = {
+            "b_participant": self.participant_id,
+            "b_step": self._step,
+            "b_state": self.state,
+        }
+        await self.session.exec(_SAVE_POSITION, params=position)
         participation = self.participation
         if participation is not None and outdated(participation.updated_at, self.now):
             participation.updated_at = self.now
