@@ -25,7 +25,6 @@ import itertools
 import json
 import math
 import re
-import socket
 import threading
 import time
 from collections.abc import Callable
@@ -40,6 +39,8 @@ from urllib.parse import parse_qsl
 import httpx
 import uvicorn
 from starlette.types import ASGIApp, Receive, Scope, Send
+
+from bench.processes import tcp_listener
 
 PAYLOADS = Path(__file__).parent / "telegram_payloads"
 TEXT_LIMIT = 4096
@@ -287,8 +288,7 @@ class ThreadedServer:
 
     def start(self, timeout: float = 10.0) -> str:
         """Serve until `stop()`; returns the base URL once the server accepts connections."""
-        sock = socket.socket()
-        sock.bind(("127.0.0.1", 0))
+        sock = tcp_listener()
         config = uvicorn.Config(
             self.app,
             loop="asyncio",
