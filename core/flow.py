@@ -20,7 +20,7 @@ from sqlmodel import SQLModel
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from core.conversation import Conversation
-from core.identity import enrol_participant
+from core.identity import enrol
 from core.messages import Event, Option, Reply
 from core.models import ProcessedEvent
 
@@ -105,10 +105,10 @@ class Flow:
         async with self.sessions() as session, session.begin():
             seen = {"channel": event.channel, "key": event.key, "processed_at": now}
             await session.exec(_RECORD_EVENT, params=seen)
-            participant = await enrol_participant(
+            enrolment = await enrol(
                 session, self.secret, event.channel, event.user_id, event.address, now
             )
-            conversation = Conversation(session, participant, event, now=now, rng=self.rng)
+            conversation = Conversation(session, enrolment, event, now=now, rng=self.rng)
             replies = await conversation.run()
             return Outcome(replies, conversation.chosen, locale=conversation.locale)
 

@@ -27,7 +27,7 @@ class Conversation(Turn):
     """One event's turn in a participant's conversation; `run` returns the replies."""
 
     async def run(self) -> list[Reply]:
-        await self.load()
+        self.choose_locale()
         event = self.event
         if isinstance(event, Start):
             await onboarding.start(self, event.payload)

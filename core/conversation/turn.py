@@ -8,15 +8,15 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Select, and_, bindparam, update
-from sqlmodel import SQLModel, col, select
+from sqlalchemy import Select, bindparam, update
+from sqlmodel import SQLModel, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from core.definitions import ConsultationSettings, settings_of
 from core.i18n import FALLBACK, Translator, available_locales, negotiate
-from core.identity import outdated
+from core.identity import Enrolment, outdated
 from core.messages import Event, Option, Pick, Reply
-from core.models import Consultation, Participant, Participation, Status
+from core.models import Consultation, Participation, Status
 
 SKIP = "skip"
 
@@ -53,18 +53,6 @@ def availability(consultation: Consultation, now: datetime) -> str:
     return str(consultation.status)
 
 
-# The participant's current consultation and their participation in it (none before consent).
-_CURRENT = (
-    select(Consultation, Participation)
-    .outerjoin(
-        Participation,
-        and_(
-            col(Participation.consultation_id) == col(Consultation.id),
-            col(Participation.participant_id) == bindparam("b_participant"),
-        ),
-    )
-    .where(col(Consultation.id) == bindparam("b_consultation"))
-)
 # Every event ends with this write. A Core statement built once: the ORM's unit of work spent
 # more on finding what changed (a JSON column always looks changed) than SQLite on the write.
 _PARTICIPANTS = SQLModel.metadata.tables["participant"]
@@ -81,22 +69,23 @@ class Turn:
     def __init__(
         self,
         session: AsyncSession,
-        participant: Participant,
+        enrolment: Enrolment,
         event: Event,
         *,
         now: datetime,
         rng: random.Random,
     ) -> None:
         self.session = session
-        self.participant = participant
+        self.participant = participant = enrolment.participant
         self.event = event
         self.now = now
         self.rng = rng
         # The position is kept here and written by `save`, not through the participant object.
         self._step = participant.step
         self.state: dict[str, Any] = dict(participant.state)
-        self.consultation: Consultation | None = None
-        self.participation: Participation | None = None
+        # Read with the participant: the current consultation and the participation in it.
+        self.consultation = enrolment.consultation
+        self.participation = enrolment.participation
         self.replies: list[Reply] = []
         self._settings: tuple[Consultation, ConsultationSettings] | None = None
         self.card_texts: dict[int, str] = {}  # accepted proposals' texts read in this turn
@@ -180,19 +169,6 @@ class Turn:
         await self.session.flush()
         connection = await self.session.connection()
         return (await connection.execute(statement, params)).scalar()
-
-    async def load(self) -> None:
-        """The participant's current consultation and their participation in it, in one query."""
-        consultation_id = self.participant.current_consultation_id
-        if consultation_id is not None:
-            found = await self.session.exec(
-                _CURRENT,
-                params={"b_consultation": consultation_id, "b_participant": self.participant.id},
-            )
-            row = found.first()
-            if row is not None:
-                self.consultation, self.participation = row
-        self.choose_locale()
 
     async def save(self) -> None:
         if self.forgotten:
