@@ -13,13 +13,14 @@ import random
 from collections.abc import Sequence
 from datetime import datetime
 
-from sqlalchemy import select as rows_of  # SQLModel's select takes at most 4 columns
-from sqlmodel import SQLModel, col, or_, select
+from sqlalchemy import bindparam, or_, select
+from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlmodel import SQLModel
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from core.definitions import settings_of
 from core.i18n import Translator
-from core.models import Consultation, Proposal, ProposalStatus, QualificationKey, Tally, Vote
+from core.models import Consultation, ProposalStatus, QualificationKey
 from core.sequencing.algorithms import ALGORITHMS, READS_QUALIFICATIONS
 from core.sequencing.rules import Candidate, SequenceBuilder
 
@@ -32,8 +33,10 @@ SAMPLE_LIMIT = 512
 
 # What an algorithm needs of a proposal, read as plain rows with the pool (the proposal keeps
 # its trusted vote counts): a pool holds hundreds of proposals, which as ORM objects, with their
-# counters' rows, cost a hundred times what the database does.
-_PROPOSAL = SQLModel.metadata.tables["proposal"].c
+# counters' rows, cost a hundred times what the database does. The statements are built once,
+# with bound parameters: building their WHERE clauses anew cost more than running them.
+_PROPOSALS, _VOTES, _TALLIES = (SQLModel.metadata.tables[t] for t in ("proposal", "vote", "tally"))
+_PROPOSAL, _VOTE, _TALLY = _PROPOSALS.c, _VOTES.c, _TALLIES.c
 _CANDIDATE_COLUMNS = (
     _PROPOSAL.id,
     _PROPOSAL.author_id,
@@ -45,9 +48,43 @@ _CANDIDATE_COLUMNS = (
 )
 _Row = tuple[int, int | None, datetime, str, int, int, int]
 
+_ELIGIBLE = select(*_CANDIDATE_COLUMNS).where(
+    _PROPOSAL.consultation_id == bindparam("b_consultation"),
+    _PROPOSAL.status == ProposalStatus.ACCEPTED.value,
+    _PROPOSAL.locale == bindparam("b_locale"),
+    or_(_PROPOSAL.author_id.is_(None), _PROPOSAL.author_id != bindparam("b_participant")),
+    _PROPOSAL.id.not_in(
+        select(_VOTE.proposal_id).where(_VOTE.participant_id == bindparam("b_participant"))
+    ),
+    _PROPOSAL.id.not_in(bindparam("b_shown", expanding=True)),
+)
+_FRESH = (  # the oldest proposals that still need votes
+    _ELIGIBLE.where(_PROPOSAL.vote_count < FRESH_BELOW)
+    .order_by(_PROPOSAL.created_at, _PROPOSAL.id)
+    .limit(FRESH_LIMIT)
+)
+_TESTED = _ELIGIBLE.where(_PROPOSAL.vote_count >= FRESH_BELOW)
+_SAMPLE_FROM = (  # the others, from a random point of the shuffle index...
+    _TESTED.where(_PROPOSAL.shuffle >= bindparam("b_pivot"))
+    .order_by(_PROPOSAL.shuffle)
+    .limit(SAMPLE_LIMIT)
+)
+_SAMPLE_BEFORE = (  # ...wrapping around it
+    _TESTED.where(_PROPOSAL.shuffle < bindparam("b_pivot"))
+    .order_by(_PROPOSAL.shuffle)
+    .limit(bindparam("b_limit"))
+)
+_SHOWN = select(*_CANDIDATE_COLUMNS).where(_PROPOSAL.id.in_(bindparam("b_shown", expanding=True)))
+_QUALIFICATIONS = select(_TALLY.proposal_id, _TALLY.key, _TALLY.count).where(
+    _TALLY.proposal_id.in_(bindparam("b_proposals", expanding=True)),
+    _TALLY.key.in_([key.value for key in QualificationKey]),
+    _TALLY.trusted.is_(True),
+    _TALLY.count != 0,
+)
+
 
 async def _candidates(
-    session: AsyncSession, rows: Sequence[_Row], prefix: str, qualifications: bool
+    connection: AsyncConnection, rows: Sequence[_Row], prefix: str, qualifications: bool
 ) -> list[Candidate]:
     """`rows` as candidates; with their trusted qualification counters if `qualifications`
     (those at zero are not read)."""
@@ -56,14 +93,7 @@ async def _candidates(
         for pid, _, _, _, agree, disagree, neutral in rows
     }
     if counts and qualifications:
-        tallies = await session.exec(
-            select(col(Tally.proposal_id), col(Tally.key), col(Tally.count)).where(
-                col(Tally.proposal_id).in_(list(counts)),
-                col(Tally.key).in_(list(QualificationKey)),
-                col(Tally.trusted).is_(True),
-                col(Tally.count) != 0,
-            )
-        )
+        tallies = await connection.execute(_QUALIFICATIONS, {"b_proposals": list(counts)})
         for proposal_id, key, count in tallies:
             counts[proposal_id][key] = count
     return [
@@ -81,60 +111,38 @@ async def next_proposals_for(
     *,
     shown: Sequence[int] = (),
     rng: random.Random,
-) -> list[Proposal]:
+) -> list[Candidate]:
     """Up to `n` proposals for the participant's next cards, in the order to show them.
 
     `shown` are the proposals already shown in this sequence (voted on or skipped). The pool
     is bounded whatever the size of the consultation: the oldest proposals that still need
     votes (fewer than FRESH_BELOW) and a uniform sample of the others, read from a random
     point of the shuffle index, so one selection costs the same with 100 or 100,000 proposals.
+    The proposals come as the `Candidate`s the algorithm chose (id, author, text, counters),
+    not as ORM objects: the caller needs their ids, and loading them would double the cost.
     """
     settings = settings_of(consultation)
     prefix = settings.prefix.get(locale) or Translator(locale)("proposal.prefix")
-    voted = select(Vote.proposal_id).where(Vote.participant_id == participant_id)
-    eligible = rows_of(*_CANDIDATE_COLUMNS).where(
-        col(Proposal.consultation_id) == consultation.id,
-        col(Proposal.status) == ProposalStatus.ACCEPTED,
-        col(Proposal.locale) == locale,
-        or_(col(Proposal.author_id).is_(None), col(Proposal.author_id) != participant_id),
-        col(Proposal.id).not_in(voted),
-        col(Proposal.id).not_in(list(shown)),
-    )
     await session.flush()  # the rows below are read past the session: what it holds goes first
     connection = await session.connection()  # rows, not entities: see _CANDIDATE_COLUMNS
-    fresh = await connection.execute(
-        eligible.where(col(Proposal.vote_count) < FRESH_BELOW)
-        .order_by(col(Proposal.created_at), col(Proposal.id))
-        .limit(FRESH_LIMIT)
-    )
-    tested = eligible.where(col(Proposal.vote_count) >= FRESH_BELOW)
-    pivot = rng.random()
-    sample = list(
-        await connection.execute(
-            tested.where(col(Proposal.shuffle) >= pivot)
-            .order_by(col(Proposal.shuffle))
-            .limit(SAMPLE_LIMIT)
-        )
-    )
-    if len(sample) < SAMPLE_LIMIT:  # wrap around the index
-        sample += await connection.execute(
-            tested.where(col(Proposal.shuffle) < pivot)
-            .order_by(col(Proposal.shuffle))
-            .limit(SAMPLE_LIMIT - len(sample))
-        )
-    pool: list[_Row] = list({row[0]: tuple(row) for row in [*fresh, *sample]}.values())
-    already = await connection.execute(
-        rows_of(*_CANDIDATE_COLUMNS).where(col(Proposal.id).in_(list(shown)))
-    )
-    shown_rows: list[_Row] = [tuple(row) for row in already]
-    builder = SequenceBuilder(n, await _candidates(session, shown_rows, prefix, False))
-    qualifications = settings.sequencing in READS_QUALIFICATIONS
-    pool_candidates = await _candidates(session, pool, prefix, qualifications)
-    ALGORITHMS[settings.sequencing](builder, pool_candidates, rng)
-    chosen = [card.id for card in builder.cards]
-    if not chosen:
-        return []
-    found = {
-        p.id: p for p in await session.exec(select(Proposal).where(col(Proposal.id).in_(chosen)))
+    parameters = {
+        "b_consultation": consultation.id,
+        "b_locale": locale,
+        "b_participant": participant_id,
+        "b_shown": list(shown),
+        "b_pivot": rng.random(),
     }
-    return [found[pid] for pid in chosen if pid in found]
+    fresh = await connection.execute(_FRESH, parameters)
+    sample = list(await connection.execute(_SAMPLE_FROM, parameters))
+    if len(sample) < SAMPLE_LIMIT:  # wrap around the index
+        parameters["b_limit"] = SAMPLE_LIMIT - len(sample)
+        sample += await connection.execute(_SAMPLE_BEFORE, parameters)
+    pool: list[_Row] = list({row[0]: tuple(row) for row in [*fresh, *sample]}.values())
+    shown_rows: list[_Row] = []
+    if shown:
+        shown_rows = [tuple(row) for row in await connection.execute(_SHOWN, parameters)]
+    builder = SequenceBuilder(n, await _candidates(connection, shown_rows, prefix, False))
+    qualifications = settings.sequencing in READS_QUALIFICATIONS
+    pool_candidates = await _candidates(connection, pool, prefix, qualifications)
+    ALGORITHMS[settings.sequencing](builder, pool_candidates, rng)
+    return builder.cards
