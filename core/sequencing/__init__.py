@@ -13,7 +13,7 @@ import random
 from collections.abc import Sequence
 from datetime import datetime
 
-from sqlalchemy import bindparam, or_, select
+from sqlalchemy import DateTime, bindparam, or_, select, type_coerce
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlmodel import SQLModel
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -40,7 +40,9 @@ _PROPOSAL, _VOTE, _TALLY = _PROPOSALS.c, _VOTES.c, _TALLIES.c
 _CANDIDATE_COLUMNS = (
     _PROPOSAL.id,
     _PROPOSAL.author_id,
-    _PROPOSAL.created_at,
+    # As the driver gives it (naive on SQLite), converted by _seconds: making each an aware
+    # datetime first (models.UTCDateTime) cost a millisecond a pool.
+    type_coerce(_PROPOSAL.created_at, DateTime(timezone=True)),
     _PROPOSAL.text,
     _PROPOSAL.agree_count,
     _PROPOSAL.disagree_count,
@@ -83,6 +85,14 @@ _QUALIFICATIONS = select(_TALLY.proposal_id, _TALLY.key, _TALLY.count).where(
 )
 
 
+_EPOCH = datetime(1970, 1, 1)
+
+
+def _seconds(created: datetime) -> float:
+    """The timestamp of a UTC datetime as the database returns it (naive from SQLite)."""
+    return created.timestamp() if created.tzinfo else (created - _EPOCH).total_seconds()
+
+
 async def _candidates(
     connection: AsyncConnection, rows: Sequence[_Row], prefix: str, qualifications: bool
 ) -> list[Candidate]:
@@ -97,7 +107,7 @@ async def _candidates(
         for proposal_id, key, count in tallies:
             counts[proposal_id][key] = count
     return [
-        Candidate(pid, author, created.timestamp(), text, counts[pid], prefix)
+        Candidate(pid, author, _seconds(created), text, counts[pid], prefix)
         for pid, author, created, text, *_ in rows
     ]
 
@@ -132,15 +142,16 @@ async def next_proposals_for(
         "b_shown": list(shown),
         "b_pivot": rng.random(),
     }
-    fresh = await connection.execute(_FRESH, parameters)
-    sample = list(await connection.execute(_SAMPLE_FROM, parameters))
+    # Rows taken all at once (`all`): iterating a result fetches them from the driver one by one.
+    fresh = (await connection.execute(_FRESH, parameters)).all()
+    sample = list((await connection.execute(_SAMPLE_FROM, parameters)).all())
     if len(sample) < SAMPLE_LIMIT:  # wrap around the index
         parameters["b_limit"] = SAMPLE_LIMIT - len(sample)
-        sample += await connection.execute(_SAMPLE_BEFORE, parameters)
+        sample += (await connection.execute(_SAMPLE_BEFORE, parameters)).all()
     pool: list[_Row] = list({row[0]: tuple(row) for row in [*fresh, *sample]}.values())
     shown_rows: list[_Row] = []
     if shown:
-        shown_rows = [tuple(row) for row in await connection.execute(_SHOWN, parameters)]
+        shown_rows = [tuple(row) for row in (await connection.execute(_SHOWN, parameters)).all()]
     builder = SequenceBuilder(n, await _candidates(connection, shown_rows, prefix, False))
     qualifications = settings.sequencing in READS_QUALIFICATIONS
     pool_candidates = await _candidates(connection, pool, prefix, qualifications)

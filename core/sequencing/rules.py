@@ -21,8 +21,12 @@ NEAR_DUPLICATE = 0.5  # Jaccard similarity of shingle sets
 
 def shingles(text: str) -> frozenset[str]:
     """Character shingles of `text` normalised (case, accents, punctuation, spaces)."""
-    folded = unicodedata.normalize("NFKD", text.casefold())
-    bare = "".join(ch for ch in folded if not unicodedata.combining(ch))
+    folded = text.casefold()
+    if folded.isascii():  # nothing to decompose: NFKD leaves ASCII as it is
+        bare = folded
+    else:
+        decomposed = unicodedata.normalize("NFKD", folded)
+        bare = "".join(ch for ch in decomposed if not unicodedata.combining(ch))
     words = _PUNCTUATION.sub(" ", bare).split()
     squeezed = " ".join(words)
     if len(squeezed) <= SHINGLE:
@@ -34,12 +38,14 @@ def similarity(a: frozenset[str], b: frozenset[str]) -> float:
     return len(a & b) / len(a | b) if a and b else 0.0
 
 
-@dataclass(frozen=True)
+@dataclass
 class Candidate:
     """An eligible proposal with its sequence-vote counters (by vote and qualification key).
 
     `created` is a timestamp in seconds; `prefix` is the consultation's prefix for its locale,
-    ignored when comparing texts (every proposal starts with it).
+    ignored when comparing texts (every proposal starts with it). Not frozen: a selection makes
+    hundreds of them, and a frozen dataclass sets each field through `object.__setattr__`,
+    which made their construction cost as much as the algorithm.
     """
 
     id: int

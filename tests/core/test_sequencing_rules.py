@@ -139,3 +139,11 @@ def test_adaptive_tops_up_new_proposals_then_samples_near_the_boundary() -> None
     near = counts.get(31, 0) + counts.get(30, 0)
     far = counts.get(40, 0) + counts.get(1, 0) + counts.get(2, 0)
     assert near > 3 * far
+
+
+@settings(max_examples=200, deadline=None)
+@given(text=st.text(alphabet=st.characters(max_codepoint=127), max_size=40))
+def test_an_accent_changes_no_shingle_whether_the_rest_is_ascii_or_not(text: str) -> None:
+    plain = shingles(f"{text} cafe")
+    assert shingles(f"{text} cafe\u0301") == plain  # e + combining acute
+    assert shingles(f"{text} caf\u00e9") == plain  # precomposed é
