@@ -10,10 +10,10 @@ no two near-duplicates in a sequence.
 from __future__ import annotations
 
 import random
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 
-from sqlalchemy import DateTime, bindparam, or_, select, type_coerce
+from sqlalchemy import DateTime, Integer, bindparam, or_, select, type_coerce
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlmodel import SQLModel
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -22,7 +22,7 @@ from core.definitions import settings_of
 from core.i18n import Translator
 from core.models import Consultation, ProposalStatus, QualificationKey
 from core.sequencing.algorithms import ALGORITHMS, READS_QUALIFICATIONS
-from core.sequencing.rules import Candidate, SequenceBuilder
+from core.sequencing.rules import Candidate, SequenceBuilder, choose_cards
 
 __all__ = ["ALGORITHMS", "Candidate", "SequenceBuilder", "next_proposals_for"]
 
@@ -33,24 +33,26 @@ SAMPLE_LIMIT = 512
 
 # What an algorithm needs of a proposal, read as plain rows with the pool (the proposal keeps
 # its trusted vote counts): a pool holds hundreds of proposals, which as ORM objects, with their
-# counters' rows, cost a hundred times what the database does. The statements are built once,
-# with bound parameters: building their WHERE clauses anew cost more than running them.
+# counters' rows, cost a hundred times what the database does. The pool's columns are all in
+# the indexes that find it (ix_proposal_fair_order, ix_proposal_shuffle), so that the database
+# answers from the index alone; texts are read apart, only for the candidates the algorithm
+# compares (see rules.choose_cards). The statements are built once, with bound parameters:
+# building their WHERE clauses anew cost more than running them.
 _PROPOSALS, _VOTES, _TALLIES = (SQLModel.metadata.tables[t] for t in ("proposal", "vote", "tally"))
 _PROPOSAL, _VOTE, _TALLY = _PROPOSALS.c, _VOTES.c, _TALLIES.c
-_CANDIDATE_COLUMNS = (
+_POOL_COLUMNS = (
     _PROPOSAL.id,
     _PROPOSAL.author_id,
     # As the driver gives it (naive on SQLite), converted by _seconds: making each an aware
     # datetime first (models.UTCDateTime) cost a millisecond a pool.
     type_coerce(_PROPOSAL.created_at, DateTime(timezone=True)),
-    _PROPOSAL.text,
     _PROPOSAL.agree_count,
     _PROPOSAL.disagree_count,
     _PROPOSAL.neutral_count,
 )
-_Row = tuple[int, int | None, datetime, str, int, int, int]
+_Row = tuple[int, int | None, datetime, int, int, int]
 
-_ELIGIBLE = select(*_CANDIDATE_COLUMNS).where(
+_ELIGIBLE = select(*_POOL_COLUMNS).where(
     _PROPOSAL.consultation_id == bindparam("b_consultation"),
     _PROPOSAL.status == ProposalStatus.ACCEPTED.value,
     _PROPOSAL.locale == bindparam("b_locale"),
@@ -74,9 +76,14 @@ _SAMPLE_FROM = (  # the others, from a random point of the shuffle index...
 _SAMPLE_BEFORE = (  # ...wrapping around it
     _TESTED.where(_PROPOSAL.shuffle < bindparam("b_pivot"))
     .order_by(_PROPOSAL.shuffle)
-    .limit(bindparam("b_limit"))
+    .limit(bindparam("b_limit", type_=Integer))
 )
-_SHOWN = select(*_CANDIDATE_COLUMNS).where(_PROPOSAL.id.in_(bindparam("b_shown", expanding=True)))
+_SHOWN = select(*_POOL_COLUMNS, _PROPOSAL.text).where(
+    _PROPOSAL.id.in_(bindparam("b_shown", expanding=True))
+)
+_TEXTS = select(_PROPOSAL.id, _PROPOSAL.text).where(
+    _PROPOSAL.id.in_(bindparam("b_proposals", expanding=True))
+)
 _QUALIFICATIONS = select(_TALLY.proposal_id, _TALLY.key, _TALLY.count).where(
     _TALLY.proposal_id.in_(bindparam("b_proposals", expanding=True)),
     _TALLY.key.in_([key.value for key in QualificationKey]),
@@ -94,22 +101,34 @@ def _seconds(created: datetime) -> float:
 
 
 async def _candidates(
-    connection: AsyncConnection, rows: Sequence[_Row], prefix: str, qualifications: bool
+    connection: AsyncConnection,
+    rows: Sequence[_Row],
+    prefix: str,
+    qualifications: bool,
+    texts: Mapping[int, str] | None = None,
 ) -> list[Candidate]:
-    """`rows` as candidates; with their trusted qualification counters if `qualifications`
-    (those at zero are not read)."""
+    """`rows` as candidates, with their `texts` if given (else unread); with their trusted
+    qualification counters if `qualifications` (those at zero are not read)."""
     counts: dict[int, dict[str, int]] = {
         pid: {"agree": agree, "disagree": disagree, "neutral": neutral}
-        for pid, _, _, _, agree, disagree, neutral in rows
+        for pid, _, _, agree, disagree, neutral in rows
     }
     if counts and qualifications:
         tallies = await connection.execute(_QUALIFICATIONS, {"b_proposals": list(counts)})
         for proposal_id, key, count in tallies:
             counts[proposal_id][key] = count
+    texts = texts or {}
     return [
-        Candidate(pid, author, _seconds(created), text, counts[pid], prefix)
-        for pid, author, created, text, *_ in rows
+        Candidate(pid, author, _seconds(created), texts.get(pid), counts[pid], prefix)
+        for pid, author, created, *_ in rows
     ]
+
+
+async def _read_texts(connection: AsyncConnection, candidates: Sequence[Candidate]) -> None:
+    read = await connection.execute(_TEXTS, {"b_proposals": [c.id for c in candidates]})
+    found: dict[int, str] = dict(read.all())
+    for candidate in candidates:
+        candidate.text = found.get(candidate.id, "")  # gone meanwhile: it resembles nothing
 
 
 async def next_proposals_for(
@@ -149,11 +168,17 @@ async def next_proposals_for(
         parameters["b_limit"] = SAMPLE_LIMIT - len(sample)
         sample += (await connection.execute(_SAMPLE_BEFORE, parameters)).all()
     pool: list[_Row] = list({row[0]: tuple(row) for row in [*fresh, *sample]}.values())
-    shown_rows: list[_Row] = []
+    in_sequence: list[Candidate] = []
     if shown:
-        shown_rows = [tuple(row) for row in (await connection.execute(_SHOWN, parameters)).all()]
-    builder = SequenceBuilder(n, await _candidates(connection, shown_rows, prefix, False))
+        found = (await connection.execute(_SHOWN, parameters)).all()
+        texts = {row[0]: row[-1] for row in found}
+        rows: list[_Row] = [tuple(row[:-1]) for row in found]
+        in_sequence = await _candidates(connection, rows, prefix, False, texts)
     qualifications = settings.sequencing in READS_QUALIFICATIONS
-    pool_candidates = await _candidates(connection, pool, prefix, qualifications)
-    ALGORITHMS[settings.sequencing](builder, pool_candidates, rng)
-    return builder.cards
+    candidates = await _candidates(connection, pool, prefix, qualifications)
+
+    async def read_texts(unread: Sequence[Candidate]) -> None:
+        await _read_texts(connection, unread)
+
+    algorithm = ALGORITHMS[settings.sequencing]
+    return await choose_cards(algorithm, n, in_sequence, candidates, rng, read_texts)
