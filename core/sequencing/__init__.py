@@ -12,6 +12,7 @@ from __future__ import annotations
 import random
 from collections.abc import Mapping, Sequence
 from datetime import datetime
+from functools import partial
 
 from sqlalchemy import DateTime, Integer, bindparam, or_, select, type_coerce
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -153,7 +154,7 @@ async def next_proposals_for(
     settings = settings_of(consultation)
     prefix = settings.prefix.get(locale) or Translator(locale)("proposal.prefix")
     await session.flush()  # the rows below are read past the session: what it holds goes first
-    connection = await session.connection()  # rows, not entities: see _CANDIDATE_COLUMNS
+    connection = await session.connection()  # rows, not entities: see _POOL_COLUMNS
     parameters = {
         "b_consultation": consultation.id,
         "b_locale": locale,
@@ -176,9 +177,6 @@ async def next_proposals_for(
         in_sequence = await _candidates(connection, rows, prefix, False, texts)
     qualifications = settings.sequencing in READS_QUALIFICATIONS
     candidates = await _candidates(connection, pool, prefix, qualifications)
-
-    async def read_texts(unread: Sequence[Candidate]) -> None:
-        await _read_texts(connection, unread)
-
     algorithm = ALGORITHMS[settings.sequencing]
+    read_texts = partial(_read_texts, connection)
     return await choose_cards(algorithm, n, in_sequence, candidates, rng, read_texts)
