@@ -240,12 +240,35 @@ def _votes(counts: dict[str, int]) -> int:
     return counts["agree"] + counts["disagree"] + counts["neutral"]
 
 
+HISTORY = 200  # votes of the timed participant: 16 sequences of 12, and a few more
+OTHER_VOTERS = 100  # with as many votes each, so that the vote table is not theirs alone
+
+
+def _histories(rows: Sequence[_Row], rng: random.Random) -> dict[int, list[int]]:
+    """The proposals each participant voted on, the timed one (1) first: a quarter of its
+    HISTORY among the oldest proposals that still need votes (shown first to everyone), the
+    rest among the tested ones; the others' among the tested ones (their counters allow it)."""
+    fresh = [row[0] for row in rows if _votes(row[4]) < FRESH_BELOW][: HISTORY // 4]
+    tested = [row[0] for row in rows if _votes(row[4]) >= FRESH_BELOW]
+    votes = min(HISTORY, len(tested))  # a small test pool: as many as there are
+    histories = {1: fresh + rng.sample(tested, max(0, votes - len(fresh)))}
+    for person in range(2, OTHER_VOTERS + 2):
+        histories[person] = rng.sample(tested, votes)
+    return histories
+
+
 async def database_timing(
     algorithms: Sequence[str], rows: Sequence[_Row], seed: int, calls: int
 ) -> dict[str, tuple[float, float]]:
     """Median and p99 ms of `core.sequencing.next_proposals_for` itself, database reads
     included, on an SQLite file holding `rows` as accepted proposals with their counters (as
-    `core.voting` keeps them) and a participant with no vote yet."""
+    `core.voting` keeps them) and a participant who already voted HISTORY times.
+
+    The history is what makes the exclusion of voted proposals cost what it costs in a real
+    consultation: it holds the oldest proposals that still need votes (every algorithm shows
+    those first, so a returning participant voted on them) and tested ones spread over the
+    shuffle index; other participants' votes sit in the same table and indexes.
+    """
     tables = SQLModel.metadata.tables
     now = datetime.now(UTC)
     with tempfile.TemporaryDirectory(prefix="consult-bench-") as scratch:
@@ -267,7 +290,11 @@ async def database_timing(
                 insert(tables["consultation"]).values(consultation.model_dump())
             )
             await connection.execute(
-                insert(tables["participant"]).values(id=1, step="card", state={}, created_at=now)
+                insert(tables["participant"]),
+                [
+                    {"id": person, "step": "card", "state": {}, "created_at": now}
+                    for person in range(1, OTHER_VOTERS + 2)
+                ],
             )
             await connection.execute(
                 insert(tables["proposal"]),
@@ -297,6 +324,21 @@ async def database_timing(
                     for row in rows
                     for key in COUNTED_KEYS
                     for trusted, count in ((True, row[4].get(key, 0)), (False, 0))
+                ],
+            )
+            await connection.execute(
+                insert(tables["vote"]),
+                [
+                    {
+                        "participant_id": person,
+                        "proposal_id": pid,
+                        "key": "agree",
+                        "trusted": True,
+                        "created_at": now,
+                        "updated_at": now,
+                    }
+                    for person, history in _histories(rows, shuffle).items()
+                    for pid in history
                 ],
             )
         sessions = session_factory(engine)

@@ -10,18 +10,20 @@ no two near-duplicates in a sequence.
 from __future__ import annotations
 
 import random
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime
+from functools import partial
 
-from sqlalchemy import select as rows_of  # SQLModel's select takes at most 4 columns
-from sqlmodel import SQLModel, col, or_, select
+from sqlalchemy import DateTime, Integer, bindparam, or_, select, type_coerce
+from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlmodel import SQLModel
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from core.definitions import settings_of
 from core.i18n import Translator
-from core.models import Consultation, Proposal, ProposalStatus, QualificationKey, Tally, Vote
+from core.models import Consultation, ProposalStatus, QualificationKey
 from core.sequencing.algorithms import ALGORITHMS, READS_QUALIFICATIONS
-from core.sequencing.rules import Candidate, SequenceBuilder
+from core.sequencing.rules import Candidate, SequenceBuilder, choose_cards
 
 __all__ = ["ALGORITHMS", "Candidate", "SequenceBuilder", "next_proposals_for"]
 
@@ -32,44 +34,102 @@ SAMPLE_LIMIT = 512
 
 # What an algorithm needs of a proposal, read as plain rows with the pool (the proposal keeps
 # its trusted vote counts): a pool holds hundreds of proposals, which as ORM objects, with their
-# counters' rows, cost a hundred times what the database does.
-_PROPOSAL = SQLModel.metadata.tables["proposal"].c
-_CANDIDATE_COLUMNS = (
+# counters' rows, cost a hundred times what the database does. The pool's columns are all in
+# the indexes that find it (ix_proposal_fair_order, ix_proposal_shuffle), so that the database
+# answers from the index alone; texts are read apart, only for the candidates the algorithm
+# compares (see rules.choose_cards). The statements are built once, with bound parameters:
+# building their WHERE clauses anew cost more than running them.
+_PROPOSALS, _VOTES, _TALLIES = (SQLModel.metadata.tables[t] for t in ("proposal", "vote", "tally"))
+_PROPOSAL, _VOTE, _TALLY = _PROPOSALS.c, _VOTES.c, _TALLIES.c
+_POOL_COLUMNS = (
     _PROPOSAL.id,
     _PROPOSAL.author_id,
-    _PROPOSAL.created_at,
-    _PROPOSAL.text,
+    # As the driver gives it (naive on SQLite), converted by _seconds: making each an aware
+    # datetime first (models.UTCDateTime) cost a millisecond a pool.
+    type_coerce(_PROPOSAL.created_at, DateTime(timezone=True)),
     _PROPOSAL.agree_count,
     _PROPOSAL.disagree_count,
     _PROPOSAL.neutral_count,
 )
-_Row = tuple[int, int | None, datetime, str, int, int, int]
+_Row = tuple[int, int | None, datetime, int, int, int]
+
+_ELIGIBLE = select(*_POOL_COLUMNS).where(
+    _PROPOSAL.consultation_id == bindparam("b_consultation"),
+    _PROPOSAL.status == ProposalStatus.ACCEPTED.value,
+    _PROPOSAL.locale == bindparam("b_locale"),
+    or_(_PROPOSAL.author_id.is_(None), _PROPOSAL.author_id != bindparam("b_participant")),
+    _PROPOSAL.id.not_in(
+        select(_VOTE.proposal_id).where(_VOTE.participant_id == bindparam("b_participant"))
+    ),
+    _PROPOSAL.id.not_in(bindparam("b_shown", expanding=True)),
+)
+_FRESH = (  # the oldest proposals that still need votes
+    _ELIGIBLE.where(_PROPOSAL.vote_count < FRESH_BELOW)
+    .order_by(_PROPOSAL.created_at, _PROPOSAL.id)
+    .limit(FRESH_LIMIT)
+)
+_TESTED = _ELIGIBLE.where(_PROPOSAL.vote_count >= FRESH_BELOW)
+_SAMPLE_FROM = (  # the others, from a random point of the shuffle index...
+    _TESTED.where(_PROPOSAL.shuffle >= bindparam("b_pivot"))
+    .order_by(_PROPOSAL.shuffle)
+    .limit(SAMPLE_LIMIT)
+)
+_SAMPLE_BEFORE = (  # ...wrapping around it
+    _TESTED.where(_PROPOSAL.shuffle < bindparam("b_pivot"))
+    .order_by(_PROPOSAL.shuffle)
+    .limit(bindparam("b_limit", type_=Integer))
+)
+_SHOWN = select(*_POOL_COLUMNS, _PROPOSAL.text).where(
+    _PROPOSAL.id.in_(bindparam("b_shown", expanding=True))
+)
+_TEXTS = select(_PROPOSAL.id, _PROPOSAL.text).where(
+    _PROPOSAL.id.in_(bindparam("b_proposals", expanding=True))
+)
+_QUALIFICATIONS = select(_TALLY.proposal_id, _TALLY.key, _TALLY.count).where(
+    _TALLY.proposal_id.in_(bindparam("b_proposals", expanding=True)),
+    _TALLY.key.in_([key.value for key in QualificationKey]),
+    _TALLY.trusted.is_(True),
+    _TALLY.count != 0,
+)
+
+
+_EPOCH = datetime(1970, 1, 1)
+
+
+def _seconds(created: datetime) -> float:
+    """The timestamp of a UTC datetime as the database returns it (naive from SQLite)."""
+    return created.timestamp() if created.tzinfo else (created - _EPOCH).total_seconds()
 
 
 async def _candidates(
-    session: AsyncSession, rows: Sequence[_Row], prefix: str, qualifications: bool
+    connection: AsyncConnection,
+    rows: Sequence[_Row],
+    prefix: str,
+    qualifications: bool,
+    texts: Mapping[int, str] | None = None,
 ) -> list[Candidate]:
-    """`rows` as candidates; with their trusted qualification counters if `qualifications`
-    (those at zero are not read)."""
+    """`rows` as candidates, with their `texts` if given (else unread); with their trusted
+    qualification counters if `qualifications` (those at zero are not read)."""
     counts: dict[int, dict[str, int]] = {
         pid: {"agree": agree, "disagree": disagree, "neutral": neutral}
-        for pid, _, _, _, agree, disagree, neutral in rows
+        for pid, _, _, agree, disagree, neutral in rows
     }
     if counts and qualifications:
-        tallies = await session.exec(
-            select(col(Tally.proposal_id), col(Tally.key), col(Tally.count)).where(
-                col(Tally.proposal_id).in_(list(counts)),
-                col(Tally.key).in_(list(QualificationKey)),
-                col(Tally.trusted).is_(True),
-                col(Tally.count) != 0,
-            )
-        )
+        tallies = await connection.execute(_QUALIFICATIONS, {"b_proposals": list(counts)})
         for proposal_id, key, count in tallies:
             counts[proposal_id][key] = count
+    texts = texts or {}
     return [
-        Candidate(pid, author, created.timestamp(), text, counts[pid], prefix)
-        for pid, author, created, text, *_ in rows
+        Candidate(pid, author, _seconds(created), texts.get(pid), counts[pid], prefix)
+        for pid, author, created, *_ in rows
     ]
+
+
+async def _read_texts(connection: AsyncConnection, candidates: Sequence[Candidate]) -> None:
+    read = await connection.execute(_TEXTS, {"b_proposals": [c.id for c in candidates]})
+    found: dict[int, str] = dict(read.all())
+    for candidate in candidates:
+        candidate.text = found.get(candidate.id, "")  # gone meanwhile: it resembles nothing
 
 
 async def next_proposals_for(
@@ -81,60 +141,42 @@ async def next_proposals_for(
     *,
     shown: Sequence[int] = (),
     rng: random.Random,
-) -> list[Proposal]:
+) -> list[Candidate]:
     """Up to `n` proposals for the participant's next cards, in the order to show them.
 
     `shown` are the proposals already shown in this sequence (voted on or skipped). The pool
     is bounded whatever the size of the consultation: the oldest proposals that still need
     votes (fewer than FRESH_BELOW) and a uniform sample of the others, read from a random
     point of the shuffle index, so one selection costs the same with 100 or 100,000 proposals.
+    The proposals come as the `Candidate`s the algorithm chose (id, author, text, counters),
+    not as ORM objects: the caller needs their ids, and loading them would double the cost.
     """
     settings = settings_of(consultation)
     prefix = settings.prefix.get(locale) or Translator(locale)("proposal.prefix")
-    voted = select(Vote.proposal_id).where(Vote.participant_id == participant_id)
-    eligible = rows_of(*_CANDIDATE_COLUMNS).where(
-        col(Proposal.consultation_id) == consultation.id,
-        col(Proposal.status) == ProposalStatus.ACCEPTED,
-        col(Proposal.locale) == locale,
-        or_(col(Proposal.author_id).is_(None), col(Proposal.author_id) != participant_id),
-        col(Proposal.id).not_in(voted),
-        col(Proposal.id).not_in(list(shown)),
-    )
     await session.flush()  # the rows below are read past the session: what it holds goes first
-    connection = await session.connection()  # rows, not entities: see _CANDIDATE_COLUMNS
-    fresh = await connection.execute(
-        eligible.where(col(Proposal.vote_count) < FRESH_BELOW)
-        .order_by(col(Proposal.created_at), col(Proposal.id))
-        .limit(FRESH_LIMIT)
-    )
-    tested = eligible.where(col(Proposal.vote_count) >= FRESH_BELOW)
-    pivot = rng.random()
-    sample = list(
-        await connection.execute(
-            tested.where(col(Proposal.shuffle) >= pivot)
-            .order_by(col(Proposal.shuffle))
-            .limit(SAMPLE_LIMIT)
-        )
-    )
-    if len(sample) < SAMPLE_LIMIT:  # wrap around the index
-        sample += await connection.execute(
-            tested.where(col(Proposal.shuffle) < pivot)
-            .order_by(col(Proposal.shuffle))
-            .limit(SAMPLE_LIMIT - len(sample))
-        )
-    pool: list[_Row] = list({row[0]: tuple(row) for row in [*fresh, *sample]}.values())
-    already = await connection.execute(
-        rows_of(*_CANDIDATE_COLUMNS).where(col(Proposal.id).in_(list(shown)))
-    )
-    shown_rows: list[_Row] = [tuple(row) for row in already]
-    builder = SequenceBuilder(n, await _candidates(session, shown_rows, prefix, False))
-    qualifications = settings.sequencing in READS_QUALIFICATIONS
-    pool_candidates = await _candidates(session, pool, prefix, qualifications)
-    ALGORITHMS[settings.sequencing](builder, pool_candidates, rng)
-    chosen = [card.id for card in builder.cards]
-    if not chosen:
-        return []
-    found = {
-        p.id: p for p in await session.exec(select(Proposal).where(col(Proposal.id).in_(chosen)))
+    connection = await session.connection()  # rows, not entities: see _POOL_COLUMNS
+    parameters = {
+        "b_consultation": consultation.id,
+        "b_locale": locale,
+        "b_participant": participant_id,
+        "b_shown": list(shown),
+        "b_pivot": rng.random(),
     }
-    return [found[pid] for pid in chosen if pid in found]
+    # Rows taken all at once (`all`): iterating a result fetches them from the driver one by one.
+    fresh = (await connection.execute(_FRESH, parameters)).all()
+    sample = list((await connection.execute(_SAMPLE_FROM, parameters)).all())
+    if len(sample) < SAMPLE_LIMIT:  # wrap around the index
+        parameters["b_limit"] = SAMPLE_LIMIT - len(sample)
+        sample += (await connection.execute(_SAMPLE_BEFORE, parameters)).all()
+    pool: list[_Row] = list({row[0]: tuple(row) for row in [*fresh, *sample]}.values())
+    in_sequence: list[Candidate] = []
+    if shown:
+        found = (await connection.execute(_SHOWN, parameters)).all()
+        texts = {row[0]: row[-1] for row in found}
+        rows: list[_Row] = [tuple(row[:-1]) for row in found]
+        in_sequence = await _candidates(connection, rows, prefix, False, texts)
+    qualifications = settings.sequencing in READS_QUALIFICATIONS
+    candidates = await _candidates(connection, pool, prefix, qualifications)
+    algorithm = ALGORITHMS[settings.sequencing]
+    read_texts = partial(_read_texts, connection)
+    return await choose_cards(algorithm, n, in_sequence, candidates, rng, read_texts)

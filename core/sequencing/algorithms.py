@@ -176,19 +176,22 @@ def _lucb_order(
 
 
 def adaptive(builder: SequenceBuilder, pool: Sequence[Candidate], rng: random.Random) -> None:
-    fresh = sorted(
-        (c for c in pool if c.votes < ADAPTIVE_SECOND_FLOOR), key=lambda c: (c.votes, c.created)
+    counted = [(c.votes, c) for c in pool]  # each count once: the pool has hundreds
+    by_need = sorted(
+        ((votes, c) for votes, c in counted if votes < ADAPTIVE_SECOND_FLOOR),
+        key=lambda item: (item[0], item[1].created),
     )
-    for candidate in fresh:
-        if candidate.votes >= ADAPTIVE_FLOOR:
+    for votes, candidate in by_need:
+        if votes >= ADAPTIVE_FLOOR:
             break
         builder.offer(candidate)
-    tested = [c for c in pool if c.votes >= ADAPTIVE_FLOOR]
+    fresh = [c for _, c in by_need]
+    tested = [c for votes, c in counted if votes >= ADAPTIVE_FLOOR]
     if builder.full or len(tested) <= ADAPTIVE_CONSENSUS_K:
         builder.offer_all(fresh)
         builder.offer_all(tested)
         return
-    second = [c for c in tested if c.votes < ADAPTIVE_SECOND_FLOOR]
+    second = [c for votes, c in counted if ADAPTIVE_FLOOR <= votes < ADAPTIVE_SECOND_FLOOR]
     second_slots = math.ceil((builder.size - len(builder.cards)) * ADAPTIVE_SECOND_SHARE)
     for candidate in second:
         if second_slots <= 0:

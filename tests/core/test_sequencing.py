@@ -10,7 +10,15 @@ from sqlmodel import col, select
 
 from core.identity import enrol_participant
 from core.models import QUALIFICATIONS, Consultation, Proposal, ProposalStatus, Tally, VoteKey
-from core.sequencing import ALGORITHMS, Candidate, SequenceBuilder, next_proposals_for
+from core.sequencing import (
+    _FRESH,
+    _SAMPLE_BEFORE,
+    _SAMPLE_FROM,
+    ALGORITHMS,
+    Candidate,
+    SequenceBuilder,
+    next_proposals_for,
+)
 from core.voting import record_qualification, record_vote
 from tests.conftest import SECRET
 
@@ -45,7 +53,8 @@ async def test_new_proposals_first_never_voted_never_own_only_accepted_in_locale
         )
         ids = [c.id for c in chosen]
         assert set(ids) == {q.id for q in p[10:14]}
-        assert all(c.locale == "en" for c in chosen)
+        text_of = {q.id: q.text for q in p}
+        assert [c.text for c in chosen] == [text_of[c.id] for c in chosen]  # and they say it
         more = await next_proposals_for(
             session, me.id, consultation, "en", 20, shown=ids, rng=random.Random(1)
         )
@@ -69,7 +78,10 @@ async def test_the_sample_of_tested_proposals_wraps_around_the_shuffle_index(
                 session, me.id, consultation, "en", 20, rng=random.Random(seed)
             )
             assert len(chosen) == 14  # whatever the random starting point
-            assert all(p.shuffle is not None and 0 <= p.shuffle < 1 for p in chosen)
+            places = await session.exec(
+                select(Proposal.shuffle).where(col(Proposal.id).in_([c.id for c in chosen]))
+            )
+            assert all(place is not None and 0 <= place < 1 for place in places)
 
 
 @pytest.mark.parametrize(
@@ -125,3 +137,26 @@ async def test_algorithms_get_the_trusted_counters_of_each_candidate(
             expected[proposal][key] = count
     seen = {c.id: {k: v for k, v in c.counts.items() if v} for c in received}
     assert {p: seen[p] for p in proposals} == expected
+
+
+async def test_the_pool_is_read_from_its_indexes_alone_on_sqlite(engine) -> None:
+    """The pool's queries find every column they read in ix_proposal_fair_order and
+    ix_proposal_shuffle (a column added to the pool belongs in both indexes too)."""
+    if engine.dialect.name != "sqlite":
+        pytest.skip("query plans are SQLite's")
+    parameters = {
+        "b_consultation": 1,
+        "b_locale": "en",
+        "b_participant": 1,
+        "b_shown": [1, 2],
+        "b_pivot": 0.5,
+        "b_limit": 10,
+    }
+    async with engine.connect() as connection:
+        for statement in (_FRESH, _SAMPLE_FROM, _SAMPLE_BEFORE):
+            compiled = statement.params(parameters).compile(
+                dialect=engine.dialect, compile_kwargs={"literal_binds": True}
+            )
+            plan = await connection.exec_driver_sql(f"EXPLAIN QUERY PLAN {compiled}")
+            steps = [row[-1] for row in plan]
+            assert any("proposal USING COVERING INDEX ix_proposal_" in step for step in steps)

@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import random
+from collections.abc import Sequence
+from dataclasses import replace
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from core.sequencing import ALGORITHMS, Candidate, SequenceBuilder
-from core.sequencing.rules import NEAR_DUPLICATE, shingles, similarity
+from core.sequencing.rules import NEAR_DUPLICATE, choose_cards, shingles, similarity
 
 WORDS = ["bus", "library", "museum", "park", "school", "night", "free", "open", "music", "art"]
 
@@ -72,6 +75,54 @@ def test_every_algorithm_keeps_the_hard_rules(name, pool, size, seed) -> None:
             if a in cards or b in cards:
                 assert similarity(a.shingles, b.shingles) < NEAR_DUPLICATE
     assert _maximal(builder, eligible)
+
+
+class Texts:
+    """Reads texts from a dict, as `next_proposals_for` reads them from the database."""
+
+    def __init__(self, pool: Sequence[Candidate]) -> None:
+        self.texts = {c.id: c.text for c in pool}
+        self.reads: list[list[int]] = []
+
+    async def __call__(self, candidates: Sequence[Candidate]) -> None:
+        self.reads.append([c.id for c in candidates])
+        for candidate in candidates:
+            candidate.text = self.texts[candidate.id]
+
+
+@pytest.mark.parametrize("name", sorted(ALGORITHMS))
+@settings(max_examples=60, deadline=None)
+@given(pool=pools(), size=st.integers(1, 12), seed=st.integers(0, 2**32))
+def test_reading_only_the_texts_compared_chooses_what_every_text_would(
+    name, pool, size, seed
+) -> None:
+    """Near-duplicates abound in these pools: whenever a check taken on trust fails, the
+    algorithm chooses again, and the cards, their texts and the random stream left behind are
+    those of a run with every text at hand."""
+    shown, eligible = pool[:2], pool[2:]
+    builder, everything_read = SequenceBuilder(size, shown), random.Random(seed)
+    ALGORITHMS[name](builder, eligible, everything_read)
+    texts = Texts(eligible)
+    unread = [replace(c, text=None) for c in eligible]
+    rng = random.Random(seed)
+    cards = asyncio.run(choose_cards(ALGORITHMS[name], size, shown, unread, rng, texts))
+    assert [c.id for c in cards] == [c.id for c in builder.cards]
+    assert all(c.text == texts.texts[c.id] for c in cards)
+    assert rng.random() == everything_read.random()
+    assert len(texts.reads) <= 2  # what was compared, then at most the rest of the pool
+
+
+def test_without_near_duplicates_only_the_compared_texts_are_read_once() -> None:
+    for name in sorted(ALGORITHMS):
+        pool = [
+            Candidate(i, i, float(i), None, {"agree": 3 * i % 40, "disagree": i % 7, "neutral": 2})
+            for i in range(1, 400)
+        ]
+        texts = Texts([replace(c, text=distinct(c.id)) for c in pool])
+        cards = asyncio.run(choose_cards(ALGORITHMS[name], 12, [], pool, random.Random(3), texts))
+        assert len(cards) == 12 and len(texts.reads) == 1
+        assert {c.id for c in cards} <= set(texts.reads[0])
+        assert len(texts.reads[0]) < 50  # of 399
 
 
 def test_near_duplicates_ignore_case_accents_punctuation_and_the_prefix() -> None:
@@ -139,3 +190,11 @@ def test_adaptive_tops_up_new_proposals_then_samples_near_the_boundary() -> None
     near = counts.get(31, 0) + counts.get(30, 0)
     far = counts.get(40, 0) + counts.get(1, 0) + counts.get(2, 0)
     assert near > 3 * far
+
+
+@settings(max_examples=200, deadline=None)
+@given(text=st.text(alphabet=st.characters(max_codepoint=127), max_size=40))
+def test_an_accent_changes_no_shingle_whether_the_rest_is_ascii_or_not(text: str) -> None:
+    plain = shingles(f"{text} cafe")
+    assert shingles(f"{text} cafe\u0301") == plain  # e + combining acute
+    assert shingles(f"{text} caf\u00e9") == plain  # precomposed é
