@@ -32,7 +32,7 @@ def identity_hash(secret: bytes, channel: str, user_id: str) -> str:
 
 # Built once: every event starts with this query (see core.voting on why that matters). It
 # reads the participant's current consultation and their participation in it too, which the
-# conversation needs next: one statement fewer per event.
+# conversation needs next: one statement fewer per event where that is safe (see `enrol`).
 _BY_IDENTITY = (
     select(Participant, ChannelIdentity, Consultation, Participation)
     .join(ChannelIdentity, col(ChannelIdentity.participant_id) == col(Participant.id))
@@ -50,6 +50,26 @@ _BY_IDENTITY = (
     )
     .with_for_update(of=Participant)
 )
+# The same two, read again under the participant's lock; objects the session holds are
+# refreshed from the rows.
+_CURRENT = (
+    select(Consultation, Participation)
+    .outerjoin(
+        Participation,
+        and_(
+            col(Participation.consultation_id) == col(Consultation.id),
+            col(Participation.participant_id) == bindparam("b_participant"),
+        ),
+    )
+    .where(col(Consultation.id) == bindparam("b_consultation"))
+    .execution_options(populate_existing=True)
+)
+
+
+def _serialized(session: AsyncSession) -> bool:
+    """Whether the session's transactions run one at a time. SQLite's take the write lock as
+    they begin (BEGIN IMMEDIATE, see core.sqlite), so a query reads what the last one left."""
+    return session.sync_session.get_bind().dialect.name == "sqlite"
 
 
 @dataclass(frozen=True)
@@ -70,7 +90,9 @@ async def enrol(
     address: str | None,
     now: datetime,
 ) -> Enrolment:
-    """The participant behind (channel, user id), created on first contact.
+    """The participant behind (channel, user id), created on first contact, with their
+    current consultation and their participation in it; the participant's row is locked until
+    the transaction ends (on PostgreSQL: events of one participant take turns).
 
     Two first messages racing on two workers both try the insert; the loser gets an
     IntegrityError from the unique (channel, identity_hash) and the caller retries.
@@ -79,13 +101,23 @@ async def enrol(
     found = await session.exec(_BY_IDENTITY, params={"b_channel": channel, "b_digest": digest})
     row = found.first()
     if row is not None:
-        participant, identity, consultation, participation = row
+        participant, identity = row[0], row[1]
+        consultation: Consultation | None = row[2]  # outer joins: None when there is none
+        participation: Participation | None = row[3]
         if address is not None and identity.address != address:
             identity.address = address
             session.add(identity)
         if outdated(identity.last_seen_at, now):
             identity.last_seen_at = now
             session.add(identity)
+        current = participant.current_consultation_id
+        if current is not None and not _serialized(session):
+            # On PostgreSQL a query that waited for the participant's lock gets the participant
+            # as the holder left it, but the joined rows as they were when the query began
+            # (the holder may have switched consultation or answered a question): read again.
+            parameters = {"b_consultation": current, "b_participant": participant.id}
+            again = (await session.exec(_CURRENT, params=parameters)).first()
+            consultation, participation = again if again is not None else (None, None)
         return Enrolment(participant, consultation, participation)
     participant = Participant(created_at=now)
     session.add(participant)
@@ -103,18 +135,6 @@ async def enrol(
     )
     await session.flush()
     return Enrolment(participant)
-
-
-async def enrol_participant(
-    session: AsyncSession,
-    secret: bytes,
-    channel: str,
-    user_id: str,
-    address: str | None,
-    now: datetime,
-) -> Participant:
-    """The participant behind (channel, user id), created on first contact (see `enrol`)."""
-    return (await enrol(session, secret, channel, user_id, address, now)).participant
 
 
 async def forget_participant(

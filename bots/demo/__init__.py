@@ -15,7 +15,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bots.definitions_file import read_definition
 from core.definitions import upsert_consultation
-from core.identity import enrol_participant
+from core.identity import enrol
 from core.models import QUALIFICATIONS, Participation, Proposal, QualificationKey, VoteKey
 from core.voting import CastVote, import_votes
 
@@ -119,9 +119,8 @@ async def _simulate(
             truths[ref] = _truth(LEANINGS.get(ref, "mixed"), rng)
     votes: list[CastVote] = []
     for index in range(SIMULATED_PARTICIPANTS):
-        participant = await enrol_participant(
-            session, secret, SIMULATED_CHANNEL, f"sim-{index:04d}", None, now
-        )
+        enrolment = await enrol(session, secret, SIMULATED_CHANNEL, f"sim-{index:04d}", None, now)
+        participant = enrolment.participant
         assert participant.id is not None
         locale = "fr" if rng.random() < 0.65 else "en"
         participant.locale = locale

@@ -4,16 +4,28 @@ from __future__ import annotations
 
 import asyncio
 import random
+from collections.abc import Callable
 
+from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlmodel import func, select
 
 from core.flow import Flow
-from core.identity import enrol_participant
+from core.identity import Enrolment, enrol
 from core.messages import Choice, Start
-from core.models import ChannelIdentity, Participant, ProcessedEvent, Proposal, Vote, VoteKey
+from core.models import (
+    ChannelIdentity,
+    Consultation,
+    Participant,
+    Participation,
+    ProcessedEvent,
+    Proposal,
+    Vote,
+    VoteKey,
+)
 from core.storage import create_engine, session_factory
 from core.voting import record_vote, tallies_of
 from tests.conftest import SECRET
+from tests.support import Clock
 
 
 async def test_a_duplicate_delivered_to_two_workers_at_once_is_processed_once(
@@ -57,7 +69,7 @@ async def test_two_workers_changing_one_vote_at_once_move_it_once_each(
     other_engine = create_engine(database_url)
     try:
         async with session_factory(engine)() as session, session.begin():
-            person = (await enrol_participant(session, SECRET, "test", "p", None, clock())).id
+            person = (await enrol(session, SECRET, "test", "p", None, clock())).participant.id
             proposal = (
                 await session.exec(
                     select(Proposal.id).where(Proposal.consultation_id == consultation.id)
@@ -89,3 +101,83 @@ async def test_two_workers_changing_one_vote_at_once_move_it_once_each(
             assert (stored.agree_count, stored.disagree_count, stored.neutral_count) == (0, 0, 1)
     finally:
         await other_engine.dispose()
+
+
+async def _while_another_holds_the_participant(
+    database_url: str, engine: AsyncEngine, clock: Clock, change: Callable[[Enrolment], None]
+) -> Enrolment:
+    """What a worker's lookup of participant "p" returns when it starts while another worker's
+    transaction holds the participant and makes `change` before committing."""
+    other_engine = create_engine(database_url)
+    locked = asyncio.Event()
+
+    async def holder() -> None:
+        async with session_factory(engine)() as session, session.begin():
+            enrolment = await enrol(session, SECRET, "test", "p", None, clock())
+            locked.set()
+            await asyncio.sleep(0.3)  # the other lookup starts meanwhile and waits
+            change(enrolment)
+            session.add_all([enrolment.participant, *filter(None, [enrolment.participation])])
+
+    async def waiter() -> Enrolment:
+        await locked.wait()
+        async with session_factory(other_engine)() as session, session.begin():
+            return await enrol(session, SECRET, "test", "p", None, clock())
+
+    try:
+        _, seen = await asyncio.gather(holder(), waiter())
+        return seen
+    finally:
+        await other_engine.dispose()
+
+
+async def _participant_in(
+    engine: AsyncEngine, clock: Clock, consultation: Consultation, *, consented: bool
+) -> None:
+    async with session_factory(engine)() as session, session.begin():
+        participant = (await enrol(session, SECRET, "test", "p", None, clock())).participant
+        participant.current_consultation_id = consultation.id
+        session.add(participant)
+        if consented:
+            assert participant.id is not None and consultation.id is not None
+            session.add(
+                Participation(
+                    participant_id=participant.id,
+                    consultation_id=consultation.id,
+                    created_at=clock(),
+                    updated_at=clock(),
+                )
+            )
+
+
+async def test_a_lookup_that_waited_sees_the_consultation_switched_meanwhile(
+    database_url, engine, load_consultation, clock
+) -> None:
+    first = await load_consultation()
+    second = await load_consultation(slug="second")
+    await _participant_in(engine, clock, first, consented=True)
+
+    def switch(enrolment: Enrolment) -> None:
+        enrolment.participant.current_consultation_id = second.id
+
+    seen = await _while_another_holds_the_participant(database_url, engine, clock, switch)
+    assert seen.participant.current_consultation_id == second.id
+    assert seen.consultation is not None and seen.consultation.id == second.id
+    assert seen.participation is None  # not yet consented there
+
+
+async def test_a_lookup_that_waited_sees_the_answers_given_meanwhile(
+    database_url, engine, load_consultation, clock
+) -> None:
+    consultation = await load_consultation()
+    await _participant_in(engine, clock, consultation, consented=True)
+
+    def answer(enrolment: Enrolment) -> None:
+        assert enrolment.participation is not None
+        enrolment.participation.profile = {"age": "65+"}
+        enrolment.participation.consented_at = clock()
+
+    seen = await _while_another_holds_the_participant(database_url, engine, clock, answer)
+    assert seen.participation is not None
+    assert seen.participation.profile == {"age": "65+"}
+    assert seen.participation.consented_at is not None

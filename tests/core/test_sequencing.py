@@ -8,7 +8,7 @@ from collections.abc import Sequence
 import pytest
 from sqlmodel import col, select
 
-from core.identity import enrol_participant
+from core.identity import enrol
 from core.models import QUALIFICATIONS, Consultation, Proposal, ProposalStatus, Tally, VoteKey
 from core.sequencing import (
     _FRESH,
@@ -28,8 +28,8 @@ async def test_new_proposals_first_never_voted_never_own_only_accepted_in_locale
 ) -> None:
     consultation = await load_consultation()
     async with sessions() as session, session.begin():
-        me = await enrol_participant(session, SECRET, "test", "me", None, clock())
-        other = await enrol_participant(session, SECRET, "test", "other", None, clock())
+        me = (await enrol(session, SECRET, "test", "me", None, clock())).participant
+        other = (await enrol(session, SECRET, "test", "other", None, clock())).participant
         found = await session.exec(
             select(Proposal)
             .where(Proposal.consultation_id == consultation.id, Proposal.locale == "en")
@@ -66,7 +66,7 @@ async def test_the_sample_of_tested_proposals_wraps_around_the_shuffle_index(
 ) -> None:
     consultation = await load_consultation(settings={"sequencing": "uniform"})
     async with sessions() as session, session.begin():
-        me = await enrol_participant(session, SECRET, "test", "me", None, clock())
+        me = (await enrol(session, SECRET, "test", "me", None, clock())).participant
         found = await session.exec(select(Proposal).where(Proposal.locale == "en"))
         for proposal in found:
             proposal.vote_count = 50  # all "tested": they come from the shuffle sample
@@ -100,9 +100,9 @@ async def test_algorithms_get_the_trusted_counters_of_each_candidate(
 
     monkeypatch.setitem(ALGORITHMS, algorithm, recording)
     async with sessions() as session, session.begin():
-        me = await enrol_participant(session, SECRET, "test", "me", None, clock())
+        me = (await enrol(session, SECRET, "test", "me", None, clock())).participant
         voters = [
-            (await enrol_participant(session, SECRET, "test", f"v{i}", None, clock())).id
+            (await enrol(session, SECRET, "test", f"v{i}", None, clock())).participant.id
             for i in range(6)
         ]
         found = await session.exec(

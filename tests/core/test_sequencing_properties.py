@@ -18,7 +18,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from core.definitions import parse_consultation, upsert_consultation
-from core.identity import enrol_participant
+from core.identity import enrol
 from core.models import Proposal, ProposalStatus, VoteKey
 from core.sequencing import ALGORITHMS, next_proposals_for
 from core.sequencing.rules import NEAR_DUPLICATE, shingles, similarity
@@ -86,13 +86,13 @@ async def _play(url: str, algorithm: str, proposals: list[Spec], n: int, seed: i
     try:
         async with sessions() as session, session.begin():
             consultation, _ = await upsert_consultation(session, parse_consultation(data), clock())
-            me = await enrol_participant(session, SECRET, "test", f"me-{run}", None, clock())
+            me = (await enrol(session, SECRET, "test", f"me-{run}", None, clock())).participant
             authors = [
-                await enrol_participant(session, SECRET, "test", f"a{i}-{run}", None, clock())
+                (await enrol(session, SECRET, "test", f"a{i}-{run}", None, clock())).participant
                 for i in range(4)
             ]
             voters = [
-                await enrol_participant(session, SECRET, "test", f"v{i}-{run}", None, clock())
+                (await enrol(session, SECRET, "test", f"v{i}-{run}", None, clock())).participant
                 for i in range(11)
             ]
             stored: list[Proposal] = []

@@ -7,7 +7,7 @@ import random
 import pytest
 from sqlmodel import col, select, update
 
-from core.identity import enrol_participant
+from core.identity import enrol
 from core.models import (
     QUALIFICATIONS,
     Proposal,
@@ -34,7 +34,7 @@ async def _people_and_proposals(sessions, load_consultation, clock, count: int):
     consultation = await load_consultation()
     async with sessions() as session, session.begin():
         people = [
-            (await enrol_participant(session, SECRET, "test", f"u{i}", None, clock())).id
+            (await enrol(session, SECRET, "test", f"u{i}", None, clock())).participant.id
             for i in range(count)
         ]
         found = await session.exec(
