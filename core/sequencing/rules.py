@@ -179,14 +179,19 @@ async def choose_cards(
     The pool's texts may be unread: the builder then takes its near-duplicate checks on trust,
     and `read_texts` fills in the texts of those candidates (a dozen or two of the hundreds).
     If a check fails with them, the algorithm runs again from the same random state with these
-    texts known, so the cards are always those it chooses with every text at hand. A second
-    miss reads all the pool's texts: it runs at most three times.
+    texts known, so the cards are always those it chooses with every text at hand. The run after
+    a first miss reads all the pool's texts: it runs at most three times.
+
+    The algorithm draws from a generator of its own, seeded from `rng`: `rng` is shared with
+    other turns, which draw from it while the texts are read, and rewinding it for a second run
+    would hand them the same numbers again.
     """
-    start = rng.getstate()
+    own = random.Random(rng.getrandbits(64))
+    start = own.getstate()
     misses = 0
     while True:
         builder = SequenceBuilder(size, shown)
-        algorithm(builder, pool, rng)
+        algorithm(builder, pool, own)
         unread = builder.unread()
         if not unread:
             return builder.cards
@@ -194,4 +199,4 @@ async def choose_cards(
         if builder.confirmed():
             return builder.cards
         misses += 1
-        rng.setstate(start)
+        own.setstate(start)

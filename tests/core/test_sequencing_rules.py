@@ -97,19 +97,37 @@ def test_reading_only_the_texts_compared_chooses_what_every_text_would(
     name, pool, size, seed
 ) -> None:
     """Near-duplicates abound in these pools: whenever a check taken on trust fails, the
-    algorithm chooses again, and the cards, their texts and the random stream left behind are
-    those of a run with every text at hand."""
+    algorithm chooses again, and the cards and their texts are those of a run with every text
+    at hand (from the generator `choose_cards` seeds from the one it is given)."""
     shown, eligible = pool[:2], pool[2:]
-    builder, everything_read = SequenceBuilder(size, shown), random.Random(seed)
-    ALGORITHMS[name](builder, eligible, everything_read)
+    builder = SequenceBuilder(size, shown)
+    ALGORITHMS[name](builder, eligible, random.Random(random.Random(seed).getrandbits(64)))
     texts = Texts(eligible)
     unread = [replace(c, text=None) for c in eligible]
     rng = random.Random(seed)
     cards = asyncio.run(choose_cards(ALGORITHMS[name], size, shown, unread, rng, texts))
     assert [c.id for c in cards] == [c.id for c in builder.cards]
     assert all(c.text == texts.texts[c.id] for c in cards)
-    assert rng.random() == everything_read.random()
     assert len(texts.reads) <= 2  # what was compared, then at most the rest of the pool
+
+
+def test_a_second_run_does_not_replay_what_other_turns_drew_meanwhile() -> None:
+    """The generator is shared by the process's turns: numbers drawn by another turn while the
+    texts are read are not drawn again after the algorithm runs a second time."""
+    twins = [Candidate(i, i, float(i), None, {"agree": 20 + i, "disagree": 1}) for i in range(40)]
+    rng = random.Random(5)
+    drawn_meanwhile: list[float] = []
+
+    async def read_while_another_turn_draws(candidates: Sequence[Candidate]) -> None:
+        drawn_meanwhile.append(rng.random())
+        for candidate in candidates:
+            candidate.text = "We should open the libraries on Sundays"  # all near-duplicates
+
+    cards = asyncio.run(
+        choose_cards(ALGORITHMS["adaptive"], 5, [], twins, rng, read_while_another_turn_draws)
+    )
+    assert len(cards) == 1 and len(drawn_meanwhile) == 2  # a miss, then the whole pool read
+    assert rng.random() not in drawn_meanwhile
 
 
 def test_without_near_duplicates_only_the_compared_texts_are_read_once() -> None:
