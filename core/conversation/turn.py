@@ -9,6 +9,7 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Select, bindparam, update
+from sqlalchemy.orm.attributes import set_committed_value
 from sqlmodel import SQLModel, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -179,6 +180,10 @@ class Turn:
             "b_state": self.state,
         }
         await self.session.exec(_SAVE_POSITION, params=position)
+        # The statement changed the row, not the object: keep the object the session holds
+        # in step, as written (not as a change to flush).
+        set_committed_value(self.participant, "step", self._step)
+        set_committed_value(self.participant, "state", self.state)
         participation = self.participation
         if participation is not None and outdated(participation.updated_at, self.now):
             participation.updated_at = self.now
