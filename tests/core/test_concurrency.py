@@ -131,23 +131,16 @@ async def _while_another_holds_the_participant(
         await other_engine.dispose()
 
 
-async def _participant_in(
-    engine: AsyncEngine, clock: Clock, consultation: Consultation, *, consented: bool
-) -> None:
+async def _participant_in(engine: AsyncEngine, clock: Clock, consultation: Consultation) -> None:
+    """Participant "p", taking part in `consultation`."""
     async with session_factory(engine)() as session, session.begin():
         participant = (await enrol(session, SECRET, "test", "p", None, clock())).participant
         participant.current_consultation_id = consultation.id
-        session.add(participant)
-        if consented:
-            assert participant.id is not None and consultation.id is not None
-            session.add(
-                Participation(
-                    participant_id=participant.id,
-                    consultation_id=consultation.id,
-                    created_at=clock(),
-                    updated_at=clock(),
-                )
-            )
+        assert participant.id is not None and consultation.id is not None
+        joined = {"participant_id": participant.id, "consultation_id": consultation.id}
+        session.add_all(
+            [participant, Participation(**joined, created_at=clock(), updated_at=clock())]
+        )
 
 
 async def test_a_lookup_that_waited_sees_the_consultation_switched_meanwhile(
@@ -155,7 +148,7 @@ async def test_a_lookup_that_waited_sees_the_consultation_switched_meanwhile(
 ) -> None:
     first = await load_consultation()
     second = await load_consultation(slug="second")
-    await _participant_in(engine, clock, first, consented=True)
+    await _participant_in(engine, clock, first)
 
     def switch(enrolment: Enrolment) -> None:
         enrolment.participant.current_consultation_id = second.id
@@ -170,7 +163,7 @@ async def test_a_lookup_that_waited_sees_the_answers_given_meanwhile(
     database_url, engine, load_consultation, clock
 ) -> None:
     consultation = await load_consultation()
-    await _participant_in(engine, clock, consultation, consented=True)
+    await _participant_in(engine, clock, consultation)
 
     def answer(enrolment: Enrolment) -> None:
         assert enrolment.participation is not None
