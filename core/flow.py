@@ -23,6 +23,7 @@ from core.conversation import Conversation
 from core.identity import enrol
 from core.messages import Event, Option, Reply
 from core.models import ProcessedEvent
+from core.sqlite import one_writer_at_a_time
 
 Clock = Callable[[], datetime]
 _ATTEMPTS = 3
@@ -70,9 +71,8 @@ class Flow:
         # than polling for the write lock (core.sqlite), keeps latency flat under load. Other
         # processes on the same file are waited for by that polling.
         bind = sessions.kw.get("bind")
-        self._one_writer = (
-            asyncio.Lock() if bind is not None and bind.dialect.name == "sqlite" else None
-        )
+        serial = bind is not None and one_writer_at_a_time(bind.dialect)
+        self._one_writer = asyncio.Lock() if serial else None
 
     async def receive(self, event: Event) -> list[Reply]:
         """Apply `event` to its sender's conversation; [] if this event was already processed."""

@@ -13,6 +13,7 @@ from sqlmodel import col, delete, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from core.models import ChannelIdentity, Consultation, Participant, Participation
+from core.sqlite import one_writer_at_a_time
 
 # Activity times (last seen, last took part) are kept to the minute: rewriting them on every
 # event would add a write to most events' transactions.
@@ -66,12 +67,6 @@ _CURRENT = (
 )
 
 
-def _serialized(session: AsyncSession) -> bool:
-    """Whether the session's transactions run one at a time. SQLite's take the write lock as
-    they begin (BEGIN IMMEDIATE, see core.sqlite), so a query reads what the last one left."""
-    return session.sync_session.get_bind().dialect.name == "sqlite"
-
-
 @dataclass(frozen=True)
 class Enrolment:
     """A participant, with their current consultation (None if none is selected) and their
@@ -111,7 +106,8 @@ async def enrol(
             identity.last_seen_at = now
             session.add(identity)
         current = participant.current_consultation_id
-        if current is not None and not _serialized(session):
+        dialect = session.sync_session.get_bind().dialect
+        if current is not None and not one_writer_at_a_time(dialect):
             # On PostgreSQL a query that waited for the participant's lock gets the participant
             # as the holder left it, but the joined rows as they were when the query began
             # (the holder may have switched consultation or answered a question): read again.

@@ -30,7 +30,7 @@ from typing import Any
 from sqlalchemy import pool
 from sqlalchemy.dialects import registry
 from sqlalchemy.dialects.sqlite.pysqlite import SQLiteDialect_pysqlite
-from sqlalchemy.engine import URL, Connection
+from sqlalchemy.engine import URL, Connection, Dialect
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.util.concurrency import await_, in_greenlet
 
@@ -129,6 +129,12 @@ def _inline(call: Callable[..., Any], *args: Any) -> Any:
 
 
 registry.register(f"sqlite.{DRIVER}", __name__, "InlineSQLiteDialect")
+
+
+def one_writer_at_a_time(dialect: Dialect) -> bool:
+    """Whether transactions on `dialect` run one at a time: on SQLite each takes the write lock
+    as it begins (`begin_immediate`), so a query reads what the last one committed."""
+    return dialect.name == "sqlite"
 
 
 def configure(dbapi_connection: sqlite3.Connection) -> None:
