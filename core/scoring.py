@@ -99,6 +99,17 @@ def smoothed(count: float, votes: float) -> Estimate:
     return Estimate(rate, Z95 * math.sqrt(max(rate * (1 - rate), 0.0) / (votes + 1)))
 
 
+def contender_scores(agree: int, disagree: int, neutral: int) -> tuple[float, float]:
+    """What sequencing ranks the current contenders by: the smoothed agree rate (the consensus
+    ranking) and the smaller of the smoothed agree and disagree rates (the controversy ranking),
+    from a proposal's sequence-vote counts. Stored on the proposal with its counters
+    (`agree_score`, `split_score`: see core.voting) so that the leaders of a consultation of any
+    size are found by an index, not by reading every proposal."""
+    votes = agree + disagree + neutral
+    rate, against = smoothed(agree, votes).value, smoothed(disagree, votes).value
+    return rate, min(rate, against)
+
+
 def combine(*terms: tuple[float, Estimate]) -> Estimate:
     """Sum of `sign * estimate`, intervals combined in quadrature."""
     value = sum(sign * estimate.value for sign, estimate in terms)

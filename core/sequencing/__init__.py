@@ -22,14 +22,25 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from core.definitions import settings_of
 from core.i18n import Translator
 from core.models import Consultation, ProposalStatus, QualificationKey
-from core.sequencing.algorithms import ALGORITHMS, READS_QUALIFICATIONS
+from core.sequencing.algorithms import ALGORITHMS, READS_CONTENDERS, READS_QUALIFICATIONS
 from core.sequencing.rules import Candidate, SequenceBuilder, choose_cards
 
-__all__ = ["ALGORITHMS", "Candidate", "SequenceBuilder", "next_proposals_for"]
+__all__ = [
+    "ALGORITHMS",
+    "READS_CONTENDERS",
+    "Candidate",
+    "SequenceBuilder",
+    "next_proposals_for",
+]
 
 FRESH_BELOW = 10  # votes: proposals below it are "new" for every algorithm's purposes
 FRESH_LIMIT = 64
 SAMPLE_LIMIT = 512
+# The current leaders by the stored contender scores (core.scoring.contender_scores), read next
+# to the sample for the algorithms that rank them (READS_CONTENDERS): a sample of a large
+# consultation holds few of its top 10, and an algorithm cannot settle a set it does not see.
+CONSENSUS_CONTENDERS = 32
+CONTROVERSY_CONTENDERS = 16
 
 
 # What an algorithm needs of a proposal, read as plain rows with the pool (the proposal keeps

@@ -232,6 +232,11 @@ def adaptive(builder: SequenceBuilder, pool: Sequence[Candidate], rng: random.Ra
 # the qualification counters (a query more per selection, so only where they are used).
 READS_QUALIFICATIONS = frozenset({"makeorg"})
 
+# These rank the proposals by their counters, so their pool holds the current contenders of
+# each ranking besides the sample (see core.sequencing). `uniform` is a uniform draw among the
+# eligible proposals, which a pool weighted towards the leaders would no longer be.
+READS_CONTENDERS = frozenset({"polis", "makeorg", "adaptive"})
+
 ALGORITHMS: dict[str, Algorithm] = {
     "uniform": uniform,
     "polis": polis,
