@@ -33,7 +33,7 @@ from sqlmodel import SQLModel
 
 from bench.populations import CONSENSUS_K, CONTROVERSY_K, Dataset, Population, synthetic, top
 from core.models import Consultation
-from core.scoring import smoothed
+from core.scoring import contender_scores, smoothed
 from core.sequencing import (
     ALGORITHMS,
     FRESH_BELOW,
@@ -310,6 +310,15 @@ async def database_timing(
                         "agree_count": counts["agree"],
                         "disagree_count": counts["disagree"],
                         "neutral_count": counts["neutral"],
+                        **dict(
+                            zip(
+                                ("agree_score", "split_score"),
+                                contender_scores(
+                                    counts["agree"], counts["disagree"], counts["neutral"]
+                                ),
+                                strict=True,
+                            )
+                        ),
                         "shuffle": shuffle.random(),
                         "created_at": datetime.fromtimestamp(created, UTC),
                         "updated_at": now,

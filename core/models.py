@@ -179,6 +179,9 @@ class Proposal(SQLModel, table=True):
         # core.sequencing): the database answers from the index alone.
         Index("ix_proposal_fair_order", *_SCOPE, "vote_count", *_POOL),
         Index("ix_proposal_shuffle", *_SCOPE, "shuffle", "vote_count", *_POOL),
+        # The current leaders of each ranking, read next to the sample (contenders).
+        Index("ix_proposal_agree_score", *_SCOPE, "agree_score", "vote_count", *_POOL),
+        Index("ix_proposal_split_score", *_SCOPE, "split_score", "vote_count", *_POOL),
     )
 
     id: int | None = Field(default=None, primary_key=True)
@@ -195,6 +198,11 @@ class Proposal(SQLModel, table=True):
     agree_count: int = 0
     disagree_count: int = 0
     neutral_count: int = 0
+    # Scores of those counts that sequencing ranks contenders by (core.scoring.contender_scores),
+    # kept by the same statements as the counts (core.voting). With no votes, both are the
+    # smoothing prior.
+    agree_score: float = 0.33
+    split_score: float = 0.33
     # A fixed pseudo-random place in [0, 1): sequencing samples the pool from a random point of
     # this index, so a sample costs the same with 100 proposals or 100,000 (see core.sequencing).
     shuffle: float | None = Field(default=None)

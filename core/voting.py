@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import bindparam, func, insert, or_, update
+from sqlalchemy import Float, bindparam, case, func, insert, literal, or_, update
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm.attributes import set_committed_value
@@ -27,6 +27,7 @@ from core.models import (
     Vote,
     VoteKey,
 )
+from core.scoring import PRIOR, contender_scores
 
 COUNTED_KEYS: tuple[str, ...] = tuple(VoteKey) + tuple(QualificationKey)
 
@@ -63,31 +64,44 @@ _BUMP = (
     )
     .values(count=_TALLY.count + bindparam("b_by"))
 )
+
+
+def _scored(moved: dict[VoteKey, Any]) -> dict[str, Any]:
+    """The SET clause of a statement that gives the proposal's trusted counts the values in
+    `moved` (SQL expressions of the row as it was): those counts, and the contender scores
+    they make. The scores are `core.scoring.contender_scores`, in SQL (tests hold the two
+    equal), so that one statement keeps the counts and their scores in step."""
+    count = {key: moved.get(key, _PROPOSAL[f"{key}_count"]) for key in VoteKey}
+    votes = count[VoteKey.AGREE] + count[VoteKey.DISAGREE] + count[VoteKey.NEUTRAL]
+    votes += literal(1.0, Float)
+    rate = (count[VoteKey.AGREE] + literal(PRIOR, Float)) / votes
+    against = (count[VoteKey.DISAGREE] + literal(PRIOR, Float)) / votes
+    return {
+        **{f"{key}_count": value for key, value in moved.items()},
+        "agree_score": rate,
+        "split_score": case((rate < against, rate), else_=against),
+    }
+
+
 # Per vote key: the proposal's vote count and its trusted count of that key (see Proposal).
 _COUNT_VOTES = {
     key: update(_PROPOSALS)
     .where(_PROPOSAL.id == bindparam("b_proposal"))
     .values(
-        {
-            "vote_count": _PROPOSAL.vote_count + bindparam("b_votes"),
-            f"{key}_count": _PROPOSAL[f"{key}_count"] + bindparam("b_trusted"),
-        }
+        vote_count=_PROPOSAL.vote_count + bindparam("b_votes"),
+        **_scored({key: _PROPOSAL[f"{key}_count"] + bindparam("b_trusted")}),
     )
     for key in VoteKey
 }
 _MOVE_VOTE = {
     (old, new): update(_PROPOSALS)
     .where(_PROPOSAL.id == bindparam("b_proposal"))
-    .values(
-        {
-            f"{old}_count": _PROPOSAL[f"{old}_count"] - 1,
-            f"{new}_count": _PROPOSAL[f"{new}_count"] + 1,
-        }
-    )
+    .values(_scored({old: _PROPOSAL[f"{old}_count"] - 1, new: _PROPOSAL[f"{new}_count"] + 1}))
     for old in VoteKey
     for new in VoteKey
     if old != new
 }
+_RESCORE = update(_PROPOSALS).values(_scored({}))
 # A first vote is inserted and returns its id; a vote already there makes it return nothing.
 _FIRST_VOTE = {
     dialect: insert_for(_VOTES)
@@ -106,6 +120,19 @@ def _loaded(session: AsyncSession, model: type[SQLModel], key: object, name: str
         set_committed_value(found, name, getattr(found, name) + by)
 
 
+def _loaded_proposal(session: AsyncSession, proposal_id: int, moved: dict[str, int]) -> None:
+    """`_loaded` for a proposal whose counts moved by `moved` (attribute: change), with the
+    contender scores those counts now make."""
+    for name, by in moved.items():
+        _loaded(session, Proposal, proposal_id, name, by)
+    identity = session.sync_session.identity_key(Proposal, proposal_id)
+    found = session.sync_session.identity_map.get(identity)
+    if isinstance(found, Proposal):
+        scores = contender_scores(found.agree_count, found.disagree_count, found.neutral_count)
+        set_committed_value(found, "agree_score", scores[0])
+        set_committed_value(found, "split_score", scores[1])
+
+
 async def _bump(session: AsyncSession, proposal_id: int, key: str, trusted: bool, by: int) -> None:
     parameters = {"b_proposal": proposal_id, "b_key": key, "b_trusted": trusted, "b_by": by}
     await session.exec(_BUMP, params=parameters)
@@ -118,15 +145,13 @@ async def _count_votes(
     """Move the proposal's vote count by `votes` and its trusted count of `key` by `trusted`."""
     parameters = {"b_proposal": proposal_id, "b_votes": votes, "b_trusted": trusted}
     await session.exec(_COUNT_VOTES[VoteKey(key)], params=parameters)
-    _loaded(session, Proposal, proposal_id, "vote_count", votes)
-    _loaded(session, Proposal, proposal_id, f"{key}_count", trusted)
+    _loaded_proposal(session, proposal_id, {"vote_count": votes, f"{key}_count": trusted})
 
 
 async def _move_vote(session: AsyncSession, proposal_id: int, old: VoteKey, new: VoteKey) -> None:
     """A trusted vote changed from `old` to `new`: the proposal's counts of both keys move."""
     await session.exec(_MOVE_VOTE[old, new], params={"b_proposal": proposal_id})
-    _loaded(session, Proposal, proposal_id, f"{old}_count", -1)
-    _loaded(session, Proposal, proposal_id, f"{new}_count", +1)
+    _loaded_proposal(session, proposal_id, {f"{old}_count": -1, f"{new}_count": +1})
 
 
 async def record_vote(
@@ -296,8 +321,8 @@ async def import_votes(session: AsyncSession, votes: list[CastVote], now: dateti
 
 
 async def recount_votes(session: AsyncSession) -> int:
-    """Set every proposal's vote count and trusted counts by key from its votes; returns how
-    many proposals had a count that was off.
+    """Set every proposal's vote count and trusted counts by key from its votes, and the
+    contender scores of those counts; returns how many proposals had a count that was off.
 
     For a deployment that ran workers of an older version while a newer one had migrated
     (those keep only the counters they knew of): run it once every worker is up to date.
@@ -318,6 +343,7 @@ async def recount_votes(session: AsyncSession) -> int:
     }
     wrong = or_(*(_PROPOSAL[name] != value for name, value in right.items()))
     result = await session.exec(update(_PROPOSALS).where(wrong).values(right))
+    await session.exec(_RESCORE)  # the scores of the counts as they now are
     return int(result.rowcount)
 
 

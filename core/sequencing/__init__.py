@@ -90,6 +90,20 @@ _SAMPLE_BEFORE = (  # ...wrapping around it
     .order_by(_PROPOSAL.shuffle)
     .limit(bindparam("b_limit", type_=Integer))
 )
+# The current leaders of each ranking (their scores are kept by core.voting), walking a score
+# index from the top: the order is the index's own (ties go to the better-measured proposal),
+# so neither database sorts. "vote_count + 0" keeps the planner from searching
+# ix_proposal_fair_order by vote count instead and sorting every tested proposal, which
+# SQLite, without statistics, did.
+_CONTENDERS = tuple(
+    _ELIGIBLE.where(_PROPOSAL.vote_count + 0 >= FRESH_BELOW)
+    .order_by(score.desc(), _PROPOSAL.vote_count.desc(), _PROPOSAL.id.desc())
+    .limit(limit)
+    for score, limit in (
+        (_PROPOSAL.agree_score, CONSENSUS_CONTENDERS),
+        (_PROPOSAL.split_score, CONTROVERSY_CONTENDERS),
+    )
+)
 _SHOWN = select(*_POOL_COLUMNS, _PROPOSAL.text).where(
     _PROPOSAL.id.in_(bindparam("b_shown", expanding=True))
 )
@@ -157,8 +171,10 @@ async def next_proposals_for(
 
     `shown` are the proposals already shown in this sequence (voted on or skipped). The pool
     is bounded whatever the size of the consultation: the oldest proposals that still need
-    votes (fewer than FRESH_BELOW) and a uniform sample of the others, read from a random
-    point of the shuffle index, so one selection costs the same with 100 or 100,000 proposals.
+    votes (fewer than FRESH_BELOW), the current contenders of the consensus and controversy
+    rankings (for the algorithms in READS_CONTENDERS), and a uniform sample of the others, read
+    from a random point of the shuffle index, so one selection costs the same with 100 or
+    100,000 proposals.
     The proposals come as the `Candidate`s the algorithm chose (id, author, text, counters),
     not as ORM objects: the caller needs their ids, and loading them would double the cost.
     """
@@ -174,12 +190,15 @@ async def next_proposals_for(
         "b_pivot": rng.random(),
     }
     # Rows taken all at once (`all`): iterating a result fetches them from the driver one by one.
-    fresh = (await connection.execute(_FRESH, parameters)).all()
+    first = list((await connection.execute(_FRESH, parameters)).all())
+    if settings.sequencing in READS_CONTENDERS:
+        for contenders in _CONTENDERS:
+            first += (await connection.execute(contenders, parameters)).all()
     sample = list((await connection.execute(_SAMPLE_FROM, parameters)).all())
     if len(sample) < SAMPLE_LIMIT:  # wrap around the index
         parameters["b_limit"] = SAMPLE_LIMIT - len(sample)
         sample += (await connection.execute(_SAMPLE_BEFORE, parameters)).all()
-    pool: list[_Row] = list({row[0]: tuple(row) for row in [*fresh, *sample]}.values())
+    pool: list[_Row] = list({row[0]: tuple(row) for row in [*first, *sample]}.values())
     in_sequence: list[Candidate] = []
     if shown:
         found = (await connection.execute(_SHOWN, parameters)).all()

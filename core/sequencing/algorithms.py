@@ -23,7 +23,9 @@ replayable in tests and in the benchmark.
                of the remaining slots raises proposals with 5 to 9 votes to 10.
             2. LUCB: each proposal's agree rate is estimated as the results will estimate it
                (Make.org's smoothing, `core.scoring.smoothed`) with its standard error
-               sqrt(m (1 - m) / (n + 1)). With J the current top 10, the cards go alternately
+               sqrt(m (1 - m) / (n + 1)). With J the current top 10 (the pool holds the
+               consultation's leaders by that rate, read by an index next to the sample: J is
+               the consultation's, not the sample's), the cards go alternately
                to the member of J with the lowest lower bound and the non-member with the
                highest upper bound, bounds at m -/+ (1 + z) standard errors, z ~ N(0, 1) drawn
                per proposal and call. The draw is the Thompson-sampling element (as in top-two

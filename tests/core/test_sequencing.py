@@ -6,15 +6,22 @@ import random
 from collections.abc import Sequence
 
 import pytest
-from sqlmodel import col, select
+from sqlmodel import SQLModel, col, insert, select
 
 from core.identity import enrol
 from core.models import QUALIFICATIONS, Consultation, Proposal, ProposalStatus, Tally, VoteKey
+from core.scoring import contender_scores
 from core.sequencing import (
+    _CONTENDERS,
     _FRESH,
     _SAMPLE_BEFORE,
     _SAMPLE_FROM,
     ALGORITHMS,
+    CONSENSUS_CONTENDERS,
+    CONTROVERSY_CONTENDERS,
+    FRESH_BELOW,
+    FRESH_LIMIT,
+    SAMPLE_LIMIT,
     Candidate,
     SequenceBuilder,
     next_proposals_for,
@@ -139,9 +146,91 @@ async def test_algorithms_get_the_trusted_counters_of_each_candidate(
     assert {p: seen[p] for p in proposals} == expected
 
 
+@pytest.mark.parametrize("algorithm", ["adaptive", "uniform"])
+async def test_the_pool_holds_the_leaders_of_a_consultation_larger_than_its_sample(
+    sessions, load_consultation, clock, monkeypatch, algorithm: str
+) -> None:
+    """With more tested proposals than SAMPLE_LIMIT, a sample holds few of the leaders: the
+    algorithms that rank proposals get the eligible leaders of each ranking (by the stored
+    scores) in their pool as well; `uniform` gets its uniform sample alone."""
+    consultation = await load_consultation(settings={"sequencing": algorithm})
+    pools: list[list[Candidate]] = []
+
+    def recording(builder: SequenceBuilder, pool: Sequence[Candidate], rng: random.Random) -> None:
+        pools.append(list(pool))
+
+    monkeypatch.setitem(ALGORITHMS, algorithm, recording)
+    rng = random.Random(11)
+    rows = []
+    for i in range(SAMPLE_LIMIT + 300):  # tested ones: all from the sample, if it could
+        votes = rng.randint(FRESH_BELOW, 400)
+        agree = rng.randint(0, votes)
+        disagree = rng.randint(0, votes - agree)
+        neutral = votes - agree - disagree
+        agree_score, split_score = contender_scores(agree, disagree, neutral)
+        rows.append(
+            {
+                "consultation_id": consultation.id,
+                "ref": f"t{i}",
+                "locale": "en",
+                "text": f"We should try idea number {i}",
+                "status": "accepted",
+                "vote_count": votes,
+                "agree_count": agree,
+                "disagree_count": disagree,
+                "neutral_count": neutral,
+                "agree_score": agree_score,
+                "split_score": split_score,
+                "shuffle": rng.random(),
+                "created_at": clock(),
+                "updated_at": clock(),
+            }
+        )
+    proposals = SQLModel.metadata.tables["proposal"]
+    async with sessions() as session, session.begin():
+        me = (await enrol(session, SECRET, "test", "me", None, clock())).participant
+        await session.exec(insert(proposals), params=rows)
+        found = await session.exec(
+            select(Proposal).where(
+                Proposal.consultation_id == consultation.id, Proposal.locale == "en"
+            )
+        )
+        everything = list(found)
+        tested = [p for p in everything if p.vote_count >= FRESH_BELOW]
+        by_agree = sorted(tested, key=lambda p: (p.agree_score, p.vote_count, p.id))[::-1]
+        by_split = sorted(tested, key=lambda p: (p.split_score, p.vote_count, p.id))[::-1]
+        by_agree[0].author_id = me.id  # the leader is mine: never in my pool
+        session.add(by_agree[0])
+        for leader in (by_agree[1], by_split[0]):  # and I voted on these
+            await record_vote(session, me.id, leader.id, VoteKey.AGREE, trusted=True, now=clock())
+    excluded = {by_agree[0].id, by_agree[1].id, by_split[0].id}
+    fresh = [p.id for p in everything if p.vote_count < FRESH_BELOW][:FRESH_LIMIT]
+    leaders = {p.id for p in by_agree if p.id not in excluded}
+    splitting = {p.id for p in by_split if p.id not in excluded}
+    top_agree = [p.id for p in by_agree if p.id in leaders][:CONSENSUS_CONTENDERS]
+    top_split = [p.id for p in by_split if p.id in splitting][:CONTROVERSY_CONTENDERS]
+    assert (len(top_agree), len(top_split)) == (CONSENSUS_CONTENDERS, CONTROVERSY_CONTENDERS)
+    for seed in range(4):
+        async with sessions() as session:
+            current = await session.get(Consultation, consultation.id)
+            await next_proposals_for(session, me.id, current, "en", 12, rng=random.Random(seed))
+        pool = {c.id for c in pools[-1]}
+        assert len(pool) == len(pools[-1])  # each once
+        assert not pool & excluded
+        assert set(fresh) <= pool
+        sampled = len(pool) - len(fresh)
+        if algorithm == "uniform":
+            assert sampled == SAMPLE_LIMIT
+            assert not set(top_agree) <= pool  # 32 of 800 in a sample of 512: almost never
+        else:
+            assert set(top_agree) | set(top_split) <= pool
+            assert SAMPLE_LIMIT < sampled <= SAMPLE_LIMIT + len(set(top_agree) | set(top_split))
+
+
 async def test_the_pool_is_read_from_its_indexes_alone_on_sqlite(engine) -> None:
-    """The pool's queries find every column they read in ix_proposal_fair_order and
-    ix_proposal_shuffle (a column added to the pool belongs in both indexes too)."""
+    """The pool's queries find every column they read in the index they walk:
+    ix_proposal_fair_order, ix_proposal_shuffle and the two score indexes (a column added to
+    the pool belongs in all four); the contenders, walking a score index, are not sorted."""
     if engine.dialect.name != "sqlite":
         pytest.skip("query plans are SQLite's")
     parameters = {
@@ -153,10 +242,12 @@ async def test_the_pool_is_read_from_its_indexes_alone_on_sqlite(engine) -> None
         "b_limit": 10,
     }
     async with engine.connect() as connection:
-        for statement in (_FRESH, _SAMPLE_FROM, _SAMPLE_BEFORE):
+        for statement in (_FRESH, _SAMPLE_FROM, _SAMPLE_BEFORE, *_CONTENDERS):
             compiled = statement.params(parameters).compile(
                 dialect=engine.dialect, compile_kwargs={"literal_binds": True}
             )
             plan = await connection.exec_driver_sql(f"EXPLAIN QUERY PLAN {compiled}")
             steps = [row[-1] for row in plan]
             assert any("proposal USING COVERING INDEX ix_proposal_" in step for step in steps)
+            if statement in _CONTENDERS:  # the leaders come in the index's order: no sort
+                assert not any("TEMP B-TREE" in step for step in steps), steps

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import text
 from sqlmodel import SQLModel
 
 import core.models  # noqa: F401
+from core.scoring import contender_scores
 from core.storage import create_engine, migrate
 
 
@@ -26,7 +28,8 @@ async def test_migrating_again_is_a_no_op(engine) -> None:
 
 
 async def test_proposals_get_their_trusted_vote_counts_from_the_counters(database_url) -> None:
-    """Revision 0003 copies each proposal's trusted agree/disagree/neutral tallies onto it."""
+    """Revision 0003 copies each proposal's trusted agree/disagree/neutral tallies onto it;
+    revision 0005 scores them."""
     engine = create_engine(database_url)
     try:
         await migrate(engine, "0002")
@@ -67,10 +70,14 @@ async def test_proposals_get_their_trusted_vote_counts_from_the_counters(databas
         async with engine.connect() as connection:
             rows = await connection.execute(
                 text(
-                    "SELECT id, agree_count, disagree_count, neutral_count FROM proposal"
-                    " ORDER BY id"
+                    "SELECT id, agree_count, disagree_count, neutral_count, agree_score,"
+                    " split_score FROM proposal ORDER BY id"
                 )
             )
-            assert [tuple(row) for row in rows] == [(1, 4, 1, 0), (2, 0, 0, 7)]
+            found = [tuple(row) for row in rows]
+        assert [row[:4] for row in found] == [(1, 4, 1, 0), (2, 0, 0, 7)]
+        # Revision 0005 scores those counts as the code does.
+        for _, agree, disagree, neutral, *scores in found:
+            assert scores == pytest.approx(contender_scores(agree, disagree, neutral))
     finally:
         await engine.dispose()

@@ -17,7 +17,7 @@ from core.models import (
     Vote,
     VoteKey,
 )
-from core.scoring import counts_of, score
+from core.scoring import PRIOR, contender_scores, counts_of, score
 from core.voting import (
     CastVote,
     InvalidQualification,
@@ -85,6 +85,8 @@ async def test_objects_already_in_the_session_see_the_counts_a_vote_changed(
         assert (agree.count, disagree.count) == (before[1], before[2] + 1)
         assert shown.vote_count == before[0] + 1
         assert (shown.agree_count, shown.disagree_count) == (before[1], before[2] + 1)
+        counts = shown.agree_count, shown.disagree_count, shown.neutral_count
+        assert (shown.agree_score, shown.split_score) == contender_scores(*counts)
     async with sessions() as session:  # and the rows agree with them
         stored = await session.get(Proposal, proposal)
         assert stored.vote_count == before[0] + 1
@@ -135,6 +137,9 @@ async def test_counters_always_equal_a_recount_of_the_votes(
             # The proposal's own trusted counts, which sequencing reads, equal them too.
             mirrored = (stored.agree_count, stored.disagree_count, stored.neutral_count)
             assert mirrored == tuple(sum(v.key == k and v.trusted for v in mine) for k in VoteKey)
+            # And the scores the statements computed from them are the ones scoring defines.
+            scores = stored.agree_score, stored.split_score
+            assert scores == pytest.approx(contender_scores(*mirrored), rel=1e-12)
 
 
 async def test_importing_votes_in_bulk_keeps_the_counters_exact(
@@ -158,6 +163,10 @@ async def test_importing_votes_in_bulk_keeps_the_counters_exact(
         first, second = [await session.get(Proposal, p) for p in proposals[:2]]
         assert (first.vote_count, first.agree_count, first.disagree_count) == (3, 1, 1)
         assert (second.vote_count, second.neutral_count, second.agree_count) == (1, 1, 0)
+        assert (first.agree_score, first.split_score) == pytest.approx(
+            ((1 + PRIOR) / 3, (1 + PRIOR) / 3)
+        )
+        assert (second.agree_score, second.split_score) == pytest.approx((PRIOR / 2, PRIOR / 2))
     mismatched = [
         CastVote(people[1], proposals[2], VoteKey.AGREE, True, (QualificationKey.NO_WAY,))
     ]
@@ -199,7 +208,7 @@ async def test_a_recount_repairs_the_vote_counts_of_proposals(
         await session.exec(
             update(Proposal)
             .where(col(Proposal.id) == proposals[0])
-            .values(agree_count=0, neutral_count=5, vote_count=1)
+            .values(agree_count=0, neutral_count=5, vote_count=1, agree_score=0.9)
         )
     async with sessions() as session, session.begin():
         assert await recount_votes(session) == 1  # the other proposals were right
@@ -207,4 +216,5 @@ async def test_a_recount_repairs_the_vote_counts_of_proposals(
         first = await session.get(Proposal, proposals[0])
         counts = (first.vote_count, first.agree_count, first.disagree_count, first.neutral_count)
         assert counts == (4, 1, 1, 1)  # the fourth vote (agree) is untrusted
+        assert first.agree_score == pytest.approx((1 + PRIOR) / 4)
         assert await recount_votes(session) == 0
