@@ -31,6 +31,7 @@ from pathlib import Path
 from sqlalchemy import insert
 from sqlmodel import SQLModel
 
+from bench.pools import PoolShape, ProductionPool
 from bench.populations import CONSENSUS_K, CONTROVERSY_K, Dataset, Population, synthetic, top
 from core.models import Consultation
 from core.scoring import smoothed
@@ -112,7 +113,12 @@ def arrival_floor(population: Population, participants: int, budget: int) -> int
 
 
 def simulate(
-    population: Population, algorithm: str, budget: int, participants: int, seed: int
+    population: Population,
+    algorithm: str,
+    budget: int,
+    participants: int,
+    seed: int,
+    pool: PoolShape | None = None,
 ) -> Run:
     """One consultation: participants arrive one by one and each votes `budget` times.
 
@@ -121,6 +127,11 @@ def simulate(
     and the same vote of a participant on a proposal (`common_uniform`); the algorithm's own
     randomness is a separate stream; it sees only the counters, the texts, authors, arrival
     times (never the truth, nor the participant's group).
+
+    Each selection's pool: with `pool` None, every arrived proposal the participant has not
+    seen (the "whole" pool); with a shape, the bounded pool production would read
+    (`bench.pools`), its pivot drawn from the algorithm's stream as `next_proposals_for` draws
+    it, and the proposals' places in the shuffle index the same for every algorithm.
     """
     crowd = random.Random(seed)
     rng = random.Random(seed * 7919 + 17)  # the algorithm's stream, apart from the crowd's
@@ -141,16 +152,28 @@ def simulate(
     checkpoint_every = max(1, total // CHECKPOINTS)
     reached_at: int | None = None
     arrived = 0
+    bounded = None
+    if pool is not None:
+        places = random.Random(seed * 7919 + 29)  # the shuffle index, apart from both streams
+        shuffle = [places.random() for _ in range(size)]
+        bounded = ProductionPool(pool, candidates, shuffle, algorithm)
+    arrived_pool: list[Candidate] = []
     for person in range(participants):
         while arrived < size and population.arrival[order[arrived]] <= person / participants:
+            if bounded is not None:
+                bounded.arrive(order[arrived])
             arrived += 1
-        pool = [candidates[p] for p in order[:arrived]]
+        if bounded is None:
+            arrived_pool = [candidates[p] for p in order[:arrived]]
         group = groups[person]
         seen: list[Candidate] = []
         seen_ids: set[int] = set()
         voted = 0
         while voted < budget:
-            remaining = [c for c in pool if c.id not in seen_ids]
+            if bounded is None:
+                remaining = [c for c in arrived_pool if c.id not in seen_ids]
+            else:
+                remaining = bounded.pool_for(seen_ids, rng.random())
             if not remaining:
                 break
             started = time.perf_counter()
@@ -177,6 +200,8 @@ def simulate(
                 counts[card.id][key] += 1
                 if key != "neutral" and common_uniform(seed, person, card.id, 1) < 0.35:
                     counts[card.id]["likeIt" if key == "agree" else "noWay"] += 1
+                if bounded is not None:
+                    bounded.voted(card.id)
                 voted += 1
                 run.votes += 1
                 if run.votes % checkpoint_every == 0:
