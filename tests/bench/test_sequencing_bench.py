@@ -14,7 +14,7 @@ import pytest
 
 from bench.pools import PoolShape, ProductionPool
 from bench.populations import synthetic
-from bench.sequencing import Plan, goal, run_suite, simulate, table
+from bench.sequencing import LargeDataset, Plan, goal, run_suite, simulate, table
 from core.scoring import contender_scores
 from core.sequencing import FRESH_BELOW, Candidate
 
@@ -57,6 +57,9 @@ def test_the_report_has_every_algorithm_budget_and_figure() -> None:
         }
         assert all(value > 0 for value in figures.values())
     assert "P@10 consensus" in table(report)
+    assert "synthetic-large: left out: --quick runs synthetic-large only with --large" in table(
+        report
+    )
     json.dumps(report)
 
 
@@ -329,3 +332,36 @@ def test_the_kept_orders_give_the_pool_sorting_everything_would(algorithm: str) 
                 bound += shape.consensus_contenders + shape.controversy_contenders
             assert len(got) <= bound
     assert sum(c.votes >= FRESH_BELOW for c in candidates) > shape.sample_limit  # it binds
+
+
+def test_the_large_dataset_is_played_with_its_own_crowd_seeds_and_pool() -> None:
+    large = LargeDataset(proposals=60, participants=80, seeds=(1, 2), pool=PoolShape(4, 8, 3, 2))
+    plan = Plan(20, 25, (1,), (5,), scale_proposals=200, scale_calls=2, large=large)
+    datasets = [("synthetic", lambda s: synthetic(s, 25))]
+    report = run_suite(datasets, plan, ["uniform", "makeorg", "adaptive"])
+    rows = report["results"]
+    assert isinstance(rows, list)
+    assert [(r["dataset"], r["algorithm"]) for r in rows][3:] == [
+        ("synthetic-large", "uniform"),
+        ("synthetic-large", "makeorg"),
+        ("synthetic-large", "adaptive"),
+    ]
+    assert all(set(row) == set(rows[0]) for row in rows)
+    for row in rows[3:]:
+        assert row["votes"] == 80 * 5
+        assert isinstance(row["votes_to_precision_0_9_per_seed"], list)
+        assert len(row["votes_to_precision_0_9_per_seed"]) == 2
+    assert [(v["dataset"], v["budget"]) for v in report["goal"]] == [  # type: ignore[union-attr]
+        ("synthetic", 5),
+        ("synthetic-large", 5),
+    ]
+    small, described = report["datasets"]  # type: ignore[misc]
+    assert small["pool"] == {"mode": "whole"} and small["participants"] == 20
+    assert described["participants"] == 80 and described["seeds"] == [1, 2]
+    assert described["pool"]["mode"] == "production"
+    assert described["pool"]["sample_limit"] == 8 and described["pool"]["fresh_limit"] == 4
+    assert report["large_dataset"] == "included"
+    shown = table(report)
+    assert "synthetic-large: 60 proposals, 80 participants, 2 seeds" in shown
+    assert "a sample of 8" in shown and "--sample-limit changes this simulated sample only" in shown
+    json.dumps(report)
