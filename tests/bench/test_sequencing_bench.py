@@ -365,3 +365,15 @@ def test_the_large_dataset_is_played_with_its_own_crowd_seeds_and_pool() -> None
     assert "synthetic-large: 60 proposals, 80 participants, 2 seeds" in shown
     assert "a sample of 8" in shown and "--sample-limit changes this simulated sample only" in shown
     json.dumps(report)
+
+
+@pytest.mark.parametrize("value", ["0", "-3", "2.5"])
+def test_a_bad_sample_limit_exits_2(value: str) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "bots.cli", "bench", "sequencing", "--sample-limit", value],
+        capture_output=True,
+        text=True,
+        env={"LC_ALL": "C.UTF-8", "PATH": "/usr/bin:/bin"},
+        cwd=Path(__file__).resolve().parents[2],
+    )
+    assert result.returncode == 2 and "--sample-limit" in result.stderr
