@@ -2,7 +2,9 @@
 
 Each algorithm plays the same simulated consultations (`bench.populations`: synthetic ones and
 Polis replays) with the same votes budget per participant; what emerged is scored against the
-truth of the simulated population:
+truth of the simulated population. The small datasets hand each selection every arrived proposal;
+the large one (a full run's, or --large) the bounded pool production would read (`bench.pools`).
+The figures:
 - precision@10 of the consensus set and precision@5 of the controversy set at the end, both
   estimated from the counters the same way for every algorithm (smoothed rates of
   `core.scoring`);
@@ -22,15 +24,16 @@ import random
 import statistics
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import dataclass, field, replace
+from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 
 from sqlalchemy import insert
 from sqlmodel import SQLModel
 
+from bench.pools import PoolShape, ProductionPool
 from bench.populations import CONSENSUS_K, CONTROVERSY_K, Dataset, Population, synthetic, top
 from core.models import Consultation
 from core.scoring import contender_scores, smoothed
@@ -38,6 +41,7 @@ from core.sequencing import (
     ALGORITHMS,
     FRESH_BELOW,
     FRESH_LIMIT,
+    READS_CONTENDERS,
     SAMPLE_LIMIT,
     Candidate,
     SequenceBuilder,
@@ -112,7 +116,12 @@ def arrival_floor(population: Population, participants: int, budget: int) -> int
 
 
 def simulate(
-    population: Population, algorithm: str, budget: int, participants: int, seed: int
+    population: Population,
+    algorithm: str,
+    budget: int,
+    participants: int,
+    seed: int,
+    pool: PoolShape | None = None,
 ) -> Run:
     """One consultation: participants arrive one by one and each votes `budget` times.
 
@@ -121,6 +130,11 @@ def simulate(
     and the same vote of a participant on a proposal (`common_uniform`); the algorithm's own
     randomness is a separate stream; it sees only the counters, the texts, authors, arrival
     times (never the truth, nor the participant's group).
+
+    Each selection's pool: with `pool` None, every arrived proposal the participant has not
+    seen (the "whole" pool); with a shape, the bounded pool production would read
+    (`bench.pools`), its pivot drawn from the algorithm's stream as `next_proposals_for` draws
+    it, and the proposals' places in the shuffle index the same for every algorithm.
     """
     crowd = random.Random(seed)
     rng = random.Random(seed * 7919 + 17)  # the algorithm's stream, apart from the crowd's
@@ -141,16 +155,28 @@ def simulate(
     checkpoint_every = max(1, total // CHECKPOINTS)
     reached_at: int | None = None
     arrived = 0
+    bounded = None
+    if pool is not None:
+        places = random.Random(seed * 7919 + 29)  # the shuffle index, apart from both streams
+        shuffle = [places.random() for _ in range(size)]
+        bounded = ProductionPool(pool, candidates, shuffle, algorithm)
+    arrived_pool: list[Candidate] = []
     for person in range(participants):
         while arrived < size and population.arrival[order[arrived]] <= person / participants:
+            if bounded is not None:
+                bounded.arrive(order[arrived])
             arrived += 1
-        pool = [candidates[p] for p in order[:arrived]]
+        if bounded is None:
+            arrived_pool = [candidates[p] for p in order[:arrived]]
         group = groups[person]
         seen: list[Candidate] = []
         seen_ids: set[int] = set()
         voted = 0
         while voted < budget:
-            remaining = [c for c in pool if c.id not in seen_ids]
+            if bounded is None:
+                remaining = [c for c in arrived_pool if c.id not in seen_ids]
+            else:
+                remaining = bounded.pool_for(seen_ids, rng.random())
             if not remaining:
                 break
             started = time.perf_counter()
@@ -177,6 +203,8 @@ def simulate(
                 counts[card.id][key] += 1
                 if key != "neutral" and common_uniform(seed, person, card.id, 1) < 0.35:
                     counts[card.id]["likeIt" if key == "agree" else "noWay"] += 1
+                if bounded is not None:
+                    bounded.voted(card.id)
                 voted += 1
                 run.votes += 1
                 if run.votes % checkpoint_every == 0:
@@ -406,6 +434,20 @@ def scale_timing(
 
 
 @dataclass(frozen=True)
+class LargeDataset:
+    """A synthetic consultation large enough that production's bounded pool binds: each
+    selection sees a few hundred of its proposals, built as `next_proposals_for` builds it."""
+
+    proposals: int = 2000
+    participants: int = 20_000
+    seeds: tuple[int, ...] = (1, 2, 3)  # a consultation: from 25 s (uniform) to 9 min (makeorg)
+    pool: PoolShape = field(default_factory=PoolShape)
+
+
+LARGE = "synthetic-large"  # its name in the report
+
+
+@dataclass(frozen=True)
 class Plan:
     """How much to simulate: `--quick` stays under a minute on a 2-core machine."""
 
@@ -415,16 +457,43 @@ class Plan:
     budgets: tuple[int, ...] = (5, 10, 20)
     scale_proposals: int = 30_000
     scale_calls: int = 200
+    large: LargeDataset | None = None  # None: left out
 
 
 QUICK = Plan(participants=600, proposals=120, seeds=(1, 2, 3), scale_calls=50)
 # Whether P@10 stays >= 0.9 swings a lot from one simulated crowd to the next when true rates
 # nearly tie (as in both real conversations): 9 seeds, quartiles next to the medians.
-FULL = Plan(participants=2000, proposals=240, seeds=tuple(range(1, 10)))
+FULL = Plan(participants=2000, proposals=240, seeds=tuple(range(1, 10)), large=LargeDataset())
+
+_Task = tuple[Population, str, int, int, int, PoolShape | None]
 
 
-def _play(task: tuple[Population, str, int, int, int]) -> Run:
+def _play(task: _Task) -> Run:
     return simulate(*task)
+
+
+def _played(tasks: Sequence[_Task], jobs: int) -> list[Run]:
+    """The runs of `tasks`, in their order; the longest started first, so that no process is
+    left alone with a large consultation at the end."""
+    longest = sorted(range(len(tasks)), key=lambda i: -tasks[i][2] * tasks[i][3])
+    if jobs > 1:
+        with ProcessPoolExecutor(jobs) as pool:
+            runs = list(pool.map(_play, [tasks[i] for i in longest]))
+    else:
+        runs = [_play(tasks[i]) for i in longest]
+    played = dict(zip(longest, runs, strict=True))
+    return [played[i] for i in range(len(tasks))]
+
+
+def _describe_pool(pool: PoolShape | None) -> dict[str, object]:
+    if pool is None:
+        return {"mode": "whole"}
+    return {
+        "mode": "production",
+        **asdict(pool),
+        "note": f"sample_limit (--sample-limit) changes the simulated pool only; "
+        f"selection_at_scale times production's next_proposals_for, sample of {SAMPLE_LIMIT}",
+    }
 
 
 def _quartiles(values: Sequence[int | None]) -> tuple[int | None, int | None, int | None]:
@@ -447,40 +516,53 @@ def run_suite(
     one stays the same and only the simulated participants change). With `jobs` > 1 the
     consultations are played in that many processes (each is independent and seeded, so the
     figures do not depend on `jobs`; only the selection times feel the neighbours).
+    The `datasets` are played with the plan's participants and seeds and the whole pool; the
+    plan's large dataset, if any, with its own, and production's bounded pool.
     """
+    played_as: list[tuple[str, Callable[[int], Population], int, tuple[int, ...], PoolShape | None]]
+    played_as = [(name, make, plan.participants, plan.seeds, None) for name, make in datasets]
+    large = plan.large
+    if large is not None:
+        proposals = large.proposals
+        played_as.append(
+            (
+                LARGE,
+                lambda seed: synthetic(seed, proposals),
+                large.participants,
+                large.seeds,
+                large.pool,
+            )
+        )
     described: list[dict[str, object]] = []
-    tasks: list[tuple[Population, str, int, int, int]] = []
-    cells: list[tuple[str, int, str, list[int]]] = []
-    for name, make in datasets:
-        populations = {seed: make(seed) for seed in plan.seeds}
-        first = populations[plan.seeds[0]]
+    tasks: list[_Task] = []
+    cells: list[tuple[str, int, str, list[int], slice]] = []
+    for name, make, participants, seeds, pool in played_as:
+        populations = {seed: make(seed) for seed in seeds}
+        first = populations[seeds[0]]
         described.append(
             {
                 "name": name,
                 "proposals": len(first.texts),
+                "participants": participants,
+                "seeds": list(seeds),
+                "pool": _describe_pool(pool),
                 "truth": first.truth,
                 "group_balance_gain": first.balance_gains(),
             }
         )
         for budget in plan.budgets:
-            floors = [
-                arrival_floor(populations[seed], plan.participants, budget) for seed in plan.seeds
-            ]
+            floors = [arrival_floor(populations[seed], participants, budget) for seed in seeds]
             for algorithm in algorithms:
-                cells.append((name, budget, algorithm, floors))
+                start = len(tasks)
                 tasks += [
-                    (populations[seed], algorithm, budget, plan.participants, seed)
-                    for seed in plan.seeds
+                    (populations[seed], algorithm, budget, participants, seed, pool)
+                    for seed in seeds
                 ]
-    if jobs > 1:
-        with ProcessPoolExecutor(jobs) as pool:
-            played = list(pool.map(_play, tasks))
-    else:
-        played = [_play(task) for task in tasks]
+                cells.append((name, budget, algorithm, floors, slice(start, len(tasks))))
+    played = _played(tasks, jobs)
     rows: list[dict[str, object]] = []
-    per_cell = len(plan.seeds)
-    for index, (name, budget, algorithm, floors) in enumerate(cells):
-        runs = played[index * per_cell : (index + 1) * per_cell]
+    for name, budget, algorithm, floors, runs_of_cell in cells:
+        runs = played[runs_of_cell]
         timings = [t for r in runs for t in r.selection_ms]
         reached = [r.votes_to_target for r in runs]
         low, middle, high = _quartiles(reached)
@@ -523,6 +605,9 @@ def run_suite(
         "participants": plan.participants,
         "jobs": jobs,
         "datasets": described,
+        "large_dataset": "included"
+        if large
+        else f"left out: --quick runs {LARGE} only with --large",
         "results": rows,
         "goal": goal(rows),
         "selection_at_scale": {"proposals": plan.scale_proposals, "by_algorithm": scale},
@@ -595,6 +680,26 @@ def _fmt(value: object) -> str:
     return str(value)
 
 
+def _describe_dataset(dataset: dict[str, object]) -> str:
+    pool = dataset["pool"]
+    seeds = dataset["seeds"]
+    assert isinstance(pool, dict) and isinstance(seeds, list)
+    said = (
+        f"{dataset['name']}: {dataset['proposals']:,} proposals, "
+        f"{dataset['participants']:,} participants, {len(seeds)} seed{'s' * (len(seeds) != 1)}, "
+    )
+    if pool["mode"] == "whole":
+        return said + "the whole pool (every arrived proposal the participant has not seen)"
+    return said + (
+        f"production's pool: the {pool['fresh_limit']} oldest with fewer than {FRESH_BELOW} "
+        f"votes, the {pool['consensus_contenders']} + {pool['controversy_contenders']} "
+        f"contenders (for {', '.join(sorted(READS_CONTENDERS))}), a sample of "
+        f"{pool['sample_limit']}\n    (--sample-limit changes this simulated sample only: the"
+        f" selections at scale below run production's next_proposals_for, sample of"
+        f" {SAMPLE_LIMIT})"
+    )
+
+
 def table(report: dict[str, object]) -> str:
     """The report as a readable table."""
     columns = [
@@ -620,8 +725,6 @@ def table(report: dict[str, object]) -> str:
         "  ".join(cell.ljust(w) for cell, w in zip(line, widths, strict=True)) for line in cells
     ]
     lines.insert(1, "  ".join("-" * w for w in widths))
-    seeds = report["seeds"]
-    assert isinstance(seeds, list)
     lines.append(
         f"(select ms: timed while {report['jobs']} simulations ran at once, see --jobs;"
         " the selections at scale below are timed alone)"
@@ -631,8 +734,8 @@ def table(report: dict[str, object]) -> str:
     if verdicts:
         lines.append("")
         lines.append(
-            f"Goal (medians over {len(seeds)} seeds): adaptive needs {GOAL_REDUCTION:.0%} fewer "
-            "votes than makeorg to reach P@10 >= 0.9, and is never worse than uniform:"
+            f"Goal (medians over each dataset's seeds, below): adaptive needs {GOAL_REDUCTION:.0%}"
+            " fewer votes than makeorg to reach P@10 >= 0.9, and is never worse than uniform:"
         )
     for verdict in verdicts:
         reduction = verdict["reduction"]
@@ -653,6 +756,11 @@ def table(report: dict[str, object]) -> str:
         )
     datasets = report["datasets"]
     assert isinstance(datasets, list)
+    lines.append("")
+    lines.append("Datasets: the pool is what an algorithm chooses among at each selection")
+    lines += [f"  {_describe_dataset(dataset)}" for dataset in datasets]
+    if report["large_dataset"] != "included":
+        lines.append(f"  {LARGE}: {report['large_dataset']}")
     lines.append("")
     lines.append(
         "Variance of a rate that showing proposals to opinion groups in proportion would remove"
@@ -686,11 +794,29 @@ def suite(
     algorithms: Sequence[str],
     extra: Sequence[Dataset] = (),
     jobs: int = 1,
+    large: bool = False,
+    sample_limit: int | None = None,
 ) -> dict[str, object]:
-    """The synthetic suite plus any `extra` datasets (Polis replays), in `jobs` processes."""
+    """The synthetic suite plus any `extra` datasets (Polis replays), in `jobs` processes.
+
+    `seeds` replaces every dataset's seeds, the large one's too; `large` adds the large dataset
+    to a quick run (a full one has it anyway); `sample_limit` replaces production's in the
+    large dataset's simulated pool.
+    """
     plan = QUICK if quick else FULL
+    if large and plan.large is None:
+        plan = replace(plan, large=LargeDataset())
     if seeds:
-        plan = replace(plan, seeds=tuple(range(1, seeds + 1)))
+        numbered = tuple(range(1, seeds + 1))
+        plan = replace(plan, seeds=numbered)
+        if plan.large is not None:
+            plan = replace(plan, large=replace(plan.large, seeds=numbered))
+    if sample_limit is not None and plan.large is not None:
+        pool = replace(plan.large.pool, sample_limit=sample_limit)
+        plan = replace(plan, large=replace(plan.large, pool=pool))
     proposals = plan.proposals
     datasets: list[Dataset] = [("synthetic", lambda seed: synthetic(seed, proposals)), *extra]
-    return run_suite(datasets, plan, algorithms, jobs)
+    report = run_suite(datasets, plan, algorithms, jobs)
+    if sample_limit is not None and plan.large is None:
+        report["large_dataset"] = f"{report['large_dataset']} (so --sample-limit changed nothing)"
+    return report

@@ -4,14 +4,19 @@ from __future__ import annotations
 
 import json
 import math
+import random
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
+from bench.pools import PoolShape, ProductionPool
 from bench.populations import synthetic
-from bench.sequencing import Plan, goal, run_suite, simulate, table
+from bench.sequencing import LargeDataset, Plan, goal, run_suite, simulate, table
+from core.scoring import contender_scores
+from core.sequencing import FRESH_BELOW, Candidate
 
 
 def test_a_simulated_consultation_spends_exactly_the_budget() -> None:
@@ -52,6 +57,9 @@ def test_the_report_has_every_algorithm_budget_and_figure() -> None:
         }
         assert all(value > 0 for value in figures.values())
     assert "P@10 consensus" in table(report)
+    assert "synthetic-large: left out: --quick runs synthetic-large only with --large" in table(
+        report
+    )
     json.dumps(report)
 
 
@@ -186,3 +194,186 @@ def test_the_gain_of_showing_proposals_to_groups_in_proportion() -> None:
     gains = population.balance_gains()
     assert set(gains) == {"consensus", "controversy"}
     assert 0 <= gains["consensus"] <= 1 and 0 <= gains["controversy"] <= 1
+
+
+# Production's bounded pool (bench.pools), on a world small enough to check by hand: 8 tested
+# proposals (ids 0-7, 10 votes each) and 4 fresh ones (8-11, created out of id order).
+_SHUFFLE = (0.55, 0.05, 0.95, 0.35, 0.75, 0.15, 0.85, 0.45, 0.6, 0.2, 0.3, 0.1)
+_CREATED = {8: 3.0, 9: 1.0, 10: 2.0, 11: 1.0}
+_TESTED = {  # agree, disagree, neutral
+    0: (9, 1, 0),  # smoothed agree 0.85, ties with 1: the lower id first
+    1: (9, 1, 0),
+    2: (5, 5, 0),  # the most divisive: min(agree, disagree) 0.48
+    3: (2, 8, 0),
+    4: (6, 4, 0),  # agree 0.57, divisive 0.39
+    5: (10, 0, 0),  # the most agreed: 0.94
+    6: (4, 4, 2),  # divisive 0.42
+    7: (0, 10, 0),
+}
+_KEYS = ("agree", "disagree", "neutral")
+_SMALL = PoolShape(fresh_limit=2, sample_limit=3, consensus_contenders=2, controversy_contenders=2)
+
+
+def _counts(agree: int = 0, disagree: int = 0, neutral: int = 0) -> dict[str, int]:
+    return {"agree": agree, "disagree": disagree, "neutral": neutral}
+
+
+def _world(algorithm: str, shape: PoolShape = _SMALL) -> ProductionPool:
+    """The world above, reached as a simulation reaches it: every proposal arrives with no vote,
+    then the votes come one at a time, interleaved."""
+    candidates = [
+        Candidate(p, None, _CREATED.get(p, 0.0), f"proposal {p}", _counts()) for p in range(12)
+    ]
+    pool = ProductionPool(shape, candidates, _SHUFFLE, algorithm)
+    for p in range(12):
+        pool.arrive(p)
+    votes = [
+        (p, key)
+        for p, n in _TESTED.items()
+        for key, k in zip(_KEYS, n, strict=True)
+        for _ in range(k)
+    ]
+    random.Random(4).shuffle(votes)
+    for p, key in [*votes, (8, "agree"), (10, "neutral")]:  # two fresh ones get a vote
+        candidates[p].counts[key] += 1  # type: ignore[index]
+        pool.voted(p)
+    return pool
+
+
+def _ids(pool: list[Candidate]) -> list[int]:
+    return [c.id for c in pool]
+
+
+def test_the_production_pool_is_fresh_then_contenders_then_a_wrapping_sample() -> None:
+    seen = {9, 5, 6}  # the oldest fresh one, the consensus leader, a divisive one
+    adaptive = _ids(_world("adaptive").pool_for(seen, pivot=0.8))
+    # Fresh, oldest first (11 ties with 9 on creation and has the higher id; 9 was seen):
+    # 11, 10. Consensus: 0, 1 (5 seen). Controversy: 2, 4 (6 seen). Sample from 0.8: 6 seen,
+    # 2 (0.95), then wrapping: 1 (0.05), 5 seen, 3 (0.35); 2 and 1 are already in.
+    assert adaptive == [11, 10, 0, 1, 2, 4, 3]
+    uniform = _ids(_world("uniform").pool_for(seen, pivot=0.8))
+    assert uniform == [11, 10, 2, 1, 3]  # no contenders: the sample alone
+    assert not seen & set(adaptive) and not seen & set(uniform)
+
+
+def test_the_sample_is_a_run_of_the_shuffle_order_from_the_pivot() -> None:
+    world = _world("uniform", replace(_SMALL, fresh_limit=0, sample_limit=8))
+    by_shuffle = sorted(range(8), key=lambda p: _SHUFFLE[p])  # 1 5 3 7 0 4 6 2
+    for pivot, start in [(0.0, 0), (0.4, 3), (0.5, 4), (0.9, 7), (0.99, 0)]:
+        run = by_shuffle[start:] + by_shuffle[:start]
+        assert _ids(world.pool_for(set(), pivot)) == run
+        assert _ids(world.pool_for({run[1]}, pivot)) == [run[0], *run[2:]]
+    limited = _world("uniform", replace(_SMALL, fresh_limit=0, sample_limit=3))
+    assert _ids(limited.pool_for({4}, 0.5)) == [0, 6, 2]  # 0.55, (0.75 seen), 0.85, 0.95
+
+
+def test_the_fresh_part_holds_the_oldest_eligible_ones() -> None:
+    world = _world("uniform", replace(_SMALL, fresh_limit=3, sample_limit=1))
+    assert _ids(world.pool_for(set(), 0.0))[:3] == [9, 11, 10]
+    assert _ids(world.pool_for({11}, 0.0))[:3] == [9, 10, 8]
+    assert _ids(world.pool_for({9, 10}, 0.0)) == [11, 8, 1]  # fresh ones run out: the sample
+
+
+def _pool_by_sorting(
+    candidates: list[Candidate],
+    shuffle: list[float],
+    seen: set[int],
+    pivot: float,
+    shape: PoolShape,
+    contenders: bool,
+) -> list[int]:
+    """The pool as the specification says, by sorting everything: what the indexes must give."""
+    eligible = [c for c in candidates if c.id not in seen]
+    fresh = sorted((c for c in eligible if c.votes < FRESH_BELOW), key=lambda c: (c.created, c.id))
+    tested = [c for c in eligible if c.votes >= FRESH_BELOW]
+
+    def by_score(which: int) -> list[int]:
+        scored = [(contender_scores(*(c.counts[k] for k in _KEYS))[which], c.id) for c in tested]
+        return [p for _, p in sorted(scored, key=lambda s: (-s[0], s[1]))]
+
+    by_shuffle = sorted((c.id for c in tested), key=lambda p: shuffle[p])
+    after = [p for p in by_shuffle if shuffle[p] >= pivot]
+    sample = (after + [p for p in by_shuffle if shuffle[p] < pivot])[: shape.sample_limit]
+    chosen = [c.id for c in fresh[: shape.fresh_limit]]
+    if contenders:
+        chosen += by_score(0)[: shape.consensus_contenders]
+        chosen += by_score(1)[: shape.controversy_contenders]
+    return list(dict.fromkeys(chosen + sample))
+
+
+@pytest.mark.parametrize("algorithm", ["adaptive", "uniform"])
+def test_the_kept_orders_give_the_pool_sorting_everything_would(algorithm: str) -> None:
+    rng = random.Random(11)
+    shape = PoolShape(
+        fresh_limit=5, sample_limit=12, consensus_contenders=4, controversy_contenders=3
+    )
+    size = 60
+    candidates = [Candidate(p, None, float(rng.randrange(20)), "", _counts()) for p in range(size)]
+    shuffle = [rng.random() for _ in range(size)]
+    pool = ProductionPool(shape, candidates, shuffle, algorithm)
+    arrived: list[Candidate] = []
+    for step in range(1500):
+        if len(arrived) < size and step % 25 == 0:
+            pool.arrive(len(arrived))
+            arrived.append(candidates[len(arrived)])
+        voted = rng.choice(arrived)
+        voted.counts[rng.choice(_KEYS)] += 1  # type: ignore[index]
+        pool.voted(voted.id)
+        if step % 50 == 49:
+            seen = set(rng.sample([c.id for c in arrived], min(6, len(arrived) - 1)))
+            pivot = rng.random()
+            got = _ids(pool.pool_for(seen, pivot))
+            expected = _pool_by_sorting(
+                arrived, shuffle, seen, pivot, shape, algorithm == "adaptive"
+            )
+            assert got == expected
+            bound = shape.fresh_limit + shape.sample_limit
+            if algorithm == "adaptive":
+                bound += shape.consensus_contenders + shape.controversy_contenders
+            assert len(got) <= bound
+    assert sum(c.votes >= FRESH_BELOW for c in candidates) > shape.sample_limit  # it binds
+
+
+def test_the_large_dataset_is_played_with_its_own_crowd_seeds_and_pool() -> None:
+    large = LargeDataset(proposals=60, participants=80, seeds=(1, 2), pool=PoolShape(4, 8, 3, 2))
+    plan = Plan(20, 25, (1,), (5,), scale_proposals=200, scale_calls=2, large=large)
+    datasets = [("synthetic", lambda s: synthetic(s, 25))]
+    report = run_suite(datasets, plan, ["uniform", "makeorg", "adaptive"])
+    rows = report["results"]
+    assert isinstance(rows, list)
+    assert [(r["dataset"], r["algorithm"]) for r in rows][3:] == [
+        ("synthetic-large", "uniform"),
+        ("synthetic-large", "makeorg"),
+        ("synthetic-large", "adaptive"),
+    ]
+    assert all(set(row) == set(rows[0]) for row in rows)
+    for row in rows[3:]:
+        assert row["votes"] == 80 * 5
+        assert isinstance(row["votes_to_precision_0_9_per_seed"], list)
+        assert len(row["votes_to_precision_0_9_per_seed"]) == 2
+    assert [(v["dataset"], v["budget"]) for v in report["goal"]] == [  # type: ignore[union-attr]
+        ("synthetic", 5),
+        ("synthetic-large", 5),
+    ]
+    small, described = report["datasets"]  # type: ignore[misc]
+    assert small["pool"] == {"mode": "whole"} and small["participants"] == 20
+    assert described["participants"] == 80 and described["seeds"] == [1, 2]
+    assert described["pool"]["mode"] == "production"
+    assert described["pool"]["sample_limit"] == 8 and described["pool"]["fresh_limit"] == 4
+    assert report["large_dataset"] == "included"
+    shown = table(report)
+    assert "synthetic-large: 60 proposals, 80 participants, 2 seeds" in shown
+    assert "a sample of 8" in shown and "--sample-limit changes this simulated sample only" in shown
+    json.dumps(report)
+
+
+@pytest.mark.parametrize("value", ["0", "-3", "2.5"])
+def test_a_bad_sample_limit_exits_2(value: str) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "bots.cli", "bench", "sequencing", "--sample-limit", value],
+        capture_output=True,
+        text=True,
+        env={"LC_ALL": "C.UTF-8", "PATH": "/usr/bin:/bin"},
+        cwd=Path(__file__).resolve().parents[2],
+    )
+    assert result.returncode == 2 and "--sample-limit" in result.stderr
