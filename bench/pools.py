@@ -39,12 +39,17 @@ class PoolShape:
 
 
 _Key = tuple[float, int]  # an index entry: what it is ordered by, then the proposal's id
+# A ranking's entry: (-score, -votes, -id, id), so that the order is production's
+# (score, vote count and id, all descending: core.sequencing's _CONTENDERS).
+_Ranked = tuple[float, int, int, int]
 
 
-def _first(index: Sequence[_Key], seen: AbstractSet[int], limit: int) -> list[int]:
-    """The first `limit` proposals of `index` not in `seen`."""
+def _first(
+    index: Sequence[_Key] | Sequence[_Ranked], seen: AbstractSet[int], limit: int
+) -> list[int]:
+    """The first `limit` proposals of `index` not in `seen` (an entry ends with its id)."""
     window = index[: limit + len(seen)]  # enough: at most len(seen) of them are skipped
-    return [p for _, p in window if p not in seen][:limit]
+    return [entry[-1] for entry in window if entry[-1] not in seen][:limit]
 
 
 class ProductionPool:
@@ -69,10 +74,10 @@ class ProductionPool:
         self._shuffle = shuffle
         self._fresh: list[_Key] = []  # (created, id): fewer than FRESH_BELOW votes, oldest first
         self._by_shuffle: list[_Key] = []  # the tested ones (FRESH_BELOW votes or more)...
-        self._by_agree: list[_Key] = []  # ...by (-score, id): the highest score, then lowest id
-        self._by_split: list[_Key] = []
+        self._by_agree: list[_Ranked] = []  # ...by each contender score, highest first
+        self._by_split: list[_Ranked] = []
         self._tested: set[int] = set()
-        self._ranked: dict[int, tuple[_Key, _Key]] = {}  # a tested one's entries in the two
+        self._ranked: dict[int, tuple[_Ranked, _Ranked]] = {}  # a tested one's two entries
 
     def arrive(self, proposal: int) -> None:
         """`proposal` is accepted: from now on it may be in a pool."""
@@ -97,9 +102,9 @@ class ProductionPool:
 
         As `next_proposals_for` builds it: the `fresh_limit` oldest eligible fresh proposals;
         with `contenders`, the eligible tested ones with the highest consensus score, then those
-        with the highest controversy score (ties: lowest id first); then `sample_limit` eligible
-        tested ones in shuffle order from the first key >= `pivot`, wrapping around. A proposal
-        in two of these is in the pool once, at its first place.
+        with the highest controversy score (ties: most votes, then highest id first); then
+        `sample_limit` eligible tested ones in shuffle order from the first key >= `pivot`,
+        wrapping around. A proposal in two of these is in the pool once, at its first place.
         """
         shape = self.shape
         chosen = _first(self._fresh, seen, shape.fresh_limit)
@@ -126,9 +131,11 @@ class ProductionPool:
         if old is not None:
             del self._by_agree[bisect_left(self._by_agree, old[0])]
             del self._by_split[bisect_left(self._by_split, old[1])]
-        counts = self._candidates[proposal].counts
+        candidate = self._candidates[proposal]
+        counts = candidate.counts
         agree, split = contender_scores(counts["agree"], counts["disagree"], counts["neutral"])
-        entries = ((-agree, proposal), (-split, proposal))
+        votes = candidate.votes
+        entries = ((-agree, -votes, -proposal, proposal), (-split, -votes, -proposal, proposal))
         insort(self._by_agree, entries[0])
         insort(self._by_split, entries[1])
         self._ranked[proposal] = entries

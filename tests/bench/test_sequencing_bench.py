@@ -201,7 +201,7 @@ def test_the_gain_of_showing_proposals_to_groups_in_proportion() -> None:
 _SHUFFLE = (0.55, 0.05, 0.95, 0.35, 0.75, 0.15, 0.85, 0.45, 0.6, 0.2, 0.3, 0.1)
 _CREATED = {8: 3.0, 9: 1.0, 10: 2.0, 11: 1.0}
 _TESTED = {  # agree, disagree, neutral
-    0: (9, 1, 0),  # smoothed agree 0.85, ties with 1: the lower id first
+    0: (9, 1, 0),  # smoothed agree 0.85, ties with 1 (votes too): the higher id first
     1: (9, 1, 0),
     2: (5, 5, 0),  # the most divisive: min(agree, disagree) 0.48
     3: (2, 8, 0),
@@ -248,9 +248,9 @@ def test_the_production_pool_is_fresh_then_contenders_then_a_wrapping_sample() -
     seen = {9, 5, 6}  # the oldest fresh one, the consensus leader, a divisive one
     adaptive = _ids(_world("adaptive").pool_for(seen, pivot=0.8))
     # Fresh, oldest first (11 ties with 9 on creation and has the higher id; 9 was seen):
-    # 11, 10. Consensus: 0, 1 (5 seen). Controversy: 2, 4 (6 seen). Sample from 0.8: 6 seen,
+    # 11, 10. Consensus: 1, 0 (5 seen). Controversy: 2, 4 (6 seen). Sample from 0.8: 6 seen,
     # 2 (0.95), then wrapping: 1 (0.05), 5 seen, 3 (0.35); 2 and 1 are already in.
-    assert adaptive == [11, 10, 0, 1, 2, 4, 3]
+    assert adaptive == [11, 10, 1, 0, 2, 4, 3]
     uniform = _ids(_world("uniform").pool_for(seen, pivot=0.8))
     assert uniform == [11, 10, 2, 1, 3]  # no contenders: the sample alone
     assert not seen & set(adaptive) and not seen & set(uniform)
@@ -288,8 +288,9 @@ def _pool_by_sorting(
     tested = [c for c in eligible if c.votes >= FRESH_BELOW]
 
     def by_score(which: int) -> list[int]:
-        scored = [(contender_scores(*(c.counts[k] for k in _KEYS))[which], c.id) for c in tested]
-        return [p for _, p in sorted(scored, key=lambda s: (-s[0], s[1]))]
+        scored = [(contender_scores(*(c.counts[k] for k in _KEYS))[which], c) for c in tested]
+        ranked = sorted(scored, key=lambda s: (s[0], s[1].votes, s[1].id), reverse=True)
+        return [c.id for _, c in ranked]
 
     by_shuffle = sorted((c.id for c in tested), key=lambda p: shuffle[p])
     after = [p for p in by_shuffle if shuffle[p] >= pivot]
