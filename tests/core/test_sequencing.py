@@ -221,7 +221,7 @@ async def test_the_pool_holds_the_leaders_of_a_consultation_larger_than_its_samp
         sampled = len(pool) - len(fresh)
         if algorithm == "uniform":
             assert sampled == SAMPLE_LIMIT
-            assert not set(top_agree) <= pool  # 32 of 800 in a sample of 512: almost never
+            assert not set(top_agree) <= pool  # 32 of the tested in a sample: almost never
         else:
             assert set(top_agree) | set(top_split) <= pool
             assert SAMPLE_LIMIT < sampled <= SAMPLE_LIMIT + len(set(top_agree) | set(top_split))
