@@ -39,12 +39,8 @@ from core.models import Consultation, VoteKey
 from core.scoring import contender_scores, smoothed
 from core.sequencing import (
     ALGORITHMS,
-    CONSENSUS_CONTENDERS,
-    CONTROVERSY_CONTENDERS,
     FRESH_BELOW,
-    FRESH_LIMIT,
     READS_CONTENDERS,
-    SAMPLE_LIMIT,
     Candidate,
     SequenceBuilder,
     next_proposals_for,
@@ -412,16 +408,19 @@ def scale_timing(
 
     As in `core.sequencing.next_proposals_for`, the algorithm sees a bounded pool: the oldest
     proposals with fewer than FRESH_BELOW votes, the contenders of each ranking if it reads
-    them, and SAMPLE_LIMIT others from a random point of the shuffle index (emulated here by a
-    random sample), as new `Candidate`s each call, so the hard rules' text comparisons are paid
-    for as they are in a sequence. `database_timing` adds the reads.
+    them, and a sample of the others from a random point of the shuffle index (emulated here by
+    a random sample), in production's `PoolShape`, as new `Candidate`s each call, so the hard
+    rules' text comparisons are paid for as they are in a sequence. `database_timing` adds the
+    reads.
     """
     rng = random.Random(seed)
+    shape = PoolShape()  # production's
     tested = [row for row in rows if _votes(row[4]) >= FRESH_BELOW]
-    first = [row for row in rows if _votes(row[4]) < FRESH_BELOW][:FRESH_LIMIT]
+    first = [row for row in rows if _votes(row[4]) < FRESH_BELOW][: shape.fresh_limit]
     if algorithm in READS_CONTENDERS:
         scored = [(contender_scores(*(r[4][k] for k in VoteKey)), r) for r in tested]
-        for which, limit in ((0, CONSENSUS_CONTENDERS), (1, CONTROVERSY_CONTENDERS)):
+        contenders = (shape.consensus_contenders, shape.controversy_contenders)
+        for which, limit in enumerate(contenders):
             first += [r for _, r in sorted(scored, key=lambda s: -s[0][which])[:limit]]
     # The rows stand for the database: a full collection of them (50 ms with 30,000) is the
     # benchmark's own garbage, not the selection's, and must not land in a timed call.
@@ -429,7 +428,7 @@ def scale_timing(
     gc.freeze()
     times = []
     for call in range(WARM_UP + calls):
-        drawn = rng.sample(tested, min(SAMPLE_LIMIT, len(tested)))
+        drawn = rng.sample(tested, min(shape.sample_limit, len(tested)))
         sample = list({row[0]: row for row in [*first, *drawn]}.values())
         started = time.perf_counter()
         pool = [Candidate(*row, prefix="We should") for row in sample]
@@ -498,8 +497,8 @@ def _describe_pool(pool: PoolShape | None) -> dict[str, object]:
     return {
         "mode": "production",
         **asdict(pool),
-        "note": f"sample_limit (--sample-limit) changes the simulated pool only; "
-        f"selection_at_scale times production's next_proposals_for, sample of {SAMPLE_LIMIT}",
+        "note": "sample_limit (--sample-limit) changes the simulated pool only; selection_at_scale"
+        f" times production's next_proposals_for, sample of {PoolShape().sample_limit}",
     }
 
 
@@ -703,7 +702,7 @@ def _describe_dataset(dataset: dict[str, object]) -> str:
         f"contenders (for {', '.join(sorted(READS_CONTENDERS))}), a sample of "
         f"{pool['sample_limit']}\n    (--sample-limit changes this simulated sample only: the"
         f" selections at scale below run production's next_proposals_for, sample of"
-        f" {SAMPLE_LIMIT})"
+        f" {PoolShape().sample_limit})"
     )
 
 
