@@ -38,16 +38,22 @@ class PoolShape:
     controversy_contenders: int = CONTROVERSY_CONTENDERS
 
 
-_Key = tuple[float, int]  # an index entry: what it is ordered by, then the proposal's id
-# A ranking's entry: (-score, -votes, -id, id), so that the order is production's
-# (score, vote count and id, all descending: core.sequencing's _CONTENDERS).
+# An index entry: what it is ordered by, ending with the proposal (its place in the
+# simulation's lists). Production breaks ties by the proposal's id, which follows the order
+# proposals arrived in: here, their arrival rank.
+_Shuffled = tuple[float, int]  # (shuffle key, proposal)
+_Fresh = tuple[float, int, int]  # (created, arrival rank, proposal)
+# (-score, -votes, -arrival rank, proposal): production's order (score, vote count and id, all
+# descending: core.sequencing's _CONTENDERS)
 _Ranked = tuple[float, int, int, int]
 
 
 def _first(
-    index: Sequence[_Key] | Sequence[_Ranked], seen: AbstractSet[int], limit: int
+    index: Sequence[_Shuffled] | Sequence[_Fresh] | Sequence[_Ranked],
+    seen: AbstractSet[int],
+    limit: int,
 ) -> list[int]:
-    """The first `limit` proposals of `index` not in `seen` (an entry ends with its id)."""
+    """The first `limit` proposals of `index` not in `seen`."""
     window = index[: limit + len(seen)]  # enough: at most len(seen) of them are skipped
     return [entry[-1] for entry in window if entry[-1] not in seen][:limit]
 
@@ -72,8 +78,9 @@ class ProductionPool:
         self.contenders = algorithm in READS_CONTENDERS
         self._candidates = candidates
         self._shuffle = shuffle
-        self._fresh: list[_Key] = []  # (created, id): fewer than FRESH_BELOW votes, oldest first
-        self._by_shuffle: list[_Key] = []  # the tested ones (FRESH_BELOW votes or more)...
+        self._arrived: dict[int, int] = {}  # proposal: its arrival rank (production's id)
+        self._fresh: list[_Fresh] = []  # fewer than FRESH_BELOW votes, oldest first
+        self._by_shuffle: list[_Shuffled] = []  # the tested ones (FRESH_BELOW votes or more)...
         self._by_agree: list[_Ranked] = []  # ...by each contender score, highest first
         self._by_split: list[_Ranked] = []
         self._tested: set[int] = set()
@@ -82,8 +89,9 @@ class ProductionPool:
     def arrive(self, proposal: int) -> None:
         """`proposal` is accepted: from now on it may be in a pool."""
         candidate = self._candidates[proposal]
+        self._arrived[proposal] = len(self._arrived)
         if candidate.votes < FRESH_BELOW:
-            insort(self._fresh, (candidate.created, proposal))
+            insort(self._fresh, (candidate.created, self._arrived[proposal], proposal))
         else:
             self._enter_tested(proposal)
 
@@ -94,7 +102,8 @@ class ProductionPool:
                 self._rank(proposal)
         elif self._candidates[proposal].votes >= FRESH_BELOW:
             candidate = self._candidates[proposal]
-            del self._fresh[bisect_left(self._fresh, (candidate.created, proposal))]
+            entry = (candidate.created, self._arrived[proposal], proposal)
+            del self._fresh[bisect_left(self._fresh, entry)]
             self._enter_tested(proposal)
 
     def pool_for(self, seen: AbstractSet[int], pivot: float) -> list[Candidate]:
@@ -102,7 +111,7 @@ class ProductionPool:
 
         As `next_proposals_for` builds it: the `fresh_limit` oldest eligible fresh proposals;
         with `contenders`, the eligible tested ones with the highest consensus score, then those
-        with the highest controversy score (ties: most votes, then highest id first); then
+        with the highest controversy score (ties: most votes, then the latest arrived first); then
         `sample_limit` eligible tested ones in shuffle order from the first key >= `pivot`,
         wrapping around. A proposal in two of these is in the pool once, at its first place.
         """
@@ -133,9 +142,12 @@ class ProductionPool:
             del self._by_split[bisect_left(self._by_split, old[1])]
         candidate = self._candidates[proposal]
         counts = candidate.counts
-        agree, split = contender_scores(counts["agree"], counts["disagree"], counts["neutral"])
         votes = candidate.votes
-        entries = ((-agree, -votes, -proposal, proposal), (-split, -votes, -proposal, proposal))
+        agree, split = contender_scores(
+            counts["agree"], counts["disagree"], counts["neutral"], votes
+        )
+        rank = -self._arrived[proposal]
+        entries = ((-agree, -votes, rank, proposal), (-split, -votes, rank, proposal))
         insort(self._by_agree, entries[0])
         insort(self._by_split, entries[1])
         self._ranked[proposal] = entries

@@ -35,7 +35,7 @@ from sqlmodel import SQLModel
 
 from bench.pools import PoolShape, ProductionPool
 from bench.populations import CONSENSUS_K, CONTROVERSY_K, Dataset, Population, synthetic, top
-from core.models import Consultation, VoteKey
+from core.models import Consultation
 from core.scoring import contender_scores, smoothed
 from core.sequencing import (
     ALGORITHMS,
@@ -266,6 +266,11 @@ def _votes(counts: dict[str, int]) -> int:
     return counts["agree"] + counts["disagree"] + counts["neutral"]
 
 
+def _scores(counts: dict[str, int]) -> tuple[float, float]:
+    """The contender scores the database keeps for these counts (core.scoring)."""
+    return contender_scores(counts["agree"], counts["disagree"], counts["neutral"], _votes(counts))
+
+
 HISTORY = 200  # votes of the timed participant: 16 sequences of 12, and a few more
 OTHER_VOTERS = 100  # with as many votes each, so that the vote table is not theirs alone
 
@@ -336,15 +341,7 @@ async def database_timing(
                         "agree_count": counts["agree"],
                         "disagree_count": counts["disagree"],
                         "neutral_count": counts["neutral"],
-                        **dict(
-                            zip(
-                                ("agree_score", "split_score"),
-                                contender_scores(
-                                    counts["agree"], counts["disagree"], counts["neutral"]
-                                ),
-                                strict=True,
-                            )
-                        ),
+                        **dict(zip(("agree_score", "split_score"), _scores(counts), strict=True)),
                         "shuffle": shuffle.random(),
                         "created_at": datetime.fromtimestamp(created, UTC),
                         "updated_at": now,
@@ -418,10 +415,11 @@ def scale_timing(
     tested = [row for row in rows if _votes(row[4]) >= FRESH_BELOW]
     first = [row for row in rows if _votes(row[4]) < FRESH_BELOW][: shape.fresh_limit]
     if algorithm in READS_CONTENDERS:
-        scored = [(contender_scores(*(r[4][k] for k in VoteKey)), r) for r in tested]
+        scored = [(_scores(row[4]), row) for row in tested]
         contenders = (shape.consensus_contenders, shape.controversy_contenders)
-        for which, limit in enumerate(contenders):
-            first += [r for _, r in sorted(scored, key=lambda s: -s[0][which])[:limit]]
+        for which, limit in enumerate(contenders):  # in the score index's order
+            ranked = sorted(scored, key=lambda s: (s[0][which], _votes(s[1][4]), s[1][0]))
+            first += [r for _, r in ranked[::-1][:limit]]
     # The rows stand for the database: a full collection of them (50 ms with 30,000) is the
     # benchmark's own garbage, not the selection's, and must not land in a timed call.
     gc.collect()

@@ -199,10 +199,9 @@ class Proposal(SQLModel, table=True):
     disagree_count: int = 0
     neutral_count: int = 0
     # Scores of those counts that sequencing ranks contenders by (core.scoring.contender_scores),
-    # kept by the same statements as the counts (core.voting). With no votes, both are the
-    # smoothing prior.
-    agree_score: float = 0.33
-    split_score: float = 0.33
+    # kept by the same statements as the counts (core.voting). A new proposal has none: 0.
+    agree_score: float = 0.0
+    split_score: float = 0.0
     # A fixed pseudo-random place in [0, 1): sequencing samples the pool from a random point of
     # this index, so a sample costs the same with 100 proposals or 100,000 (see core.sequencing).
     shuffle: float | None = Field(default=None)

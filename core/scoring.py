@@ -32,6 +32,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from core.models import QualificationKey, Tally, VoteKey
 
 PRIOR = 0.33  # Make.org's smoothing prior
+TESTED_FROM = 10  # votes (all of them): below it a proposal is new, not yet a contender
 Z95 = 1.96
 DEFAULT_OTHER_WEIGHT = 0.5
 
@@ -99,14 +100,18 @@ def smoothed(count: float, votes: float) -> Estimate:
     return Estimate(rate, Z95 * math.sqrt(max(rate * (1 - rate), 0.0) / (votes + 1)))
 
 
-def contender_scores(agree: int, disagree: int, neutral: int) -> tuple[float, float]:
+def contender_scores(agree: int, disagree: int, neutral: int, votes: int) -> tuple[float, float]:
     """What sequencing ranks the current contenders by: the smoothed agree rate (the consensus
     ranking) and the smaller of the smoothed agree and disagree rates (the controversy ranking),
-    from a proposal's sequence-vote counts. Stored on the proposal with its counters
+    from a proposal's sequence-vote counts; both 0 while it has fewer than TESTED_FROM `votes`
+    in all (it is new: sequencing finds it otherwise), so that new proposals, whose few votes
+    can make any rate, rank below every contender. Stored on the proposal with its counters
     (`agree_score`, `split_score`: see core.voting) so that the leaders of a consultation of any
     size are found by an index, not by reading every proposal."""
-    votes = agree + disagree + neutral
-    rate, against = smoothed(agree, votes).value, smoothed(disagree, votes).value
+    if votes < TESTED_FROM:
+        return 0.0, 0.0
+    counted = agree + disagree + neutral
+    rate, against = smoothed(agree, counted).value, smoothed(disagree, counted).value
     return rate, min(rate, against)
 
 

@@ -27,7 +27,7 @@ from core.models import (
     Vote,
     VoteKey,
 )
-from core.scoring import PRIOR, contender_scores
+from core.scoring import PRIOR, TESTED_FROM, contender_scores
 
 COUNTED_KEYS: tuple[str, ...] = tuple(VoteKey) + tuple(QualificationKey)
 
@@ -66,20 +66,22 @@ _BUMP = (
 )
 
 
-def _scored(moved: dict[VoteKey, Any]) -> dict[str, Any]:
+def _scored(moved: dict[VoteKey, Any], votes: Any = _PROPOSAL.vote_count) -> dict[str, Any]:
     """The SET clause of a statement that gives the proposal's trusted counts the values in
-    `moved` (SQL expressions of the row as it was): those counts, and the contender scores
-    they make. The scores are `core.scoring.contender_scores`, in SQL (tests hold the two
-    equal), so that one statement keeps the counts and their scores in step."""
+    `moved` and its vote count the value `votes` (SQL expressions of the row as it was): those
+    counts, and the contender scores they make. The scores are `core.scoring.contender_scores`,
+    in SQL (tests hold the two exactly equal on both databases), so that one statement keeps
+    the counts and their scores in step."""
     count = {key: moved.get(key, _PROPOSAL[f"{key}_count"]) for key in VoteKey}
-    votes = count[VoteKey.AGREE] + count[VoteKey.DISAGREE] + count[VoteKey.NEUTRAL]
-    votes += literal(1.0, Float)
-    rate = (count[VoteKey.AGREE] + literal(PRIOR, Float)) / votes
-    against = (count[VoteKey.DISAGREE] + literal(PRIOR, Float)) / votes
+    counted = count[VoteKey.AGREE] + count[VoteKey.DISAGREE] + count[VoteKey.NEUTRAL]
+    counted += literal(1.0, Float)
+    rate = (count[VoteKey.AGREE] + literal(PRIOR, Float)) / counted
+    against = (count[VoteKey.DISAGREE] + literal(PRIOR, Float)) / counted
+    new = votes < TESTED_FROM
     return {
         **{f"{key}_count": value for key, value in moved.items()},
-        "agree_score": rate,
-        "split_score": case((rate < against, rate), else_=against),
+        "agree_score": case((new, literal(0.0, Float)), else_=rate),
+        "split_score": case((new, literal(0.0, Float)), (rate < against, rate), else_=against),
     }
 
 
@@ -89,7 +91,10 @@ _COUNT_VOTES = {
     .where(_PROPOSAL.id == bindparam("b_proposal"))
     .values(
         vote_count=_PROPOSAL.vote_count + bindparam("b_votes"),
-        **_scored({key: _PROPOSAL[f"{key}_count"] + bindparam("b_trusted")}),
+        **_scored(
+            {key: _PROPOSAL[f"{key}_count"] + bindparam("b_trusted")},
+            _PROPOSAL.vote_count + bindparam("b_votes"),
+        ),
     )
     for key in VoteKey
 }
@@ -101,7 +106,17 @@ _MOVE_VOTE = {
     for new in VoteKey
     if old != new
 }
-_RESCORE = update(_PROPOSALS).values(_scored({}))
+_RESCORED = _scored({})
+_RESCORE = (  # the scores of the counts as they are, where they are not
+    update(_PROPOSALS)
+    .where(
+        or_(
+            _PROPOSAL.agree_score != _RESCORED["agree_score"],
+            _PROPOSAL.split_score != _RESCORED["split_score"],
+        )
+    )
+    .values(_RESCORED)
+)
 # A first vote is inserted and returns its id; a vote already there makes it return nothing.
 _FIRST_VOTE = {
     dialect: insert_for(_VOTES)
@@ -111,11 +126,15 @@ _FIRST_VOTE = {
 }
 
 
+def _held(session: AsyncSession, model: type[SQLModel], key: object) -> Any:
+    """The object with primary key `key` if the session holds it, else None."""
+    return session.sync_session.identity_map.get(session.sync_session.identity_key(model, key))
+
+
 def _loaded(session: AsyncSession, model: type[SQLModel], key: object, name: str, by: int) -> None:
     """Move an attribute of the object with primary key `key` by `by`, if the session holds it
     (the statement above changed the row, not the object)."""
-    identity = session.sync_session.identity_key(model, key)
-    found = session.sync_session.identity_map.get(identity)
+    found = _held(session, model, key)
     if found is not None:
         set_committed_value(found, name, getattr(found, name) + by)
 
@@ -123,14 +142,15 @@ def _loaded(session: AsyncSession, model: type[SQLModel], key: object, name: str
 def _loaded_proposal(session: AsyncSession, proposal_id: int, moved: dict[str, int]) -> None:
     """`_loaded` for a proposal whose counts moved by `moved` (attribute: change), with the
     contender scores those counts now make."""
+    found = _held(session, Proposal, proposal_id)
+    if found is None:
+        return
     for name, by in moved.items():
-        _loaded(session, Proposal, proposal_id, name, by)
-    identity = session.sync_session.identity_key(Proposal, proposal_id)
-    found = session.sync_session.identity_map.get(identity)
-    if isinstance(found, Proposal):
-        scores = contender_scores(found.agree_count, found.disagree_count, found.neutral_count)
-        set_committed_value(found, "agree_score", scores[0])
-        set_committed_value(found, "split_score", scores[1])
+        set_committed_value(found, name, getattr(found, name) + by)
+    counts = found.agree_count, found.disagree_count, found.neutral_count
+    scores = contender_scores(*counts, found.vote_count)
+    set_committed_value(found, "agree_score", scores[0])
+    set_committed_value(found, "split_score", scores[1])
 
 
 async def _bump(session: AsyncSession, proposal_id: int, key: str, trusted: bool, by: int) -> None:

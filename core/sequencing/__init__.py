@@ -22,6 +22,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from core.definitions import settings_of
 from core.i18n import Translator
 from core.models import Consultation, ProposalStatus, QualificationKey
+from core.scoring import TESTED_FROM
 from core.sequencing.algorithms import ALGORITHMS, READS_CONTENDERS, READS_QUALIFICATIONS
 from core.sequencing.rules import Candidate, SequenceBuilder, choose_cards
 
@@ -33,12 +34,12 @@ __all__ = [
     "next_proposals_for",
 ]
 
-FRESH_BELOW = 10  # votes: proposals below it are "new" for every algorithm's purposes
+FRESH_BELOW = TESTED_FROM  # votes: proposals below it are "new" for every algorithm's purposes
 FRESH_LIMIT = 64
-# With the contenders in the pool, the sample only has to find the outsiders worth a look:
-# in `consult bench sequencing`'s large consultation (2,000 proposals, 20,000 participants,
-# 10 votes each), `adaptive` with 128 reached P@10 >= 0.9 after a median 144,000 votes over 3
-# seeds, against 168,000 with 512, and a selection with its reads took half the time.
+# With the contenders in the pool, the sample only has to find the outsiders worth a look.
+# `consult bench sequencing --quick --large --sample-limit N` compares limits on a consultation
+# of 2,000 proposals: at 10 votes per participant, `adaptive` reached P@10 >= 0.9 no later with
+# 128 than with 512 (3 seeds: a signal, not a proof), and a selection costs half as much.
 SAMPLE_LIMIT = 128
 # The current leaders by the stored contender scores (core.scoring.contender_scores), read next
 # to the sample for the algorithms that rank them (READS_CONTENDERS): a sample of a large
@@ -96,11 +97,10 @@ _SAMPLE_BEFORE = (  # ...wrapping around it
 )
 # The current leaders of each ranking (their scores are kept by core.voting), walking a score
 # index from the top: the order is the index's own (ties go to the better-measured proposal),
-# so neither database sorts. "vote_count + 0" keeps the planner from searching
-# ix_proposal_fair_order by vote count instead and sorting every tested proposal, which
-# SQLite, without statistics, did.
+# so neither database sorts. New proposals score 0 (core.scoring.contender_scores): the walk
+# stops above them, however many there are.
 _CONTENDERS = tuple(
-    _ELIGIBLE.where(_PROPOSAL.vote_count + 0 >= FRESH_BELOW)
+    _ELIGIBLE.where(score > 0)
     .order_by(score.desc(), _PROPOSAL.vote_count.desc(), _PROPOSAL.id.desc())
     .limit(limit)
     for score, limit in (

@@ -234,10 +234,12 @@ def adaptive(builder: SequenceBuilder, pool: Sequence[Candidate], rng: random.Ra
 # the qualification counters (a query more per selection, so only where they are used).
 READS_QUALIFICATIONS = frozenset({"makeorg"})
 
-# These rank the proposals by their counters, so their pool holds the current contenders of
-# each ranking besides the sample (see core.sequencing). `uniform` is a uniform draw among the
-# eligible proposals, which a pool weighted towards the leaders would no longer be.
-READS_CONTENDERS = frozenset({"polis", "makeorg", "adaptive"})
+# These choose from the top of rankings of the counters, so their pool holds the current
+# contenders of each ranking besides the sample (see core.sequencing). `uniform` and `polis`
+# draw at random among the eligible proposals (uniformly; weighted by priority): a pool
+# weighted towards the leaders would make them draw a leader several times more often than
+# they would among all the eligible proposals, which a uniform sample does not.
+READS_CONTENDERS = frozenset({"makeorg", "adaptive"})
 
 ALGORITHMS: dict[str, Algorithm] = {
     "uniform": uniform,

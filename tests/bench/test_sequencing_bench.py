@@ -7,16 +7,30 @@ import math
 import random
 import subprocess
 import sys
+from collections.abc import Sequence
 from dataclasses import replace
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
+from sqlmodel import SQLModel, insert, select
 
 from bench.pools import PoolShape, ProductionPool
 from bench.populations import synthetic
 from bench.sequencing import LargeDataset, Plan, goal, run_suite, simulate, table
+from core.identity import enrol
+from core.models import Consultation, Proposal, ProposalStatus
 from core.scoring import contender_scores
-from core.sequencing import FRESH_BELOW, Candidate
+from core.sequencing import (
+    ALGORITHMS,
+    FRESH_BELOW,
+    FRESH_LIMIT,
+    SAMPLE_LIMIT,
+    Candidate,
+    SequenceBuilder,
+    next_proposals_for,
+)
+from tests.conftest import SECRET
 
 
 def test_a_simulated_consultation_spends_exactly_the_budget() -> None:
@@ -288,7 +302,9 @@ def _pool_by_sorting(
     tested = [c for c in eligible if c.votes >= FRESH_BELOW]
 
     def by_score(which: int) -> list[int]:
-        scored = [(contender_scores(*(c.counts[k] for k in _KEYS))[which], c) for c in tested]
+        scored = [
+            (contender_scores(*(c.counts[k] for k in _KEYS), c.votes)[which], c) for c in tested
+        ]
         ranked = sorted(scored, key=lambda s: (s[0], s[1].votes, s[1].id), reverse=True)
         return [c.id for _, c in ranked]
 
@@ -378,3 +394,94 @@ def test_a_bad_sample_limit_exits_2(value: str) -> None:
         cwd=Path(__file__).resolve().parents[2],
     )
     assert result.returncode == 2 and "--sample-limit" in result.stderr
+
+
+@pytest.mark.parametrize("algorithm", ["adaptive", "uniform"])
+async def test_the_simulated_pool_is_the_one_production_reads(
+    sessions, load_consultation, clock, monkeypatch, algorithm: str
+) -> None:
+    """`ProductionPool` against `next_proposals_for` itself, on one world in the database:
+    more fresh and tested proposals than the pool takes, ties on creation time and on scores,
+    and a participant who voted on some of each."""
+    consultation = await load_consultation(settings={"sequencing": algorithm})
+    received: list[list[Candidate]] = []
+
+    def recording(builder: SequenceBuilder, pool: Sequence[Candidate], rng: random.Random) -> None:
+        received.append(list(pool))
+
+    monkeypatch.setitem(ALGORITHMS, algorithm, recording)
+    world = random.Random(8)
+    start = clock()
+    rows = []
+    for i in range(FRESH_LIMIT + SAMPLE_LIMIT + 120):
+        votes = world.choice([0, 3, 9, 10, 12, 40, 40, 200])  # fresh ones; tested ones, tied
+        agree = world.choice([0, votes // 2, votes])
+        disagree = world.randint(0, votes - agree)
+        counts = {"agree": agree, "disagree": disagree, "neutral": votes - agree - disagree}
+        agree_score, split_score = contender_scores(*counts.values(), votes)
+        rows.append(
+            {
+                "consultation_id": consultation.id,
+                "ref": f"w{i}",
+                "locale": "en",
+                "text": f"We should try idea number {i}",
+                "status": "accepted",
+                "vote_count": votes,
+                **{f"{key}_count": count for key, count in counts.items()},
+                "agree_score": agree_score,
+                "split_score": split_score,
+                "shuffle": world.random(),
+                "created_at": start + timedelta(seconds=i // 3),  # three at a time
+                "updated_at": start,
+            }
+        )
+    tables = SQLModel.metadata.tables
+    async with sessions() as session, session.begin():
+        me = (await enrol(session, SECRET, "test", "me", None, clock())).participant.id
+        await session.exec(insert(tables["proposal"]), params=rows)
+        found = await session.exec(
+            select(Proposal)
+            .where(Proposal.consultation_id == consultation.id, Proposal.locale == "en")
+            .where(Proposal.status == ProposalStatus.ACCEPTED)
+            .order_by(Proposal.id)  # the order they arrived in
+        )
+        proposals = list(found)
+        voted = world.sample([p.id for p in proposals], 40)
+        await session.exec(
+            insert(tables["vote"]),
+            params=[
+                {
+                    "participant_id": me,
+                    "proposal_id": pid,
+                    "key": "agree",
+                    "trusted": True,
+                    "created_at": start,
+                    "updated_at": start,
+                }
+                for pid in voted
+            ],
+        )
+    # The same world in the simulation's terms: proposal i is the i-th to arrive.
+    candidates = [
+        Candidate(
+            i,
+            None,
+            p.created_at.timestamp(),
+            p.text,
+            {"agree": p.agree_count, "disagree": p.disagree_count, "neutral": p.neutral_count},
+        )
+        for i, p in enumerate(proposals)
+    ]
+    simulated = ProductionPool(PoolShape(), candidates, [p.shuffle for p in proposals], algorithm)
+    for i in range(len(proposals)):
+        simulated.arrive(i)
+    index_of = {p.id: i for i, p in enumerate(proposals)}
+    seen = {index_of[pid] for pid in voted}
+    for seed in range(6):
+        async with sessions() as session:
+            current = await session.get(Consultation, consultation.id)
+            await next_proposals_for(session, me, current, "en", 12, rng=random.Random(seed))
+        read = [index_of[c.id] for c in received[-1]]
+        pivot = random.Random(seed).random()  # next_proposals_for's first draw
+        assert [c.id for c in simulated.pool_for(seen, pivot)] == read
+    assert len(read) > SAMPLE_LIMIT  # the bounds bound

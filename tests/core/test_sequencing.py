@@ -167,7 +167,7 @@ async def test_the_pool_holds_the_leaders_of_a_consultation_larger_than_its_samp
         agree = rng.randint(0, votes)
         disagree = rng.randint(0, votes - agree)
         neutral = votes - agree - disagree
-        agree_score, split_score = contender_scores(agree, disagree, neutral)
+        agree_score, split_score = contender_scores(agree, disagree, neutral, votes)
         rows.append(
             {
                 "consultation_id": consultation.id,

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import text
@@ -42,17 +41,17 @@ async def test_proposals_get_their_trusted_vote_counts_from_the_counters(databas
                     " '{}', '{}', '{}', '[]', CURRENT_TIMESTAMP, CURRENT_TIMESTAMP)"
                 )
             )
-            for proposal in (1, 2):
+            for proposal, votes in ((1, 12), (2, 7)):  # tested (scored), and new (0)
                 await connection.execute(
                     text(
                         "INSERT INTO proposal (id, consultation_id, locale, text, status,"
                         " vote_count, created_at, updated_at) VALUES (:id, 1, 'en', 'p',"
-                        " 'accepted', 9, CURRENT_TIMESTAMP, CURRENT_TIMESTAMP)"
+                        " 'accepted', :votes, CURRENT_TIMESTAMP, CURRENT_TIMESTAMP)"
                     ),
-                    {"id": proposal},
+                    {"id": proposal, "votes": votes},
                 )
             tallies = [
-                (1, "agree", True, 4),
+                (1, "agree", True, 9),
                 (1, "agree", False, 2),
                 (1, "disagree", True, 1),
                 (1, "likeIt", True, 3),
@@ -70,14 +69,15 @@ async def test_proposals_get_their_trusted_vote_counts_from_the_counters(databas
         async with engine.connect() as connection:
             rows = await connection.execute(
                 text(
-                    "SELECT id, agree_count, disagree_count, neutral_count, agree_score,"
-                    " split_score FROM proposal ORDER BY id"
+                    "SELECT id, agree_count, disagree_count, neutral_count, vote_count,"
+                    " agree_score, split_score FROM proposal ORDER BY id"
                 )
             )
             found = [tuple(row) for row in rows]
-        assert [row[:4] for row in found] == [(1, 4, 1, 0), (2, 0, 0, 7)]
-        # Revision 0005 scores those counts as the code does.
-        for _, agree, disagree, neutral, *scores in found:
-            assert scores == pytest.approx(contender_scores(agree, disagree, neutral))
+        assert [row[:4] for row in found] == [(1, 9, 1, 0), (2, 0, 0, 7)]
+        # Revision 0005 scores those counts exactly as the code does (ties must stay ties).
+        for _, agree, disagree, neutral, votes, *scores in found:
+            assert tuple(scores) == contender_scores(agree, disagree, neutral, votes)
+        assert found[0][-2] > 0 and found[1][-2:] == (0, 0)
     finally:
         await engine.dispose()
