@@ -37,7 +37,7 @@ from sqlmodel import select
 from bench.fakes.telegram_api import Call, FakeTelegram
 from bench.ingest_baseline import create_table, stored_taps
 from bench.processes import Served, consult_process, free_port, running, serving
-from bench.sequencing import percentile
+from bench.selection_timing import percentile
 from core.definitions import parse_consultation, upsert_consultation
 from core.flow import utc_now
 from core.models import Proposal

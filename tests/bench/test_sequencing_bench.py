@@ -17,7 +17,8 @@ from sqlmodel import SQLModel, insert, select
 
 from bench.pools import PoolShape, ProductionPool
 from bench.populations import synthetic
-from bench.sequencing import LargeDataset, Plan, goal, run_suite, simulate, table
+from bench.sequencing import LargeDataset, Plan, goal, run_suite, table
+from bench.simulation import simulate
 from core.identity import enrol
 from core.models import Consultation, Proposal, ProposalStatus
 from core.scoring import contender_scores
@@ -169,7 +170,7 @@ def test_a_polis_conversation_becomes_a_fitted_population() -> None:
 
 
 def test_votes_are_common_random_numbers_shared_by_every_algorithm() -> None:
-    from bench.sequencing import common_uniform
+    from bench.simulation import common_uniform
 
     draws = [
         common_uniform(1, person, proposal) for person in range(100) for proposal in range(100)
@@ -181,7 +182,7 @@ def test_votes_are_common_random_numbers_shared_by_every_algorithm() -> None:
 
 
 def test_the_arrival_floor_is_when_the_last_true_top_ten_appears() -> None:
-    from bench.sequencing import arrival_floor
+    from bench.simulation import arrival_floor
 
     population = synthetic(2, proposals=60)
     consensus, _ = population.true_sets()
