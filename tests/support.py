@@ -1,14 +1,21 @@
-"""Test helpers: a settable clock and a participant who plays a conversation."""
+"""Test helpers: a settable clock, a participant who plays a conversation, and what
+sequencing's tests need to see the pools it reads."""
 
 from __future__ import annotations
 
 import itertools
+import random
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import pytest
+
 from core.flow import Flow
 from core.messages import Choice, Command, Event, FormSubmit, Reply, Start, Text
+from core.scoring import contender_scores
+from core.sequencing import ALGORITHMS, Candidate, SequenceBuilder
 
 _keys = itertools.count(1)
 
@@ -91,3 +98,40 @@ class Chat:
             if qualify is not None and "skip" in self.options and self.last.card is None:
                 await self.tap(qualify if qualify in self.options else "skip")
         return cards
+
+
+def record_pools(monkeypatch: pytest.MonkeyPatch, algorithm: str) -> list[list[Candidate]]:
+    """Puts in `algorithm`'s place one that records the pool each selection hands it (and
+    chooses nothing): what `next_proposals_for` read, in its order."""
+    pools: list[list[Candidate]] = []
+
+    def recording(builder: SequenceBuilder, pool: Sequence[Candidate], rng: random.Random) -> None:
+        pools.append(list(pool))
+
+    monkeypatch.setitem(ALGORITHMS, algorithm, recording)
+    return pools
+
+
+def scored_proposal(
+    consultation_id: int, ref: str, counts: dict[str, int], shuffle: float, created: datetime
+) -> dict[str, Any]:
+    """An accepted English proposal's row with these trusted counts (agree, disagree, neutral:
+    every vote trusted) and the contender scores the votes would have left."""
+    votes = sum(counts.values())
+    agree_score, split_score = contender_scores(
+        counts["agree"], counts["disagree"], counts["neutral"], votes
+    )
+    return {
+        "consultation_id": consultation_id,
+        "ref": ref,
+        "locale": "en",
+        "text": f"We should try idea {ref}",
+        "status": "accepted",
+        "vote_count": votes,
+        **{f"{key}_count": count for key, count in counts.items()},
+        "agree_score": agree_score,
+        "split_score": split_score,
+        "shuffle": shuffle,
+        "created_at": created,
+        "updated_at": created,
+    }

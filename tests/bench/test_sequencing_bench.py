@@ -7,7 +7,6 @@ import math
 import random
 import subprocess
 import sys
-from collections.abc import Sequence
 from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
@@ -23,15 +22,14 @@ from core.identity import enrol
 from core.models import Consultation, Proposal, ProposalStatus
 from core.scoring import contender_scores
 from core.sequencing import (
-    ALGORITHMS,
     FRESH_BELOW,
     FRESH_LIMIT,
     SAMPLE_LIMIT,
     Candidate,
-    SequenceBuilder,
     next_proposals_for,
 )
 from tests.conftest import SECRET
+from tests.support import record_pools, scored_proposal
 
 
 def test_a_simulated_consultation_spends_exactly_the_budget() -> None:
@@ -405,12 +403,7 @@ async def test_the_simulated_pool_is_the_one_production_reads(
     more fresh and tested proposals than the pool takes, ties on creation time and on scores,
     and a participant who voted on some of each."""
     consultation = await load_consultation(settings={"sequencing": algorithm})
-    received: list[list[Candidate]] = []
-
-    def recording(builder: SequenceBuilder, pool: Sequence[Candidate], rng: random.Random) -> None:
-        received.append(list(pool))
-
-    monkeypatch.setitem(ALGORITHMS, algorithm, recording)
+    received = record_pools(monkeypatch, algorithm)
     world = random.Random(8)
     start = clock()
     rows = []
@@ -419,23 +412,8 @@ async def test_the_simulated_pool_is_the_one_production_reads(
         agree = world.choice([0, votes // 2, votes])
         disagree = world.randint(0, votes - agree)
         counts = {"agree": agree, "disagree": disagree, "neutral": votes - agree - disagree}
-        agree_score, split_score = contender_scores(*counts.values(), votes)
-        rows.append(
-            {
-                "consultation_id": consultation.id,
-                "ref": f"w{i}",
-                "locale": "en",
-                "text": f"We should try idea number {i}",
-                "status": "accepted",
-                "vote_count": votes,
-                **{f"{key}_count": count for key, count in counts.items()},
-                "agree_score": agree_score,
-                "split_score": split_score,
-                "shuffle": world.random(),
-                "created_at": start + timedelta(seconds=i // 3),  # three at a time
-                "updated_at": start,
-            }
-        )
+        created = start + timedelta(seconds=i // 3)  # three at a time
+        rows.append(scored_proposal(consultation.id, f"w{i}", counts, world.random(), created))
     tables = SQLModel.metadata.tables
     async with sessions() as session, session.begin():
         me = (await enrol(session, SECRET, "test", "me", None, clock())).participant.id

@@ -3,31 +3,27 @@
 from __future__ import annotations
 
 import random
-from collections.abc import Sequence
 
 import pytest
 from sqlmodel import SQLModel, col, insert, select
 
 from core.identity import enrol
 from core.models import QUALIFICATIONS, Consultation, Proposal, ProposalStatus, Tally, VoteKey
-from core.scoring import contender_scores
 from core.sequencing import (
     _CONTENDERS,
     _FRESH,
     _SAMPLE_BEFORE,
     _SAMPLE_FROM,
-    ALGORITHMS,
     CONSENSUS_CONTENDERS,
     CONTROVERSY_CONTENDERS,
     FRESH_BELOW,
     FRESH_LIMIT,
     SAMPLE_LIMIT,
-    Candidate,
-    SequenceBuilder,
     next_proposals_for,
 )
 from core.voting import record_qualification, record_vote
 from tests.conftest import SECRET
+from tests.support import record_pools, scored_proposal
 
 
 async def test_new_proposals_first_never_voted_never_own_only_accepted_in_locale(
@@ -100,12 +96,7 @@ async def test_algorithms_get_the_trusted_counters_of_each_candidate(
     """Every algorithm sees each candidate's trusted vote counts (read with the proposal);
     the ones that use qualifications see those too. Untrusted votes count for neither."""
     consultation = await load_consultation(settings={"sequencing": algorithm})
-    received: list[Candidate] = []
-
-    def recording(builder: SequenceBuilder, pool: Sequence[Candidate], rng: random.Random) -> None:
-        received.extend(pool)
-
-    monkeypatch.setitem(ALGORITHMS, algorithm, recording)
+    pools = record_pools(monkeypatch, algorithm)
     async with sessions() as session, session.begin():
         me = (await enrol(session, SECRET, "test", "me", None, clock())).participant
         voters = [
@@ -142,7 +133,7 @@ async def test_algorithms_get_the_trusted_counters_of_each_candidate(
     for proposal, key, count in counted:
         if with_qualifications or key in set(VoteKey):
             expected[proposal][key] = count
-    seen = {c.id: {k: v for k, v in c.counts.items() if v} for c in received}
+    seen = {c.id: {k: v for k, v in c.counts.items() if v} for c in pools[-1]}
     assert {p: seen[p] for p in proposals} == expected
 
 
@@ -154,38 +145,15 @@ async def test_the_pool_holds_the_leaders_of_a_consultation_larger_than_its_samp
     algorithms that rank proposals get the eligible leaders of each ranking (by the stored
     scores) in their pool as well; `uniform` gets its uniform sample alone."""
     consultation = await load_consultation(settings={"sequencing": algorithm})
-    pools: list[list[Candidate]] = []
-
-    def recording(builder: SequenceBuilder, pool: Sequence[Candidate], rng: random.Random) -> None:
-        pools.append(list(pool))
-
-    monkeypatch.setitem(ALGORITHMS, algorithm, recording)
+    pools = record_pools(monkeypatch, algorithm)
     rng = random.Random(11)
     rows = []
     for i in range(SAMPLE_LIMIT + 300):  # tested ones: all from the sample, if it could
         votes = rng.randint(FRESH_BELOW, 400)
         agree = rng.randint(0, votes)
         disagree = rng.randint(0, votes - agree)
-        neutral = votes - agree - disagree
-        agree_score, split_score = contender_scores(agree, disagree, neutral, votes)
-        rows.append(
-            {
-                "consultation_id": consultation.id,
-                "ref": f"t{i}",
-                "locale": "en",
-                "text": f"We should try idea number {i}",
-                "status": "accepted",
-                "vote_count": votes,
-                "agree_count": agree,
-                "disagree_count": disagree,
-                "neutral_count": neutral,
-                "agree_score": agree_score,
-                "split_score": split_score,
-                "shuffle": rng.random(),
-                "created_at": clock(),
-                "updated_at": clock(),
-            }
-        )
+        counts = {"agree": agree, "disagree": disagree, "neutral": votes - agree - disagree}
+        rows.append(scored_proposal(consultation.id, f"t{i}", counts, rng.random(), clock()))
     proposals = SQLModel.metadata.tables["proposal"]
     async with sessions() as session, session.begin():
         me = (await enrol(session, SECRET, "test", "me", None, clock())).participant
