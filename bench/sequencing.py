@@ -38,7 +38,7 @@ class LargeDataset:
 
     proposals: int = 2000
     participants: int = 20_000
-    seeds: tuple[int, ...] = (1, 2, 3)  # a consultation: from 25 s (uniform) to 9 min (makeorg)
+    seeds: tuple[int, ...] = (1, 2, 3)  # most of a full run's time: see bench/README.md
     pool: PoolShape = field(default_factory=PoolShape)
 
 
