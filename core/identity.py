@@ -31,9 +31,19 @@ def identity_hash(secret: bytes, channel: str, user_id: str) -> str:
     return hmac.new(secret, message, hashlib.sha256).hexdigest()
 
 
-# Built once: every event starts with this query (see core.voting on why that matters). It
-# reads the participant's current consultation and their participation in it too, which the
-# conversation needs next: one statement fewer per event where that is safe (see `enrol`).
+# Built once: every event starts with one of these (see core.voting on why that matters). The
+# participant, locked...
+_IDENTIFIED = (
+    select(Participant, ChannelIdentity)
+    .join(ChannelIdentity, col(ChannelIdentity.participant_id) == col(Participant.id))
+    .where(
+        col(ChannelIdentity.channel) == bindparam("b_channel"),
+        col(ChannelIdentity.identity_hash) == bindparam("b_digest"),
+    )
+    .with_for_update(of=Participant)
+)
+# ...and, where one writer runs at a time (SQLite), with their current consultation and their
+# participation in it, which the conversation needs next: one statement fewer per event.
 _BY_IDENTITY = (
     select(Participant, ChannelIdentity, Consultation, Participation)
     .join(ChannelIdentity, col(ChannelIdentity.participant_id) == col(Participant.id))
@@ -51,8 +61,8 @@ _BY_IDENTITY = (
     )
     .with_for_update(of=Participant)
 )
-# The same two, read again under the participant's lock; objects the session holds are
-# refreshed from the rows.
+# Elsewhere (PostgreSQL) those two are read once the participant's lock is held; objects the
+# session holds are refreshed from the rows.
 _CURRENT = (
     select(Consultation, Participation)
     .outerjoin(
@@ -93,12 +103,19 @@ async def enrol(
     IntegrityError from the unique (channel, identity_hash) and the caller retries.
     """
     digest = identity_hash(secret, channel, user_id)
-    found = await session.exec(_BY_IDENTITY, params={"b_channel": channel, "b_digest": digest})
-    row = found.first()
-    if row is not None:
-        participant, identity = row[0], row[1]
-        consultation: Consultation | None = row[2]  # outer joins: None when there is none
-        participation: Participation | None = row[3]
+    parameters = {"b_channel": channel, "b_digest": digest}
+    serial = one_writer_at_a_time(session.get_bind().dialect)
+    consultation: Consultation | None = None
+    participation: Participation | None = None
+    if serial:
+        joined = (await session.exec(_BY_IDENTITY, params=parameters)).first()
+        held = None if joined is None else (joined[0], joined[1])
+        if joined is not None:  # outer joins: None when there is none
+            consultation, participation = joined[2], joined[3]
+    else:
+        held = (await session.exec(_IDENTIFIED, params=parameters)).first()
+    if held is not None:
+        participant, identity = held
         if address is not None and identity.address != address:
             identity.address = address
             session.add(identity)
@@ -106,14 +123,14 @@ async def enrol(
             identity.last_seen_at = now
             session.add(identity)
         current = participant.current_consultation_id
-        dialect = session.sync_session.get_bind().dialect
-        if current is not None and not one_writer_at_a_time(dialect):
+        if current is not None and not serial:
             # On PostgreSQL a query that waited for the participant's lock gets the participant
-            # as the holder left it, but the joined rows as they were when the query began
-            # (the holder may have switched consultation or answered a question): read again.
-            parameters = {"b_consultation": current, "b_participant": participant.id}
-            again = (await session.exec(_CURRENT, params=parameters)).first()
-            consultation, participation = again if again is not None else (None, None)
+            # as the holder left it, but rows joined to it as they were when the query began
+            # (the holder may have switched consultation or answered a question): read after.
+            again = await session.exec(
+                _CURRENT, params={"b_consultation": current, "b_participant": participant.id}
+            )
+            consultation, participation = again.first() or (None, None)
         return Enrolment(participant, consultation, participation)
     participant = Participant(created_at=now)
     session.add(participant)
