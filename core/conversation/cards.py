@@ -14,7 +14,6 @@ from core.models import (
     Proposal,
     ProposalStatus,
     QualificationKey,
-    Vote,
     VoteKey,
 )
 from core.results import Split, splits, top_agreed
@@ -39,6 +38,7 @@ async def next_card(turn: Turn) -> None:
     seq = turn.state["seq"]
     size = turn.settings.sequence_size
     while seq["shown"] < size:
+        just_chosen = None  # eligible and with its text: chosen by this transaction
         if not seq["planned"]:
             found = await next_proposals_for(
                 turn.session,
@@ -52,8 +52,14 @@ async def next_card(turn: Turn) -> None:
             if not found:
                 break
             seq["planned"] = [p.id for p in found]
+            just_chosen = found[0]
         proposal_id = seq["planned"].pop(0)
-        if await _still_eligible(turn, proposal_id):
+        if just_chosen is not None and just_chosen.text is not None:
+            turn.card_texts[proposal_id] = just_chosen.text  # for the card's prompt, next
+            eligible = True
+        else:
+            eligible = await _still_eligible(turn, proposal_id)
+        if eligible:
             turn.state["card"] = proposal_id
             await turn.goto("card")
             return
@@ -67,14 +73,14 @@ async def next_card(turn: Turn) -> None:
 
 # A card needs its proposal's text, and only while the proposal is accepted. Read as a plain
 # row by statements built once: every vote reads the card it answers and the next one.
-_PROPOSAL = SQLModel.metadata.tables["proposal"].c
+_PROPOSAL, _VOTE = (SQLModel.metadata.tables[name].c for name in ("proposal", "vote"))
 _ACCEPTED = rows_of(_PROPOSAL.text).where(
     _PROPOSAL.id == bindparam("b_proposal"), _PROPOSAL.status == ProposalStatus.ACCEPTED
 )
 _ELIGIBLE = _ACCEPTED.where(
     ~exists().where(
-        col(Vote.participant_id) == bindparam("b_participant"),
-        col(Vote.proposal_id) == bindparam("b_proposal"),
+        _VOTE.participant_id == bindparam("b_participant"),
+        _VOTE.proposal_id == bindparam("b_proposal"),
     )
 )
 

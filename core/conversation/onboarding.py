@@ -13,7 +13,6 @@ from core.definitions import (
     ProfileQuestion,
     consultation_by_slug,
     profile_questions_of,
-    settings_of,
 )
 from core.i18n import available_locales, negotiate
 from core.messages import Option
@@ -154,7 +153,7 @@ async def say_unavailable(turn: Turn, state: str) -> None:
         turn.say(turn.t("consultation.not_started", question=question))
         return
     turn.say(turn.t("consultation.closed", question=question))
-    if settings_of(consultation).results_published:
+    if turn.settings.results_published:
         await cards.show_results(turn)
     turn.step = "idle"
     turn.state.pop("pick", None)
