@@ -186,12 +186,11 @@ async def choose_cards(
     other turns, which draw from it while the texts are read, and rewinding it for a second run
     would hand them the same numbers again.
     """
-    own = random.Random(rng.getrandbits(64))
-    start = own.getstate()
+    seed = rng.getrandbits(64)
     misses = 0
     while True:
         builder = SequenceBuilder(size, shown)
-        algorithm(builder, pool, own)
+        algorithm(builder, pool, random.Random(seed))
         unread = builder.unread()
         if not unread:
             return builder.cards
@@ -199,4 +198,3 @@ async def choose_cards(
         if builder.confirmed():
             return builder.cards
         misses += 1
-        own.setstate(start)
