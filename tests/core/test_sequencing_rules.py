@@ -203,11 +203,31 @@ def test_adaptive_tops_up_new_proposals_then_samples_near_the_boundary() -> None
         assert {c.id for c in builder.cards[:5]} == {c.id for c in new}  # under the floor: first
         for card in builder.cards:
             counts[card.id] = counts.get(card.id, 0) + 1
-    # The 10th and 11th best (ids 31, 30) sit on the top-10 boundary: LUCB asks them far more
+    # The 10th and 11th best (ids 31, 30) sit on the top-10 boundary: they are asked far more
     # often than the clear winners and losers at either end.
     near = counts.get(31, 0) + counts.get(30, 0)
     far = counts.get(40, 0) + counts.get(1, 0) + counts.get(2, 0)
     assert near > 3 * far
+
+
+def test_adaptive_asks_a_proposal_on_few_votes_before_measured_ones_near_the_line() -> None:
+    # 30 proposals measured on 10,000 votes each, 0.015 apart around the top-10 line, and one on
+    # 12 votes, all agree: its estimate is far above the line, but on so few votes that where
+    # it stands is the least settled of all. A rule that asks the weakest of the top 10 and
+    # the strongest outsider would ask the measured ones on either side of the line instead.
+    measured = []
+    for i in range(1, 31):
+        agree = int(10_000 * (0.4 + 0.015 * i))
+        counts = {"agree": agree, "disagree": 10_000 - agree}
+        measured.append(Candidate(i, i, 0.0, distinct(i), counts))
+    lucky = Candidate(99, 99, 0.0, distinct(99), {"agree": 12})
+    rng = random.Random(7)
+    first: list[int] = []
+    for _ in range(200):
+        builder = SequenceBuilder(3)  # three cards: the floor and the controversy set take none
+        ALGORITHMS["adaptive"](builder, [*measured, lucky], rng)
+        first.append(builder.cards[0].id)
+    assert first.count(99) > 0.9 * len(first)
 
 
 @settings(max_examples=200, deadline=None)
