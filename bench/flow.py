@@ -21,7 +21,8 @@ from typing import Any
 
 from sqlalchemy import event
 
-from bench.ingest import SLUG, VOTE_KEYS, Plan, bench_database, prepare
+from bench.databases import bench_database
+from bench.ingest import SLUG, VOTE_KEYS, Plan, prepare
 from bench.ingest_baseline import create_table, taps
 from core.flow import Flow
 from core.messages import Choice, Event, Start

@@ -31,9 +31,10 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
-from sqlalchemy import func, make_url, text
+from sqlalchemy import func
 from sqlmodel import select
 
+from bench.databases import bench_database, empty_schema
 from bench.fakes.telegram_api import Call, FakeTelegram
 from bench.ingest_baseline import create_table, stored_taps
 from bench.processes import Served, consult_process, free_port, running, serving
@@ -136,10 +137,7 @@ def _texts(count: int) -> list[str]:
 async def prepare(database_url: str, plan: Plan) -> None:
     """A fresh schema with the bench consultation loaded."""
     engine = create_engine(database_url)
-    if database_url.startswith("postgresql"):
-        async with engine.begin() as connection:
-            await connection.execute(text("DROP SCHEMA IF EXISTS public CASCADE"))
-            await connection.execute(text("CREATE SCHEMA public"))
+    await empty_schema(engine)
     await migrate(engine)
     async with session_factory(engine)() as session, session.begin():
         spec = parse_consultation(bench_consultation(plan.proposals))
@@ -352,25 +350,6 @@ async def _deliver(
 
 async def _all(coroutines: Any) -> None:
     await asyncio.gather(*coroutines)
-
-
-async def bench_database(server_url: str) -> str | None:
-    """The URL of a `consult_bench` database on the server (created if missing), or None when
-    the server does not answer (the PostgreSQL rows are then left out)."""
-    engine = create_engine(server_url)
-    try:
-        async with asyncio.timeout(5), engine.connect() as connection:
-            await connection.execution_options(isolation_level="AUTOCOMMIT")
-            found = await connection.execute(
-                text("SELECT 1 FROM pg_database WHERE datname = 'consult_bench'")
-            )
-            if found.first() is None:
-                await connection.execute(text("CREATE DATABASE consult_bench"))
-    except Exception:  # unreachable, refused, not PostgreSQL: no PostgreSQL rows
-        return None
-    finally:
-        await engine.dispose()
-    return make_url(server_url).set(database="consult_bench").render_as_string(hide_password=False)
 
 
 def run_ingest(quick: bool, postgres_url: str | None, workers: int = 1) -> dict[str, Any]:

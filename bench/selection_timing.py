@@ -13,9 +13,10 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
-from sqlalchemy import insert
+from sqlalchemy import insert, text
 from sqlmodel import SQLModel
 
+from bench.databases import empty_schema
 from bench.pools import PoolShape
 from bench.simulation import SEQUENCE
 from core.models import Consultation
@@ -100,11 +101,18 @@ def _histories(rows: Sequence[_Row], rng: random.Random) -> dict[int, list[int]]
 
 
 async def database_timing(
-    algorithms: Sequence[str], rows: Sequence[_Row], seed: int, calls: int
+    algorithms: Sequence[str],
+    rows: Sequence[_Row],
+    seed: int,
+    calls: int,
+    database_url: str | None = None,
+    chosen: dict[str, list[list[int]]] | None = None,
 ) -> dict[str, tuple[float, float]]:
     """Median and p99 ms of `core.sequencing.next_proposals_for` itself, database reads
-    included, on an SQLite file holding `rows` as accepted proposals with their counters (as
-    `core.voting` keeps them) and a participant who already voted HISTORY times.
+    included, on a database holding `rows` as accepted proposals with their counters (as
+    `core.voting` keeps them) and a participant who already voted HISTORY times: an SQLite
+    file of its own, or the PostgreSQL database `database_url` (its tables are replaced).
+    `chosen`, if given, receives each algorithm's cards, call by call (ids).
 
     The history is what makes the exclusion of voted proposals cost what it costs in a real
     consultation: it holds the oldest proposals that still need votes (every algorithm shows
@@ -114,7 +122,8 @@ async def database_timing(
     tables = SQLModel.metadata.tables
     now = datetime.now(UTC)
     with tempfile.TemporaryDirectory(prefix="consult-bench-") as scratch:
-        engine = create_engine(f"sqlite:///{Path(scratch) / 'scale.sqlite3'}")
+        engine = create_engine(database_url or f"sqlite:///{Path(scratch) / 'scale.sqlite3'}")
+        await empty_schema(engine)
         await migrate(engine)
         consultation = Consultation(
             id=1,
@@ -184,6 +193,9 @@ async def database_timing(
                     for pid in history
                 ],
             )
+        if engine.dialect.name == "postgresql":  # the statistics autovacuum would gather
+            async with engine.begin() as connection:
+                await connection.execute(text("ANALYZE"))
         sessions = session_factory(engine)
         rng = random.Random(seed)
         timings: dict[str, tuple[float, float]] = {}
@@ -196,9 +208,11 @@ async def database_timing(
             for call in range(WARM_UP + calls):  # the first calls read the file into memory
                 async with sessions() as session, session.begin():
                     started = time.perf_counter()
-                    await next_proposals_for(session, 1, current, "en", SEQUENCE, rng=rng)
+                    cards = await next_proposals_for(session, 1, current, "en", SEQUENCE, rng=rng)
                     if call >= WARM_UP:
                         times.append((time.perf_counter() - started) * 1000)
+                if chosen is not None:
+                    chosen.setdefault(algorithm, []).append([card.id for card in cards])
             timings[algorithm] = _quantiles(times)
         gc.unfreeze()
         await engine.dispose()

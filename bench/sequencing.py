@@ -24,6 +24,7 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass, field, replace
 
+from bench.databases import bench_database
 from bench.pools import PoolShape
 from bench.populations import Dataset, Population, synthetic
 from bench.selection_timing import database_timing, percentile, scale_rows, scale_timing
@@ -106,7 +107,11 @@ def _quartiles(values: Sequence[int | None]) -> tuple[int | None, int | None, in
 
 
 def run_suite(
-    datasets: Sequence[Dataset], plan: Plan, algorithms: Sequence[str], jobs: int = 1
+    datasets: Sequence[Dataset],
+    plan: Plan,
+    algorithms: Sequence[str],
+    jobs: int = 1,
+    postgres: str | None = None,
 ) -> dict[str, object]:
     """Every algorithm on every dataset and budget, once per seed; medians over seeds.
 
@@ -116,6 +121,8 @@ def run_suite(
     figures do not depend on `jobs`; only the selection times feel the neighbours).
     The `datasets` are played with the plan's participants and seeds and the whole pool; the
     plan's large dataset, if any, with its own, and production's bounded pool.
+    The selections at scale are timed on an SQLite file, then in the PostgreSQL database
+    `postgres` too if given (its tables are replaced).
     """
     played_as: list[tuple[str, Callable[[int], Population], int, tuple[int, ...], PoolShape | None]]
     played_as = [(name, make, plan.participants, plan.seeds, None) for name, make in datasets]
@@ -186,14 +193,22 @@ def run_suite(
         )
     rows_at_scale = scale_rows(plan.scale_proposals, 7)
     with_database = asyncio.run(database_timing(algorithms, rows_at_scale, 7, plan.scale_calls))
+    with_postgres = (
+        asyncio.run(database_timing(algorithms, rows_at_scale, 7, plan.scale_calls, postgres))
+        if postgres
+        else {}
+    )
     scale = {}
     for name in algorithms:
         alone = scale_timing(name, rows_at_scale, 7, plan.scale_calls)
+        postgres_times = with_postgres.get(name, (None, None))
         scale[name] = {
             "median_ms": alone[0],
             "p99_ms": alone[1],
             "with_database_median_ms": with_database[name][0],
             "with_database_p99_ms": with_database[name][1],
+            "with_postgresql_median_ms": postgres_times[0],
+            "with_postgresql_p99_ms": postgres_times[1],
         }
     return {
         "benchmark": "sequencing",
@@ -208,7 +223,11 @@ def run_suite(
         else f"left out: --quick runs {LARGE} only with --large",
         "results": rows,
         "goal": goal(rows),
-        "selection_at_scale": {"proposals": plan.scale_proposals, "by_algorithm": scale},
+        "selection_at_scale": {
+            "proposals": plan.scale_proposals,
+            "postgresql": "measured" if postgres else "left out",
+            "by_algorithm": scale,
+        },
     }
 
 
@@ -383,6 +402,15 @@ def table(report: dict[str, object]) -> str:
             f" with the reads median {figures['with_database_median_ms']:.1f} ms,"
             f" p99 {figures['with_database_p99_ms']:.1f} ms"
         )
+    if scale["postgresql"] != "measured":
+        lines.append(f"  PostgreSQL: {scale['postgresql']}")
+        return "\n".join(lines)
+    lines.append("  with the reads on PostgreSQL instead (its consult_bench database):")
+    for name, figures in scale["by_algorithm"].items():
+        lines.append(
+            f"  {name:9} median {figures['with_postgresql_median_ms']:.1f} ms,"
+            f" p99 {figures['with_postgresql_p99_ms']:.1f} ms"
+        )
     return "\n".join(lines)
 
 
@@ -394,12 +422,14 @@ def suite(
     jobs: int = 1,
     large: bool = False,
     sample_limit: int | None = None,
+    postgres: str | None = None,
 ) -> dict[str, object]:
     """The synthetic suite plus any `extra` datasets (Polis replays), in `jobs` processes.
 
     `seeds` replaces every dataset's seeds, the large one's too; `large` adds the large dataset
     to a quick run (a full one has it anyway); `sample_limit` replaces production's in the
-    large dataset's simulated pool.
+    large dataset's simulated pool; `postgres`, a server's URL, times the selections at scale
+    there too if it answers (in its consult_bench database).
     """
     plan = QUICK if quick else FULL
     if large and plan.large is None:
@@ -414,7 +444,14 @@ def suite(
         plan = replace(plan, large=replace(plan.large, pool=pool))
     proposals = plan.proposals
     datasets: list[Dataset] = [("synthetic", lambda seed: synthetic(seed, proposals)), *extra]
-    report = run_suite(datasets, plan, algorithms, jobs)
+    bench_url = asyncio.run(bench_database(postgres)) if postgres else None
+    report = run_suite(datasets, plan, algorithms, jobs, bench_url)
+    at_scale = report["selection_at_scale"]
+    assert isinstance(at_scale, dict)
+    if postgres and not bench_url:
+        at_scale["postgresql"] = "left out: no PostgreSQL server answered at --postgres"
+    elif not postgres:
+        at_scale["postgresql"] = "left out (--postgres none)"
     if sample_limit is not None and plan.large is None:
         report["large_dataset"] = f"{report['large_dataset']} (so --sample-limit changed nothing)"
     return report

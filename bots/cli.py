@@ -131,6 +131,7 @@ def _parser() -> argparse.ArgumentParser:
         default="uniform,polis,makeorg,adaptive",
         help="comma-separated, among uniform, polis, makeorg, adaptive",
     )
+    _add_postgres_option(sequencing)
 
     add_results_command(commands)
     add_telegram_commands(commands)
@@ -354,8 +355,16 @@ def run_bench(args: argparse.Namespace) -> int:
         print(f"consult: {error}", file=sys.stderr)
         return USAGE_ERROR
     extra = [populations.polis_dataset(name, conversation) for name, conversation in replays]
+    postgres = None if args.postgres.lower() == "none" else args.postgres
     report = sequencing.suite(
-        args.quick, args.seeds, algorithms, extra, args.jobs, args.large, args.sample_limit
+        args.quick,
+        args.seeds,
+        algorithms,
+        extra,
+        args.jobs,
+        args.large,
+        args.sample_limit,
+        postgres,
     )
     return _print_report(sequencing.table(report), report, args.json)
 

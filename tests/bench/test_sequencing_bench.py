@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import math
 import random
@@ -16,6 +17,7 @@ from sqlmodel import SQLModel, insert, select
 
 from bench.pools import PoolShape, ProductionPool
 from bench.populations import synthetic
+from bench.selection_timing import WARM_UP, database_timing, scale_rows
 from bench.sequencing import LargeDataset, Plan, goal, run_suite, table
 from bench.simulation import simulate
 from core.identity import enrol
@@ -28,7 +30,7 @@ from core.sequencing import (
     Candidate,
     next_proposals_for,
 )
-from tests.conftest import SECRET
+from tests.conftest import POSTGRES_URL, SECRET
 from tests.support import record_pools, scored_proposal
 
 
@@ -61,19 +63,50 @@ def test_the_report_has_every_algorithm_budget_and_figure() -> None:
     assert report["seeds"] == [1, 2]
     scale = report["selection_at_scale"]
     assert isinstance(scale, dict)
+    assert scale["postgresql"] == "left out"  # no server given
     for figures in scale["by_algorithm"].values():  # the algorithm alone, then with its reads
         assert set(figures) == {
             "median_ms",
             "p99_ms",
             "with_database_median_ms",
             "with_database_p99_ms",
+            "with_postgresql_median_ms",
+            "with_postgresql_p99_ms",
         }
-        assert all(value > 0 for value in figures.values())
+        assert figures["with_postgresql_median_ms"] is None
+        assert all(value > 0 for key, value in figures.items() if "postgresql" not in key)
     assert "P@10 consensus" in table(report)
+    assert "PostgreSQL: left out" in table(report)
     assert "synthetic-large: left out: --quick runs synthetic-large only with --large" in table(
         report
     )
     json.dumps(report)
+
+
+@pytest.mark.skipif(not POSTGRES_URL, reason="CONSULT_TEST_POSTGRES_URL not set")
+def test_selections_at_scale_read_the_same_world_from_postgresql(postgres_url: str) -> None:
+    # The timing loads the same proposals, counters and history into both databases and
+    # replays the same random stream: the cards must be the same, call by call, or the two
+    # timings would not measure the same selections.
+    rows = scale_rows(400, 3)
+    on_sqlite: dict[str, list[list[int]]] = {}
+    on_postgres: dict[str, list[list[int]]] = {}
+    algorithms = ["uniform", "makeorg", "adaptive"]
+    asyncio.run(database_timing(algorithms, rows, 3, 4, chosen=on_sqlite))
+    timed = asyncio.run(database_timing(algorithms, rows, 3, 4, postgres_url, on_postgres))
+    assert on_postgres == on_sqlite
+    assert all(len(calls) == 4 + WARM_UP for calls in on_postgres.values())
+    assert all(len(cards) == 12 for calls in on_postgres.values() for cards in calls)
+    assert set(timed) == set(algorithms)
+    plan = Plan(20, 25, (1,), (5,), scale_proposals=200, scale_calls=2)
+    report = run_suite(
+        [("synthetic", lambda s: synthetic(s, 25))], plan, ["adaptive"], 1, postgres_url
+    )
+    scale = report["selection_at_scale"]
+    assert isinstance(scale, dict) and scale["postgresql"] == "measured"
+    figures = scale["by_algorithm"]["adaptive"]
+    assert figures["with_postgresql_median_ms"] > 0 and figures["with_postgresql_p99_ms"] > 0
+    assert "with the reads on PostgreSQL instead" in table(report)
 
 
 def test_processes_play_the_same_consultations() -> None:
