@@ -24,6 +24,8 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass, field, replace
 
+from sqlalchemy.exc import SQLAlchemyError
+
 from bench.databases import bench_database
 from bench.pools import PoolShape
 from bench.populations import Dataset, Population, synthetic
@@ -121,8 +123,9 @@ def run_suite(
     figures do not depend on `jobs`; only the selection times feel the neighbours).
     The `datasets` are played with the plan's participants and seeds and the whole pool; the
     plan's large dataset, if any, with its own, and production's bounded pool.
-    The selections at scale are timed on an SQLite file, then in the PostgreSQL database
-    `postgres` too if given (its tables are replaced).
+    The selections at scale are timed on an SQLite file (`with_database_*`), then in the
+    PostgreSQL database `postgres` too if given (`with_postgresql_*`; its tables are
+    replaced). If that fails, the report says why and keeps the rest.
     """
     played_as: list[tuple[str, Callable[[int], Population], int, tuple[int, ...], PoolShape | None]]
     played_as = [(name, make, plan.participants, plan.seeds, None) for name, make in datasets]
@@ -193,11 +196,16 @@ def run_suite(
         )
     rows_at_scale = scale_rows(plan.scale_proposals, 7)
     with_database = asyncio.run(database_timing(algorithms, rows_at_scale, 7, plan.scale_calls))
-    with_postgres = (
-        asyncio.run(database_timing(algorithms, rows_at_scale, 7, plan.scale_calls, postgres))
-        if postgres
-        else {}
-    )
+    with_postgres: dict[str, tuple[float, float]] = {}
+    postgres_status = "left out"
+    if postgres:
+        try:
+            with_postgres = asyncio.run(
+                database_timing(algorithms, rows_at_scale, 7, plan.scale_calls, postgres)
+            )
+            postgres_status = "measured"
+        except (SQLAlchemyError, OSError) as error:  # the simulations' figures still count
+            postgres_status = f"failed: {type(error).__name__}: {error}".splitlines()[0]
     scale = {}
     for name in algorithms:
         alone = scale_timing(name, rows_at_scale, 7, plan.scale_calls)
@@ -225,7 +233,7 @@ def run_suite(
         "goal": goal(rows),
         "selection_at_scale": {
             "proposals": plan.scale_proposals,
-            "postgresql": "measured" if postgres else "left out",
+            "postgresql": postgres_status,
             "by_algorithm": scale,
         },
     }
@@ -414,6 +422,16 @@ def table(report: dict[str, object]) -> str:
     return "\n".join(lines)
 
 
+def postgres_left_out(postgres: str | None) -> str:
+    """Why the report has no PostgreSQL timings when none was measured."""
+    if postgres is None:
+        return "left out (--postgres none)"
+    return (
+        "left out: the server at --postgres did not answer, or would not let us use or create"
+        " its consult_bench database"
+    )
+
+
 def suite(
     quick: bool,
     seeds: int | None,
@@ -448,10 +466,8 @@ def suite(
     report = run_suite(datasets, plan, algorithms, jobs, bench_url)
     at_scale = report["selection_at_scale"]
     assert isinstance(at_scale, dict)
-    if postgres and not bench_url:
-        at_scale["postgresql"] = "left out: no PostgreSQL server answered at --postgres"
-    elif not postgres:
-        at_scale["postgresql"] = "left out (--postgres none)"
+    if not bench_url:
+        at_scale["postgresql"] = postgres_left_out(postgres)
     if sample_limit is not None and plan.large is None:
         report["large_dataset"] = f"{report['large_dataset']} (so --sample-limit changed nothing)"
     return report

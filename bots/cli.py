@@ -319,9 +319,15 @@ def run_server(args: argparse.Namespace) -> int:
     return 0
 
 
+def _postgres_url(value: str) -> str | None:
+    """`--postgres`: a server's URL, or None for "none" (or nothing)."""
+    return None if value.strip().lower() in ("", "none") else value
+
+
 def _add_postgres_option(benchmark: argparse.ArgumentParser) -> None:
     benchmark.add_argument(
         "--postgres",
+        type=_postgres_url,
         default=os.environ.get("CONSULT_BENCH_POSTGRES_URL", DEFAULT_BENCH_POSTGRES),
         metavar="URL",
         help="a PostgreSQL server to measure too, if it answers (its database consult_bench "
@@ -335,8 +341,7 @@ def run_bench(args: argparse.Namespace) -> int:
     if args.benchmark == "flow":
         from bench import flow  # only the benchmark needs it
 
-        postgres = None if args.postgres.lower() == "none" else args.postgres
-        report = flow.run_flow(args.quick, postgres)
+        report = flow.run_flow(args.quick, args.postgres)
         return _print_report(flow.table(report), report, args.json)
     from bench import populations, sequencing  # only the benchmark needs them
 
@@ -355,7 +360,6 @@ def run_bench(args: argparse.Namespace) -> int:
         print(f"consult: {error}", file=sys.stderr)
         return USAGE_ERROR
     extra = [populations.polis_dataset(name, conversation) for name, conversation in replays]
-    postgres = None if args.postgres.lower() == "none" else args.postgres
     report = sequencing.suite(
         args.quick,
         args.seeds,
@@ -364,7 +368,7 @@ def run_bench(args: argparse.Namespace) -> int:
         args.jobs,
         args.large,
         args.sample_limit,
-        postgres,
+        args.postgres,
     )
     return _print_report(sequencing.table(report), report, args.json)
 
@@ -375,8 +379,7 @@ def run_ingest_bench(args: argparse.Namespace) -> int:
     if args.workers < 1:
         print(_organiser_translator()("cli.ingest_bad_workers"), file=sys.stderr)
         return USAGE_ERROR
-    postgres = None if args.postgres.lower() == "none" else args.postgres
-    report = ingest.run_ingest(args.quick, postgres, args.workers)
+    report = ingest.run_ingest(args.quick, args.postgres, args.workers)
     return _print_report(ingest.table(report), report, args.json)
 
 

@@ -23,17 +23,19 @@ replayable in tests and in the benchmark.
             2. Consensus, as a thresholding problem: which side of the line between the 10th
                and the 11th best is each proposal on? Each proposal's agree rate m is estimated
                as the results will estimate it (Make.org's smoothing, `core.scoring.smoothed`);
-               the line t lies halfway between the 10th and 11th estimates (the pool holds the
-               consultation's leaders by that rate, read by an index next to the sample: t is
-               the consultation's, not the sample's). The cards go to the proposals with the
-               smallest index sqrt(n + 1) * (|m - t| + epsilon), n its votes: APT
-               (Locatelli, Gutzeit & Carpentier, "An optimal algorithm for the thresholding
-               bandit problem", ICML 2016). A proposal near the line with few votes is the
-               least settled; as its votes grow it yields to the next. epsilon (0.02) is the
-               precision asked: proposals within it of the line are as good as tied, and do
-               not absorb every vote in a vain attempt to order them. Each index is multiplied
-               by exp(0.3 z), z ~ N(0, 1) drawn per proposal and call, so that participants
-               arriving at the same moment do not all get the same cards.
+               the line t lies halfway between the 10th and 11th estimates of the pool's
+               proposals with 5 votes or more. The pool holds the consultation's leaders by
+               that rate (those with 10 votes or more, read by an index next to the sample),
+               so t is near the consultation's line, not the sample's; a proposal on 5 to 9
+               votes in the pool can move it until its next votes. The cards go to the
+               proposals with the smallest index sqrt(n + 1) * (|m - t| + epsilon), n its
+               votes: APT (Locatelli, Gutzeit & Carpentier, "An optimal algorithm for the
+               thresholding bandit problem", ICML 2016). A proposal near the line with few
+               votes is the least settled; as its votes grow it yields to the next. epsilon
+               (0.02) is the precision asked: proposals within it of the line are as good as
+               tied, and do not absorb every vote in a vain attempt to order them. Each index
+               is multiplied by exp(0.3 z), z ~ N(0, 1) drawn per proposal and call, so that
+               participants arriving at the same moment do not all get the same cards.
                LUCB (Kalyanakrishnan, Tewari, Auer & Stone, "PAC subset selection in
                stochastic multi-armed bandits", ICML 2012), which asks the weakest member of
                the top 10 and the strongest outsider, chose these cards before. Its two
@@ -42,7 +44,9 @@ replayable in tests and in the benchmark.
                On `consult bench sequencing`'s synthetic suite and both conversations, at 5,
                10 and 20 votes per participant, APT needed 13% fewer votes than LUCB to reach
                precision@10 >= 0.9 (geometric mean over runs), both on the seeds epsilon was
-               chosen on (1-9) and on 9 others (10-18).
+               chosen on (1-9) and on 9 others (10-18). `consult bench sequencing --seeds 18`
+               with both --polis conversations, here and at ee38c9c (the last commit with
+               LUCB), replays them; its large dataset is not in these figures.
             3. One card in four goes to the controversy set, the top 5 by min(agree,
                disagree), by LUCB: the member of the current top 5 with the lowest lower bound
                and the non-member with the highest upper bound, alternately, bounds at

@@ -18,7 +18,7 @@ from sqlmodel import SQLModel, insert, select
 from bench.pools import PoolShape, ProductionPool
 from bench.populations import synthetic
 from bench.selection_timing import WARM_UP, database_timing, scale_rows
-from bench.sequencing import LargeDataset, Plan, goal, run_suite, table
+from bench.sequencing import LargeDataset, Plan, goal, postgres_left_out, run_suite, table
 from bench.simulation import simulate
 from core.identity import enrol
 from core.models import Consultation, Proposal, ProposalStatus
@@ -73,7 +73,7 @@ def test_the_report_has_every_algorithm_budget_and_figure() -> None:
             "with_postgresql_median_ms",
             "with_postgresql_p99_ms",
         }
-        assert figures["with_postgresql_median_ms"] is None
+        assert figures["with_postgresql_median_ms"] is figures["with_postgresql_p99_ms"] is None
         assert all(value > 0 for key, value in figures.items() if "postgresql" not in key)
     assert "P@10 consensus" in table(report)
     assert "PostgreSQL: left out" in table(report)
@@ -107,6 +107,22 @@ def test_selections_at_scale_read_the_same_world_from_postgresql(postgres_url: s
     figures = scale["by_algorithm"]["adaptive"]
     assert figures["with_postgresql_median_ms"] > 0 and figures["with_postgresql_p99_ms"] > 0
     assert "with the reads on PostgreSQL instead" in table(report)
+
+
+def test_a_postgresql_timing_that_fails_is_reported_and_the_rest_kept() -> None:
+    plan = Plan(20, 25, (1,), (5,), scale_proposals=200, scale_calls=2)
+    nobody = "postgresql://postgres@127.0.0.1:1/consult_bench"  # port 1: nothing listens
+    report = run_suite([("synthetic", lambda s: synthetic(s, 25))], plan, ["adaptive"], 1, nobody)
+    scale = report["selection_at_scale"]
+    assert isinstance(scale, dict) and scale["postgresql"].startswith("failed: ")
+    figures = scale["by_algorithm"]["adaptive"]
+    assert figures["with_database_p99_ms"] > 0 and figures["with_postgresql_p99_ms"] is None
+    assert report["results"] and "PostgreSQL: failed: " in table(report)
+
+
+def test_the_report_says_why_postgresql_was_left_out() -> None:
+    assert postgres_left_out(None) == "left out (--postgres none)"
+    assert "did not answer" in postgres_left_out("postgresql://postgres@127.0.0.1:1/x")
 
 
 def test_processes_play_the_same_consultations() -> None:
