@@ -210,6 +210,10 @@ async def database_timing(
             times = []
             for call in range(WARM_UP + calls):  # the first calls read the file into memory
                 async with sessions() as session, session.begin():
+                    # A selection runs in a turn that has read the participant already: the
+                    # connection's checkout (with its liveness ping on PostgreSQL) and BEGIN
+                    # are the turn's, not the selection's.
+                    await session.connection()
                     started = time.perf_counter()
                     cards = await next_proposals_for(session, 1, current, "en", SEQUENCE, rng=rng)
                     if call >= WARM_UP:

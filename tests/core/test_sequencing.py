@@ -12,6 +12,7 @@ from core.models import QUALIFICATIONS, Consultation, Proposal, ProposalStatus, 
 from core.sequencing import (
     _CONTENDERS,
     _FRESH,
+    _POOLS,
     _SAMPLE_BEFORE,
     _SAMPLE_FROM,
     CONSENSUS_CONTENDERS,
@@ -219,3 +220,14 @@ async def test_the_pool_is_read_from_its_indexes_alone_on_sqlite(engine) -> None
             assert any("proposal USING COVERING INDEX ix_proposal_" in step for step in steps)
             if statement in _CONTENDERS:  # the leaders come in the index's order: no sort
                 assert not any("TEMP B-TREE" in step for step in steps), steps
+        # The pool's one read runs each part by its own index, sorting only the new proposals
+        # (as _FRESH alone does).
+        for statement, sample_part in _POOLS.values():
+            compiled = statement.params(parameters).compile(
+                dialect=engine.dialect, compile_kwargs={"literal_binds": True}
+            )
+            plan = await connection.exec_driver_sql(f"EXPLAIN QUERY PLAN {compiled}")
+            steps = [row[-1] for row in plan]
+            walks = [step for step in steps if "proposal USING COVERING INDEX ix_proposal_" in step]
+            assert len(walks) == sample_part + 1, steps
+            assert sum("TEMP B-TREE" in step for step in steps) == 1, steps
