@@ -212,8 +212,8 @@ async def database_timing(
                 async with sessions() as session, session.begin():
                     # A selection runs in a turn that has read the participant already: the
                     # connection's checkout (with its liveness ping on PostgreSQL) and BEGIN
-                    # are the turn's, not the selection's.
-                    await session.connection()
+                    # (sent with the first statement on PostgreSQL) are the turn's.
+                    await (await session.connection()).exec_driver_sql("SELECT 1")
                     started = time.perf_counter()
                     cards = await next_proposals_for(session, 1, current, "en", SEQUENCE, rng=rng)
                     if call >= WARM_UP:
