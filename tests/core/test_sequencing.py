@@ -231,3 +231,28 @@ async def test_the_pool_is_read_from_its_indexes_alone_on_sqlite(engine) -> None
             walks = [step for step in steps if "proposal USING COVERING INDEX ix_proposal_" in step]
             assert len(walks) == sample_part + 1, steps
             assert sum("TEMP B-TREE" in step for step in steps) == 1, steps
+
+
+async def test_postgresql_keeps_one_plan_of_the_pool_for_every_value(
+    engine, sessions, load_consultation, clock
+) -> None:
+    """PostgreSQL would plan the pool anew at each selection (custom plans), which cost as
+    much as reading it: a selection runs it on a plan made once for any value instead."""
+    if engine.dialect.name != "postgresql":
+        pytest.skip("plan caching is PostgreSQL's")
+    consultation = await load_consultation()
+    async with sessions() as session, session.begin():
+        me = (await enrol(session, SECRET, "test", "me", None, clock())).participant
+    async with sessions() as session, session.begin():
+        current = await session.get(Consultation, consultation.id)
+        for seed in range(7):  # past the 5 custom plans PostgreSQL makes before it compares
+            await next_proposals_for(session, me.id, current, "en", 4, rng=random.Random(seed))
+        connection = await session.connection()
+        plans = (
+            await connection.exec_driver_sql(
+                "SELECT generic_plans, custom_plans FROM pg_prepared_statements"
+                " WHERE statement LIKE '%AS part%'"
+            )
+        ).all()
+    assert plans, "the pool was not read by a prepared statement"
+    assert all(custom == 0 and generic > 0 for generic, custom in plans), plans
