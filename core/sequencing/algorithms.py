@@ -97,8 +97,10 @@ def polis_priority(candidate: Candidate, extremity: float = 0.0) -> float:
 
 
 def polis(builder: SequenceBuilder, pool: Sequence[Candidate], rng: random.Random) -> None:
-    # Weighted sampling without replacement (Efraimidis & Spirakis): key = u^(1/w), largest first.
-    keyed = [(rng.random() ** (1 / polis_priority(c)), c) for c in pool]
+    # Weighted sampling without replacement (Efraimidis & Spirakis): key = u^(1/w), largest
+    # first, compared as log(u) / w: u^(1/w) itself rounds to 0.0 for the small priorities of
+    # well-measured proposals, which would then tie and come in the pool's order.
+    keyed = [(math.log(1.0 - rng.random()) / polis_priority(c), c) for c in pool]
     keyed.sort(key=lambda item: item[0], reverse=True)
     builder.offer_all(c for _, c in keyed)
 

@@ -188,6 +188,25 @@ def test_polis_priority_favours_unseen_and_agreed() -> None:
     assert polis_priority(unseen) == pytest.approx(((1 - 0.5) * 0.5 * 9) ** 2)
 
 
+def test_polis_chooses_by_priority_among_well_measured_proposals_too() -> None:
+    """Priorities of a few thousandths and less: the choice still follows them (weighted
+    sampling keys computed as u^(1/w) would all round to zero and tie)."""
+    from core.sequencing.algorithms import polis_priority
+
+    likelier = Candidate(
+        1, 1, 0.0, "a bus at night", {"agree": 60, "neutral": 500, "disagree": 440}
+    )
+    rarer = Candidate(2, 2, 0.0, "a free museum", {"agree": 1, "neutral": 900, "disagree": 99})
+    share = polis_priority(likelier) / (polis_priority(likelier) + polis_priority(rarer))
+    assert polis_priority(likelier) < 1e-3 and share > 0.999
+    first = []
+    for seed in range(2000):
+        builder = SequenceBuilder(1)
+        ALGORITHMS["polis"](builder, [rarer, likelier], random.Random(seed))
+        first.append(builder.cards[0].id)
+    assert first.count(likelier.id) >= 1990
+
+
 def test_adaptive_tops_up_new_proposals_then_samples_near_the_boundary() -> None:
     rng = random.Random(4)
     tested = []
