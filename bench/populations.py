@@ -4,15 +4,19 @@
   neutral probabilities per group (consensual, divisive between groups, rejected, mostly
   neutral, a few very popular, and near-duplicate pairs), most of them arriving while the
   consultation runs.
-- polis: a real conversation in the Polis export format. Votes a participant never cast are
-  drawn from a fitted model of that population, so that every algorithm faces the same "true"
-  population: a latent-class model whose classes are the opinion groups Polis computed
-  (participants it did not cluster form one more class); each class votes on each comment
-  agree / disagree / pass with the rates observed in that class, smoothed towards the comment's
-  overall rates (a Dirichlet prior worth 2 votes). Truth is the model's population rates,
-  weighted by class sizes. The moderator's seed comments are the organiser's proposals (no
-  author, as `consult import polis` makes them), so the one-card-per-author rule of a
-  sequence does not ration them as if one participant had written them all.
+- polis: a real conversation in the Polis export format, replayed: each simulated participant
+  is one of the conversation's voters, drawn at random (with replacement, so that a run can
+  have more participants than the conversation had). Where that voter voted on the card, the
+  vote is their real one; votes they never cast come from a fitted model of the population,
+  the same for every algorithm: a latent-class model whose classes are the opinion groups
+  Polis computed (participants it did not cluster form one more class); each class votes on
+  each comment agree / disagree / pass with the rates observed in that class, smoothed towards
+  the comment's overall rates (a Dirichlet prior worth 2 votes). Truth is what this replayed
+  population votes on average: per comment, the voters' real votes and, for those who did not
+  vote on it, their class's fitted rates, averaged over the voters. The moderator's seed
+  comments are the organiser's proposals (no author, as `consult import polis` makes them), so
+  the one-card-per-author rule of a sequence does not ration them as if one participant had
+  written them all.
 
 The true consensus set is the 10 proposals with the highest population agree rate; the true
 controversy set, the 5 with the highest min(agree, disagree).
@@ -32,8 +36,22 @@ CONTROVERSY_K = 5
 
 
 @dataclass(frozen=True)
+class Voter:
+    """A replayed participant: their class, and the votes they really cast (by proposal)."""
+
+    group: int
+    votes: dict[int, str]  # proposal -> "agree", "disagree" or "neutral"
+
+
+@dataclass(frozen=True)
 class Population:
-    """Who votes how: per proposal and per group, P(agree) and P(disagree) (the rest: neutral)."""
+    """Who votes how: per proposal and per group, P(agree) and P(disagree) (the rest: neutral),
+    the truth the runs are scored against.
+
+    A replayed conversation also has its `voters`, whom the simulated participants are drawn
+    from, and the rates their votes never cast are drawn with (`unvoted_agree`,
+    `unvoted_disagree`); `agree` and `disagree` are then the class averages of both.
+    """
 
     name: str
     shares: tuple[float, ...]
@@ -43,6 +61,17 @@ class Population:
     texts: tuple[str, ...]
     authors: tuple[int | None, ...]
     truth: str
+    voters: tuple[Voter, ...] = ()
+    unvoted_agree: tuple[tuple[float, ...], ...] = ()
+    unvoted_disagree: tuple[tuple[float, ...], ...] = ()
+
+    def rates_for_draws(
+        self,
+    ) -> tuple[tuple[tuple[float, ...], ...], tuple[tuple[float, ...], ...]]:
+        """Per proposal and group, P(agree) and P(disagree) of a vote the model draws."""
+        if self.voters:
+            return self.unvoted_agree, self.unvoted_disagree
+        return self.agree, self.disagree
 
     def population_rate(self, rates: tuple[tuple[float, ...], ...], p: int) -> float:
         return sum(share * rate for share, rate in zip(self.shares, rates[p], strict=True))
@@ -149,10 +178,14 @@ def from_polis(conversation: PolisConversation, name: str) -> Population:
         members.pop()
     position = {c.id: i for i, c in enumerate(comments)}
     tallies = [[[0, 0, 0] for _ in members] for _ in comments]  # agree, disagree, pass
+    keys = ("agree", "disagree", "neutral")
+    cast: dict[int, dict[int, str]] = {voter: {} for voter in of}
     for (voter, comment), vote in conversation.votes.items():
         if comment in position and voter in of:
-            tallies[position[comment]][of[voter]][{1: 0, -1: 1, 0: 2}[vote]] += 1
-    agree, disagree = [], []
+            key = {1: 0, -1: 1, 0: 2}[vote]
+            tallies[position[comment]][of[voter]][key] += 1
+            cast[voter][position[comment]] = keys[key]
+    fitted_agree, fitted_disagree = [], []
     for per_class in tallies:
         total = [sum(column) for column in zip(*per_class, strict=True)]
         overall = [(k + 1) / (sum(total) + 3) for k in total]
@@ -160,24 +193,41 @@ def from_polis(conversation: PolisConversation, name: str) -> Population:
             [(k + 2 * prior) / (sum(counts) + 2) for k, prior in zip(counts, overall, strict=True)]
             for counts in per_class
         ]
-        agree.append(tuple(r[0] for r in rates))
-        disagree.append(tuple(r[1] for r in rates))
+        fitted_agree.append(tuple(r[0] for r in rates))
+        fitted_disagree.append(tuple(r[1] for r in rates))
+
+    def truth(fitted: list[tuple[float, ...]], key: int) -> tuple[tuple[float, ...], ...]:
+        """Per comment and class: the real votes of those who cast one, the fitted rate for
+        the others, over the class's voters."""
+        return tuple(
+            tuple(
+                (counts[key] + (size - sum(counts)) * fitted[p][c]) / size
+                for c, (counts, size) in enumerate(zip(per_class, members, strict=True))
+            )
+            for p, per_class in enumerate(tallies)
+        )
+
     first = min(c.timestamp for c in comments)
     span = max(max(c.timestamp for c in comments) - first, 1)
     total_members = sum(members)
     return Population(
         name=name,
         shares=tuple(m / total_members for m in members),
-        agree=tuple(agree),
-        disagree=tuple(disagree),
+        agree=truth(fitted_agree, 0),
+        disagree=truth(fitted_disagree, 1),
         arrival=tuple(0.7 * (c.timestamp - first) / span for c in comments),
         texts=tuple(c.text for c in comments),
         authors=tuple(c.participant_author for c in comments),
         truth=(
-            f"Polis conversation {name}: latent classes = Polis opinion groups "
-            f"({len(members)} with the unclustered), per-class agree/disagree/pass rates of the "
-            "observed votes smoothed towards the comment's overall rates (prior of 2 votes)"
+            f"Polis conversation {name} replayed: participants drawn from its {len(of)} voters,"
+            " with their real votes where they voted; the others from a latent-class model,"
+            f" classes = Polis opinion groups ({len(members)} with the unclustered), per-class"
+            " agree/disagree/pass rates of the observed votes smoothed towards the comment's"
+            " overall rates (prior of 2 votes); truth = the voters' average of both"
         ),
+        voters=tuple(Voter(of[voter], cast[voter]) for voter in sorted(of)),
+        unvoted_agree=tuple(fitted_agree),
+        unvoted_disagree=tuple(fitted_disagree),
     )
 
 

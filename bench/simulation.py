@@ -93,8 +93,9 @@ def simulate(
     """One consultation: participants arrive one by one and each votes `budget` times.
 
     Fair by construction: for a seed, every algorithm faces the same participants in the same
-    order (their groups drawn from `crowd`), the same proposals arriving at the same moments,
-    and the same vote of a participant on a proposal (`common_uniform`); the algorithm's own
+    order (drawn from `crowd`: their opinion groups, or a replayed conversation's voters with
+    their real votes), the same proposals arriving at the same moments, and the same vote of a
+    participant on a proposal (`common_uniform` where the model draws it); the algorithm's own
     randomness is a separate stream; it sees only the counters, the texts, authors, arrival
     times (never the truth, nor the participant's group).
 
@@ -115,7 +116,15 @@ def simulate(
         for p in range(size)
     ]
     order = sorted(range(size), key=lambda p: population.arrival[p])
-    groups = crowd.choices(range(len(population.shares)), weights=population.shares, k=participants)
+    voters = population.voters
+    if voters:  # a replayed conversation: its voters, drawn at random
+        drawn = crowd.choices(voters, k=participants)
+        groups = [voter.group for voter in drawn]
+    else:
+        groups = crowd.choices(
+            range(len(population.shares)), weights=population.shares, k=participants
+        )
+    agree_rates, disagree_rates = population.rates_for_draws()
     true_consensus, true_controversy = population.true_sets()
     run = Run(algorithm, budget)
     total = participants * budget
@@ -157,16 +166,18 @@ def simulate(
             for card in builder.cards:
                 seen.append(card)
                 seen_ids.add(card.id)
-                draw = common_uniform(seed, person, card.id)
-                agree = population.agree[card.id][group]
-                disagree = population.disagree[card.id][group]
-                key = (
-                    "agree"
-                    if draw < agree
-                    else "disagree"
-                    if draw < agree + disagree
-                    else "neutral"
-                )
+                key = drawn[person].votes.get(card.id) if voters else None
+                if key is None:  # a vote the model draws
+                    draw = common_uniform(seed, person, card.id)
+                    agree = agree_rates[card.id][group]
+                    disagree = disagree_rates[card.id][group]
+                    key = (
+                        "agree"
+                        if draw < agree
+                        else "disagree"
+                        if draw < agree + disagree
+                        else "neutral"
+                    )
                 counts[card.id][key] += 1
                 if key != "neutral" and common_uniform(seed, person, card.id, 1) < 0.35:
                     counts[card.id]["likeIt" if key == "agree" else "noWay"] += 1

@@ -214,6 +214,64 @@ def test_a_polis_conversation_becomes_a_fitted_population() -> None:
         assert all(a > 0 and d > 0 and a + d < 1 for a, d in zip(agree, disagree, strict=True))
     run = simulate(population, "adaptive", budget=5, participants=30, seed=1)
     assert 100 < run.votes <= 150  # the first participants find only a few comments
+    # Replayed: the voters with their real votes; the truth mixes those with the fitted rates.
+    assert len(population.voters) == len(conversation.voters)
+    keys = {1: "agree", -1: "disagree", 0: "neutral"}
+    position = {c.id: i for i, c in enumerate(kept)}
+    index = {voter: i for i, voter in enumerate(sorted(conversation.voters))}
+    for (voter, comment), vote in conversation.votes.items():
+        if comment in position:  # not a rejected comment
+            assert population.voters[index[voter]].votes[position[comment]] == keys[vote]
+    first = 0
+    for group, share in enumerate(population.shares):
+        members = [v for v in population.voters if v.group == group]
+        assert share == pytest.approx(len(members) / len(population.voters))
+        expected = sum(
+            (v.votes.get(first) == "agree")
+            if first in v.votes
+            else population.unvoted_agree[first][group]
+            for v in members
+        ) / len(members)
+        assert population.agree[first][group] == pytest.approx(expected)
+
+
+def test_a_replayed_voter_casts_their_real_vote_not_the_models() -> None:
+    """Eleven proposals every voter voted on: the first ten agreed, the last rejected. The
+    model's rates for votes never cast say the opposite; the replay must not use them."""
+    from bench.populations import Population, Voter
+
+    words = [
+        "care",
+        "fund",
+        "homes",
+        "buses",
+        "parks",
+        "clinics",
+        "meals",
+        "streets",
+        "nurses",
+        "libraries",
+        "gardens",
+    ]
+    size = 11
+    real = {p: "agree" if p < 10 else "disagree" for p in range(size)}
+    opposite = tuple((0.0,) if p < 10 else (1.0,) for p in range(size))
+    population = Population(
+        name="replayed",
+        shares=(1.0,),
+        agree=tuple((1.0,) if p < 10 else (0.0,) for p in range(size)),
+        disagree=tuple((0.0,) if p < 10 else (1.0,) for p in range(size)),
+        arrival=(0.0,) * size,
+        texts=tuple(f"{word} {p} " + word[::-1] * 3 for p, word in enumerate(words)),
+        authors=(None,) * size,
+        truth="all real",
+        voters=(Voter(0, real), Voter(0, dict(real))),
+        unvoted_agree=opposite,
+        unvoted_disagree=tuple((1.0 - a[0],) for a in opposite),
+    )
+    run = simulate(population, "uniform", budget=size, participants=20, seed=3)
+    assert run.votes == 20 * size
+    assert run.consensus_precision == 1.0  # with the model's votes: 0.9 at most
 
 
 def test_votes_are_common_random_numbers_shared_by_every_algorithm() -> None:
