@@ -240,8 +240,9 @@ async def next_proposals_for(
         "b_pivot": rng.random(),
     }
     statement, sample_part = _POOLS[settings.sequencing in READS_CONTENDERS]
-    if connection.dialect.name == "postgresql":
-        await connection.execute(_ONE_PLAN)
+    dialect = connection.dialect
+    if dialect.name == "postgresql" and (dialect.server_version_info or ()) >= (12,):
+        await connection.execute(_ONE_PLAN)  # plan_cache_mode: PostgreSQL 12 and newer
     parts: list[list[Sequence[Any]]] = [[] for _ in range(sample_part + 1)]
     # Rows taken all at once (`all`): iterating a result fetches them from the driver one by one.
     for part, *row in (await connection.execute(statement, parameters)).all():

@@ -240,6 +240,8 @@ async def test_postgresql_keeps_one_plan_of_the_pool_for_every_value(
     much as reading it: a selection runs it on a plan made once for any value instead."""
     if engine.dialect.name != "postgresql":
         pytest.skip("plan caching is PostgreSQL's")
+    if engine.dialect.server_version_info < (14,):
+        pytest.skip("pg_prepared_statements counts plans from PostgreSQL 14")
     consultation = await load_consultation()
     async with sessions() as session, session.begin():
         me = (await enrol(session, SECRET, "test", "me", None, clock())).participant
@@ -251,7 +253,7 @@ async def test_postgresql_keeps_one_plan_of_the_pool_for_every_value(
         plans = (
             await connection.exec_driver_sql(
                 "SELECT generic_plans, custom_plans FROM pg_prepared_statements"
-                " WHERE statement LIKE '%AS part%'"
+                " WHERE statement LIKE 'SELECT $1::INTEGER AS part%'"
             )
         ).all()
     assert plans, "the pool was not read by a prepared statement"
