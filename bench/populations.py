@@ -29,7 +29,7 @@ import statistics
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from core.polis import PolisConversation
+from core.polis import PolisConversation, PolisFormatError
 
 CONSENSUS_K = 10
 CONTROVERSY_K = 5
@@ -165,6 +165,9 @@ def synthetic(seed: int, proposals: int = 240) -> Population:
 def from_polis(conversation: PolisConversation, name: str) -> Population:
     """The fitted latent-class population of a real conversation (see the module docstring)."""
     comments = [c for c in conversation.comments if c.moderated != -1]
+    if not comments or not conversation.voters:
+        missing = "comment that was not rejected" if not comments else "voter"
+        raise PolisFormatError(f"{name}: nothing to replay, not one {missing}")
     classes = sorted({g for g in conversation.groups.values() if g is not None})
     index = {g: i for i, g in enumerate(classes)}
     unclustered = len(classes)

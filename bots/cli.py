@@ -356,10 +356,10 @@ def run_bench(args: argparse.Namespace) -> int:
         return USAGE_ERROR
     try:
         replays = [(path.name, read_polis(path)) for path in args.polis]
+        extra = [populations.polis_dataset(name, conversation) for name, conversation in replays]
     except PolisFormatError as error:
         print(f"consult: {error}", file=sys.stderr)
         return USAGE_ERROR
-    extra = [populations.polis_dataset(name, conversation) for name, conversation in replays]
     report = sequencing.suite(
         args.quick,
         args.seeds,

@@ -91,11 +91,14 @@ async def import_polis(
     consultation, participants and proposals are written in one transaction, then the votes
     in transactions of CHUNK votes; `progress(done, total)` is called after each.
     """
-    too_long = [str(c.id) for c in conversation.comments if len(c.text) > MAX_TEXT]
+    too_long = [c for c in conversation.comments if len(c.text) > MAX_TEXT]
     if too_long:
+        first, more = too_long[0], len(too_long) - 1
+        where = f", line {first.line}" if first.line else ""
         raise PolisFormatError(
-            f"comments.csv: comment {', '.join(too_long)} longer than the {MAX_TEXT} "
-            "characters a proposal can hold"
+            f"comments.csv{where}, column comment-body: comment {first.id} has "
+            f"{len(first.text)} characters, longer than the {MAX_TEXT} a proposal can hold"
+            + (f" ({more} more comments too)" if more else "")
         )
     spec = parse_consultation(
         {

@@ -27,7 +27,7 @@ import csv
 import io
 import re
 from collections.abc import Iterator
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import NoReturn
 
@@ -50,6 +50,7 @@ class PolisComment:
     moderated: int  # -1 rejected, 0 not moderated, 1 accepted
     timestamp: int  # milliseconds since the epoch
     seed: bool = False  # written by the moderator (see the module docstring)
+    line: int = field(default=0, compare=False)  # in comments.csv, for errors found later
 
     @property
     def participant_author(self) -> int | None:
@@ -80,7 +81,11 @@ def _text(path: Path) -> str:
     try:
         return data.decode("utf-8-sig")  # a byte-order mark is what spreadsheets add
     except UnicodeDecodeError as error:
-        _fail(path, data[: error.start].count(b"\n") + 1, None, "not UTF-8 text")
+        before = data[: error.start]
+        line_start = before.rfind(b"\n") + 1
+        column = len(before[line_start:].decode("utf-8", "replace")) + 1
+        problem = f"not UTF-8 text (byte {data[error.start]:#04x} at character {column})"
+        _fail(path, before.count(b"\n") + 1, None, problem)
 
 
 def _table(
@@ -91,11 +96,14 @@ def _table(
     A row shorter than the header reads as blanks; a longer one is an error (a comma in an
     unquoted text would otherwise silently cut it).
     """
-    reader = csv.reader(io.StringIO(_text(path), newline=""))
+    content = _text(path)
+    # strict: a quote left open is an error, not a field that swallows the rest of the file
+    reader = csv.reader(io.StringIO(content, newline=""), strict=True)
     try:
         header = [name.strip() for name in next(reader, [])]
     except csv.Error as error:
         _fail(path, 1, None, str(error))
+    nul = "\x00" in content  # text a database cannot store: found once, then located
     missing = [name for name in required if name not in header]
     if missing:
         _fail(path, 1, None, f"missing column {', '.join(missing)}")
@@ -109,6 +117,10 @@ def _table(
                         f"{len(fields)} fields, the header has {len(header)} (unquoted comma?)"
                     )
                     _fail(path, line, None, problem)
+                if nul:
+                    for name, value in zip(header, fields, strict=False):
+                        if "\x00" in value:
+                            _fail(path, line, name, "a NUL character (\\0), which is not text")
                 if fields:
                     yield line, fields + [""] * (len(header) - len(fields))
                 line = reader.line_num + 1
@@ -163,8 +175,9 @@ def _comments(path: Path) -> tuple[PolisComment, ...]:
                 author_id=_integer(author, path, line, "author-id") if author.strip() else None,
                 text=text,
                 moderated=_vote(fields[at["moderated"]], path, line, "moderated"),
-                timestamp=_integer(fields[at["timestamp"]], path, line, "timestamp"),
+                timestamp=_timestamp(fields[at["timestamp"]], path, line),
                 seed="is-seed" in at and _flag(fields[at["is-seed"]], path, line, "is-seed"),
+                line=line,
             )
         )
     kept = [c for c in comments if c.moderated != -1]
@@ -173,6 +186,18 @@ def _comments(path: Path) -> tuple[PolisComment, ...]:
     if min(kept, key=lambda c: (c.timestamp, c.id)).author_id != OWNER:
         return tuple(comments)  # opened by a participant: no seeds to tell apart
     return tuple(replace(c, seed=c.author_id == OWNER) for c in comments)
+
+
+# The milliseconds since 1970 a date can hold: years 1 to 9999 (a comment becomes a proposal
+# written then).
+_EARLIEST, _LATEST = -62_135_596_800_000, 253_402_300_799_999
+
+
+def _timestamp(text: str, path: Path, line: int) -> int:
+    stamp = _integer(text, path, line, "timestamp")
+    if not _EARLIEST <= stamp <= _LATEST:
+        _fail(path, line, "timestamp", f"{stamp} is not a time in milliseconds since 1970")
+    return stamp
 
 
 def _flag(text: str, path: Path, line: int, column: str) -> bool:
@@ -229,10 +254,11 @@ def _participants(
 def _summary(path: Path) -> dict[str, str]:
     if not path.exists():
         return {}
+    reader = csv.reader(io.StringIO(_text(path), newline=""), strict=True)
     try:
-        rows = list(csv.reader(io.StringIO(_text(path), newline="")))
+        rows = list(reader)
     except csv.Error as error:
-        raise PolisFormatError(f"{path.name}: {error}") from None
+        _fail(path, reader.line_num, None, str(error))
     return {row[0].strip(): row[1] for row in rows if len(row) >= 2}
 
 

@@ -200,6 +200,21 @@ def test_bad_arguments_exit_2(arguments: list[str]) -> None:
     assert result.returncode == 2 and "unknown algorithm" in result.stderr
 
 
+def test_a_conversation_with_nothing_to_replay_exits_2(tmp_path: Path) -> None:
+    header = "timestamp,datetime,comment-id,author-id,agrees,disagrees,moderated,comment-body\n"
+    (tmp_path / "comments.csv").write_text(header + "1000,x,0,7,0,0,-1,Spam\n")
+    (tmp_path / "votes.csv").write_text("timestamp,datetime,comment-id,voter-id,vote\n")
+    result = subprocess.run(
+        [sys.executable, "-m", "bots.cli", "bench", "sequencing", "--polis", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        env={"LC_ALL": "C.UTF-8", "PATH": "/usr/bin:/bin"},
+        cwd=Path(__file__).resolve().parents[2],
+    )
+    assert result.returncode == 2, result.stderr
+    assert "nothing to replay, not one comment that was not rejected" in result.stderr
+
+
 def test_a_polis_conversation_becomes_a_fitted_population() -> None:
     from bench.populations import from_polis
     from core.polis import read_polis

@@ -177,7 +177,8 @@ async def test_a_comment_too_long_for_a_proposal_is_refused(sessions, clock: Clo
     tiny = _tiny()
     long = dataclasses.replace(tiny.comments[1], text="x" * 1001)
     conversation = dataclasses.replace(tiny, comments=(tiny.comments[0], long))
-    with pytest.raises(PolisFormatError, match="comment 1 longer than the 1000 characters"):
+    message = "column comment-body: comment 1 has 1001 characters, longer than the 1000"
+    with pytest.raises(PolisFormatError, match=message):
         await import_polis(sessions, SECRET, conversation, "trees", "en", clock(), None)
     async with sessions() as session:
         assert (await session.exec(select(Consultation))).first() is None

@@ -232,7 +232,27 @@ BAD_FILES = [
     ),
     (
         {"comments": TREES, "votes": VOTES, "summary": b"topic,\xff\n"},
-        "summary.csv, line 1: not UTF-8 text",
+        "summary.csv, line 1: not UTF-8 text (byte 0xff at character 7)",
+    ),
+    (  # a quote left open would swallow the next rows into one comment
+        {"comments": COMMENTS + '1000,x,0,7,0,0,1,"Trees\n1001,x,1,7,0,0,1,Parks\n'},
+        "comments.csv, line 2: unexpected end of data",
+    ),
+    (
+        {"comments": COMMENTS + "1000,x,0,7,0,0,1,Tre\x00es\n", "votes": VOTES},
+        "comments.csv, line 2, column comment-body: a NUL character",
+    ),
+    (
+        {"comments": COMMENTS + "99999999999999999999,x,0,7,0,0,1,Trees\n", "votes": VOTES},
+        "comments.csv, line 2, column timestamp: 99999999999999999999 is not a time",
+    ),
+    (
+        {"comments": COMMENTS + "-99999999999999999,x,0,7,0,0,1,Trees\n", "votes": VOTES},
+        "comments.csv, line 2, column timestamp: -99999999999999999 is not a time",
+    ),
+    (
+        {"comments": TREES, "votes": VOTES, "summary": 'topic,"Trees\n'},
+        "summary.csv, line 1: unexpected end of data",
     ),
 ]
 
