@@ -21,6 +21,22 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+class ZoneSettings(_Strict):
+    """Where the results put a proposal (`core.scoring.zone_of`), by its smoothed rates:
+    consensus if agree >= `strong`, or neutral < `limbo` and disagree < `weak`; rejection the
+    same with agree and disagree swapped; limbo if neutral >= `limbo`; else controversy."""
+
+    strong: float = Field(default=0.6, gt=0, le=1)
+    weak: float = Field(default=0.15, gt=0, le=1)
+    limbo: float = Field(default=0.4, gt=0, le=1)
+
+    @model_validator(mode="after")
+    def _weak_below_strong(self) -> Self:
+        if self.weak >= self.strong:
+            raise ValueError("zones: weak must be smaller than strong")
+        return self
+
+
 class ConsultationSettings(_Strict):
     """Per-consultation settings, each with a sensible default.
 
@@ -39,6 +55,7 @@ class ConsultationSettings(_Strict):
     summary_min_votes: int = Field(default=10, ge=1)
     sequencing: Literal["uniform", "polis", "makeorg", "adaptive"] = "adaptive"
     other_vote_weight: float = Field(default=0.5, ge=0, le=1)
+    zones: ZoneSettings = Field(default_factory=ZoneSettings)
     min_segment_size: int = Field(default=5, ge=1)
 
     @model_validator(mode="after")

@@ -28,7 +28,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from core.definitions import profile_questions_of, settings_of
 from core.models import Consultation, Participation, Proposal, ProposalStatus, Vote, VoteKey
-from core.scoring import Estimate, ProposalCounts, Zone, counts_of, score
+from core.scoring import Estimate, ProposalCounts, Zone, ZoneThresholds, counts_of, score
 
 
 class UnknownSegment(ValueError):
@@ -229,6 +229,7 @@ async def consultation_report(
     statuses: Counter[str] = Counter(rows[0].status for rows in ideas.values())
     results: list[ProposalResult] = []
     total_votes = 0
+    zones = ZoneThresholds(**settings.zones.model_dump())
     for ref, rows in ideas.items():
         merged = _merged([counts[p.id] for p in rows if p.id is not None])
         votes = sum(merged.sequence.get(k, 0) + merged.other.get(k, 0) for k in VoteKey)
@@ -237,7 +238,7 @@ async def consultation_report(
             continue
         text = next((p.text for p in rows if p.locale == locale), None)
         text = text or next((p.text for p in rows if p.locale == consultation.default_locale), None)
-        scores = score(merged, other_weight=settings.other_vote_weight)
+        scores = score(merged, other_weight=settings.other_vote_weight, limits=zones)
         results.append(
             ProposalResult(
                 ref=ref,

@@ -47,7 +47,8 @@ class Zone(StrEnum):
 @dataclass(frozen=True)
 class ZoneThresholds:
     """Consensus if agree >= `strong`, or neutral < `limbo` and disagree < `weak`; rejection
-    the same with agree and disagree swapped; limbo if neutral >= `limbo`; else controversy."""
+    the same with agree and disagree swapped; limbo if neutral >= `limbo`; else controversy.
+    A consultation sets its own (`settings.zones`)."""
 
     strong: float = 0.6
     weak: float = 0.15

@@ -131,6 +131,7 @@ def _makeorg_draw(candidate: Candidate, rng: random.Random) -> tuple[float, floa
     top = agree + like + doable - no_way - impossible - platitude
     controversy = min(agree, disagree) + min(like, no_way)
     total = agree + disagree + neutral
+    # Make.org's own thresholds (the defaults), not the consultation's: this is their sequence.
     zone = zone_of(agree / total, disagree / total, neutral / total, ZoneThresholds())
     return top, controversy, zone == "consensus", zone == "controversy"
 

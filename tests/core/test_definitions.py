@@ -21,6 +21,11 @@ from tests.conftest import consultation_data
         ({"settings": {"moderation": "later"}}, "settings.moderation: Input should be 'pre' or"),
         ({"settings": {"colour": "red"}}, "settings.colour: Extra inputs are not permitted"),
         ({"status": "paused"}, "status: Input should be"),
+        ({"settings": {"zones": {"strong": 1.5}}}, "settings.zones.strong: Input should be less"),
+        (
+            {"settings": {"zones": {"strong": 0.3, "weak": 0.4}}},
+            "weak must be smaller than strong",
+        ),
         (
             {"proposals": [{"ref": "a", "text": {"fr": "Il faut"}}]},
             "proposals.0.text.fr: 7 characters, outside 12-140",
@@ -53,6 +58,7 @@ def test_defaults_are_sensible() -> None:
     assert (settings.proposal_min_length, settings.proposal_max_length) == (12, 140)
     assert settings.moderation == "pre" and settings.sequence_size == 12
     assert settings.qualifications is True
+    assert (settings.zones.strong, settings.zones.weak, settings.zones.limbo) == (0.6, 0.15, 0.4)
 
 
 async def test_loading_twice_is_idempotent_and_updates_in_place(

@@ -190,6 +190,21 @@ async def test_no_small_group_is_revealed_by_subtraction(
     assert cells["p2"] is None  # 7 votes: the 6 old ones' shares would give away the 7th vote
 
 
+async def test_the_zones_thresholds_are_settings(
+    sessions: Sessions, load_consultation: Loader, clock: Clock
+) -> None:
+    """2 agree and 2 disagree: agree (2 + 0.33) / 5 = 0.466, a controversy by default, a
+    consensus once the consultation asks only 0.45 for one (the same votes)."""
+    consultation = await load_consultation()
+    people = [await enrol(sessions, consultation, clock, {"age": "young"}) for _ in range(4)]
+    for person, key in zip(people, ["agree", "agree", "disagree", "disagree"], strict=True):
+        await vote(sessions, clock, person, "p2.fr", key)
+    for zones, expected in (({}, Zone.CONTROVERSY), ({"strong": 0.45}, Zone.CONSENSUS)):
+        consultation = await load_consultation(settings={"zones": zones})  # updated in place
+        report = await report_of(sessions, consultation, clock)
+        assert next(p for p in report.proposals if p.ref == "p2").zone is expected
+
+
 async def test_the_minimum_segment_size_is_a_setting(
     sessions: Sessions, load_consultation: Loader, clock: Clock
 ) -> None:
