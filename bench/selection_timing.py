@@ -9,8 +9,9 @@ import random
 import statistics
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
+from itertools import islice
 from pathlib import Path
 
 from sqlalchemy import insert, text
@@ -84,20 +85,24 @@ def _scores(counts: dict[str, int]) -> tuple[float, float]:
 
 
 HISTORY = 200  # votes of the timed participant: 16 sequences of 12, and a few more
-OTHER_VOTERS = 100  # with as many votes each, so that the vote table is not theirs alone
+# Other participants with as many votes each, so that the vote table is not theirs alone: a
+# full run (`Plan.scale_other_voters`) puts 2,000,000 votes beside the timed participant's.
+OTHER_VOTERS = 100
+_CHUNK = 50_000  # votes per INSERT: the rows of a large history are built a chunk at a time
 
 
-def _histories(rows: Sequence[_Row], rng: random.Random) -> dict[int, list[int]]:
+def _histories(
+    rows: Sequence[_Row], rng: random.Random, other_voters: int
+) -> Iterator[tuple[int, list[int]]]:
     """The proposals each participant voted on, the timed one (1) first: a quarter of its
     HISTORY among the oldest proposals that still need votes (shown first to everyone), the
     rest among the tested ones; the others' among the tested ones (their counters allow it)."""
     fresh = [row[0] for row in rows if _votes(row[4]) < FRESH_BELOW][: HISTORY // 4]
     tested = [row[0] for row in rows if _votes(row[4]) >= FRESH_BELOW]
     votes = min(HISTORY, len(tested))  # a small test pool: as many as there are
-    histories = {1: fresh + rng.sample(tested, max(0, votes - len(fresh)))}
-    for person in range(2, OTHER_VOTERS + 2):
-        histories[person] = rng.sample(tested, votes)
-    return histories
+    yield 1, fresh + rng.sample(tested, max(0, votes - len(fresh)))
+    for person in range(2, other_voters + 2):
+        yield person, rng.sample(tested, votes)
 
 
 async def database_timing(
@@ -107,12 +112,14 @@ async def database_timing(
     calls: int,
     database_url: str | None = None,
     chosen: dict[str, list[list[int]]] | None = None,
+    other_voters: int = OTHER_VOTERS,
 ) -> dict[str, tuple[float, float]]:
     """Median and p99 ms of `core.sequencing.next_proposals_for` itself, database reads
     included, on a database holding `rows` as accepted proposals with their counters (as
     `core.voting` keeps them) and a participant who already voted HISTORY times: an SQLite
     file of its own, or the PostgreSQL database `database_url` (its tables are replaced).
-    `chosen`, if given, receives each algorithm's cards, call by call (ids).
+    `chosen`, if given, receives each algorithm's cards, call by call (ids). `other_voters`
+    participants have voted HISTORY times each too.
 
     The history is what makes the exclusion of voted proposals cost what it costs in a real
     consultation: it holds the oldest proposals that still need votes (every algorithm shows
@@ -144,7 +151,7 @@ async def database_timing(
                 insert(tables["participant"]),
                 [
                     {"id": person, "step": "card", "state": {}, "created_at": now}
-                    for person in range(1, OTHER_VOTERS + 2)
+                    for person in range(1, other_voters + 2)
                 ],
             )
             await connection.execute(
@@ -178,21 +185,20 @@ async def database_timing(
                     for trusted, count in ((True, row[4].get(key, 0)), (False, 0))
                 ],
             )
-            await connection.execute(
-                insert(tables["vote"]),
-                [
-                    {
-                        "participant_id": person,
-                        "proposal_id": pid,
-                        "key": "agree",
-                        "trusted": True,
-                        "created_at": now,
-                        "updated_at": now,
-                    }
-                    for person, history in _histories(rows, shuffle).items()
-                    for pid in history
-                ],
+            votes = (
+                {
+                    "participant_id": person,
+                    "proposal_id": pid,
+                    "key": "agree",
+                    "trusted": True,
+                    "created_at": now,
+                    "updated_at": now,
+                }
+                for person, history in _histories(rows, shuffle, other_voters)
+                for pid in history
             )
+            while chunk := list(islice(votes, _CHUNK)):
+                await connection.execute(insert(tables["vote"]), chunk)
         if engine.dialect.name == "postgresql":  # what autovacuum does after such a load:
             # statistics for the planner, and pages marked all-visible, without which an
             # index-only scan still reads every row it finds in the table

@@ -29,7 +29,14 @@ from sqlalchemy.exc import SQLAlchemyError
 from bench.databases import bench_database
 from bench.pools import PoolShape
 from bench.populations import Dataset, Population, synthetic
-from bench.selection_timing import database_timing, percentile, scale_rows, scale_timing
+from bench.selection_timing import (
+    HISTORY,
+    OTHER_VOTERS,
+    database_timing,
+    percentile,
+    scale_rows,
+    scale_timing,
+)
 from bench.simulation import SEQUENCE, Run, arrival_floor, simulate
 from core.sequencing import FRESH_BELOW, READS_CONTENDERS
 
@@ -58,13 +65,20 @@ class Plan:
     budgets: tuple[int, ...] = (5, 10, 20)
     scale_proposals: int = 30_000
     scale_calls: int = 200
+    scale_other_voters: int = OTHER_VOTERS  # beside the timed participant, HISTORY votes each
     large: LargeDataset | None = None  # None: left out
 
 
 QUICK = Plan(participants=600, proposals=120, seeds=(1, 2, 3), scale_calls=50)
 # Whether P@10 stays >= 0.9 swings a lot from one simulated crowd to the next when true rates
 # nearly tie (as in both real conversations): 9 seeds, quartiles next to the medians.
-FULL = Plan(participants=2000, proposals=240, seeds=tuple(range(1, 10)), large=LargeDataset())
+FULL = Plan(
+    participants=2000,
+    proposals=240,
+    seeds=tuple(range(1, 10)),
+    large=LargeDataset(),
+    scale_other_voters=10_000,  # 2,000,000 votes in the table the selection excludes from
+)
 
 _Task = tuple[Population, str, int, int, int, PoolShape | None]
 
@@ -195,13 +209,18 @@ def run_suite(
             }
         )
     rows_at_scale = scale_rows(plan.scale_proposals, 7)
-    with_database = asyncio.run(database_timing(algorithms, rows_at_scale, 7, plan.scale_calls))
+    voters = plan.scale_other_voters
+    with_database = asyncio.run(
+        database_timing(algorithms, rows_at_scale, 7, plan.scale_calls, other_voters=voters)
+    )
     with_postgres: dict[str, tuple[float, float]] = {}
     postgres_status = "left out"
     if postgres:
         try:
             with_postgres = asyncio.run(
-                database_timing(algorithms, rows_at_scale, 7, plan.scale_calls, postgres)
+                database_timing(
+                    algorithms, rows_at_scale, 7, plan.scale_calls, postgres, other_voters=voters
+                )
             )
             postgres_status = "measured"
         except (SQLAlchemyError, OSError) as error:  # the simulations' figures still count
@@ -233,6 +252,7 @@ def run_suite(
         "goal": goal(rows),
         "selection_at_scale": {
             "proposals": plan.scale_proposals,
+            "votes_in_table": (voters + 1) * HISTORY,
             "postgresql": postgres_status,
             "by_algorithm": scale,
         },
@@ -401,7 +421,8 @@ def table(report: dict[str, object]) -> str:
     assert isinstance(scale, dict)
     lines.append("")
     lines.append(
-        f"One selection of {SEQUENCE} cards among {scale['proposals']:,} proposals: the algorithm"
+        f"One selection of {SEQUENCE} cards among {scale['proposals']:,} proposals, by a"
+        f" participant with {HISTORY} votes among {scale['votes_in_table']:,}: the algorithm"
         " alone; next_proposals_for with its reads (SQLite file)"
     )
     for name, figures in scale["by_algorithm"].items():
