@@ -45,8 +45,9 @@ replayable in tests and in the benchmark.
                10 and 20 votes per participant, APT needed 13% fewer votes than LUCB to reach
                precision@10 >= 0.9 (geometric mean over runs), both on the seeds epsilon was
                chosen on (1-9) and on 9 others (10-18). `consult bench sequencing --seeds 18`
-               with both --polis conversations, here and at ee38c9c (the last commit with
-               LUCB), replays them; its large dataset is not in these figures.
+               with both --polis conversations, at 8201925 and at ee38c9c (the last commit with
+               LUCB), replays them; its large dataset is not in these figures. (Those replays
+               drew every vote from the fitted model; they now replay the voters' real votes.)
             3. One card in four goes to the controversy set, the top 5 by min(agree,
                disagree), by LUCB: the member of the current top 5 with the lowest lower bound
                and the non-member with the highest upper bound, alternately, bounds at
