@@ -23,6 +23,7 @@ sub-licensed under CC BY 4.0 with Attribution to The Computational Democracy Pro
 
 from __future__ import annotations
 
+import codecs
 import csv
 import io
 import re
@@ -81,11 +82,39 @@ def _text(path: Path) -> str:
     try:
         return data.decode("utf-8-sig")  # a byte-order mark is what spreadsheets add
     except UnicodeDecodeError as error:
-        before = data[: error.start]
+        # The error's position is counted after the byte-order mark, if any.
+        before = data[: error.start + (3 if data.startswith(codecs.BOM_UTF8) else 0)]
         line_start = before.rfind(b"\n") + 1
         column = len(before[line_start:].decode("utf-8", "replace")) + 1
-        problem = f"not UTF-8 text (byte {data[error.start]:#04x} at character {column})"
+        problem = f"not UTF-8 text (byte {data[len(before)]:#04x} at character {column})"
         _fail(path, before.count(b"\n") + 1, None, problem)
+
+
+def _records(path: Path, header: bool = True) -> Iterator[tuple[int, list[str]]]:
+    """The CSV records of `path` with the line each starts on.
+
+    Strict: a quote left open is an error, not a field that swallows the rest of the file. A
+    NUL character is one too (text a database cannot store), its column named by the first
+    record if it is a `header`.
+    """
+    content = _text(path)
+    reader = csv.reader(io.StringIO(content, newline=""), strict=True)
+    nul = "\x00" in content  # found once, then located
+    line = 1
+    names: list[str] = []
+    try:
+        for fields in reader:
+            if nul:
+                for i, value in enumerate(fields):
+                    if "\x00" in value:
+                        column = names[i] if i < len(names) else None
+                        _fail(path, line, column, "a NUL character (\\0), which is not text")
+            if header and line == 1:
+                names = [name.strip() for name in fields]
+            yield line, fields
+            line = reader.line_num + 1
+    except csv.Error as error:
+        _fail(path, line, None, str(error))
 
 
 def _table(
@@ -96,36 +125,19 @@ def _table(
     A row shorter than the header reads as blanks; a longer one is an error (a comma in an
     unquoted text would otherwise silently cut it).
     """
-    content = _text(path)
-    # strict: a quote left open is an error, not a field that swallows the rest of the file
-    reader = csv.reader(io.StringIO(content, newline=""), strict=True)
-    try:
-        header = [name.strip() for name in next(reader, [])]
-    except csv.Error as error:
-        _fail(path, 1, None, str(error))
-    nul = "\x00" in content  # text a database cannot store: found once, then located
+    records = _records(path)
+    header = [name.strip() for name in next(records, (1, []))[1]]
     missing = [name for name in required if name not in header]
     if missing:
         _fail(path, 1, None, f"missing column {', '.join(missing)}")
 
     def rows() -> Iterator[tuple[int, list[str]]]:
-        line = reader.line_num + 1
-        try:
-            for fields in reader:
-                if len(fields) > len(header):
-                    problem = (
-                        f"{len(fields)} fields, the header has {len(header)} (unquoted comma?)"
-                    )
-                    _fail(path, line, None, problem)
-                if nul:
-                    for name, value in zip(header, fields, strict=False):
-                        if "\x00" in value:
-                            _fail(path, line, name, "a NUL character (\\0), which is not text")
-                if fields:
-                    yield line, fields + [""] * (len(header) - len(fields))
-                line = reader.line_num + 1
-        except csv.Error as error:
-            _fail(path, line, None, str(error))
+        for line, fields in records:
+            if len(fields) > len(header):
+                problem = f"{len(fields)} fields, the header has {len(header)} (unquoted comma?)"
+                _fail(path, line, None, problem)
+            if fields:
+                yield line, fields + [""] * (len(header) - len(fields))
 
     return header, rows()
 
@@ -254,12 +266,7 @@ def _participants(
 def _summary(path: Path) -> dict[str, str]:
     if not path.exists():
         return {}
-    reader = csv.reader(io.StringIO(_text(path), newline=""), strict=True)
-    try:
-        rows = list(reader)
-    except csv.Error as error:
-        _fail(path, reader.line_num, None, str(error))
-    return {row[0].strip(): row[1] for row in rows if len(row) >= 2}
+    return {row[0].strip(): row[1] for _, row in _records(path, header=False) if len(row) >= 2}
 
 
 def read_polis(directory: Path) -> PolisConversation:

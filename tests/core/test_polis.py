@@ -251,8 +251,20 @@ BAD_FILES = [
         "comments.csv, line 2, column timestamp: -99999999999999999 is not a time",
     ),
     (
-        {"comments": TREES, "votes": VOTES, "summary": 'topic,"Trees\n'},
+        {"comments": TREES, "votes": VOTES, "summary": 'topic,"Trees\nvoters,3\n'},
         "summary.csv, line 1: unexpected end of data",
+    ),
+    (
+        {"comments": TREES, "votes": VOTES, "summary": "voters,3\ntopic,Tre\x00es\n"},
+        "summary.csv, line 2: a NUL character",
+    ),
+    (
+        {"comments": TREES, "votes": VOTES.encode() + b"1,x,0,1,1\n2,\xe9t\xe9,0,2,1\n"},
+        "votes.csv, line 3: not UTF-8 text (byte 0xe9 at character 3)",
+    ),
+    (  # a byte-order mark is not counted in the position
+        {"comments": TREES, "votes": b"\xef\xbb\xbf" + VOTES.encode() + b"2,\xe9t,0,2,1\n"},
+        "votes.csv, line 2: not UTF-8 text (byte 0xe9 at character 3)",
     ),
 ]
 
