@@ -26,7 +26,7 @@ class ZoneSettings(_Strict):
     consensus if agree >= `strong`, or neutral < `limbo` and disagree < `weak`; rejection the
     same with agree and disagree swapped; limbo if neutral >= `limbo`; else controversy."""
 
-    strong: float = Field(default=0.6, gt=0, le=1)
+    strong: float = Field(default=0.6, gt=0.5, le=1)  # above half: agree and disagree can't both be
     weak: float = Field(default=0.15, gt=0, le=1)
     limbo: float = Field(default=0.4, gt=0, le=1)
 

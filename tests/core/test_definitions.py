@@ -23,7 +23,11 @@ from tests.conftest import consultation_data
         ({"status": "paused"}, "status: Input should be"),
         ({"settings": {"zones": {"strong": 1.5}}}, "settings.zones.strong: Input should be less"),
         (
-            {"settings": {"zones": {"strong": 0.3, "weak": 0.4}}},
+            {"settings": {"zones": {"strong": 0.5}}},
+            "settings.zones.strong: Input should be greater",
+        ),
+        (
+            {"settings": {"zones": {"strong": 0.6, "weak": 0.7}}},
             "weak must be smaller than strong",
         ),
         (

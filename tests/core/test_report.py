@@ -193,13 +193,13 @@ async def test_no_small_group_is_revealed_by_subtraction(
 async def test_the_zones_thresholds_are_settings(
     sessions: Sessions, load_consultation: Loader, clock: Clock
 ) -> None:
-    """2 agree and 2 disagree: agree (2 + 0.33) / 5 = 0.466, a controversy by default, a
-    consensus once the consultation asks only 0.45 for one (the same votes)."""
+    """3 agree and 2 disagree: agree (3 + 0.33) / 6 = 0.555, a controversy by default, a
+    consensus once the consultation asks only 0.55 for one (the same votes)."""
     consultation = await load_consultation()
-    people = [await enrol(sessions, consultation, clock, {"age": "young"}) for _ in range(4)]
-    for person, key in zip(people, ["agree", "agree", "disagree", "disagree"], strict=True):
+    people = [await enrol(sessions, consultation, clock, {"age": "young"}) for _ in range(5)]
+    for person, key in zip(people, ["agree"] * 3 + ["disagree"] * 2, strict=True):
         await vote(sessions, clock, person, "p2.fr", key)
-    for zones, expected in (({}, Zone.CONTROVERSY), ({"strong": 0.45}, Zone.CONSENSUS)):
+    for zones, expected in (({}, Zone.CONTROVERSY), ({"strong": 0.55}, Zone.CONSENSUS)):
         consultation = await load_consultation(settings={"zones": zones})  # updated in place
         report = await report_of(sessions, consultation, clock)
         assert next(p for p in report.proposals if p.ref == "p2").zone is expected
