@@ -33,6 +33,7 @@ class Run:
     reached_ten: float = 0.0
     selection_ms: list[float] = field(default_factory=list)
     votes: int = 0
+    counts: list[dict[str, int]] = field(default_factory=list)  # per proposal, at the end
 
 
 def _estimated_sets(
@@ -200,4 +201,5 @@ def simulate(
     run.reached_ten = (
         sum(1 for c in counts if c["agree"] + c["disagree"] + c["neutral"] >= 10) / size
     )
+    run.counts = counts
     return run

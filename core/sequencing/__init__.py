@@ -151,8 +151,9 @@ _POOLS = {
 # running them (0.54 ms against 0.52 on `consult bench sequencing`'s 30,000 proposals,
 # EXPLAIN ANALYZE; 0.03 ms to plan once planned for any value). So the selection tells the
 # turn's transaction to keep one plan per statement for every value, for the rest of it too:
-# what follows in a turn are writes by primary key, planned the same for any value. The SET
-# costs a round trip of its own, about a tenth of a millisecond.
+# what follows in a turn are lookups and writes by primary key or by a list of ids (a card,
+# the participant's position, the end of a sequence's summary), planned the same for any
+# value. The SET costs a round trip of its own, about a tenth of a millisecond.
 _ONE_PLAN = text("SET LOCAL plan_cache_mode = force_generic_plan")
 _SHOWN = select(*_POOL_COLUMNS, _PROPOSAL.text).where(
     _PROPOSAL.id.in_(bindparam("b_shown", expanding=True))

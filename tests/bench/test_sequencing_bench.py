@@ -251,42 +251,39 @@ def test_a_polis_conversation_becomes_a_fitted_population() -> None:
 
 
 def test_a_replayed_voter_casts_their_real_vote_not_the_models() -> None:
-    """Eleven proposals every voter voted on: the first ten agreed, the last rejected. The
-    model's rates for votes never cast say the opposite; the replay must not use them."""
+    """Two voters who voted on every proposal: for the first ten, one agreed and the other
+    disagreed; on the last, both passed. The model's rates (and the truth, here made up so
+    that neither can stand in for the real votes) say otherwise: only the real votes give
+    these counts."""
     from bench.populations import Population, Voter
 
-    words = [
-        "care",
-        "fund",
-        "homes",
-        "buses",
-        "parks",
-        "clinics",
-        "meals",
-        "streets",
-        "nurses",
-        "libraries",
-        "gardens",
-    ]
-    size = 11
-    real = {p: "agree" if p < 10 else "disagree" for p in range(size)}
-    opposite = tuple((0.0,) if p < 10 else (1.0,) for p in range(size))
+    words = ["care", "fund", "homes", "buses", "parks", "clinics", "meals", "streets"]
+    words += ["nurses", "libraries", "gardens"]
+    size = len(words)
+    yes = {p: "agree" if p < 10 else "neutral" for p in range(size)}
+    no = {p: "disagree" if p < 10 else "neutral" for p in range(size)}
+    always = tuple((1.0, 1.0) for _ in range(size))
+    never = tuple((0.0, 0.0) for _ in range(size))
     population = Population(
         name="replayed",
-        shares=(1.0,),
-        agree=tuple((1.0,) if p < 10 else (0.0,) for p in range(size)),
-        disagree=tuple((0.0,) if p < 10 else (1.0,) for p in range(size)),
+        shares=(0.5, 0.5),
+        agree=always,
+        disagree=never,
         arrival=(0.0,) * size,
         texts=tuple(f"{word} {p} " + word[::-1] * 3 for p, word in enumerate(words)),
         authors=(None,) * size,
-        truth="all real",
-        voters=(Voter(0, real), Voter(0, dict(real))),
-        unvoted_agree=opposite,
-        unvoted_disagree=tuple((1.0 - a[0],) for a in opposite),
+        truth="made up",
+        voters=(Voter(0, yes), Voter(1, no)),
+        unvoted_agree=always,
+        unvoted_disagree=never,
     )
-    run = simulate(population, "uniform", budget=size, participants=20, seed=3)
-    assert run.votes == 20 * size
-    assert run.consensus_precision == 1.0  # with the model's votes: 0.9 at most
+    run = simulate(population, "uniform", budget=size, participants=40, seed=3)
+    assert run.votes == 40 * size
+    agreed = [c["agree"] for c in run.counts]
+    disagreed = [c["disagree"] for c in run.counts]
+    assert agreed[:10] == [agreed[0]] * 10 and disagreed[:10] == [40 - agreed[0]] * 10
+    assert 0 < agreed[0] < 40  # both voters were drawn
+    assert run.counts[10] == {"agree": 0, "disagree": 0, "neutral": 40, "likeIt": 0, "noWay": 0}
 
 
 def test_votes_are_common_random_numbers_shared_by_every_algorithm() -> None:
