@@ -186,17 +186,22 @@ def test_the_goal_verdicts(
     assert verdict["worse_than_uniform_on"] == worse
 
 
-@pytest.mark.parametrize(
-    "arguments", [["--algorithms", "magic"], ["--jobs", "0"], ["--seeds", "0"]]
-)
-def test_bad_arguments_exit_2(arguments: list[str]) -> None:
-    result = subprocess.run(
+def _bench_sequencing(*arguments: str) -> subprocess.CompletedProcess[str]:
+    """`consult bench sequencing` with these arguments, in a process of its own."""
+    return subprocess.run(
         [sys.executable, "-m", "bots.cli", "bench", "sequencing", *arguments],
         capture_output=True,
         text=True,
         env={"LC_ALL": "C.UTF-8", "PATH": "/usr/bin:/bin"},
         cwd=Path(__file__).resolve().parents[2],
     )
+
+
+@pytest.mark.parametrize(
+    "arguments", [["--algorithms", "magic"], ["--jobs", "0"], ["--seeds", "0"]]
+)
+def test_bad_arguments_exit_2(arguments: list[str]) -> None:
+    result = _bench_sequencing(*arguments)
     assert result.returncode == 2 and "unknown algorithm" in result.stderr
 
 
@@ -204,13 +209,7 @@ def test_a_conversation_with_nothing_to_replay_exits_2(tmp_path: Path) -> None:
     header = "timestamp,datetime,comment-id,author-id,agrees,disagrees,moderated,comment-body\n"
     (tmp_path / "comments.csv").write_text(header + "1000,x,0,7,0,0,-1,Spam\n")
     (tmp_path / "votes.csv").write_text("timestamp,datetime,comment-id,voter-id,vote\n")
-    result = subprocess.run(
-        [sys.executable, "-m", "bots.cli", "bench", "sequencing", "--polis", str(tmp_path)],
-        capture_output=True,
-        text=True,
-        env={"LC_ALL": "C.UTF-8", "PATH": "/usr/bin:/bin"},
-        cwd=Path(__file__).resolve().parents[2],
-    )
+    result = _bench_sequencing("--polis", str(tmp_path))
     assert result.returncode == 2, result.stderr
     assert "nothing to replay, not one comment that was not rejected" in result.stderr
 
@@ -504,13 +503,7 @@ def test_the_large_dataset_is_played_with_its_own_crowd_seeds_and_pool() -> None
 
 @pytest.mark.parametrize("value", ["0", "-3", "2.5"])
 def test_a_bad_sample_limit_exits_2(value: str) -> None:
-    result = subprocess.run(
-        [sys.executable, "-m", "bots.cli", "bench", "sequencing", "--sample-limit", value],
-        capture_output=True,
-        text=True,
-        env={"LC_ALL": "C.UTF-8", "PATH": "/usr/bin:/bin"},
-        cwd=Path(__file__).resolve().parents[2],
-    )
+    result = _bench_sequencing("--sample-limit", value)
     assert result.returncode == 2 and "--sample-limit" in result.stderr
 
 
