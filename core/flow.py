@@ -43,13 +43,16 @@ class Outcome:
     choice; it is None when the tap was refused (a stale button) or the event was not a choice.
     `duplicate` is True when the event had already been processed (then there are no replies).
     `locale` is the language the replies are in, for what a channel adds around them (a list's
-    button label, say).
+    button label, say). `refusal` is the reason the conversation refused what the participant
+    typed or submitted and asks for it again (a proposal too short, say), for a channel that
+    shows it beside the input (a form's error); None when nothing was refused.
     """
 
     replies: list[Reply] = field(default_factory=list)
     chosen: Option | None = None
     duplicate: bool = False
     locale: str | None = None
+    refusal: str | None = None
 
 
 class Flow:
@@ -110,7 +113,12 @@ class Flow:
             )
             conversation = Conversation(session, enrolment, event, now=now, rng=self.rng)
             replies = await conversation.run()
-            return Outcome(replies, conversation.chosen, locale=conversation.locale)
+            return Outcome(
+                replies,
+                conversation.chosen,
+                locale=conversation.locale,
+                refusal=conversation.refusal,
+            )
 
     async def _already_processed(self, event: Event) -> bool:
         async with self.sessions() as session:

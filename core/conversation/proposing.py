@@ -55,7 +55,7 @@ async def propose_text(turn: Turn, typed: str) -> None:
     text = compose_proposal(typed, _prefix(turn))
     problem = check_proposal(text, _prefix(turn), turn.settings)
     if problem is not None:
-        turn.say(turn.t(problem.msgid, **problem.values))
+        turn.refuse(turn.t(problem.msgid, **problem.values))
         return
     turn.state["draft"] = text
     await turn.goto("confirm")

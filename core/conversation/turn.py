@@ -91,6 +91,7 @@ class Turn:
         self._settings: tuple[Consultation, ConsultationSettings] | None = None
         self.card_texts: dict[int, str] = {}  # accepted proposals' texts read in this turn
         self.chosen: Option | None = None
+        self.refusal: str | None = None
         self.t = Translator(FALLBACK)
         self.forgotten = False
 
@@ -122,6 +123,11 @@ class Turn:
 
     def say(self, text: str) -> None:
         self.replies.append(Reply(text))
+
+    def refuse(self, text: str) -> None:
+        """Say why what the participant typed or submitted is refused; they are asked again."""
+        self.refusal = text
+        self.say(text)
 
     def ask(self, text: str, options: list[Option], card: int | None = None) -> None:
         """Reply with a pick, and remember its options to check the answer against."""
