@@ -3,12 +3,7 @@
 from __future__ import annotations
 
 from adapters.channel import WebhookChannel
-from bots.errors import OrganiserError
 from bots.settings import Settings
-
-
-class ChannelNotConfigured(OrganiserError):
-    """A channel's settings are incomplete or wrong."""
 
 
 def enabled_channels(settings: Settings) -> list[WebhookChannel]:

@@ -14,9 +14,10 @@ from sqlalchemy.exc import ArgumentError, InterfaceError, OperationalError
 
 from adapters.terminal import TerminalSession
 from bots.bootstrap import runtime
-from bots.channels import ChannelNotConfigured, enabled_channels
+from bots.channels import enabled_channels
 from bots.definitions_file import read_definition
 from bots.demo import seed_demo
+from bots.errors import ChannelNotConfigured
 from bots.polis_import import NotAPolisConsultation, default_slug, import_polis
 from bots.results import add_results_command, show_results
 from bots.settings import Settings

@@ -13,3 +13,7 @@ class OrganiserError(Exception):
         super().__init__(msgid)
         self.msgid = msgid
         self.values = values
+
+
+class ChannelNotConfigured(OrganiserError):
+    """A channel's settings are incomplete or wrong."""

@@ -12,7 +12,7 @@ from slack_sdk.errors import SlackApiError
 
 from adapters.slack import OAuthApp, SlackChannel
 from bots.bootstrap import runtime
-from bots.channels import ChannelNotConfigured
+from bots.errors import ChannelNotConfigured
 from bots.settings import Settings
 from core.i18n import Translator
 

@@ -12,7 +12,7 @@ from telegram.error import BadRequest, InvalidToken, NetworkError, TelegramError
 
 from adapters.telegram.links import telegram_link
 from adapters.telegram.webhook import TelegramChannel, TelegramConfig, bot_for
-from bots.channels import ChannelNotConfigured
+from bots.errors import ChannelNotConfigured
 from bots.links import LinkMaker, add_link_command, show_link
 from bots.settings import Settings
 from core.i18n import Translator

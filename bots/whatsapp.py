@@ -9,7 +9,7 @@ from typing import Any
 
 from adapters.whatsapp import GraphSender, WhatsAppChannel
 from adapters.whatsapp.links import whatsapp_link
-from bots.channels import ChannelNotConfigured
+from bots.errors import ChannelNotConfigured
 from bots.links import add_link_command, show_link
 from bots.settings import Settings
 from core.i18n import Translator

@@ -7,8 +7,9 @@ from pathlib import Path
 import pytest
 
 from adapters.slack import SlackChannel
-from bots.channels import ChannelNotConfigured, enabled_channels
+from bots.channels import enabled_channels
 from bots.cli import main
+from bots.errors import ChannelNotConfigured
 from bots.settings import Settings
 from bots.slack import slack_channel
 

@@ -20,7 +20,7 @@ from bench.fakes.whatsapp_api import (
     text_message,
 )
 from bench.processes import serving
-from bots.channels import ChannelNotConfigured
+from bots.errors import ChannelNotConfigured
 from bots.server import create_app
 from bots.settings import Settings
 from core.flow import Flow
