@@ -30,7 +30,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 from adapters.inbound import read_body
 from adapters.pacing import Pacer
 from adapters.slack import inbound
-from adapters.slack.home import home_entries
+from adapters.slack.home import home_view
 from adapters.slack.oauth import INSTALL_PATH, REDIRECT_PATH, OAuthApp, oauth_settings
 from adapters.slack.render import (
     CHOICE_ACTION,
@@ -41,7 +41,6 @@ from adapters.slack.render import (
     answered_blocks,
     consultation_post,
     first_text,
-    home_view,
     proposal_modal,
     render_reply,
 )
@@ -49,6 +48,7 @@ from core.definitions import consultation_by_slug
 from core.flow import Flow, Outcome
 from core.i18n import FALLBACK, Translator, available_locales, negotiate
 from core.messages import Reply
+from core.participation import open_consultations_for
 
 logger = logging.getLogger(__name__)
 
@@ -193,7 +193,11 @@ class SlackChannel:
     async def _publish_home(self, team: str, user: str, client: AsyncWebClient) -> None:
         locale = await self._locale(client, team, user)
         key = inbound.user_key(team, user)
-        chosen, entries = await home_entries(self.flow, self.name, key, locale)
+        flow = self.flow
+        async with flow.sessions() as session:
+            chosen, entries = await open_consultations_for(
+                session, flow.secret, self.name, key, locale, flow.clock()
+            )
         view = home_view(self.translator(chosen or locale), entries)
         await client.views_publish(user_id=user, view=view)
 
@@ -258,15 +262,15 @@ class SlackChannel:
         await client.views_open(trigger_id=body["trigger_id"], view=view)
 
     async def _on_proposal(self, ack: AsyncAck, body: dict[str, Any], client: Any) -> None:
-        """The modal's text goes to the core; a refusal with nothing else to ask is shown in
-        the modal (response_action "errors"), anything else closes it and goes to the DM."""
+        """The modal's text goes to the core; a refusal of it is shown in the modal
+        (response_action "errors"), anything else closes it and goes to the DM."""
         team, user = inbound.team_of(body), body["user"]["id"]
         dm = body["view"].get("private_metadata") or await self._dm(client, team, user)
         locale = await self._locale(client, team, user)
         outcome = await self.flow.handle(inbound.proposal_event(body, dm, locale))
         replies = outcome.replies
-        if replies and all(reply.pick is None for reply in replies):
-            await ack(response_action="errors", errors={PROPOSAL_BLOCK: replies[-1].text})
+        if outcome.refusal is not None:
+            await ack(response_action="errors", errors={PROPOSAL_BLOCK: outcome.refusal})
             return
         await ack()
         if replies:

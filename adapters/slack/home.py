@@ -1,76 +1,33 @@
-"""What the App Home tab shows a participant: open consultations and their own progress.
-
-Read-only: nothing here changes a conversation. A person not yet known sees 0 votes.
-"""
+"""The App Home tab: the open consultations a participant can take part in, their progress in
+each, and a "Participate" button (what to show comes from `core.participation`)."""
 
 from __future__ import annotations
 
-from sqlalchemy import func
-from sqlalchemy.ext.asyncio import async_sessionmaker
-from sqlmodel import col, select
-from sqlmodel.ext.asyncio.session import AsyncSession
+from typing import Any
 
-from core.conversation.turn import availability
-from core.flow import Flow
-from core.i18n import negotiate
-from core.identity import identity_hash
-from core.models import ChannelIdentity, Consultation, Participant, Proposal, ProposalStatus, Vote
+from adapters.slack.render import Block, participate_button, plain, shorten, text_blocks
+from core.i18n import Translator
+from core.participation import ConsultationEntry
 
-OPEN = ("open", "vote-only")
+# 1 header + (1 + 4 blocks) per consultation stays within a view's 100 blocks.
+MAX_ENTRIES = 24
 
 
-async def home_entries(
-    flow: Flow, channel: str, user_id: str, locale_hint: str | None
-) -> tuple[str | None, list[tuple[str, str, int, int]]]:
-    """(the participant's chosen locale if any, [(slug, question, votes given, proposals)])."""
-    sessions: async_sessionmaker[AsyncSession] = flow.sessions
-    digest = identity_hash(flow.secret, channel, user_id)
-    now = flow.clock()
-    async with sessions() as session:
-        found = await session.exec(
-            select(Participant)
-            .join(ChannelIdentity, col(ChannelIdentity.participant_id) == col(Participant.id))
-            .where(ChannelIdentity.channel == channel, ChannelIdentity.identity_hash == digest)
+def home_view(t: Translator, entries: list[ConsultationEntry]) -> dict[str, Any]:
+    """The App Home view for `entries`, in `t`'s language; the first MAX_ENTRIES only."""
+    blocks: list[Block] = [{"type": "header", "text": plain(shorten(t("slack.home.title"), 150))}]
+    if not entries:
+        blocks.append({"type": "section", "text": plain(t("slack.home.none"))})
+    for entry in entries[:MAX_ENTRIES]:
+        blocks.append({"type": "divider"})
+        blocks.extend(text_blocks(entry.question)[:1])
+        progress = t("slack.home.progress", voted=entry.votes_given, total=entry.proposals)
+        blocks.append({"type": "context", "elements": [plain(progress)]})
+        blocks.append(
+            {
+                "type": "actions",
+                "block_id": f"home:{entry.slug}",
+                "elements": [participate_button(t, entry.slug)],
+            }
         )
-        participant = found.first()
-        consultations = await session.exec(
-            select(Consultation)
-            .where(col(Consultation.status).in_(OPEN))
-            .order_by(col(Consultation.id))
-        )
-        chosen = participant.locale if participant else None
-        entries = []
-        for consultation in consultations:
-            if availability(consultation, now) not in OPEN:
-                continue
-            locale = (
-                negotiate(chosen or locale_hint, consultation.locales)
-                or consultation.default_locale
-            )
-            total = await _count(
-                session,
-                select(func.count()).where(
-                    Proposal.consultation_id == consultation.id,
-                    Proposal.status == ProposalStatus.ACCEPTED,
-                    Proposal.locale == locale,  # cards are shown in one language
-                ),
-            )
-            voted = 0
-            if participant is not None:
-                voted = await _count(
-                    session,
-                    select(func.count())
-                    .select_from(Vote)
-                    .join(Proposal, col(Proposal.id) == col(Vote.proposal_id))
-                    .where(
-                        Vote.participant_id == participant.id,
-                        Proposal.consultation_id == consultation.id,
-                    ),
-                )
-            entries.append((consultation.slug, consultation.question[locale], voted, total))
-    return chosen, entries
-
-
-async def _count(session: AsyncSession, query: object) -> int:
-    result = await session.exec(query)  # type: ignore[call-overload]
-    return int(result.one())
+    return {"type": "home", "blocks": blocks}

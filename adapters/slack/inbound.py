@@ -10,12 +10,10 @@ from __future__ import annotations
 import hashlib
 from typing import Any
 
+from core.conversation.commands import COMMANDS
 from core.messages import Choice, Command, Event, FormSubmit, Start, Text, parse_command
 
 CHANNEL = "slack"
-
-# `/consult <word>`: these words are commands, any other word is a consultation's slug.
-COMMANDS = frozenset({"help", "language", "forget", "propose", "results", "stop", "cancel"})
 
 
 def user_key(team_id: str, user_id: str) -> str:

@@ -178,24 +178,3 @@ def consultation_post(t: Translator, question: str, slug: str) -> dict[str, Any]
         {"type": "actions", "block_id": "participate", "elements": [participate_button(t, slug)]},
     ]
     return {"text": shorten(escape_mrkdwn(question), SECTION_TEXT), "blocks": blocks}
-
-
-def home_view(t: Translator, entries: list[tuple[str, str, int, int]]) -> dict[str, Any]:
-    """The App Home tab: per open consultation (slug, question, votes given, proposals), the
-    participant's progress and a "Participate" button."""
-    blocks: list[Block] = [{"type": "header", "text": plain(shorten(t("slack.home.title"), 150))}]
-    if not entries:
-        blocks.append({"type": "section", "text": plain(t("slack.home.none"))})
-    for slug, question, voted, total in entries[:24]:  # 1 + 4 blocks each, within 100
-        blocks.append({"type": "divider"})
-        blocks.extend(text_blocks(question)[:1])
-        progress = t("slack.home.progress", voted=voted, total=total)
-        blocks.append({"type": "context", "elements": [plain(progress)]})
-        blocks.append(
-            {
-                "type": "actions",
-                "block_id": f"home:{slug}",
-                "elements": [participate_button(t, slug)],
-            }
-        )
-    return {"type": "home", "blocks": blocks}

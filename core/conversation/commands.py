@@ -7,6 +7,11 @@ from core.conversation.turn import STEPS, Step, Turn
 from core.identity import forget_participant
 from core.messages import Option
 
+# The commands `run_command` understands, which every channel offers its participants.
+COMMANDS = frozenset(
+    {"start", "help", "language", "forget", "stop", "results", "propose", "cancel"}
+)
+
 # Steps that a detour (/language, /forget) comes back to afterwards.
 _DETOURS = ("choose_language", "forget")
 

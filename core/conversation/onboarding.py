@@ -8,7 +8,7 @@ from babel import Locale
 from sqlmodel import col, select
 
 from core.conversation import cards
-from core.conversation.turn import SKIP, STEPS, Step, Turn, availability
+from core.conversation.turn import OPEN, SKIP, STEPS, Step, Turn, availability
 from core.definitions import (
     ProfileQuestion,
     consultation_by_slug,
@@ -19,7 +19,6 @@ from core.messages import Option
 from core.models import Consultation, Participation, Status
 
 PAYLOAD = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
-OPEN = ("open", "vote-only")
 # Steps after which coming back resumes where the participant was rather than starting over.
 RESUMABLE = frozenset(
     {"consent", "profile", "card", "qualify", "menu", "propose", "confirm", "idle"}

@@ -43,6 +43,10 @@ class Step:
 STEPS: dict[str, Step] = {}
 
 
+# The availabilities in which a consultation takes part: participants can join it and vote.
+OPEN = frozenset({str(Status.OPEN), str(Status.VOTE_ONLY)})
+
+
 def availability(consultation: Consultation, now: datetime) -> str:
     """ "open", "vote-only", "closed", "not-started" or "draft", with the schedule applied."""
     if consultation.status in (Status.DRAFT, Status.CLOSED):
