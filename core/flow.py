@@ -8,6 +8,7 @@ constraint on `ProcessedEvent` makes the second insert fail and that copy answer
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import random
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -20,9 +21,10 @@ from sqlmodel import SQLModel
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from core.conversation import Conversation
-from core.identity import enrol
-from core.messages import Event, Option, Reply
+from core.identity import enrol, enrolment_by_id
+from core.messages import Event, Option, Reply, Resume
 from core.models import ProcessedEvent
+from core.outbox import Ledger, Owed
 from core.sqlite import one_writer_at_a_time
 
 Clock = Callable[[], datetime]
@@ -41,7 +43,9 @@ class Outcome:
 
     `chosen` lets a channel that can edit messages replace a tapped card's buttons with the
     choice; it is None when the tap was refused (a stale button) or the event was not a choice.
-    `duplicate` is True when the event had already been processed (then there are no replies).
+    `duplicate` is True when the event had already been processed: then there are no replies,
+    unless the worker that handled it died before sending them (`core.outbox`), in which case the
+    replies ask the participant's current question again.
     `locale` is the language the replies are in, for what a channel adds around them (a list's
     button label, say). `refusal` is the reason the conversation refused what the participant
     typed or submitted and asks for it again (a proposal too short, say), for a channel that
@@ -53,6 +57,12 @@ class Outcome:
     duplicate: bool = False
     locale: str | None = None
     refusal: str | None = None
+    # The owed reply to settle once the replies went out (`Flow.sent`); None when nothing is
+    # owed (no ledger, or no reply).
+    owed: int | None = None
+    # Where to send the replies of a participant resumed without an event of theirs
+    # (`Flow.resume`): their address on the channel.
+    address: str | None = None
 
 
 class Flow:
@@ -65,11 +75,14 @@ class Flow:
         *,
         clock: Clock = utc_now,
         rng: random.Random | None = None,
+        ledger: Ledger | None = None,
     ) -> None:
+        """With a `ledger`, every event's replies are owed until `sent` (see `core.outbox`)."""
         self.sessions = sessions
         self.secret = secret
         self.clock = clock
         self.rng = rng or random.Random()
+        self.ledger = ledger
         # SQLite has one writer at a time: queueing this process's transactions here, rather
         # than polling for the write lock (core.sqlite), keeps latency flat under load. Other
         # processes on the same file are waited for by that polling.
@@ -92,16 +105,17 @@ class Flow:
                 return await self._handle_once(event)
             except IntegrityError:
                 if await self._already_processed(event):
-                    return Outcome(duplicate=True)
+                    return await self._redelivered(event)
                 if attempt == _ATTEMPTS - 1:
                     raise
         raise AssertionError("unreachable")
 
     async def _handle_once(self, event: Event) -> Outcome:
-        if self._one_writer is None:
+        async with self._writing():
             return await self._transaction(event)
-        async with self._one_writer:
-            return await self._transaction(event)
+
+    def _writing(self) -> contextlib.AbstractAsyncContextManager[object]:
+        return self._one_writer or contextlib.nullcontext()
 
     async def _transaction(self, event: Event) -> Outcome:
         now = self.clock()
@@ -113,14 +127,71 @@ class Flow:
             )
             conversation = Conversation(session, enrolment, event, now=now, rng=self.rng)
             replies = await conversation.run()
+            owed = None
+            if self.ledger is not None and replies:
+                participant = conversation.participant_id
+                owed = await self.ledger.record(session, event.channel, event.key, participant, now)
             return Outcome(
                 replies,
                 conversation.chosen,
                 locale=conversation.locale,
                 refusal=conversation.refusal,
+                owed=owed,
             )
 
     async def _already_processed(self, event: Event) -> bool:
         async with self.sessions() as session:
             found = await session.get(ProcessedEvent, (event.channel, event.key))
             return found is not None
+
+    async def _redelivered(self, event: Event) -> Outcome:
+        """An event handled already: nothing again, unless its replies were lost with the
+        worker that owed them; then the participant's current question, once."""
+        if self.ledger is None:
+            return Outcome(duplicate=True)
+        async with self._writing(), self.sessions() as session, session.begin():
+            owed = await self.ledger.take_over_event(
+                session, event.channel, event.key, self.clock()
+            )
+        if owed is None:
+            return Outcome(duplicate=True)
+        return await self.resume(owed, duplicate=True)
+
+    async def resume(self, owed: Owed, *, duplicate: bool = False) -> Outcome:
+        """Ask the participant of `owed` their current question again, to their address on its
+        channel; settled at once if they can no longer be reached (forgotten, say)."""
+        now = self.clock()
+        async with self._writing(), self.sessions() as session, session.begin():
+            found = await enrolment_by_id(session, owed.participant_id, owed.channel)
+            if found is None:
+                self.sent(owed.id)
+                return Outcome(duplicate=duplicate)
+            enrolment, address = found
+            event = Resume(channel=owed.channel, user_id="", key=f"resume:{owed.id}")
+            conversation = Conversation(session, enrolment, event, now=now, rng=self.rng)
+            replies = await conversation.run()
+        return Outcome(
+            replies,
+            duplicate=duplicate,
+            locale=conversation.locale,
+            owed=owed.id,
+            address=address,
+        )
+
+    def sent(self, owed: int | None) -> None:
+        """The replies of an outcome went out (or were refused for good): settle what they owed.
+
+        Written in batches by `settle`, so that a send costs no transaction of its own.
+        """
+        if owed is not None and self.ledger is not None:
+            self.ledger.sent(owed)
+
+    async def settle(self) -> list[Owed]:
+        """Beat, write the replies sent since the last call, and take over the owed replies of
+        dead workers: the caller sends those (`resume`). For the process that sends."""
+        if self.ledger is None:
+            return []
+        now = self.clock()
+        async with self._writing(), self.sessions() as session, session.begin():
+            await self.ledger.settle(session, now)
+            return await self.ledger.take_over_stranded(session, now)

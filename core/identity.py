@@ -150,6 +150,36 @@ async def enrol(
     return Enrolment(participant)
 
 
+async def enrolment_by_id(
+    session: AsyncSession, participant_id: int, channel: str
+) -> tuple[Enrolment, str] | None:
+    """A participant by id, locked as `enrol` locks them, with their delivery address on
+    `channel`; None once they have no address there (forgotten, say)."""
+    found = (
+        await session.exec(
+            select(Participant, ChannelIdentity)
+            .join(ChannelIdentity, col(ChannelIdentity.participant_id) == col(Participant.id))
+            .where(Participant.id == participant_id, ChannelIdentity.channel == channel)
+            .with_for_update(of=Participant)
+        )
+    ).first()
+    if found is None:
+        return None
+    participant, identity = found
+    address = identity.address
+    if address is None:
+        return None
+    consultation: Consultation | None = None
+    participation: Participation | None = None
+    current = participant.current_consultation_id
+    if current is not None:
+        again = await session.exec(
+            _CURRENT, params={"b_consultation": current, "b_participant": participant.id}
+        )
+        consultation, participation = again.first() or (None, None)
+    return Enrolment(participant, consultation, participation), address
+
+
 async def forget_participant(
     session: AsyncSession, participant: Participant, now: datetime
 ) -> None:

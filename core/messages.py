@@ -34,6 +34,12 @@ class Start(Event):
 
 
 @dataclass(frozen=True, kw_only=True)
+class Resume(Event):
+    """Nothing the participant did: their last replies may not have reached them (a worker died
+    between the commit and the send), so the conversation asks its current question again."""
+
+
+@dataclass(frozen=True, kw_only=True)
 class Text(Event):
     """Free text typed by the participant (never a command)."""
 

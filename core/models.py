@@ -260,3 +260,29 @@ class ProcessedEvent(SQLModel, table=True):
     channel: str = Field(max_length=32, primary_key=True)
     key: str = Field(max_length=128, primary_key=True)
     processed_at: datetime = _now_field()
+
+
+class OwedReply(SQLModel, table=True):
+    """A participant is owed what an event led to, until the channel says it was sent.
+
+    Written in the event's own transaction and deleted once the replies went out, so a row
+    that outlives its `owner` (a worker killed between the commit and the send) says who was
+    left waiting: another worker then sends them their current question again
+    (`core.outbox`). `event_key` finds the row when the platform delivers the event again.
+    """
+
+    __table_args__ = (Index("ix_owedreply_event", "channel", "event_key"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    channel: str = Field(max_length=32)
+    event_key: str = Field(max_length=128)
+    participant_id: int = Field(foreign_key="participant.id", index=True)
+    owner: str = Field(max_length=64, index=True)
+    created_at: datetime = _now_field()
+
+
+class DeliveryWorker(SQLModel, table=True):
+    """A process that sends replies, and when it last said it was alive."""
+
+    id: str = Field(max_length=64, primary_key=True)
+    beat_at: datetime = _now_field()

@@ -18,7 +18,16 @@ from __future__ import annotations
 # Importing the step modules registers their steps (cards is used only through STEPS here).
 from core.conversation import cards, commands, onboarding, proposing  # noqa: F401
 from core.conversation.turn import STEPS, Turn
-from core.messages import Choice, Command, FormSubmit, Reply, Start, Text, match_option
+from core.messages import (
+    Choice,
+    Command,
+    FormSubmit,
+    Reply,
+    Resume,
+    Start,
+    Text,
+    match_option,
+)
 
 __all__ = ["Conversation"]
 
@@ -31,6 +40,8 @@ class Conversation(Turn):
         event = self.event
         if isinstance(event, Start):
             await onboarding.start(self, event.payload)
+        elif isinstance(event, Resume):
+            await self.reprompt()
         elif isinstance(event, Command):
             await commands.run_command(self, event.name, event.argument)
         elif isinstance(event, Choice | Text) and STEPS.get(self.step, STEPS["new"]).anytime:

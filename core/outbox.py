@@ -1,0 +1,136 @@
+"""Replies owed to participants: recorded with the event, settled once sent, taken over from a
+worker that died in between.
+
+A webhook answers the platform once the event is committed, and the replies go out after that.
+A process killed between the two would leave the participant without their next question, and
+the platform, which got its answer, never delivers the event again. So the event's transaction
+also writes an `OwedReply` naming the worker that will send; the worker deletes it once the
+replies went out (in batches: `Ledger.settle`). Every worker beats in `DeliveryWorker`; the rows
+of a worker whose beat is older than `stale_after` are taken over by a live one, which asks the
+participant their current question again (their position is in the database).
+
+At most one live worker holds a row: a take-over is an UPDATE conditioned on the old owner, so
+of two workers taking over the same row only one gets it. A worker that was only slow (beat
+missed for `stale_after`) may then send a question twice; that is the price of never leaving a
+participant waiting.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import bindparam, delete, insert, select, update
+from sqlmodel import SQLModel
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+_OWED = SQLModel.metadata.tables["owedreply"]
+_WORKERS = SQLModel.metadata.tables["deliveryworker"]
+
+_RECORD = insert(_OWED)
+_SETTLE = delete(_OWED).where(_OWED.c.id.in_(bindparam("b_ids", expanding=True)))
+_BEAT = update(_WORKERS).where(_WORKERS.c.id == bindparam("b_worker"))
+_ALIVE = select(_WORKERS.c.id).where(_WORKERS.c.beat_at >= bindparam("b_alive_since"))
+_OWNER_ALIVE = _ALIVE.where(_WORKERS.c.id == bindparam("b_owner"))
+_DEAD_OWNERS = (
+    select(_OWED.c.owner)
+    .where(_OWED.c.owner != bindparam("b_worker"), _OWED.c.owner.not_in(_ALIVE))
+    .distinct()
+)
+_TAKE_OVER = (
+    update(_OWED)
+    .where(_OWED.c.owner == bindparam("b_old"))
+    .values(owner=bindparam("b_worker"))
+    .returning(_OWED.c.id, _OWED.c.channel, _OWED.c.participant_id)
+)
+_BY_EVENT = select(_OWED.c.id, _OWED.c.owner, _OWED.c.participant_id).where(
+    _OWED.c.channel == bindparam("b_channel"), _OWED.c.event_key == bindparam("b_key")
+)
+_TAKE_ONE = (
+    update(_OWED)
+    .where(_OWED.c.id == bindparam("b_id"), _OWED.c.owner == bindparam("b_old"))
+    .values(owner=bindparam("b_worker"))
+)
+
+
+@dataclass(frozen=True)
+class Owed:
+    """A reply owed to a participant on a channel (the row's id settles it)."""
+
+    id: int
+    channel: str
+    participant_id: int
+
+
+class Ledger:
+    """One process's side of the owed replies: its worker id and the rows it has sent."""
+
+    def __init__(self, *, worker: str | None = None, stale_after: float = 10.0) -> None:
+        self.worker = worker or uuid.uuid4().hex
+        self.stale_after = timedelta(seconds=stale_after)
+        self._sent: list[int] = []
+
+    async def record(
+        self, session: AsyncSession, channel: str, key: str, participant_id: int, now: datetime
+    ) -> int:
+        """Write, in the event's transaction, that this worker owes the participant a reply."""
+        connection = await session.connection()
+        values = {
+            "channel": channel,
+            "event_key": key,
+            "participant_id": participant_id,
+            "owner": self.worker,
+            "created_at": now,
+        }
+        key_of_row = (await connection.execute(_RECORD, values)).inserted_primary_key
+        assert key_of_row is not None
+        return int(key_of_row[0])
+
+    def sent(self, owed_id: int) -> None:
+        """The replies of `owed_id` went out (or the platform refused them for good)."""
+        self._sent.append(owed_id)
+
+    @property
+    def unsettled(self) -> int:
+        """How many sent rows are still to delete."""
+        return len(self._sent)
+
+    async def settle(self, session: AsyncSession, now: datetime) -> None:
+        """Beat, and delete the rows sent since the last call, in one transaction of the caller."""
+        connection = await session.connection()
+        beat = await connection.execute(_BEAT.values(beat_at=now), {"b_worker": self.worker})
+        if beat.rowcount == 0:
+            await connection.execute(insert(_WORKERS), {"id": self.worker, "beat_at": now})
+        sent, self._sent = self._sent, []
+        if sent:
+            await connection.execute(_SETTLE, {"b_ids": sent})
+
+    async def take_over_stranded(self, session: AsyncSession, now: datetime) -> list[Owed]:
+        """The rows of workers that stopped beating, now this worker's to send."""
+        connection = await session.connection()
+        alive_since = {"b_worker": self.worker, "b_alive_since": now - self.stale_after}
+        dead = (await connection.execute(_DEAD_OWNERS, alive_since)).scalars().all()
+        taken: list[Owed] = []
+        for old in dead:
+            rows = await connection.execute(_TAKE_OVER, {"b_old": old, "b_worker": self.worker})
+            taken += [Owed(row.id, row.channel, row.participant_id) for row in rows]
+            await connection.execute(delete(_WORKERS).where(_WORKERS.c.id == old))
+        return taken
+
+    async def take_over_event(
+        self, session: AsyncSession, channel: str, key: str, now: datetime
+    ) -> Owed | None:
+        """The row of an event delivered again, if its replies were not sent and the worker
+        that owed them is dead; None if they were sent or a live worker is sending them."""
+        connection = await session.connection()
+        found = (await connection.execute(_BY_EVENT, {"b_channel": channel, "b_key": key})).first()
+        if found is None or found.owner == self.worker:
+            return None
+        alive = {"b_alive_since": now - self.stale_after, "b_owner": found.owner}
+        if (await connection.execute(_OWNER_ALIVE, alive)).first() is not None:
+            return None
+        taken = await connection.execute(
+            _TAKE_ONE, {"b_id": found.id, "b_old": found.owner, "b_worker": self.worker}
+        )
+        return Owed(found.id, channel, found.participant_id) if taken.rowcount == 1 else None
