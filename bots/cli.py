@@ -116,7 +116,6 @@ def _parser() -> argparse.ArgumentParser:
     sequencing.add_argument(
         "--jobs",
         type=int,
-        default=len(os.sched_getaffinity(0)),
         help="simulations played in parallel processes (default: one per core)",
     )
     sequencing.add_argument(
@@ -308,6 +307,8 @@ def run_server(args: argparse.Namespace) -> int:
     except ChannelNotConfigured as problem:
         print(t(problem.msgid, **problem.values), file=sys.stderr)
         return USAGE_ERROR
+    # The key file is created here, once, so that the workers starting together only read it.
+    Settings().resolved_secret()
     uvicorn.run(
         "bots.server:create_app",
         factory=True,
@@ -348,7 +349,8 @@ def run_bench(args: argparse.Namespace) -> int:
 
     algorithms = [name.strip() for name in args.algorithms.split(",") if name.strip()]
     unknown = sorted(set(algorithms) - set(ALGORITHMS))
-    if unknown or not algorithms or (args.seeds is not None and args.seeds < 1) or args.jobs < 1:
+    jobs = _usable_cores() if args.jobs is None else args.jobs
+    if unknown or not algorithms or (args.seeds is not None and args.seeds < 1) or jobs < 1:
         t = _organiser_translator()
         print(t("cli.bench_bad_arguments", known=", ".join(ALGORITHMS)), file=sys.stderr)
         return USAGE_ERROR
@@ -366,12 +368,20 @@ def run_bench(args: argparse.Namespace) -> int:
         args.seeds,
         algorithms,
         extra,
-        args.jobs,
+        jobs,
         args.large,
         args.sample_limit,
         args.postgres,
     )
     return _print_report(sequencing.table(report), report, args.json)
+
+
+def _usable_cores() -> int:
+    """The cores this process may run on: its affinity where the platform has one (Linux),
+    else every core. Asked when a benchmark runs, never at import or parser time."""
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
 
 
 def run_ingest_bench(args: argparse.Namespace) -> int:

@@ -217,7 +217,8 @@ def results_router(settings: Settings) -> APIRouter:
                 "send the organiser token as 'Authorization: Bearer <token>'",
                 headers={"WWW-Authenticate": "Bearer"},
             )
-        if not hmac.compare_digest(credentials.credentials.encode(), expected.encode()):
+        given = credentials.credentials.encode()
+        if not hmac.compare_digest(given, expected.get_secret_value().encode()):
             raise HTTPException(403, "wrong organiser token")
 
     @router.get("/{slug}/results", dependencies=[Depends(organiser)])

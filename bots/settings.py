@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import secrets
+import tempfile
 from pathlib import Path
 
+from pydantic import SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -15,18 +18,19 @@ class Settings(BaseSettings):
     Without `CONSULT_DATABASE_URL`, consultations live in an SQLite file in the data directory
     (`./data` unless `CONSULT_DATA_DIR` says otherwise), created on first run. Without
     `CONSULT_SECRET_KEY`, a random key is generated once and kept in the data directory: losing
-    it would turn every returning participant into a new one.
+    it would turn every returning participant into a new one. Tokens and secrets are
+    `SecretStr`, so a repr, a log line or a traceback shows them as `**********`.
     """
 
     model_config = SettingsConfigDict(env_prefix="CONSULT_", env_file=".env", extra="ignore")
 
     data_dir: Path = Path("data")
     database_url: str | None = None
-    secret_key: str | None = None
+    secret_key: SecretStr | None = None
 
     # Telegram: enabled by the bot token (from @BotFather).
-    telegram_token: str | None = None
-    telegram_webhook_secret: str | None = None
+    telegram_token: SecretStr | None = None
+    telegram_webhook_secret: SecretStr | None = None
     telegram_api_url: str = "https://api.telegram.org"
     telegram_bot_username: str | None = None
     # Telegram's pacing (https://core.telegram.org/bots/faq#my-bot-is-hitting-limits-how-do-i-avoid-this)
@@ -35,9 +39,9 @@ class Settings(BaseSettings):
     telegram_group_messages_per_minute: float = 20.0
 
     # WhatsApp Cloud API: enabled by the access token.
-    whatsapp_token: str | None = None
-    whatsapp_app_secret: str | None = None
-    whatsapp_verify_token: str | None = None
+    whatsapp_token: SecretStr | None = None
+    whatsapp_app_secret: SecretStr | None = None
+    whatsapp_verify_token: SecretStr | None = None
     whatsapp_phone_number_id: str | None = None
     whatsapp_phone_number: str | None = None
     whatsapp_api_url: str = "https://graph.facebook.com/v21.0"
@@ -45,15 +49,15 @@ class Settings(BaseSettings):
     whatsapp_messages_per_second: float = 80.0
 
     # Slack: a bot token and signing secret for one workspace, or OAuth for many.
-    slack_bot_token: str | None = None
-    slack_signing_secret: str | None = None
+    slack_bot_token: SecretStr | None = None
+    slack_signing_secret: SecretStr | None = None
     slack_client_id: str | None = None
-    slack_client_secret: str | None = None
+    slack_client_secret: SecretStr | None = None
     slack_api_url: str = "https://slack.com/api/"
 
     # The organiser API (GET /api/consultations/{slug}/results) answers only with this bearer
     # token; without it the API is off (404).
-    organiser_token: str | None = None
+    organiser_token: SecretStr | None = None
 
     # Webhook bodies larger than this are refused with 413.
     webhook_max_body_bytes: int = 256 * 1024
@@ -67,12 +71,30 @@ class Settings(BaseSettings):
         return f"sqlite:///{(self.data_dir / 'consult.sqlite3').resolve()}"
 
     def resolved_secret(self) -> bytes:
+        """The pseudonym key: `CONSULT_SECRET_KEY`, else the data directory's key file.
+
+        The first caller creates the file; any number of processes may race to do it and all
+        read the same key, never a partial one.
+        """
         if self.secret_key:
-            return self.secret_key.encode()
+            return self.secret_key.get_secret_value().encode()
         path = self.data_dir / "secret.key"
         if not path.exists():
-            self.data_dir.mkdir(parents=True, exist_ok=True)
-            descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-            with os.fdopen(descriptor, "w") as key_file:
-                key_file.write(secrets.token_hex(32))
+            _create_key_file(path)
         return path.read_text().strip().encode()
+
+
+def _create_key_file(path: Path) -> None:
+    """Write a new random key at `path` unless another process has: written whole to a private
+    temporary file, then linked into place, since a link fails if the name exists."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    descriptor, temporary = tempfile.mkstemp(dir=path.parent, prefix=".secret.key.")  # mode 0600
+    try:
+        with os.fdopen(descriptor, "w") as key_file:
+            key_file.write(secrets.token_hex(32))
+            key_file.flush()
+            os.fsync(key_file.fileno())
+        with contextlib.suppress(FileExistsError):  # another process won: its key stands
+            os.link(temporary, path)
+    finally:
+        os.unlink(temporary)

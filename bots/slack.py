@@ -30,11 +30,12 @@ def slack_channel(settings: Settings) -> SlackChannel:
     if settings.slack_client_id and not settings.slack_bot_token:
         if not settings.slack_client_secret:
             raise ChannelNotConfigured("cli.slack_no_client_secret")
-        oauth = OAuthApp(settings.slack_client_id, settings.slack_client_secret)
+        oauth = OAuthApp(settings.slack_client_id, settings.slack_client_secret.get_secret_value())
+    bot_token = settings.slack_bot_token
     return SlackChannel(
-        signing_secret=settings.slack_signing_secret,
+        signing_secret=settings.slack_signing_secret.get_secret_value(),
         api_url=settings.slack_api_url,
-        bot_token=settings.slack_bot_token,
+        bot_token=bot_token.get_secret_value() if bot_token else None,
         oauth=oauth,
         max_body_bytes=settings.webhook_max_body_bytes,
     )

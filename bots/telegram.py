@@ -29,8 +29,8 @@ def telegram_config(settings: Settings) -> TelegramConfig:
         raise ChannelNotConfigured("cli.telegram_no_secret")
     try:
         return TelegramConfig(
-            token=settings.telegram_token,
-            webhook_secret=settings.telegram_webhook_secret,
+            token=settings.telegram_token.get_secret_value(),
+            webhook_secret=settings.telegram_webhook_secret.get_secret_value(),
             api_url=settings.telegram_api_url,
             messages_per_second=settings.telegram_messages_per_second,
             chat_messages_per_second=settings.telegram_chat_messages_per_second,
@@ -72,7 +72,8 @@ def _link_maker(settings: Settings, t: Translator) -> LinkMaker:
     async def make(payload: str) -> str | None:
         username = settings.telegram_bot_username
         if not username and settings.telegram_token:
-            me = await _with_bot(settings.telegram_token, settings.telegram_api_url, t, _get_me)
+            token = settings.telegram_token.get_secret_value()
+            me = await _with_bot(token, settings.telegram_api_url, t, _get_me)
             if me is None:
                 return None
             username = me.username

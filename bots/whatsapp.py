@@ -32,11 +32,12 @@ def whatsapp_channel(settings: Settings, **sender_options: Any) -> WhatsAppChann
     assert settings.whatsapp_token and settings.whatsapp_app_secret
     assert settings.whatsapp_verify_token
     sender_options.setdefault("messages_per_second", settings.whatsapp_messages_per_second)
-    sender = GraphSender(settings.whatsapp_api_url, settings.whatsapp_token, **sender_options)
+    token = settings.whatsapp_token.get_secret_value()
+    sender = GraphSender(settings.whatsapp_api_url, token, **sender_options)
     return WhatsAppChannel(
         sender,
-        app_secret=settings.whatsapp_app_secret,
-        verify_token=settings.whatsapp_verify_token,
+        app_secret=settings.whatsapp_app_secret.get_secret_value(),
+        verify_token=settings.whatsapp_verify_token.get_secret_value(),
         max_body_bytes=settings.webhook_max_body_bytes,
     )
 

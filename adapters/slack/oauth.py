@@ -8,7 +8,7 @@ belong to the Slack adapter only.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from slack_bolt.oauth.async_oauth_settings import AsyncOAuthSettings
 from slack_sdk.oauth.installation_store.sqlalchemy import AsyncSQLAlchemyInstallationStore
@@ -27,7 +27,7 @@ class OAuthApp:
     """The Slack app's OAuth credentials (from the app's Basic Information page)."""
 
     client_id: str
-    client_secret: str
+    client_secret: str = field(repr=False)
 
 
 async def oauth_settings(app: OAuthApp, engine: AsyncEngine) -> AsyncOAuthSettings:
