@@ -12,20 +12,21 @@ import asyncio
 import hmac
 import logging
 import re
+from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
 from fastapi import APIRouter, BackgroundTasks, HTTPException, Request
 from fastapi.responses import JSONResponse, Response
-from telegram import Bot, Update
+from telegram import Bot
 from telegram.error import InvalidToken, TelegramError
 
-from adapters.inbound import parse_object, read_body
+from adapters.inbound import Ignored, note_ignored, parse_object, read_body
 from adapters.pacing import InOrder, Pacer
 from adapters.telegram.render import answered_card, render_reply
 from adapters.telegram.sender import TelegramSender, masked
 from adapters.telegram.transport import AiohttpRequest
-from adapters.telegram.updates import Inbound, bot_id_of, inbound_from_update
+from adapters.telegram.updates import Inbound, bot_id_of, inbound_from_update, parse_update
 from core.flow import Flow, Outcome
 
 log = logging.getLogger("consult.telegram")
@@ -82,6 +83,7 @@ class TelegramChannel:
         )
         self.order = InOrder()
         self.flow: Flow | None = None
+        self.ignored: Counter[str] = Counter()  # updates we could not act on, by kind
         self._late: set[asyncio.Future[Any]] = set()  # slow updates still being handled
         self.router = APIRouter()
         self.router.add_api_route(
@@ -106,12 +108,12 @@ class TelegramChannel:
     async def receive(self, request: Request, background: BackgroundTasks) -> Response:
         self._check_secret(request)
         data = parse_object(await read_body(request, self.config.max_body_bytes))
-        if not isinstance(data.get("update_id"), int):
+        if not isinstance(data, Ignored) and not isinstance(data.get("update_id"), int):
             raise HTTPException(400, "a Telegram update needs an integer update_id")
-        try:
-            update = Update.de_json(data, self.bot)
-        except (KeyError, TypeError, ValueError, AttributeError) as error:
-            raise HTTPException(400, f"not a Telegram update: {error!r}") from None
+        update = data if isinstance(data, Ignored) else parse_update(data)
+        if isinstance(update, Ignored):  # answered 200: Telegram would deliver an error again
+            note_ignored(self.ignored, log, self.name, update.kind)
+            return Response(status_code=200)
         inbound = inbound_from_update(update, self.bot_id)
         outcome = Outcome()
         if inbound.event is not None:

@@ -13,12 +13,13 @@ from __future__ import annotations
 import asyncio
 import hmac
 import logging
+from collections import Counter
 
 from fastapi import APIRouter, HTTPException, Request, Response
 from fastapi.responses import PlainTextResponse
 from starlette.background import BackgroundTask
 
-from adapters.inbound import parse_object, read_body
+from adapters.inbound import Ignored, note_ignored, parse_object, read_body
 from adapters.pacing import InOrder
 from adapters.whatsapp.inbound import CHANNEL, Inbound, parse_delivery, signature_matches
 from adapters.whatsapp.render import render_reply
@@ -53,6 +54,7 @@ class WhatsAppChannel:
         self.flow: Flow | None = None
         self.statuses_ignored = 0
         self.unsupported_ignored = 0
+        self.ignored: Counter[str] = Counter()  # deliveries and items of another shape, by kind
         self._pending = 0
         self._idle = asyncio.Event()
         self._idle.set()
@@ -91,7 +93,13 @@ class WhatsAppChannel:
             raise HTTPException(401, "X-Hub-Signature-256 header missing")
         if not signature_matches(body, signature, self.app_secret):
             raise HTTPException(403, "X-Hub-Signature-256 does not sign this body")
-        delivery = parse_delivery(parse_object(body))
+        payload = parse_object(body)
+        delivery = payload if isinstance(payload, Ignored) else parse_delivery(payload)
+        if isinstance(delivery, Ignored):  # answered 200: Meta would deliver an error again
+            note_ignored(self.ignored, log, self.name, delivery.kind)
+            return Response(status_code=200)
+        for kind in delivery.invalid:
+            note_ignored(self.ignored, log, self.name, kind)
         self.statuses_ignored += delivery.statuses
         self.unsupported_ignored += delivery.unsupported
         if delivery.unsupported:

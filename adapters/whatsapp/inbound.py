@@ -14,8 +14,11 @@ import hmac
 import re
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Annotated, Any
 
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from adapters.inbound import Ignored, invalid_kind
 from core.messages import Choice, Command, Event, Start, Text, parse_command
 
 CHANNEL = "whatsapp"
@@ -50,32 +53,115 @@ class Inbound:
 
 @dataclass
 class Delivery:
-    """What a webhook delivery contained; anything unknown is counted, never guessed at."""
+    """What a webhook delivery contained; anything unknown is counted, never guessed at.
+
+    `unsupported` counts the message items we do not act on, among them the `invalid` ones,
+    whose faults (field path and error type) are listed.
+    """
 
     messages: list[Inbound] = field(default_factory=list)
     statuses: int = 0
     unsupported: int = 0
+    invalid: list[str] = field(default_factory=list)
 
 
-def parse_delivery(payload: dict[str, Any]) -> Delivery:
-    """The participant messages of a delivery; other objects and shapes are skipped."""
+# The fields we read, typed strictly; every other field is ignored, whatever it holds.
+Short = Annotated[str, Field(strict=True, min_length=1, max_length=256)]
+# A WhatsApp id is the sender's phone number in international form: at most 15 digits (E.164).
+WaId = Annotated[str, Field(strict=True, pattern=r"^[0-9]{1,20}$")]
+# Seconds since 1970, as a string; 11 digits reach year 5138, well inside what datetime holds.
+Timestamp = Annotated[str, Field(strict=True, pattern=r"^[0-9]{1,11}$")]
+# WhatsApp's limit on a text message's body.
+Body = Annotated[str, Field(strict=True, max_length=4096)]
+
+
+class _Read(BaseModel):
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+
+class _TextContent(_Read):
+    body: Body
+
+
+class _ReplyContent(_Read):
+    id: Short
+
+
+class _Interactive(_Read):
+    type: Short
+    button_reply: _ReplyContent | None = None
+    list_reply: _ReplyContent | None = None
+
+
+class _Button(_Read):
+    payload: Short
+
+
+class WhatsAppMessage(_Read):
+    """One `messages[]` item, as far as we read it."""
+
+    sender: WaId = Field(alias="from")
+    id: Short
+    type: Short
+    timestamp: Timestamp | None = None
+    text: _TextContent | None = None
+    interactive: _Interactive | None = None
+    button: _Button | None = None
+
+
+class _Metadata(_Read):
+    phone_number_id: Short
+
+
+class _Value(_Read):
+    metadata: _Metadata | None = None
+    # Items are validated one by one: one odd message does not hide the others.
+    messages: list[Any] = []
+    statuses: list[Any] = []
+
+
+class _Change(_Read):
+    field: Short
+    value: _Value | None = None
+
+
+class _Entry(_Read):
+    changes: list[_Change] = []
+
+
+class _Envelope(_Read):
+    object: Short
+    entry: list[_Entry] = []
+
+
+def parse_delivery(payload: dict[str, Any]) -> Delivery | Ignored:
+    """The participant messages of a delivery; other objects and kinds are skipped, message
+    items of another shape counted; `Ignored` when the delivery itself has another shape."""
+    try:
+        envelope = _Envelope.model_validate(payload)
+    except ValidationError as error:
+        return Ignored(invalid_kind(error))
     delivery = Delivery()
-    if payload.get("object") != "whatsapp_business_account":
+    if envelope.object != "whatsapp_business_account":
         return delivery
-    for entry in _dicts(payload.get("entry")):
-        for change in _dicts(entry.get("changes")):
-            value = change.get("value")
-            if change.get("field") != "messages" or not isinstance(value, dict):
+    for change in (change for entry in envelope.entry for change in entry.changes):
+        value = change.value
+        if change.field != "messages" or value is None:
+            continue
+        delivery.statuses += len(value.statuses)
+        number = value.metadata.phone_number_id if value.metadata is not None else None
+        for item in value.messages:
+            try:
+                message = WhatsAppMessage.model_validate(item)
+            except ValidationError as error:
+                delivery.unsupported += 1
+                delivery.invalid.append("messages[]." + invalid_kind(error))
                 continue
-            delivery.statuses += len(_dicts(value.get("statuses")))
-            metadata = value.get("metadata")
-            number = metadata.get("phone_number_id") if isinstance(metadata, dict) else None
-            for message in _dicts(value.get("messages")):
-                event = event_of(message)
-                if event is None or not isinstance(number, str):
-                    delivery.unsupported += 1
-                    continue
-                delivery.messages.append(Inbound(event, number, _written_at(message)))
+            event = event_of(message)
+            if event is None or number is None:
+                delivery.unsupported += 1
+                continue
+            delivery.messages.append(Inbound(event, number, _written_at(message)))
     return delivery
 
 
@@ -90,29 +176,29 @@ def event_key(wamid: str) -> str:
     return "m:" + hashlib.sha256(wamid.encode()).hexdigest()
 
 
-def event_of(message: dict[str, Any]) -> Event | None:
+def event_of(message: WhatsAppMessage) -> Event | None:
     """The core event of one `messages[]` item: an unreadable kind (an image, a voice note...)
     is empty text, which the conversation answers; None for reactions, system notices and
-    malformed items."""
-    sender, wamid = message.get("from"), message.get("id")
-    if not isinstance(sender, str) or not isinstance(wamid, str) or not sender or not wamid:
-        return None
-    key = event_key(wamid)
+    items missing what their kind needs."""
+    sender = message.sender
     # WhatsApp tells nothing about the reader's language (a country code is not a language).
-    common: dict[str, Any] = {"channel": CHANNEL, "user_id": sender, "key": key, "address": sender}
-    kind = message.get("type")
+    common: dict[str, Any] = {
+        "channel": CHANNEL,
+        "user_id": sender,
+        "key": event_key(message.id),
+        "address": sender,
+    }
+    kind = message.type
     if kind == "text":
-        body = _field(message, "text", "body")
-        return None if body is None else _text_event(body, common)
-    if kind == "interactive":
-        interactive = message.get("interactive")
-        reply_kind = interactive.get("type") if isinstance(interactive, dict) else None
-        if isinstance(interactive, dict) and reply_kind in ("button_reply", "list_reply"):
-            option = _field(interactive, reply_kind, "id")
-            return None if option is None else Choice(option=option, **common)
+        return None if message.text is None else _text_event(message.text.body, common)
+    interactive = message.interactive
+    if kind == "interactive" and interactive is not None:
+        reply = {"button_reply": interactive.button_reply, "list_reply": interactive.list_reply}
+        chosen = reply.get(interactive.type)
+        return None if chosen is None else Choice(option=chosen.id, **common)
     if kind == "button":  # a quick-reply button of a template message
-        payload = _field(message, "button", "payload")
-        return None if payload is None else Choice(option=payload, **common)
+        button = message.button
+        return None if button is None else Choice(option=button.payload, **common)
     if kind in UNREADABLE:
         return Text(text="", **common)
     return None
@@ -128,18 +214,6 @@ def _text_event(body: str, common: dict[str, Any]) -> Event:
     return Text(text=body, **common)
 
 
-def _written_at(message: dict[str, Any]) -> datetime:
-    stamp = message.get("timestamp")
-    if isinstance(stamp, str) and stamp.isdigit():
-        return datetime.fromtimestamp(int(stamp), UTC)
-    return datetime.now(UTC)
-
-
-def _dicts(value: object) -> list[dict[str, Any]]:
-    return [item for item in value if isinstance(item, dict)] if isinstance(value, list) else []
-
-
-def _field(container: dict[str, Any], outer: str, inner: str) -> str | None:
-    holder = container.get(outer)
-    value = holder.get(inner) if isinstance(holder, dict) else None
-    return value if isinstance(value, str) else None
+def _written_at(message: WhatsAppMessage) -> datetime:
+    stamp = message.timestamp
+    return datetime.now(UTC) if stamp is None else datetime.fromtimestamp(int(stamp), UTC)
