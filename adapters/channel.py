@@ -11,7 +11,7 @@ from typing import Protocol
 
 from fastapi import APIRouter
 
-from core.flow import Flow
+from core.flow import Flow, Outcome
 
 
 class WebhookChannel(Protocol):
@@ -25,3 +25,8 @@ class WebhookChannel(Protocol):
 
     async def close(self) -> None:
         """Release the SDK client's connections (pending sends are finished first)."""
+
+    async def resend(self, outcome: Outcome) -> None:
+        """Send the replies of a participant resumed without an event of theirs
+        (`Flow.resume`: a worker died before sending what it owed them) to `outcome.address`,
+        then settle them with `Flow.sent`."""

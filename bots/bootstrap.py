@@ -12,6 +12,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bots.settings import Settings
 from core.flow import Flow
+from core.outbox import Ledger
 from core.storage import create_engine, migrate, session_factory
 
 
@@ -23,12 +24,20 @@ class Runtime:
 
 
 @asynccontextmanager
-async def runtime(settings: Settings, rng: random.Random | None = None) -> AsyncIterator[Runtime]:
-    """A migrated database and a flow over it, disposed of on exit."""
+async def runtime(
+    settings: Settings, rng: random.Random | None = None, *, owes_replies: bool = False
+) -> AsyncIterator[Runtime]:
+    """A migrated database and a flow over it, disposed of on exit.
+
+    With `owes_replies` (the server), every event's replies are owed until sent, so that they
+    outlive a crash of this process (`core.outbox`).
+    """
     engine = create_engine(settings.resolved_database_url())
     try:
         await migrate(engine)
         sessions = session_factory(engine)
-        yield Runtime(engine, sessions, Flow(sessions, settings.resolved_secret(), rng=rng))
+        ledger = Ledger(stale_after=settings.delivery_stale_seconds) if owes_replies else None
+        flow = Flow(sessions, settings.resolved_secret(), rng=rng, ledger=ledger)
+        yield Runtime(engine, sessions, flow)
     finally:
         await engine.dispose()

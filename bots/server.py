@@ -15,6 +15,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from adapters.channel import WebhookChannel
 from bots.bootstrap import Runtime, runtime
 from bots.channels import enabled_channels
+from bots.delivery import Keeper
 from bots.results import results_router
 from bots.settings import Settings
 
@@ -32,17 +33,22 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        async with runtime(settings) as rt:
+        async with runtime(settings, owes_replies=True) as rt:
             app.state.runtime = rt
             opened: list[WebhookChannel] = []
+            by_name = {channel.name: channel for channel in mounted}
+            keeper = Keeper(rt.flow, by_name, every=settings.delivery_beat_seconds)
             try:
                 for channel in mounted:
                     await channel.open(rt.flow)
                     opened.append(channel)
+                await keeper.start()
                 yield
             finally:
+                await keeper.stop()
                 for channel in reversed(opened):
                     await channel.close()
+                await keeper.settle_last()
 
     app = FastAPI(title="consult", lifespan=lifespan)
     for channel in mounted:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import random
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -57,6 +57,9 @@ class Outcome:
     duplicate: bool = False
     locale: str | None = None
     refusal: str | None = None
+    # The answer just given, as the first line of the message a channel edits the tapped one
+    # into ("✓ Agree: We should…"); None when the event chose nothing.
+    recall: str | None = None
     # The owed reply to settle once the replies went out (`Flow.sent`); None when nothing is
     # owed (no ledger, or no reply).
     owed: int | None = None
@@ -136,6 +139,7 @@ class Flow:
                 conversation.chosen,
                 locale=conversation.locale,
                 refusal=conversation.refusal,
+                recall=conversation.recall,
                 owed=owed,
             )
 
@@ -186,12 +190,14 @@ class Flow:
         if owed is not None and self.ledger is not None:
             self.ledger.sent(owed)
 
-    async def settle(self) -> list[Owed]:
-        """Beat, write the replies sent since the last call, and take over the owed replies of
-        dead workers: the caller sends those (`resume`). For the process that sends."""
+    async def settle(self, channels: Collection[str]) -> list[Owed]:
+        """Beat, write the replies sent since the last call, and take over the replies dead
+        workers owed on `channels`: the caller sends those (`resume`)."""
         if self.ledger is None:
             return []
         now = self.clock()
         async with self._writing(), self.sessions() as session, session.begin():
             await self.ledger.settle(session, now)
-            return await self.ledger.take_over_stranded(session, now)
+            if not channels:
+                return []
+            return await self.ledger.take_over_stranded(session, now, channels)

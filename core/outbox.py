@@ -18,6 +18,7 @@ participant waiting.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -33,19 +34,24 @@ _SETTLE = delete(_OWED).where(_OWED.c.id.in_(bindparam("b_ids", expanding=True))
 _BEAT = update(_WORKERS).where(_WORKERS.c.id == bindparam("b_worker"))
 _ALIVE = select(_WORKERS.c.id).where(_WORKERS.c.beat_at >= bindparam("b_alive_since"))
 _OWNER_ALIVE = _ALIVE.where(_WORKERS.c.id == bindparam("b_owner"))
+_ON_CHANNELS = _OWED.c.channel.in_(bindparam("b_channels", expanding=True))
 _DEAD_OWNERS = (
     select(_OWED.c.owner)
-    .where(_OWED.c.owner != bindparam("b_worker"), _OWED.c.owner.not_in(_ALIVE))
+    .where(_OWED.c.owner != bindparam("b_worker"), _OWED.c.owner.not_in(_ALIVE), _ON_CHANNELS)
     .distinct()
 )
 _TAKE_OVER = (
     update(_OWED)
-    .where(_OWED.c.owner == bindparam("b_old"))
+    .where(_OWED.c.owner == bindparam("b_old"), _ON_CHANNELS)
     .values(owner=bindparam("b_worker"))
     .returning(_OWED.c.id, _OWED.c.channel, _OWED.c.participant_id)
 )
 _BY_EVENT = select(_OWED.c.id, _OWED.c.owner, _OWED.c.participant_id).where(
     _OWED.c.channel == bindparam("b_channel"), _OWED.c.event_key == bindparam("b_key")
+)
+_FORGOTTEN_AFTER = timedelta(days=1)
+_FORGET_WORKERS = delete(_WORKERS).where(
+    _WORKERS.c.beat_at < bindparam("b_before"), _WORKERS.c.id.not_in(select(_OWED.c.owner))
 )
 _TAKE_ONE = (
     update(_OWED)
@@ -106,16 +112,20 @@ class Ledger:
         if sent:
             await connection.execute(_SETTLE, {"b_ids": sent})
 
-    async def take_over_stranded(self, session: AsyncSession, now: datetime) -> list[Owed]:
-        """The rows of workers that stopped beating, now this worker's to send."""
+    async def take_over_stranded(
+        self, session: AsyncSession, now: datetime, channels: Collection[str]
+    ) -> list[Owed]:
+        """The rows on `channels` of workers that stopped beating, now this worker's to send."""
         connection = await session.connection()
-        alive_since = {"b_worker": self.worker, "b_alive_since": now - self.stale_after}
+        mine = {"b_worker": self.worker, "b_channels": list(channels)}
+        alive_since = {**mine, "b_alive_since": now - self.stale_after}
         dead = (await connection.execute(_DEAD_OWNERS, alive_since)).scalars().all()
         taken: list[Owed] = []
         for old in dead:
-            rows = await connection.execute(_TAKE_OVER, {"b_old": old, "b_worker": self.worker})
+            rows = await connection.execute(_TAKE_OVER, {**mine, "b_old": old})
             taken += [Owed(row.id, row.channel, row.participant_id) for row in rows]
-            await connection.execute(delete(_WORKERS).where(_WORKERS.c.id == old))
+        # A worker silent for a day, that owes nothing, is forgotten.
+        await connection.execute(_FORGET_WORKERS, {"b_before": now - _FORGOTTEN_AFTER})
         return taken
 
     async def take_over_event(

@@ -86,6 +86,15 @@ def answered_card(shown_text: str, label: str) -> str:
     return escape(fitting(shown_text, TEXT_LIMIT - len(suffix))) + suffix
 
 
+def continued(recall: str, reply: Reply) -> TelegramMessage | None:
+    """A tapped message edited into the next question: the answer just given on its first line,
+    then the reply and its buttons; None when that is more than one message holds."""
+    text = escape(f"{recall}\n\n{reply.text}")
+    if len(text) > TEXT_LIMIT:
+        return None
+    return TelegramMessage(text, keyboard_for(reply.pick.options) if reply.pick else ())
+
+
 def fitting(text: str, limit: int) -> str:
     """The longest start of `text` whose escaped form has at most `limit` characters."""
     cut = min(len(text), limit)

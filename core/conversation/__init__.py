@@ -17,7 +17,7 @@ from __future__ import annotations
 
 # Importing the step modules registers their steps (cards is used only through STEPS here).
 from core.conversation import cards, commands, onboarding, proposing  # noqa: F401
-from core.conversation.turn import STEPS, Turn
+from core.conversation.turn import STEPS, Turn, recall_line
 from core.messages import (
     Choice,
     Command,
@@ -84,4 +84,5 @@ class Conversation(Turn):
             await self.reprompt()
         else:
             self.chosen = next(o for o in offered if o.id == chosen)
+            self.recall = recall_line(self.chosen.label)  # the step may say more (cards do)
             await step.on_choice(self, chosen)

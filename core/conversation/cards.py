@@ -7,7 +7,7 @@ from sqlalchemy import select as rows_of
 from sqlmodel import SQLModel, col, select
 
 from core.conversation import proposing
-from core.conversation.turn import SKIP, STEPS, Step, Turn, availability
+from core.conversation.turn import SKIP, STEPS, Step, Turn, availability, recall_line
 from core.messages import Option
 from core.models import (
     QUALIFICATIONS,
@@ -132,11 +132,14 @@ async def on_card(turn: Turn, chosen: str) -> None:
     seq = turn.state["seq"]
     proposal_id = turn.state["card"]
     seq["seen"].append(proposal_id)
-    if await _accepted_text(turn, proposal_id) is None:
+    text = await _accepted_text(turn, proposal_id)
+    if text is None:
         turn.say(turn.t("card.withdrawn"))
         await next_card(turn)
         return
     seq["shown"] += 1
+    assert turn.chosen is not None
+    turn.recall = recall_line(turn.chosen.label, text)
     if chosen == SKIP:
         await next_card(turn)
         return
@@ -146,6 +149,7 @@ async def on_card(turn: Turn, chosen: str) -> None:
     seq["voted"].append(proposal_id)
     if turn.settings.qualifications:
         turn.state["vote"] = chosen
+        turn.state["recall"] = turn.recall  # what the qualification answers, in its recall
         await turn.goto("qualify")
     else:
         await next_card(turn)
@@ -161,6 +165,12 @@ async def prompt_qualify(turn: Turn) -> None:
 
 async def on_qualify(turn: Turn, chosen: str) -> None:
     chosen = _key(chosen)
+    voted = turn.state.pop("recall", None)
+    if voted and chosen == SKIP:  # the vote alone: "✓ Agree: We should…"
+        turn.recall = voted
+    elif voted and turn.chosen is not None:  # "✓ Agree · Realistic: We should…"
+        answered, _, subject = voted.partition(": ")
+        turn.recall = f"{answered} · {turn.chosen.label}" + (f": {subject}" if subject else "")
     if chosen != SKIP:
         try:
             await record_qualification(

@@ -58,6 +58,20 @@ def availability(consultation: Consultation, now: datetime) -> str:
     return str(consultation.status)
 
 
+RECALL_SUBJECT = 60  # characters of what was answered that a recall line quotes
+
+
+def recall_line(label: str, subject: str | None = None) -> str:
+    """ "✓ Agree: We should fund weekly home visits": the answer just given and, shortened,
+    what it answered; the first line of a message that goes on to the next question."""
+    if not subject:
+        return f"✓ {label}"
+    subject = " ".join(subject.split())
+    if len(subject) > RECALL_SUBJECT:
+        subject = subject[: RECALL_SUBJECT - 1].rstrip() + "…"
+    return f"✓ {label}: {subject}"
+
+
 # Every event ends with this write. A Core statement built once: the ORM's unit of work spent
 # more on finding what changed (a JSON column always looks changed) than SQLite on the write.
 _PARTICIPANTS = SQLModel.metadata.tables["participant"]
@@ -96,6 +110,7 @@ class Turn:
         self.card_texts: dict[int, str] = {}  # accepted proposals' texts read in this turn
         self.chosen: Option | None = None
         self.refusal: str | None = None
+        self.recall: str | None = None
         self.t = Translator(FALLBACK)
         self.forgotten = False
 

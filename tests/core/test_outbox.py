@@ -18,6 +18,7 @@ from tests.conftest import SECRET, Loader
 from tests.support import Clock
 
 STALE = 10.0
+CHANNELS = ("telegram",)
 
 
 def worker(
@@ -68,7 +69,7 @@ async def test_an_events_replies_are_owed_until_sent(
     assert [row.id for row in await owed_rows(sessions)] == [outcome.owed]
 
     flow.sent(outcome.owed)
-    assert await flow.settle() == []
+    assert await flow.settle(CHANNELS) == []
     assert await owed_rows(sessions) == []
 
 
@@ -77,12 +78,12 @@ async def test_a_dead_workers_participants_get_their_current_question_again(
 ) -> None:
     await load_consultation()
     dead, alive = worker(sessions, clock, "dead"), worker(sessions, clock, "alive")
-    await dead.settle()  # it beat once, then owed a card it never sent
+    await dead.settle(CHANNELS)  # it beat once, then owed a card it never sent
     card = await to_first_card(dead, Participant("bob"))
-    assert await alive.settle() == []  # the dead worker's beat is still recent
+    assert await alive.settle(CHANNELS) == []  # the dead worker's beat is still recent
 
     clock.advance(seconds=STALE + 1)
-    stranded = await alive.settle()
+    stranded = await alive.settle(CHANNELS)
     assert [owed.id for owed in stranded] == [
         row.id for row in await owed_rows(sessions) if row.owner == "alive"
     ]
@@ -92,7 +93,7 @@ async def test_a_dead_workers_participants_get_their_current_question_again(
     assert {outcome.address for outcome in resumed} == {"42"}
     for outcome in resumed:
         alive.sent(outcome.owed)
-    assert await alive.settle() == []
+    assert await alive.settle(CHANNELS) == []
     assert await owed_rows(sessions) == []
 
 
@@ -101,8 +102,8 @@ async def test_an_event_delivered_again_resumes_once_and_only_if_its_worker_died
 ) -> None:
     await load_consultation()
     first, second = worker(sessions, clock, "first"), worker(sessions, clock, "second")
-    await first.settle()
-    await second.settle()
+    await first.settle(CHANNELS)
+    await second.settle(CHANNELS)
     person = Participant("cy")
     card = await to_first_card(first, person)
     tap = person.event(Choice, option=card.replies[-1].pick.options[0].id)  # type: ignore[union-attr]
@@ -128,13 +129,13 @@ async def test_two_workers_taking_over_the_same_rows_share_them_out(
 ) -> None:
     await load_consultation()
     dead = worker(sessions, clock, "dead")
-    await dead.settle()
+    await dead.settle(CHANNELS)
     for name in ("dee", "eve", "fay"):
         await to_first_card(dead, Participant(name))
     owed = len(await owed_rows(sessions))
     clock.advance(seconds=STALE + 1)
     one, other = worker(sessions, clock, "one"), worker(sessions, clock, "other")
-    taken = await asyncio.gather(one.settle(), other.settle())
+    taken = await asyncio.gather(one.settle(CHANNELS), other.settle(CHANNELS))
     ids = [owed.id for batch in taken for owed in batch]
     assert len(ids) == len(set(ids)) == owed
 
@@ -152,9 +153,9 @@ async def test_a_forgotten_participant_is_owed_nothing(
         assert (await session.exec(select(func.count()).select_from(OwedReply))).one() > 0
 
     clock.advance(seconds=STALE + 1)
-    resumed = [await alive.resume(owed) for owed in await alive.settle()]
+    resumed = [await alive.resume(owed) for owed in await alive.settle(CHANNELS)]
     assert all(outcome.replies == [] for outcome in resumed)
-    await alive.settle()
+    await alive.settle(CHANNELS)
     assert await owed_rows(sessions) == []
 
 

@@ -28,9 +28,7 @@ def upgrade() -> None:
         sa.Column("id", sa.Integer(), primary_key=True),
         sa.Column("channel", sa.String(length=32), nullable=False),
         sa.Column("event_key", sa.String(length=128), nullable=False),
-        sa.Column(
-            "participant_id", sa.Integer(), sa.ForeignKey("participant.id"), nullable=False
-        ),
+        sa.Column("participant_id", sa.Integer(), sa.ForeignKey("participant.id"), nullable=False),
         sa.Column("owner", sa.String(length=64), nullable=False),
         sa.Column("created_at", core.models.UTCDateTime(timezone=True), nullable=False),
     )
