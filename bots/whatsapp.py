@@ -39,6 +39,7 @@ def whatsapp_channel(settings: Settings, **sender_options: Any) -> WhatsAppChann
         app_secret=settings.whatsapp_app_secret.get_secret_value(),
         verify_token=settings.whatsapp_verify_token.get_secret_value(),
         max_body_bytes=settings.webhook_max_body_bytes,
+        phone_number_id=settings.whatsapp_phone_number_id,
     )
 
 

@@ -176,7 +176,7 @@ class SlackChannel:
         locale = await self._locale(client, team, user)
         event = inbound.slash_command_event(body, dm, locale)
         outcome = await self.flow.handle(event)
-        await self._send(client, dm, outcome.replies, locale)
+        await self._send(client, dm, outcome, locale)
 
     async def _on_message(self, event: dict[str, Any], body: dict[str, Any], client: Any) -> None:
         if event.get("channel_type") != "im" or event.get("subtype") or event.get("bot_id"):
@@ -184,7 +184,7 @@ class SlackChannel:
         team, user = inbound.team_of(body), body["event"]["user"]
         locale = await self._locale(client, team, user)
         outcome = await self.flow.handle(inbound.message_event(body, locale))
-        self._spawn(self._send(client, body["event"]["channel"], outcome.replies, locale))
+        self._spawn(self._send(client, body["event"]["channel"], outcome, locale))
 
     async def _on_home(self, event: dict[str, Any], body: dict[str, Any], client: Any) -> None:
         if event.get("tab") == "home":
@@ -215,10 +215,9 @@ class SlackChannel:
         dm = container.get("channel_id") or body["channel"]["id"]
         locale = await self._locale(client, team, user)
         outcome = await self.flow.handle(inbound.choice_event(body, action, dm, locale))
-        if outcome.duplicate:
-            return
-        await self._settle_card(client, body, dm, outcome)
-        await self._send(client, dm, outcome.replies, locale)
+        if not outcome.duplicate:  # a duplicate has replies only when it resumes
+            await self._settle_card(client, body, dm, outcome)
+        await self._send(client, dm, outcome, locale)
 
     async def _settle_card(
         self, client: AsyncWebClient, body: dict[str, Any], dm: str, outcome: Outcome
@@ -249,7 +248,7 @@ class SlackChannel:
         dm = await self._dm(client, team, user)
         locale = await self._locale(client, team, user)
         outcome = await self.flow.handle(inbound.participate_event(body, action, dm, locale))
-        await self._send(client, dm, outcome.replies, locale)
+        await self._send(client, dm, outcome, locale)
 
     async def _on_write_proposal(self, ack: AsyncAck, body: dict[str, Any], client: Any) -> None:
         await ack()
@@ -268,13 +267,12 @@ class SlackChannel:
         dm = body["view"].get("private_metadata") or await self._dm(client, team, user)
         locale = await self._locale(client, team, user)
         outcome = await self.flow.handle(inbound.proposal_event(body, dm, locale))
-        replies = outcome.replies
         if outcome.refusal is not None:
             await ack(response_action="errors", errors={PROPOSAL_BLOCK: outcome.refusal})
+            self.flow.sent(outcome.owed)  # shown in the modal
             return
         await ack()
-        if replies:
-            self._spawn(self._send(client, dm, replies, locale))
+        self._spawn(self._send(client, dm, outcome, locale))
 
     # -- sending -------------------------------------------------------------------------
 
@@ -282,16 +280,34 @@ class SlackChannel:
         self,
         client: AsyncWebClient,
         dm: str,
-        replies: list[Reply],
+        outcome: Outcome,
         locale: str | None,
+        replies: list[Reply] | None = None,
     ) -> None:
-        """Post the replies in the DM, in order; a reply waiting for the proposal form offers
+        """Post the outcome's replies (or `replies`, what is left of them) in the DM, in
+        order, then settle what the outcome owed; a reply waiting for the proposal form offers
         the modal."""
         label = self.translator(locale)("slack.write_proposal")
-        for reply in replies:
-            button = label if reply.form == "proposal" else None
-            await self.pacer.wait(dm)
-            await client.chat_postMessage(channel=dm, **render_reply(reply, proposal_button=button))
+        try:
+            for reply in outcome.replies if replies is None else replies:
+                button = label if reply.form == "proposal" else None
+                await self.pacer.wait(dm)
+                message = render_reply(reply, proposal_button=button)
+                await client.chat_postMessage(channel=dm, **message)
+        finally:  # sent, or failed for good: a live worker never sends it again
+            self.flow.sent(outcome.owed)
+
+    async def resend(self, outcome: Outcome) -> None:
+        """Post a participant resumed after a crash their current question in their DM (their
+        address is "{team}:{dm channel}")."""
+        team, _, dm = (outcome.address or "").partition(":")
+        try:
+            client = await self._client_for(team)
+        except LookupError:  # uninstalled from the workspace since
+            logger.warning("cannot resume a Slack participant: the app left their workspace")
+            self.flow.sent(outcome.owed)
+            return
+        await self._send(client, dm, outcome, outcome.locale)
 
     async def post_consultation(self, channel_id: str, slug: str, team_id: str = "") -> str:
         """Post a consultation's question in a channel with a "Participate" button; its ts.

@@ -23,11 +23,18 @@ from telegram.error import InvalidToken, TelegramError
 
 from adapters.inbound import Ignored, note_ignored, parse_object, read_body
 from adapters.pacing import InOrder, Pacer
-from adapters.telegram.render import answered_card, render_reply
+from adapters.telegram.render import answered_card, continued, render_reply
 from adapters.telegram.sender import TelegramSender, masked
 from adapters.telegram.transport import AiohttpRequest
-from adapters.telegram.updates import Inbound, bot_id_of, inbound_from_update, parse_update
+from adapters.telegram.updates import (
+    Inbound,
+    TappedMessage,
+    bot_id_of,
+    inbound_from_update,
+    parse_update,
+)
 from core.flow import Flow, Outcome
+from core.messages import Reply
 
 log = logging.getLogger("consult.telegram")
 
@@ -136,7 +143,7 @@ class TelegramChannel:
             outcome = handling.result()
         background.add_task(self.deliver, inbound, outcome)
         tapped = inbound.tapped
-        if tapped is not None and not outcome.duplicate:
+        if tapped is not None and (not outcome.duplicate or outcome.replies):
             # Telegram makes a Bot API call put in the webhook's answer: the tap is answered
             # without a request of ours (https://core.telegram.org/bots/api#making-requests-when-getting-updates).
             answer = {"method": "answerCallbackQuery", "callback_query_id": tapped.query_id}
@@ -171,24 +178,59 @@ class TelegramChannel:
         events of the chat sent; `answer` the tap too when the webhook's answer could not."""
         chat = inbound.chat_id or (inbound.tapped.chat_id if inbound.tapped else None)
         async with self.order.turn(str(chat)):
-            await self._deliver(inbound, outcome, answer=answer)
+            try:
+                await self._deliver(inbound, outcome, answer=answer)
+            except Exception:  # a send bug must not take the server down; the event is saved
+                log.exception("telegram: delivering replies to chat %s failed", masked(chat))
+            finally:  # sent, or refused for good: a live worker never sends it again
+                self._flow().sent(outcome.owed)
+
+    async def resend(self, outcome: Outcome) -> None:
+        """Send a participant resumed after a crash (`Flow.resume`) their current question, as
+        new messages to their chat."""
+        chat = int(outcome.address or 0)
+        inbound = Inbound(None, chat_id=chat)
+        await self.deliver(inbound, outcome)
 
     async def _deliver(self, inbound: Inbound, outcome: Outcome, *, answer: bool) -> None:
-        try:
-            if answer and inbound.tapped is not None:
-                await self.sender.answer(inbound.tapped.query_id)
-            tapped = inbound.tapped  # answered already, in the webhook's answer
-            settle = tapped is not None and inbound.event is not None and not outcome.duplicate
-            if settle and tapped is not None and tapped.chat_id and tapped.message_id:
-                if outcome.chosen is not None:
-                    shown = tapped.shown_text or ""
-                    text = answered_card(shown, outcome.chosen.label)
-                    await self.sender.edit(tapped.chat_id, tapped.message_id, text)
-                else:  # a stale button: take the old buttons away
-                    await self.sender.drop_buttons(tapped.chat_id, tapped.message_id)
-            if inbound.chat_id is not None:
-                for reply in outcome.replies:
-                    for message in render_reply(reply):
-                        await self.sender.send(inbound.chat_id, message)
-        except Exception:  # a send bug must not take the server down; the event is saved
-            log.exception("telegram: delivering replies to chat %s failed", masked(inbound.chat_id))
+        if answer and inbound.tapped is not None:
+            await self.sender.answer(inbound.tapped.query_id)
+        tapped = inbound.tapped  # answered already, in the webhook's answer
+        replies = outcome.replies
+        settle = tapped is not None and inbound.event is not None and not outcome.duplicate
+        if settle and tapped is not None and tapped.chat_id and tapped.message_id:
+            replies = await self._settle(tapped, outcome)
+        chat = inbound.chat_id or (tapped.chat_id if tapped is not None else None)
+        if chat is not None:
+            for reply in replies:
+                for message in render_reply(reply):
+                    await self.sender.send(chat, message)
+
+    async def _settle(self, tapped: TappedMessage, outcome: Outcome) -> list[Reply]:
+        """Edit the tapped message, and say which replies are still to send.
+
+        When the conversation goes on with one question (the qualification after a vote, the
+        next card after it), the tapped message becomes that question, its first line recalling
+        the answer: a vote then costs one call to Telegram, not two, and Telegram's 30
+        messages a second make twice as many votes. Otherwise (a summary and the menu, a prompt
+        for text) it keeps its text with the answer under it, and the replies follow.
+        """
+        assert tapped.chat_id is not None and tapped.message_id is not None
+        if outcome.chosen is None:  # a stale button: take the old buttons away
+            await self.sender.drop_buttons(tapped.chat_id, tapped.message_id)
+            return outcome.replies
+        replies = outcome.replies
+        if outcome.recall and len(replies) == 1 and replies[0].pick is not None:
+            message = continued(outcome.recall, replies[0])
+            if message is not None and await self.sender.edit(
+                tapped.chat_id, tapped.message_id, message.html, message.keyboard
+            ):
+                return []
+            # Not editable (too long, or refused): the question goes out as a new message.
+        text = answered_card(tapped.shown_text or "", outcome.chosen.label)
+        await self.sender.edit(tapped.chat_id, tapped.message_id, text)
+        return replies
+
+    def _flow(self) -> Flow:
+        assert self.flow is not None, "the channel is opened when the server starts"
+        return self.flow

@@ -14,6 +14,7 @@ import asyncio
 import hmac
 import logging
 from collections import Counter
+from datetime import datetime
 
 from fastapi import APIRouter, HTTPException, Request, Response
 from fastapi.responses import PlainTextResponse
@@ -45,8 +46,10 @@ class WhatsAppChannel:
         verify_token: str,
         max_body_bytes: int = 256 * 1024,
         path: str = "/webhooks/whatsapp",
+        phone_number_id: str | None = None,
     ) -> None:
         self.sender = sender
+        self.phone_number_id = phone_number_id  # the business number, when there is one
         self.app_secret = app_secret
         self.verify_token = verify_token
         self.max_body_bytes = max_body_bytes
@@ -128,7 +131,9 @@ class WhatsAppChannel:
         try:
             for inbound, outcome in batch:
                 async with self.order.turn(inbound.event.user_id):
-                    await self._send_replies(inbound, outcome)
+                    await self._send_replies(
+                        inbound.phone_number_id, inbound.event.user_id, outcome, inbound.written_at
+                    )
         except Exception:  # a background task has nobody to report to but the log
             log.exception("could not send WhatsApp replies")
         finally:
@@ -136,13 +141,32 @@ class WhatsAppChannel:
             if not self._pending:
                 self._idle.set()
 
-    async def _send_replies(self, inbound: Inbound, outcome: Outcome) -> None:
+    async def resend(self, outcome: Outcome) -> None:
+        """Send a participant resumed after a crash their current question. Their address is
+        "{business number id}:{their number}"; an address of their number alone (kept before
+        addresses named the business number) is answered from `phone_number_id`."""
+        business, _, to = (outcome.address or "").rpartition(":")
+        business = business or self.phone_number_id or ""
+        if not business or not to:
+            log.warning("cannot resume a WhatsApp participant: no business number to send from")
+            self._flow().sent(outcome.owed)
+            return
+        async with self.order.turn(to):
+            # The reply was owed to a message they wrote moments before the crash: the 24-hour
+            # window is taken as open, and Meta refuses the send (logged) if it closed since.
+            await self._send_replies(business, to, outcome, self.sender.clock())
+
+    async def _send_replies(
+        self, business: str, to: str, outcome: Outcome, written_at: datetime
+    ) -> None:
         # A list needs a button label, in the language the core answered in.
         button = Translator(outcome.locale or FALLBACK)("whatsapp.list_button")
         messages = [message for reply in outcome.replies for message in render_reply(reply, button)]
-        await self.sender.send_messages(
-            inbound.phone_number_id,
-            inbound.event.user_id,
-            messages,
-            last_inbound=inbound.written_at,
-        )
+        try:
+            await self.sender.send_messages(business, to, messages, last_inbound=written_at)
+        finally:  # sent or refused for good: a live worker never sends it again
+            self._flow().sent(outcome.owed)
+
+    def _flow(self) -> Flow:
+        assert self.flow is not None, "the channel is opened when the server starts"
+        return self.flow
