@@ -3,27 +3,63 @@
 from __future__ import annotations
 
 from alembic.autogenerate import compare_metadata
+from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
-from sqlalchemy import text
+from alembic.script import ScriptDirectory
+from sqlalchemy import inspect, text
 from sqlmodel import SQLModel
 
 import core.models  # noqa: F401
 from core.scoring import contender_scores
-from core.storage import create_engine, migrate
+from core.storage import MIGRATIONS, create_engine, migrate
+
+
+def _differences(connection) -> list[object]:
+    """What the models declare and the database lacks, or the other way round."""
+    return compare_metadata(MigrationContext.configure(connection), SQLModel.metadata)
 
 
 async def test_migrations_match_the_models(engine) -> None:
-    def differences(connection):
-        context = MigrationContext.configure(connection)
-        return compare_metadata(context, SQLModel.metadata)
-
     async with engine.connect() as connection:
-        assert await connection.run_sync(differences) == []
+        assert await connection.run_sync(_differences) == []
+
+
+def _schema(connection) -> dict[str, object]:
+    """Every table's columns (name, type, nullability), indexes and unique constraints."""
+    inspector = inspect(connection)
+    return {
+        table: (
+            [(c["name"], str(c["type"]), c["nullable"]) for c in inspector.get_columns(table)],
+            sorted((i["name"], tuple(i["column_names"])) for i in inspector.get_indexes(table)),
+            sorted(
+                (u["name"] or "", tuple(u["column_names"]))
+                for u in inspector.get_unique_constraints(table)
+            ),
+        )
+        for table in sorted(inspector.get_table_names())
+    }
+
+
+def _revisions(connection) -> list[str]:
+    return list(connection.execute(text("SELECT version_num FROM alembic_version")).scalars())
 
 
 async def test_migrating_again_is_a_no_op(engine) -> None:
+    """The `engine` fixture migrated to the head already: twice more changes nothing."""
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    head = ScriptDirectory.from_config(config).get_current_head()
+    async with engine.connect() as connection:
+        before = await connection.run_sync(_schema)
+
     await migrate(engine)
     await migrate(engine)
+
+    async with engine.connect() as connection:
+        assert await connection.run_sync(_revisions) == [head]
+        assert await connection.run_sync(_schema) == before
+        assert await connection.run_sync(_differences) == []
+    assert "processedevent" in before and head is not None
 
 
 async def test_proposals_get_their_trusted_vote_counts_from_the_counters(database_url) -> None:

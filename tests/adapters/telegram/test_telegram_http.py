@@ -24,7 +24,7 @@ from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel import select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from bench.fakes.telegram_api import FakeTelegram
+from bench.fakes.telegram_api import Call, FakeTelegram
 from bench.processes import consult_server
 from core.models import ChannelIdentity, Proposal, Qualification
 from core.storage import create_engine
@@ -72,6 +72,18 @@ def say(fake: FakeTelegram, chat: int, update: dict[str, object], expect: str) -
     before = len(fake.sent_texts(chat))
     assert fake.deliver(update).status_code == 200
     until(fake, new_text(fake, chat, before, expect))
+
+
+HELP = "/help – this help"  # the last line of the help, in English
+
+
+def sent_before_a_barrier(fake: FakeTelegram, chat: int, since: int) -> list[Call]:
+    """The Bot API calls made from `since` (an index in `fake.calls()`) until the answer to a
+    /help sent now: a chat's replies leave in the order of its updates, so by then anything the
+    chat's earlier updates could still send has been sent."""
+    say(fake, chat, fake.text_update(chat, "/help", language_code="en"), HELP)
+    calls = fake.calls()[since:]
+    return calls[: next(i for i, call in enumerate(calls) if HELP in call.params.get("text", ""))]
 
 
 def tap(fake: FakeTelegram, chat: int, button: str, expect: str) -> dict[str, object]:
@@ -134,10 +146,10 @@ def play_the_conversation(fake: FakeTelegram) -> None:
         expect = f"Proposal {index + 1}/4" if index < 4 else "What would you like to do now?"
         tap(fake, chat, "I love it", expect)
     # A retried delivery of an old tap changes nothing and sends nothing.
-    before = len(fake.calls())
+    before, texts = len(fake.calls()), len(fake.sent_texts(chat))
     assert fake.deliver(vote).status_code == 200
-    time.sleep(0.5)
-    assert len(fake.calls()) == before
+    assert sent_before_a_barrier(fake, chat, before) == []
+    until(fake, new_text(fake, chat, texts, "What would you like to do now?"))  # the help's menu
 
     tap(fake, chat, "Make a proposal", "Complete the sentence")
     typed = "We should <b>open</b> *libraries* & _museums_ on Sundays, see https://x.org/?a=1&b=2"
@@ -191,9 +203,10 @@ def test_a_slow_update_asks_for_a_retry_and_is_still_answered_once(
             assert fake.deliver(update).status_code == 503
             assert fake.calls("sendMessage") == []
         fake.wait_for(lambda: fake.calls("sendMessage"), timeout=15)
-        assert fake.deliver(update).status_code == 200
-        time.sleep(0.5)
+        before = len(fake.calls())
         assert len(fake.calls("sendMessage")) == 1
+        assert fake.deliver(update).status_code == 200
+        assert sent_before_a_barrier(fake, ALICE, before) == []  # the late answer was all
 
 
 def test_a_failed_update_answers_500_and_its_retry_is_processed_once(
@@ -214,9 +227,10 @@ def test_a_failed_update_answers_500_and_its_retry_is_processed_once(
         assert fake.calls("sendMessage") == []
         assert fake.deliver(update).status_code == 200
         fake.wait_for(lambda: fake.calls("sendMessage"), timeout=15)
-        assert fake.deliver(update).status_code == 200
-        time.sleep(0.5)
+        before = len(fake.calls())
         assert len(fake.calls("sendMessage")) == 1
+        assert fake.deliver(update).status_code == 200
+        assert sent_before_a_barrier(fake, ALICE, before) == []  # the retry's answer was all
 
 
 def terminate_waiting_backends(database_url: str) -> None:
@@ -255,7 +269,7 @@ def database_locked(database_url: str) -> Iterator[None]:
             connection.close()
         return
 
-    async def hold(release: asyncio.Event, held: asyncio.Event) -> None:
+    async def hold(release: asyncio.Event, held: threading.Event) -> None:
         engine = create_engine(database_url)
         async with engine.connect() as connection, connection.begin():
             await connection.execute(text("LOCK TABLE processedevent IN ACCESS EXCLUSIVE MODE"))
@@ -264,13 +278,11 @@ def database_locked(database_url: str) -> Iterator[None]:
         await engine.dispose()
 
     loop = asyncio.new_event_loop()
-    release, held = asyncio.Event(), asyncio.Event()
+    release, held = asyncio.Event(), threading.Event()
     thread = threading.Thread(target=loop.run_until_complete, args=(hold(release, held),))
     thread.start()
     try:
-        deadline = time.monotonic() + 10
-        while not held.is_set() and time.monotonic() < deadline:
-            time.sleep(0.05)
+        assert held.wait(timeout=10), "the events table could not be locked"
         yield
     finally:
         loop.call_soon_threadsafe(release.set)
