@@ -31,19 +31,22 @@ async def test_a_transaction_waits_for_another_connections_write_lock_without_bl
     async with first.begin() as connection:
         await connection.execute(text("CREATE TABLE tap (n INTEGER)"))
     order: list[str] = []
-    holding = asyncio.Event()
+    holding, waiting = asyncio.Event(), asyncio.Event()
 
     async def holder() -> None:
         async with first.begin() as connection:
             await connection.execute(text("INSERT INTO tap VALUES (1)"))
             holding.set()
-            # Other tasks must run while this transaction holds the lock; a BEGIN blocking the
-            # thread in SQLite's busy handler would freeze this sleep and then fail.
-            await asyncio.sleep(0.3)
+            # The lock is let go only once the waiter, waiting for it, lets this task run: a
+            # BEGIN blocking the thread in SQLite's busy handler would never get here.
+            await waiting.wait()
             order.append("first committed")
 
     async def waiter() -> None:
         await holding.wait()
+        # Runs when this task first lets the loop go: the inline driver does so only in its
+        # wait for the write lock (core.sqlite.begin_immediate).
+        asyncio.get_running_loop().call_soon(waiting.set)
         async with second.begin() as connection:
             order.append("second began")
             await connection.execute(text("INSERT INTO tap VALUES (2)"))
@@ -98,12 +101,22 @@ async def test_an_in_memory_database_is_lent_to_one_transaction_at_a_time() -> N
     async with engine.begin() as connection:
         await connection.execute(text("CREATE TABLE tap (n INTEGER)"))
 
-    async def insert(value: int) -> None:
-        async with engine.begin() as connection:
-            await connection.execute(text(f"INSERT INTO tap VALUES ({value})"))
-            await asyncio.sleep(0.05)  # the other transaction tries meanwhile
+    inside, asked = asyncio.Event(), asyncio.Event()
 
-    await asyncio.gather(insert(1), insert(2))
+    async def first() -> None:
+        async with engine.begin() as connection:
+            await connection.execute(text("INSERT INTO tap VALUES (1)"))
+            inside.set()
+            await asked.wait()  # the other transaction tries meanwhile
+
+    async def second() -> None:
+        await inside.wait()
+        # Runs when this task first lets the loop go: waiting for the one connection.
+        asyncio.get_running_loop().call_soon(asked.set)
+        async with engine.begin() as connection:
+            await connection.execute(text("INSERT INTO tap VALUES (2)"))
+
+    await asyncio.gather(first(), second())
     async with engine.connect() as connection:
         rows = (await connection.execute(text("SELECT n FROM tap ORDER BY n"))).scalars().all()
     assert rows == [1, 2]
