@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
@@ -20,6 +21,10 @@ from core.i18n import Translator
 USAGE_ERROR = 2
 OFFICIAL_API = "https://api.telegram.org"
 T = TypeVar("T")
+
+# PTB's debug lines quote the bot token (in every API URL) and participants' chat ids (in every
+# call's parameters): they stay out of the logs whatever the root logger's level.
+logging.getLogger("telegram").setLevel(logging.INFO)
 
 
 def telegram_config(settings: Settings) -> TelegramConfig:
