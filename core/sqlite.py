@@ -32,6 +32,7 @@ from sqlalchemy.dialects import registry
 from sqlalchemy.dialects.sqlite.pysqlite import SQLiteDialect_pysqlite
 from sqlalchemy.engine import URL, Connection, Dialect
 from sqlalchemy.exc import OperationalError
+
 # SQLAlchemy offers no public way for a dialect to await from its synchronous hooks; these two
 # internal names exist as such from 2.1.0 (2.0 had await_only) and await_only's alias is to go in
 # 2.2: pyproject pins sqlalchemy to >=2.1,<2.2 for them.
