@@ -177,7 +177,7 @@ async def rows(sessions: async_sessionmaker[AsyncSession]) -> dict[str, int]:
 def check_logs(records: list[logging.LogRecord], ignored: int, private: list[str]) -> None:
     """No error was logged; each ignored payload was logged once, at warning level, naming
     none of the `private` values (ids, names, what the participant wrote)."""
-    errors = [record.getMessage() for record in records if record.levelno >= logging.ERROR]
+    errors = [(r.getMessage(), r.exc_info) for r in records if r.levelno >= logging.ERROR]
     assert errors == []
     warnings = [
         r.getMessage()

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
+from collections import Counter
 from collections.abc import Coroutine
 from typing import Any
 
@@ -27,11 +28,12 @@ from slack_sdk.http_retry.builtin_async_handlers import AsyncRateLimitErrorRetry
 from slack_sdk.signature import Clock, SignatureVerifier
 from slack_sdk.web.async_client import AsyncWebClient
 
-from adapters.inbound import read_body
+from adapters.inbound import Ignored, note_ignored, read_body
 from adapters.pacing import Pacer
 from adapters.slack import inbound
 from adapters.slack.home import home_view
 from adapters.slack.oauth import INSTALL_PATH, REDIRECT_PATH, OAuthApp, oauth_settings
+from adapters.slack.payloads import validated_body
 from adapters.slack.render import (
     CHOICE_ACTION,
     PARTICIPATE_ACTION,
@@ -87,6 +89,7 @@ class SlackChannel:
         self.rate_limit_retries = rate_limit_retries
         self.app: AsyncApp | None = None
         self._flow: Flow | None = None
+        self.ignored: Counter[str] = Counter()  # well-signed bodies we cannot act on, by kind
         self._tasks: set[asyncio.Task[None]] = set()
         self._locales: dict[str, str | None] = {}
         self._dms: dict[str, str] = {}
@@ -129,9 +132,13 @@ class SlackChannel:
         self.app = app
 
     async def close(self) -> None:
+        await self.drained()
+        self.app = None
+
+    async def drained(self) -> None:
+        """Wait until the work of every request answered so far is done."""
         while self._tasks:
             await asyncio.gather(*list(self._tasks), return_exceptions=True)
-        self.app = None
 
     @property
     def flow(self) -> Flow:
@@ -152,12 +159,25 @@ class SlackChannel:
             raise HTTPException(401, "invalid or expired Slack signature")
         if self.app is None:
             raise HTTPException(503, "the Slack channel is not open yet")
+        try:
+            text = body.decode("utf-8")
+        except UnicodeDecodeError:
+            raise HTTPException(400, "the body is not UTF-8 text") from None
+        # Bolt gets only what was validated: its own readers and ours never meet an odd shape.
+        checked = validated_body(text, request.headers.get("content-type"))
+        if isinstance(checked, Ignored):  # answered 200: Slack would deliver an error again
+            note_ignored(self.ignored, logger, self.name, checked.kind)
+            return Response(status_code=200)
         bolt_request = AsyncBoltRequest(
-            body=body.decode("utf-8"),
+            body=checked,
             query=request.url.query,
             headers={key: [value] for key, value in request.headers.items()},
         )
-        return to_starlette_response(await self.app.async_dispatch(bolt_request))
+        answer = await self.app.async_dispatch(bolt_request)
+        if answer.status == 404:  # no listener of ours for it: Slack would send it again
+            note_ignored(self.ignored, logger, self.name, "nothing of ours listens to it")
+            return Response(status_code=200)
+        return to_starlette_response(answer)
 
     async def _oauth_page(self, request: Request) -> Response:
         if self.app is None:
@@ -229,9 +249,11 @@ class SlackChannel:
             return
         label = outcome.chosen.label if outcome.chosen is not None else None
         blocks = answered_blocks(message.get("blocks", []), label)
+        # Slack wants text beside blocks (notifications, screen readers); a card may come without.
+        text = message.get("text") or first_text(blocks) or "✓"
         await self.pacer.wait(dm)
         try:
-            await client.chat_update(channel=dm, ts=ts, text=message.get("text", ""), blocks=blocks)
+            await client.chat_update(channel=dm, ts=ts, text=text, blocks=blocks)
         except SlackApiError as error:  # the next card matters more than the old one's buttons
             logger.warning("could not settle a tapped message: %s", error.response.get("error"))
 
