@@ -173,11 +173,9 @@ class SlackChannel:
             query=request.url.query,
             headers={key: [value] for key, value in request.headers.items()},
         )
-        answer = await self.app.async_dispatch(bolt_request)
-        if answer.status == 404:  # no listener of ours for it: Slack would send it again
-            note_ignored(self.ignored, logger, self.name, "nothing of ours listens to it")
-            return Response(status_code=200)
-        return to_starlette_response(answer)
+        # A well-formed request no listener of ours takes (another app's command) gets
+        # bolt's 404.
+        return to_starlette_response(await self.app.async_dispatch(bolt_request))
 
     async def _oauth_page(self, request: Request) -> Response:
         if self.app is None:

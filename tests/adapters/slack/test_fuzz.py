@@ -159,9 +159,11 @@ async def test_a_malformed_request_is_never_a_server_error(
     response = await rig.http.post(rig.url + EVENTS_PATH, content=body, headers=headers)
     await rig.channel.drained()  # the listeners' work, started before the answer, is done
 
-    assert response.status_code in (200, 400), response.text
+    # 404: bolt's answer to a well-formed request no listener of ours takes.
+    assert response.status_code in (200, 400, 404), response.text
     newly_ignored = rig.channel.ignored.total() - ignored
     if response.status_code != 200 or newly_ignored:
         assert await rows(sessions) == before
-        assert len(rig.fake.calls) == calls
+        # bolt checks its token (auth.test) on its first request, whatever comes of it
+        assert {call.method for call in rig.fake.calls[calls:]} <= {"auth.test"}
     check_logs(caplog.records, newly_ignored, PRIVATE)
