@@ -8,7 +8,7 @@ import secrets
 import tempfile
 from pathlib import Path
 
-from pydantic import SecretStr
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -63,6 +63,11 @@ class Settings(BaseSettings):
     webhook_max_body_bytes: int = 256 * 1024
     # An event not handled within this many seconds answers 503, and the platform retries.
     webhook_handling_timeout: float = 10.0
+    # Replies owed to participants (core.outbox): each server process says it is alive this
+    # often, and the replies owed by a process silent for `delivery_stale_seconds` are sent
+    # by another (a killed worker's participants get their question again).
+    delivery_beat_seconds: float = Field(default=2.0, gt=0)
+    delivery_stale_seconds: float = Field(default=10.0, gt=0)
 
     def resolved_database_url(self) -> str:
         if self.database_url:

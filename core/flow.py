@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
+import json
 import random
 from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-from sqlalchemy import insert
+from sqlalchemy import bindparam, insert, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel import SQLModel
@@ -31,10 +33,31 @@ Clock = Callable[[], datetime]
 _ATTEMPTS = 3
 # A Core insert (no ORM unit of work): the first statement of every event's transaction.
 _RECORD_EVENT = insert(SQLModel.metadata.tables["processedevent"])
+_PARTICIPANTS = SQLModel.metadata.tables["participant"]
+_POSITION = select(_PARTICIPANTS.c.step, _PARTICIPANTS.c.state).where(
+    _PARTICIPANTS.c.id == bindparam("b_participant")
+)
 
 
 def utc_now() -> datetime:
     return datetime.now(UTC)
+
+
+@dataclass(frozen=True)
+class Position:
+    """Where a participant is in their conversation, as a digest of their step and state."""
+
+    participant_id: int
+    digest: str
+
+
+async def _position(session: AsyncSession, participant_id: int) -> Position | None:
+    connection = await session.connection()
+    row = (await connection.execute(_POSITION, {"b_participant": participant_id})).first()
+    if row is None:
+        return None
+    written = json.dumps([row[0], row[1]], sort_keys=True, default=str)
+    return Position(participant_id, hashlib.sha256(written.encode()).hexdigest())
 
 
 @dataclass(frozen=True)
@@ -64,8 +87,10 @@ class Outcome:
     # owed (no ledger, or no reply).
     owed: int | None = None
     # Where to send the replies of a participant resumed without an event of theirs
-    # (`Flow.resume`): their address on the channel.
+    # (`Flow.resume`): their address on the channel, and their position in the conversation
+    # then (`Flow.still_current`).
     address: str | None = None
+    position: Position | None = None
 
 
 class Flow:
@@ -133,7 +158,9 @@ class Flow:
             owed = None
             if self.ledger is not None and replies:
                 participant = conversation.participant_id
-                owed = await self.ledger.record(session, event.channel, event.key, participant, now)
+                owed = await self.ledger.record(
+                    session, event.channel, event.key, participant, conversation.locale, now
+                )
             return Outcome(
                 replies,
                 conversation.chosen,
@@ -171,16 +198,33 @@ class Flow:
                 self.sent(owed.id)
                 return Outcome(duplicate=duplicate)
             enrolment, address = found
-            event = Resume(channel=owed.channel, user_id="", key=f"resume:{owed.id}")
+            event = Resume(
+                channel=owed.channel,
+                user_id="",
+                key=f"resume:{owed.id}",
+                locale_hint=owed.locale,
+            )
             conversation = Conversation(session, enrolment, event, now=now, rng=self.rng)
             replies = await conversation.run()
+            position = await _position(session, owed.participant_id)
         return Outcome(
             replies,
             duplicate=duplicate,
             locale=conversation.locale,
             owed=owed.id,
             address=address,
+            position=position,
         )
+
+    async def still_current(self, outcome: Outcome) -> bool:
+        """Whether the participant of a resumed outcome is still where it left them: if an
+        event of theirs moved them on meanwhile, that event's replies carry them forward, and
+        this question asked again would come after a newer one."""
+        if outcome.position is None:
+            return True
+        async with self.sessions() as session:
+            now = await _position(session, outcome.position.participant_id)
+        return now == outcome.position
 
     def sent(self, owed: int | None) -> None:
         """The replies of an outcome went out (or were refused for good): settle what they owed.

@@ -277,6 +277,8 @@ class OwedReply(SQLModel, table=True):
     channel: str = Field(max_length=32)
     event_key: str = Field(max_length=128)
     participant_id: int = Field(foreign_key="participant.id", index=True)
+    # The language the replies were in: the question asked again is asked in it.
+    locale: str | None = Field(default=None, max_length=16)
     owner: str = Field(max_length=64, index=True)
     created_at: datetime = _now_field()
 

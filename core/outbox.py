@@ -44,9 +44,9 @@ _TAKE_OVER = (
     update(_OWED)
     .where(_OWED.c.owner == bindparam("b_old"), _ON_CHANNELS)
     .values(owner=bindparam("b_worker"))
-    .returning(_OWED.c.id, _OWED.c.channel, _OWED.c.participant_id)
+    .returning(_OWED.c.id, _OWED.c.channel, _OWED.c.participant_id, _OWED.c.locale)
 )
-_BY_EVENT = select(_OWED.c.id, _OWED.c.owner, _OWED.c.participant_id).where(
+_BY_EVENT = select(_OWED.c.id, _OWED.c.owner, _OWED.c.participant_id, _OWED.c.locale).where(
     _OWED.c.channel == bindparam("b_channel"), _OWED.c.event_key == bindparam("b_key")
 )
 _FORGOTTEN_AFTER = timedelta(days=1)
@@ -67,6 +67,7 @@ class Owed:
     id: int
     channel: str
     participant_id: int
+    locale: str | None = None
 
 
 class Ledger:
@@ -78,14 +79,22 @@ class Ledger:
         self._sent: list[int] = []
 
     async def record(
-        self, session: AsyncSession, channel: str, key: str, participant_id: int, now: datetime
+        self,
+        session: AsyncSession,
+        channel: str,
+        key: str,
+        participant_id: int,
+        locale: str,
+        now: datetime,
     ) -> int:
-        """Write, in the event's transaction, that this worker owes the participant a reply."""
+        """Write, in the event's transaction, that this worker owes the participant a reply (in
+        `locale`)."""
         connection = await session.connection()
         values = {
             "channel": channel,
             "event_key": key,
             "participant_id": participant_id,
+            "locale": locale,
             "owner": self.worker,
             "created_at": now,
         }
@@ -123,7 +132,7 @@ class Ledger:
         taken: list[Owed] = []
         for old in dead:
             rows = await connection.execute(_TAKE_OVER, {**mine, "b_old": old})
-            taken += [Owed(row.id, row.channel, row.participant_id) for row in rows]
+            taken += [Owed(row.id, row.channel, row.participant_id, row.locale) for row in rows]
         # A worker silent for a day, that owes nothing, is forgotten.
         await connection.execute(_FORGET_WORKERS, {"b_before": now - _FORGOTTEN_AFTER})
         return taken
@@ -143,4 +152,6 @@ class Ledger:
         taken = await connection.execute(
             _TAKE_ONE, {"b_id": found.id, "b_old": found.owner, "b_worker": self.worker}
         )
-        return Owed(found.id, channel, found.participant_id) if taken.rowcount == 1 else None
+        if taken.rowcount != 1:
+            return None
+        return Owed(found.id, channel, found.participant_id, found.locale)

@@ -309,6 +309,8 @@ class SlackChannel:
         the modal."""
         label = self.translator(locale)("slack.write_proposal")
         try:
+            if not await self.flow.still_current(outcome):  # a resumed one may be stale
+                return
             for reply in outcome.replies if replies is None else replies:
                 button = label if reply.form == "proposal" else None
                 await self.pacer.wait(dm)

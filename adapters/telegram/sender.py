@@ -87,9 +87,10 @@ class TelegramSender:
             },
         )
 
-    async def edit(self, chat_id: int, message_id: int, html: str) -> None:
-        """Replace a message's text and drop its buttons."""
-        await self._call(
+    async def edit(self, chat_id: int, message_id: int, html: str, keyboard: Keyboard = ()) -> bool:
+        """Replace a message's text and its buttons (none unless `keyboard`); whether Telegram
+        took the edit."""
+        return await self._call(
             "editMessageText",
             chat_id,
             {
@@ -97,6 +98,7 @@ class TelegramSender:
                 "message_id": message_id,
                 "text": html,
                 "parse_mode": ParseMode.HTML,
+                "reply_markup": markup(keyboard),
                 "link_preview_options": NO_PREVIEW,
             },
         )
@@ -109,7 +111,7 @@ class TelegramSender:
         """Answer a callback query (Telegram shows a spinner on the button until then)."""
         await self._call("answerCallbackQuery", None, {"callback_query_id": query_id})
 
-    async def _call(self, method: str, chat_id: int | None, parameters: dict[str, Any]) -> None:
+    async def _call(self, method: str, chat_id: int | None, parameters: dict[str, Any]) -> bool:
         """`method` through PTB's request path, without turning Telegram's answer into objects.
 
         PTB's typed methods (`send_message`...) end by building a `Message` from the answer: a
@@ -124,6 +126,8 @@ class TelegramSender:
 
         if not await with_retries(method, chat_id, request, self._delay_for, sleep=self.sleep):
             self.failures += 1
+            return False
+        return True
 
     def _delay_for(self, error: Exception, attempt: int) -> float | None:
         """How PTB's errors are met: see `with_retries`."""

@@ -179,7 +179,8 @@ class TelegramChannel:
         chat = inbound.chat_id or (inbound.tapped.chat_id if inbound.tapped else None)
         async with self.order.turn(str(chat)):
             try:
-                await self._deliver(inbound, outcome, answer=answer)
+                if await self._flow().still_current(outcome):  # a resumed one may be stale
+                    await self._deliver(inbound, outcome, answer=answer)
             except Exception:  # a send bug must not take the server down; the event is saved
                 log.exception("telegram: delivering replies to chat %s failed", masked(chat))
             finally:  # sent, or refused for good: a live worker never sends it again

@@ -163,7 +163,8 @@ class WhatsAppChannel:
         button = Translator(outcome.locale or FALLBACK)("whatsapp.list_button")
         messages = [message for reply in outcome.replies for message in render_reply(reply, button)]
         try:
-            await self.sender.send_messages(business, to, messages, last_inbound=written_at)
+            if await self._flow().still_current(outcome):  # a resumed one may be stale
+                await self.sender.send_messages(business, to, messages, last_inbound=written_at)
         finally:  # sent or refused for good: a live worker never sends it again
             self._flow().sent(outcome.owed)
 

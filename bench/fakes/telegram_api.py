@@ -272,6 +272,7 @@ class _Chat:
     message_ids: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
     messages: dict[int, dict[str, Any]] = field(default_factory=dict)
     sent_texts: list[str] = field(default_factory=list)
+    shown_texts: list[str] = field(default_factory=list)  # sent, and edited into
 
 
 # --- the server --------------------------------------------------------------------------------
@@ -415,6 +416,12 @@ class FakeTelegram:
         """Texts sent with sendMessage to the chat, as the person sees them (HTML tags parsed)."""
         with self._lock:
             return list(self._chats[chat_id].sent_texts) if chat_id in self._chats else []
+
+    def shown_texts(self, chat_id: int) -> list[str]:
+        """Texts that appeared in the chat, in order: each message sent (as `sent_texts`) and each
+        text a message was edited into (a bot that turns a tapped card into the next one)."""
+        with self._lock:
+            return list(self._chats[chat_id].shown_texts) if chat_id in self._chats else []
 
     def last_keyboard(self, chat_id: int) -> list[tuple[str, str | None]]:
         """(text, callback_data) of the buttons of the latest message in the chat that currently
@@ -727,6 +734,7 @@ class FakeTelegram:
         message = self._new_message(chat_id, params)
         message.update({"text": text, **({"entities": entities} if entities else {})})
         self._chats[chat_id].sent_texts.append(text)
+        self._chats[chat_id].shown_texts.append(text)
         return message
 
     def _api_sendphoto(self, params: dict[str, Any]) -> dict[str, Any]:
@@ -752,7 +760,9 @@ class FakeTelegram:
         # Telegram drops the inline keyboard of a message whose text is edited without one
         edited = {k: v for k, v in current.items() if k not in ("entities", "reply_markup")}
         edited.update({"text": text, **({"entities": entities} if entities else {})})
-        return self._replace(current, edited, params)
+        replaced = self._replace(current, edited, params)
+        self._chats.setdefault(current["chat"]["id"], _Chat()).shown_texts.append(text)
+        return replaced
 
     def _api_editmessagereplymarkup(self, params: dict[str, Any]) -> dict[str, Any]:
         current = self._message_to_edit(params)
