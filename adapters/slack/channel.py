@@ -2,10 +2,16 @@
 
 One path takes events, interactivity and slash commands. The request is size-checked and its
 signature verified (HMAC-SHA256 of "v0:timestamp:body", 5-minute window) before bolt sees it;
-bolt then routes it to the listeners below. Each listener acknowledges first (Slack wants an
-answer within 3 s) and runs the conversation in a task the channel tracks, so `close()` can let
-pending sends finish. Only the proposal modal's submission waits for the core before answering,
-because its validation errors must go back in the acknowledgement.
+bolt then routes it to the listeners below, and answers Slack only once a listener returned
+(`process_before_response`). So each listener applies the event to the conversation first (one
+short transaction; Slack allows 3 s) and acknowledges after: Slack's 200 means the event is
+committed, and a crash before it leaves Slack to deliver the event again (the Events API) or
+the person to tap again (interactions, which Slack never redelivers); either is processed once,
+by its idempotency key. The replies go out afterwards in a task the channel tracks, so
+`close()` can let pending sends finish; what they owe is recorded in the event's transaction
+(`core.outbox`), so a crash after the answer strands nobody.
+
+A tap that leads to one question edits the tapped message into it: one Web API call per vote.
 """
 
 from __future__ import annotations
@@ -42,6 +48,7 @@ from adapters.slack.render import (
     WRITE_PROPOSAL_ACTION,
     answered_blocks,
     consultation_post,
+    continued,
     first_text,
     proposal_modal,
     render_reply,
@@ -116,10 +123,9 @@ class SlackChannel:
             signing_secret=self.signing_secret,
             oauth_settings=settings,
             request_verification_enabled=False,  # done in _receive, before bolt
-            # Listeners run before the answer: a DM message is applied to the conversation
+            # Listeners run before the answer, acknowledgement or not: an event is committed
             # before Slack gets its 200, so a failure answers 500 and Slack delivers it again
-            # (processed once: event ids are idempotency keys). Interactions acknowledge first
-            # and run afterwards, within Slack's 3 seconds.
+            # (processed once: event ids are idempotency keys).
             process_before_response=True,
         )
         app.command("/consult")(self._on_command)
@@ -185,16 +191,12 @@ class SlackChannel:
     # -- listeners -----------------------------------------------------------------------
 
     async def _on_command(self, ack: AsyncAck, body: dict[str, Any], client: Any) -> None:
-        await ack()
-        self._spawn(self._run_command(body, client))
-
-    async def _run_command(self, body: dict[str, Any], client: AsyncWebClient) -> None:
         team, user = inbound.team_of(body), body["user_id"]
         dm = await self._dm(client, team, user)
         locale = await self._locale(client, team, user)
-        event = inbound.slash_command_event(body, dm, locale)
-        outcome = await self.flow.handle(event)
-        await self._send(client, dm, outcome, locale)
+        outcome = await self.flow.handle(inbound.slash_command_event(body, dm, locale))
+        await ack()
+        self._spawn(self._send(client, dm, outcome, locale))
 
     async def _on_message(self, event: dict[str, Any], body: dict[str, Any], client: Any) -> None:
         if event.get("channel_type") != "im" or event.get("subtype") or event.get("bot_id"):
@@ -222,53 +224,64 @@ class SlackChannel:
     async def _on_choice(
         self, ack: AsyncAck, body: dict[str, Any], action: dict[str, Any], client: Any
     ) -> None:
-        await ack()
-        self._spawn(self._run_choice(body, action, client))
-
-    async def _run_choice(
-        self, body: dict[str, Any], action: dict[str, Any], client: AsyncWebClient
-    ) -> None:
         team, user = inbound.team_of(body), body["user"]["id"]
         container = body.get("container") or {}
         dm = container.get("channel_id") or body["channel"]["id"]
         locale = await self._locale(client, team, user)
         outcome = await self.flow.handle(inbound.choice_event(body, action, dm, locale))
-        if not outcome.duplicate:  # a duplicate has replies only when it resumes
-            await self._settle_card(client, body, dm, outcome)
-        await self._send(client, dm, outcome, locale)
+        await ack()
+        self._spawn(self._send(client, dm, outcome, locale, tapped=body))
 
-    async def _settle_card(
+    async def _settle_tapped(
         self, client: AsyncWebClient, body: dict[str, Any], dm: str, outcome: Outcome
-    ) -> None:
-        """Replace the tapped message's buttons by the choice (or by nothing, if stale)."""
+    ) -> list[Reply]:
+        """Edit the tapped message, and say which replies are still to post.
+
+        When the conversation goes on with one question (the qualification after a vote, the
+        next card after it), the tapped message becomes that question, its first line recalling
+        the answer: a vote then costs one chat.update, not an update and a post, and Slack's
+        rate limits make twice as many votes. Otherwise (a summary and the menu, a prompt for
+        text, a stale button) it keeps its text with the answer under it (or no buttons, if
+        stale), and the replies follow as new messages.
+        """
         message = body.get("message") or {}
         ts = (body.get("container") or {}).get("message_ts") or message.get("ts")
+        replies = outcome.replies
         if not ts:
-            return
+            return replies
+        if outcome.chosen and outcome.recall and len(replies) == 1 and replies[0].pick:
+            edited = continued(outcome.recall, replies[0])
+            if edited is not None and await self._update(client, dm, ts, edited):
+                return []
+            # Too long for one message, or refused: the question goes out as a new message.
         label = outcome.chosen.label if outcome.chosen is not None else None
         blocks = answered_blocks(message.get("blocks", []), label)
         # Slack wants text beside blocks (notifications, screen readers); a card may come without.
         text = message.get("text") or first_text(blocks) or "✓"
+        await self._update(client, dm, ts, {"text": text, "blocks": blocks})
+        return replies
+
+    async def _update(
+        self, client: AsyncWebClient, dm: str, ts: str, message: dict[str, Any]
+    ) -> bool:
+        """chat.update the message `ts` of the DM to `message`; whether Slack took it."""
         await self.pacer.wait(dm)
         try:
-            await client.chat_update(channel=dm, ts=ts, text=text, blocks=blocks)
-        except SlackApiError as error:  # the next card matters more than the old one's buttons
-            logger.warning("could not settle a tapped message: %s", error.response.get("error"))
+            await client.chat_update(channel=dm, ts=ts, **message)
+        except SlackApiError as error:  # the next question matters more than the old message
+            logger.warning("could not update a tapped message: %s", error.response.get("error"))
+            return False
+        return True
 
     async def _on_participate(
         self, ack: AsyncAck, body: dict[str, Any], action: dict[str, Any], client: Any
-    ) -> None:
-        await ack()
-        self._spawn(self._run_participate(body, action, client))
-
-    async def _run_participate(
-        self, body: dict[str, Any], action: dict[str, Any], client: AsyncWebClient
     ) -> None:
         team, user = inbound.team_of(body), body["user"]["id"]
         dm = await self._dm(client, team, user)
         locale = await self._locale(client, team, user)
         outcome = await self.flow.handle(inbound.participate_event(body, action, dm, locale))
-        await self._send(client, dm, outcome, locale)
+        await ack()
+        self._spawn(self._send(client, dm, outcome, locale))
 
     async def _on_write_proposal(self, ack: AsyncAck, body: dict[str, Any], client: Any) -> None:
         await ack()
@@ -302,16 +315,24 @@ class SlackChannel:
         dm: str,
         outcome: Outcome,
         locale: str | None,
-        replies: list[Reply] | None = None,
+        *,
+        tapped: dict[str, Any] | None = None,
     ) -> None:
-        """Post the outcome's replies (or `replies`, what is left of them) in the DM, in
-        order, then settle what the outcome owed; a reply waiting for the proposal form offers
-        the modal."""
+        """Post the outcome's replies in the DM, in order, then settle what the outcome owed;
+        a reply waiting for the proposal form offers the modal.
+
+        With `tapped`, the body of the tap the outcome answers, the tapped message is edited
+        first, into the reply that follows when it can be (`_settle_tapped`).
+        """
         label = self.translator(locale)("slack.write_proposal")
         try:
             if not await self.flow.still_current(outcome):  # a resumed one may be stale
                 return
-            for reply in outcome.replies if replies is None else replies:
+            replies = outcome.replies
+            # A duplicate has replies only when it resumes: they go out as new messages.
+            if tapped is not None and not outcome.duplicate:
+                replies = await self._settle_tapped(client, tapped, dm, outcome)
+            for reply in replies:
                 button = label if reply.form == "proposal" else None
                 await self.pacer.wait(dm)
                 message = render_reply(reply, proposal_button=button)

@@ -79,17 +79,20 @@ def choice_event(
 ) -> Choice:
     """A tapped button or chosen item on a message in the DM.
 
-    Keyed by (workspace, DM, message ts, action id, value): a double tap on one message's
-    button counts once, while another item of the same select menu is a new choice. A message
-    ts is unique only within its channel, so the DM is in the key, as a digest: no user or DM
-    id goes into keys, which outlive /forget in the processed-events table.
+    Keyed by (workspace, DM, message ts, block id, action id, value): a double tap on one
+    question's button counts once, while another item of the same select menu is a new choice.
+    A tapped message is edited into the next question, so one ts carries several questions: the
+    block id (`render.question_id`) names the one tapped. A message ts is unique only within its
+    channel, so the DM is in the key, as a digest: no user or DM id goes into keys, which
+    outlive /forget in the processed-events table.
     """
     team = team_of(body)
     container = body.get("container") or {}
     ts = container.get("message_ts") or action.get("action_ts", "")
     where = hashlib.sha256(f"{team}:{dm_channel}".encode()).hexdigest()[:16]
     value = chosen_value(action)
-    key = f"act:{where}:{ts}:{action['action_id']}:{value}"[:128]
+    block = action.get("block_id", "")
+    key = f"act:{where}:{ts}:{block}:{action['action_id']}:{value}"[:128]
     sender = _sender(team, body["user"]["id"], key, dm_channel, locale)
     return Choice(option=value, **sender)
 

@@ -11,6 +11,7 @@ view; section text 3000 characters; button text 75, value 2000; select option te
 
 from __future__ import annotations
 
+import hashlib
 from typing import Any
 
 from core.i18n import Translator
@@ -67,7 +68,19 @@ def text_blocks(text: str) -> list[Block]:
     ]
 
 
-def pick_block(options: tuple[Option, ...]) -> Block:
+def question_id(reply: Reply) -> str:
+    """The block id of a reply's pick: a digest of its text and options.
+
+    A tapped message is edited into the next question, so one message ts carries question
+    after question; the block id tells them apart in a tap's idempotency key, while a double
+    tap on one question keeps one key.
+    """
+    options = "\x1f".join(option.id for option in reply.pick.options) if reply.pick else ""
+    digest = hashlib.sha256(f"{reply.text}\x1e{options}".encode()).hexdigest()[:12]
+    return f"pick.{digest}"
+
+
+def pick_block(options: tuple[Option, ...], block_id: str = "pick") -> Block:
     """Buttons for a few options, one static_select for more (value = the option id)."""
     if len(options) <= MAX_BUTTONS:
         buttons = [
@@ -79,7 +92,7 @@ def pick_block(options: tuple[Option, ...]) -> Block:
             }
             for index, option in enumerate(options)
         ]
-        return {"type": "actions", "block_id": "pick", "elements": buttons}
+        return {"type": "actions", "block_id": block_id, "elements": buttons}
     choices = []
     for option in options[:SELECT_OPTIONS]:
         choice: dict[str, Any] = {
@@ -95,7 +108,7 @@ def pick_block(options: tuple[Option, ...]) -> Block:
         "placeholder": plain("…"),
         "options": choices,
     }
-    return {"type": "actions", "block_id": "pick", "elements": [select]}
+    return {"type": "actions", "block_id": block_id, "elements": [select]}
 
 
 def render_reply(reply: Reply, *, proposal_button: str | None = None) -> dict[str, Any]:
@@ -106,7 +119,7 @@ def render_reply(reply: Reply, *, proposal_button: str | None = None) -> dict[st
     """
     blocks = text_blocks(reply.text)[: MAX_BLOCKS - 1]
     if reply.pick is not None and reply.pick.options:
-        blocks.append(pick_block(reply.pick.options))
+        blocks.append(pick_block(reply.pick.options, question_id(reply)))
     elif proposal_button is not None:
         button = {
             "type": "button",
@@ -116,6 +129,19 @@ def render_reply(reply: Reply, *, proposal_button: str | None = None) -> dict[st
         }
         blocks.append({"type": "actions", "block_id": "write", "elements": [button]})
     return {"text": shorten(escape_mrkdwn(reply.text), SECTION_TEXT), "blocks": blocks}
+
+
+def continued(recall: str, reply: Reply) -> dict[str, Any] | None:
+    """chat.update arguments turning a tapped message into `reply`, a question: first the line
+    recalling the answer just given ("✓ Agree: We should…"), then the question and its buttons
+    as `render_reply` renders them; None if the two do not fit in one message."""
+    message = render_reply(reply)
+    recalled = {"type": "context", "elements": [plain(shorten(recall, SECTION_TEXT))]}
+    blocks = [recalled, *message["blocks"]]
+    if len(blocks) > MAX_BLOCKS:
+        return None
+    text = shorten(escape_mrkdwn(f"{recall}\n\n{reply.text}"), SECTION_TEXT)
+    return {"text": text, "blocks": blocks}
 
 
 def answered_blocks(blocks: list[Block], chosen_label: str | None) -> list[Block]:

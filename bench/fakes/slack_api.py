@@ -4,8 +4,9 @@
 (chat.postMessage, chat.update, views.open, views.publish, conversations.open, users.info,
 oauth.v2.access, auth.test). It checks the bearer token, validates the Block Kit limits the
 channel relies on (answering `{"ok": false, "error": "invalid_blocks"}` like Slack), answers
-429 with Retry-After when a method is called more often than its configured rate, and records
-every call. slack_sdk's AsyncWebClient talks to it through `base_url=fake.api_url`.
+429 with Retry-After when a method is called more often than its configured rate, records
+every call (`calls`, counted by method in `counts`) and tells its `listeners` of each one.
+slack_sdk's AsyncWebClient talks to it through `base_url=fake.api_url`.
 
 The `slash_command`, `block_action`, `view_submission`, `event_callback` and `signed`
 helpers play Slack's side towards our webhook.
@@ -19,6 +20,7 @@ import hmac
 import itertools
 import json
 import time
+from collections import Counter
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -113,6 +115,8 @@ class FakeSlack:
         self.codes: dict[str, str] = {}  # OAuth code -> team it installs into
         self.clock = clock
         self.calls: list[Call] = []
+        # Called with each call once answered, in the fake's event loop (the caller's).
+        self.listeners: list[Callable[[Call], None]] = []
         self.messages: dict[tuple[str, str], dict[str, Any]] = {}
         self.rates: dict[str, float] = {}  # method -> calls allowed per second
         self.retry_after = 1
@@ -128,6 +132,10 @@ class FakeSlack:
 
     # -- what tests read -----------------------------------------------------------------
 
+    def counts(self, since: int = 0) -> Counter[str]:
+        """How many calls each method got, from the `since`-th call on."""
+        return Counter(call.method for call in self.calls[since:])
+
     def ok_calls(self, method: str) -> list[Call]:
         return [c for c in self.calls if c.method == method and c.answer.get("ok")]
 
@@ -141,11 +149,18 @@ class FakeSlack:
         return [m for (ch, _), m in self.messages.items() if ch == channel]
 
     async def wait_for(self, condition: Callable[[], Any], timeout: float = 10.0) -> Any:
-        deadline = time.monotonic() + timeout
-        while not (result := condition()):
-            if time.monotonic() > deadline:
-                raise AssertionError("the fake Slack did not see what was expected in time")
-            await asyncio.sleep(0.02)
+        """`condition()` once it is true, checked after each call the fake answers."""
+        called = asyncio.Event()
+        self.listeners.append(lambda _: called.set())
+        try:
+            async with asyncio.timeout(timeout):
+                while not (result := condition()):
+                    called.clear()
+                    await called.wait()
+        except TimeoutError:
+            raise AssertionError("the fake Slack did not see what was expected in time") from None
+        finally:
+            self.listeners.pop()
         return result
 
     # -- serving -------------------------------------------------------------------------
@@ -155,6 +170,14 @@ class FakeSlack:
         args = await _arguments(request)
         call = Call(method, args)
         self.calls.append(call)
+        try:
+            return self._answer(request, call)
+        finally:
+            for listener in list(self.listeners):
+                listener(call)
+
+    def _answer(self, request: Request, call: Call) -> JSONResponse:
+        method, args = call.method, call.args
         if self._over_rate(method):
             call.status, call.answer = 429, {"ok": False, "error": "ratelimited"}
             headers = {"Retry-After": str(self.retry_after)}
@@ -358,7 +381,10 @@ def _interacting(kind: str, user: str, team: str) -> dict[str, Any]:
 def block_action(
     user: str, message: dict[str, Any], channel: str, action: dict[str, Any], team: str = TEAM
 ) -> bytes:
-    """A tap on an element of `message` (as the fake holds it) in `channel`."""
+    """A tap on an element of `message` (as the fake holds it) in `channel`; the action names
+    the block it is in, as Slack's do."""
+    if "block_id" not in action:
+        action = {**action, "block_id": _block_of(message, action.get("action_id"))}
     return interaction(
         {
             **_interacting("block_actions", user, team),
@@ -368,6 +394,13 @@ def block_action(
             "actions": [{**action, "action_ts": f"{time.time():.6f}{next(_ids)}"}],
         }
     )
+
+
+def _block_of(message: dict[str, Any], action_id: Any) -> str:
+    for block in message.get("blocks", []):
+        if any(e.get("action_id") == action_id for e in block.get("elements", [])):
+            return str(block.get("block_id", ""))
+    return ""
 
 
 def view_submission(user: str, view: dict[str, Any], text: str, team: str = TEAM) -> bytes:

@@ -3,7 +3,6 @@ Slack workspace's people who post signed requests to it."""
 
 from __future__ import annotations
 
-import asyncio
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -45,15 +44,9 @@ class Rig:
         return response
 
     async def drain(self) -> None:
-        """Wait until the channel has no work in flight (bolt may start it a moment late)."""
-        quiet = 0
-        while quiet < 3:
-            await asyncio.sleep(0.02)
-            if self.channel._tasks:
-                quiet = 0
-                await asyncio.gather(*list(self.channel._tasks), return_exceptions=True)
-            else:
-                quiet += 1
+        """Wait until the channel's work for what it answered is done (bolt answers once our
+        listeners returned, so that work has started by then)."""
+        await self.channel.drained()
 
     async def command(self, user: str, text: str = "") -> httpx.Response:
         body = slack_api.slash_command(user, text)

@@ -79,10 +79,10 @@ async def test_a_participant_takes_part_from_slash_command_to_forget(
 
     consent = rig.last_with_actions(ALICE)
     await rig.tap(ALICE, "accept")
-    # The tapped message lost its buttons and shows the choice.
+    # The tapped message became the next question, its first line recalling the answer.
     updated = rig.fake.messages[(rig.dm(ALICE), consent["ts"])]
-    assert not any(b["type"] == "actions" for b in updated["blocks"])
-    assert updated["blocks"][-1]["elements"][0]["text"] == "✓ I agree"
+    assert updated["blocks"][0]["elements"][0]["text"] == "✓ I agree"
+    assert rig.last_with_actions(ALICE)["ts"] == consent["ts"]
     assert rig.options(ALICE) == ["young", "old", "skip"]
     await rig.tap(ALICE, "young")
 
@@ -218,3 +218,32 @@ async def test_an_organiser_posts_a_consultation_and_an_employee_joins_from_it(r
     await rig.post(payload, "application/x-www-form-urlencoded")
     assert rig.options(ALICE) == ["accept", "decline"]
     assert rig.fake.posted("C0GENERAL") == [post]  # the channel post itself is untouched
+
+
+async def test_a_vote_costs_one_web_api_call(rig: Rig) -> None:
+    """Each tap on a card or its qualification edits the tapped message into the next question,
+    with one chat.update and nothing else; only the end of the sequence posts (summary, menu)."""
+    await rig.command(ALICE, "elders")
+    await rig.tap(ALICE, "accept")
+    await rig.tap(ALICE, "young")
+    card = rig.last_with_actions(ALICE)
+    taps, calls, shown = 0, 0, []
+    for key in ("agree", "likeIt") * 4:
+        assert rig.last_with_actions(ALICE)["ts"] == card["ts"] and key in rig.options(ALICE)
+        since = len(rig.fake.calls)
+        await rig.tap(ALICE, key)
+        taps, calls = taps + 1, calls + len(rig.fake.calls) - since
+        now = rig.fake.messages[(rig.dm(ALICE), card["ts"])]
+        if "actions" in [block["type"] for block in now["blocks"]]:  # the next question, in place
+            assert rig.fake.counts(since) == {"chat.update": 1}
+            recall, question = now["blocks"][0], now["blocks"][1]
+            shown.append((recall["elements"][0]["text"], question["text"]["text"]))
+    assert calls / taps < 1.3  # 7 taps of 8 cost one call; the last settles and posts 2
+    assert len(shown) == 7
+    for recall, question in shown[0::2]:  # a vote, then its qualification asked
+        assert recall.startswith("✓ Agree: We should") and "Want to say more?" in question
+    for index, (recall, question) in enumerate(shown[1::2], start=2):  # then the next card
+        assert recall.startswith("✓ Agree · I love it: We should")
+        assert question.startswith(f"Proposal {index}/4\n\nWe should")
+    assert rig.options(ALICE) == ["vote", "propose", "stop"]  # the menu, posted
+    assert rig.fake.errors == []

@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 from adapters.slack import escape_mrkdwn, render_reply
 from adapters.slack.inbound import choice_event, chosen_value, message_event, slash_command_event
-from adapters.slack.render import answered_blocks, text_blocks
+from adapters.slack.render import answered_blocks, continued, question_id, text_blocks
 from bench.fakes.slack_api import MESSAGE_BLOCKS, block_problems
 from core.messages import Command, Option, Pick, Reply, Start, Text
 
@@ -75,6 +75,8 @@ def test_any_reply_stays_within_slacks_limits(text: str, labels: list[str]) -> N
     rendered = render_reply(Reply(text, Pick(options) if options else None))
     assert block_problems(rendered["blocks"], MESSAGE_BLOCKS) == []
     assert "".join(b["text"]["text"] for b in text_blocks(text)) == (text or " ")
+    edited = continued(f"✓ {text}", Reply(text, Pick(options) if options else None))
+    assert edited is None or block_problems(edited["blocks"], MESSAGE_BLOCKS) == []
 
 
 def test_an_answered_card_keeps_its_text_and_shows_the_choice() -> None:
@@ -124,3 +126,31 @@ def test_a_dm_is_read_as_typed_and_select_items_are_distinct_choices() -> None:
     )
     assert len({first.key, other.key, elsewhere.key}) == 3
     assert "U1" not in first.key and "D1" not in first.key
+
+
+def test_a_tapped_message_goes_on_as_the_next_question_within_slacks_limits() -> None:
+    edited = continued("✓ Agree: We should <!here> fund visits", CARD)
+    assert edited is not None
+    assert edited["blocks"][0] == {
+        "type": "context",
+        "elements": [
+            {"type": "plain_text", "text": "✓ Agree: We should <!here> fund visits", "emoji": True}
+        ],
+    }
+    assert edited["blocks"][1:] == render_reply(CARD)["blocks"]
+    assert edited["text"].startswith("✓ Agree: We should &lt;!here&gt;")
+    long = Reply("x" * 3000 * 49, CARD.pick)  # 49 sections and the buttons: no room for more
+    assert continued("✓ Agree", long) is None
+
+
+def test_each_question_of_an_edited_message_is_its_own_tap() -> None:
+    tap = {"user": {"id": "U1"}, "team": {"id": "T1"}, "container": {"message_ts": "1.5"}}
+    profile = Reply("Your age?", Pick((Option("young", "Young"), Option("skip", "Skip"))))
+    region = Reply("Your region?", Pick((Option("north", "North"), Option("skip", "Skip"))))
+    keys = {
+        choice_event(
+            tap, {"action_id": "choice:1", "value": "skip", "block_id": block}, "D1", None
+        ).key
+        for block in (question_id(profile), question_id(region), question_id(profile))
+    }
+    assert len(keys) == 2  # a double tap on one question is one key
