@@ -64,16 +64,18 @@ def until(fake: FakeTelegram, condition: Callable[[], object]) -> None:
 
 
 def new_text(fake: FakeTelegram, chat: int, since: int, fragment: str) -> Callable[[], bool]:
-    return lambda: any(fragment in text for text in fake.sent_texts(chat)[since:])
+    return lambda: any(fragment in text for text in fake.shown_texts(chat)[since:])
 
 
 def say(fake: FakeTelegram, chat: int, update: dict[str, object], expect: str) -> None:
     """Deliver an update and wait for a reply containing `expect`."""
-    before = len(fake.sent_texts(chat))
+    before = len(fake.shown_texts(chat))
     assert fake.deliver(update).status_code == 200
     until(fake, new_text(fake, chat, before, expect))
 
 
+# What a tap mid-sequence costs: one edit, and the tap's answer in the webhook's answer.
+ONE_CALL_AND_THE_ANSWER = ["answerCallbackQuery", "editMessageText"]
 HELP = "/help – this help"  # the last line of the help, in English
 
 
@@ -140,13 +142,28 @@ def play_the_conversation(fake: FakeTelegram) -> None:
     tap(fake, chat, "Under 40", "Proposal 1/4")
     for index in range(1, 5):
         card_id = max(fake.messages[chat])
+        proposal = fake.messages[chat][card_id]["text"].split("\n\n")[-1]
+        calls = len(fake.calls())
         vote = tap(fake, chat, "Agree", "Noted. Want to say more?")
+        # The card became the qualification in place: one Bot API call, the tap's answer
+        # riding in the webhook's answer.
         card = fake.messages[chat][card_id]
-        assert card["text"].endswith("✓ Agree") and "reply_markup" not in card
-        expect = f"Proposal {index + 1}/4" if index < 4 else "What would you like to do now?"
-        tap(fake, chat, "I love it", expect)
+        assert card["text"] == f"✓ Agree: {proposal}\n\nNoted. Want to say more?"
+        assert sorted(c.method for c in fake.calls()[calls:]) == ONE_CALL_AND_THE_ANSWER
+        calls = len(fake.calls())
+        if index < 4:  # and the qualification the next card
+            tap(fake, chat, "I love it", f"Proposal {index + 1}/4")
+            assert fake.messages[chat][card_id]["text"].startswith(
+                f"✓ Agree · I love it: {proposal}"
+            )
+            assert max(fake.messages[chat]) == card_id
+            assert sorted(c.method for c in fake.calls()[calls:]) == ONE_CALL_AND_THE_ANSWER
+        else:  # the sequence ends: the card keeps the answer, the summary and menu follow
+            tap(fake, chat, "I love it", "What would you like to do now?")
+            assert fake.messages[chat][card_id]["text"].endswith("✓ I love it")
+            assert "reply_markup" not in fake.messages[chat][card_id]
     # A retried delivery of an old tap changes nothing and sends nothing.
-    before, texts = len(fake.calls()), len(fake.sent_texts(chat))
+    before, texts = len(fake.calls()), len(fake.shown_texts(chat))
     assert fake.deliver(vote).status_code == 200
     assert sent_before_a_barrier(fake, chat, before) == []
     until(fake, new_text(fake, chat, texts, "What would you like to do now?"))  # the help's menu

@@ -74,9 +74,9 @@ async def test_two_workers_answer_each_raced_update_once(
         # included, before it exits. (A follow-up update would not do: it may reach the other
         # worker, and the order of one chat's replies holds within a worker only.)
 
-        expected = len(fake.calls("sendMessage", chat_id=control))
+        expected = replies_to(fake, control)
         assert expected >= len(SCRIPT)  # at least one reply per update
-        replies = {chat: len(fake.calls("sendMessage", chat_id=chat)) for chat in chats}
+        replies = {chat: replies_to(fake, chat) for chat in chats}
         assert replies == dict.fromkeys(chats, expected)
         assert fake.count("sendMessage", ok=False) == 0
         taps = TAPS * (PARTICIPANTS + 1)
@@ -93,10 +93,17 @@ async def test_two_workers_answer_each_raced_update_once(
         assert len(workers) == 2, f"only worker processes {workers} served the updates"
 
 
+def replies_to(fake: FakeTelegram, chat: int) -> int:
+    """Messages sent to the chat, and messages edited into the next question."""
+    return len(
+        fake.calls("sendMessage", chat_id=chat) + fake.calls("editMessageText", chat_id=chat)
+    )
+
+
 async def play(fake: FakeTelegram, client: httpx.AsyncClient, chat: int, *, copies: int) -> None:
     """Play SCRIPT for one participant, posting each update `copies` times at once."""
     for button, expect in SCRIPT:
-        before = len(fake.sent_texts(chat))
+        before = len(fake.shown_texts(chat))
         update = (
             fake.start_update(chat, "elders", language_code="en")
             if button is None
@@ -114,7 +121,7 @@ async def replied(
 ) -> None:
     """Wait until a message containing `expect` is among the chat's messages from `since` on."""
     deadline = time.monotonic() + timeout
-    while not any(expect in sent for sent in fake.sent_texts(chat)[since:]):
+    while not any(expect in sent for sent in fake.shown_texts(chat)[since:]):
         assert time.monotonic() < deadline, f"no {expect!r} in chat {chat} in time"
         await asyncio.sleep(0.02)
 
