@@ -1,5 +1,6 @@
-"""`consult bench ingest` on a tiny plan: both systems run, every vote is stored exactly once,
-and two workers are measured as one server (their CPU counted with the supervisor's)."""
+"""`consult bench ingest` on a tiny plan: both systems run, every vote is stored exactly once
+and costs one Bot API request, and two workers are measured as one server (their CPU counted
+with the supervisor's)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,9 @@ from pathlib import Path
 from bench.ingest import Plan, measure_baseline, measure_consult
 from tests.bots.test_cli import consult
 
-TINY = Plan(participants=4, seconds=1.5, proposals=60)
+# Enough proposals that nobody reaches the end of their sequence (its summary and menu are
+# messages of their own).
+TINY = Plan(participants=4, seconds=1.5, proposals=400)
 
 
 async def test_two_workers_take_votes_and_store_each_once(tmp_path: Path) -> None:
@@ -17,6 +20,14 @@ async def test_two_workers_take_votes_and_store_each_once(tmp_path: Path) -> Non
     assert ours["votes"] > 0 and ours["errors"] == 0
     assert ours["votes_stored"] == ours["votes"] and ours["all_stored_once"]
     assert ours["server_cpu_share"] > 0  # the workers' CPU, not only the idle supervisor's
+    # A vote costs one Bot API request: the tapped card becomes the next one.
+    assert ours["platform_calls_per_vote"] == 1.0
+
+
+async def test_one_worker_makes_one_platform_call_per_vote(tmp_path: Path) -> None:
+    ours = await measure_consult(f"sqlite:///{tmp_path / 'consult.sqlite3'}", TINY, tmp_path, 1)
+    assert ours["votes"] > 0 and ours["all_stored_once"]
+    assert ours["platform_calls_per_vote"] == 1.0
 
 
 async def test_the_baseline_runs_under_the_same_workers(tmp_path: Path) -> None:
