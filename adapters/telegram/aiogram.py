@@ -32,7 +32,13 @@ from aiogram.types import (
     Update,
 )
 
-from adapters.telegram.render import Keyboard, answered_card, render_reply
+from adapters.telegram.render import (
+    Keyboard,
+    TelegramMessage,
+    answered_card,
+    continued,
+    render_reply,
+)
 from adapters.telegram.sender import with_retries
 from adapters.telegram.updates import callback_event, message_event, update_key
 from core.flow import Flow, Outcome
@@ -51,7 +57,10 @@ def consultation_router(flow: Flow, *, name: str = "consult") -> Router:
         key = update_key(bot.id, event_update.update_id)
         event = message_event(key, message.chat.id, user.id, user.language_code, message.text or "")
         outcome = await flow.handle(event)
-        await _send_replies(bot, message.chat.id, outcome)
+        try:
+            await _send_replies(bot, message.chat.id, outcome)
+        finally:  # sent, or refused for good (see `Flow.sent`)
+            flow.sent(outcome.owed)
 
     @router.callback_query(F.message.chat.type == "private", F.data)
     async def on_tap(query: CallbackQuery, bot: Bot, event_update: Update) -> None:
@@ -62,33 +71,51 @@ def consultation_router(flow: Flow, *, name: str = "consult") -> Router:
         outcome = await flow.handle(
             callback_event(key, chat_id, user.id, user.language_code, query.data)
         )
-        if outcome.duplicate:
-            return
-        await _call("answerCallbackQuery", chat_id, query.answer)
-        message_id = query.message.message_id
-        shown = query.message.text if isinstance(query.message, Message) else None
-        if outcome.chosen is not None:
-            text = answered_card(shown or "", outcome.chosen.label)
-            await _call(
-                "editMessageText",
-                chat_id,
-                lambda: bot.edit_message_text(
-                    text,
-                    chat_id=chat_id,
-                    message_id=message_id,
-                    parse_mode="HTML",
-                    link_preview_options=NO_PREVIEW,
-                ),
-            )
-        else:  # a stale button: take the old buttons away
-            await _call(
-                "editMessageReplyMarkup",
-                chat_id,
-                lambda: bot.edit_message_reply_markup(chat_id=chat_id, message_id=message_id),
-            )
-        await _send_replies(bot, chat_id, outcome)
+        try:
+            await _settle_tap(bot, query, outcome)
+        finally:  # sent, or refused for good (see `Flow.sent`)
+            flow.sent(outcome.owed)
 
     return router
+
+
+async def _settle_tap(bot: Bot, query: CallbackQuery, outcome: Outcome) -> None:
+    """Answer the tap, edit the tapped card, send what follows."""
+    assert query.message is not None
+    chat_id = query.message.chat.id
+    if outcome.duplicate and not outcome.replies:
+        return
+    await _call("answerCallbackQuery", chat_id, query.answer)
+    if outcome.duplicate:  # the replies of a worker that died: its question asked again
+        await _send_replies(bot, chat_id, outcome)
+        return
+    message_id = query.message.message_id
+    shown = query.message.text if isinstance(query.message, Message) else None
+    if outcome.chosen is None:  # a stale button: take the old buttons away
+        await _call(
+            "editMessageReplyMarkup",
+            chat_id,
+            lambda: bot.edit_message_reply_markup(chat_id=chat_id, message_id=message_id),
+        )
+        await _send_replies(bot, chat_id, outcome)
+        return
+    # The tapped card becomes the next question where the conversation goes on with one,
+    # else keeps its text with the answer under it, and the replies follow.
+    following = continued(outcome.recall, outcome.replies)
+    if following is None:
+        following = TelegramMessage(answered_card(shown or "", outcome.chosen.label))
+    edit = partial(
+        bot.edit_message_text,
+        following.html,
+        chat_id=chat_id,
+        message_id=message_id,
+        parse_mode="HTML",
+        reply_markup=_markup(following.keyboard),
+        link_preview_options=NO_PREVIEW,
+    )
+    edited = await _call("editMessageText", chat_id, edit)
+    if not (edited and following.keyboard):
+        await _send_replies(bot, chat_id, outcome)
 
 
 async def _send_replies(bot: Bot, chat_id: int, outcome: Outcome) -> None:
@@ -105,8 +132,8 @@ async def _send_replies(bot: Bot, chat_id: int, outcome: Outcome) -> None:
             await _call("sendMessage", chat_id, send)
 
 
-async def _call(method: str, chat_id: int, request: Callable[[], Awaitable[Any]]) -> None:
-    await with_retries(method, chat_id, request, _delay_for)
+async def _call(method: str, chat_id: int, request: Callable[[], Awaitable[Any]]) -> bool:
+    return await with_retries(method, chat_id, request, _delay_for)
 
 
 def _delay_for(error: Exception, attempt: int) -> float | None:

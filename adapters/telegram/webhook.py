@@ -208,29 +208,22 @@ class TelegramChannel:
                     await self.sender.send(chat, message)
 
     async def _settle(self, tapped: TappedMessage, outcome: Outcome) -> list[Reply]:
-        """Edit the tapped message, and say which replies are still to send.
-
-        When the conversation goes on with one question (the qualification after a vote, the
-        next card after it), the tapped message becomes that question, its first line recalling
-        the answer: a vote then costs one call to Telegram, not two, and Telegram's 30
-        messages a second make twice as many votes. Otherwise (a summary and the menu, a prompt
-        for text) it keeps its text with the answer under it, and the replies follow.
-        """
+        """Edit the tapped message, and say which replies are still to send: none when it
+        became the next question (`continued`); otherwise it keeps its text with the answer
+        under it (or loses its buttons, if the tap was refused) and every reply follows."""
         assert tapped.chat_id is not None and tapped.message_id is not None
         if outcome.chosen is None:  # a stale button: take the old buttons away
             await self.sender.drop_buttons(tapped.chat_id, tapped.message_id)
             return outcome.replies
-        replies = outcome.replies
-        if outcome.recall and len(replies) == 1 and replies[0].pick is not None:
-            message = continued(outcome.recall, replies[0])
-            if message is not None and await self.sender.edit(
-                tapped.chat_id, tapped.message_id, message.html, message.keyboard
-            ):
-                return []
-            # Not editable (too long, or refused): the question goes out as a new message.
+        message = continued(outcome.recall, outcome.replies)
+        if message is not None and await self.sender.edit(
+            tapped.chat_id, tapped.message_id, message.html, message.keyboard
+        ):
+            return []
+        # Not editable into the next question (refused, say): it goes out as a new message.
         text = answered_card(tapped.shown_text or "", outcome.chosen.label)
         await self.sender.edit(tapped.chat_id, tapped.message_id, text)
-        return replies
+        return outcome.replies
 
     def _flow(self) -> Flow:
         assert self.flow is not None, "the channel is opened when the server starts"
