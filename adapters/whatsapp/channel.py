@@ -22,7 +22,13 @@ from starlette.background import BackgroundTask
 
 from adapters.inbound import Ignored, note_ignored, parse_object, read_body
 from adapters.pacing import InOrder
-from adapters.whatsapp.inbound import CHANNEL, Inbound, parse_delivery, signature_matches
+from adapters.whatsapp.inbound import (
+    CHANNEL,
+    Inbound,
+    parse_delivery,
+    recipient_of,
+    signature_matches,
+)
 from adapters.whatsapp.render import render_reply
 from adapters.whatsapp.sender import GraphSender
 from core.flow import Flow, Outcome
@@ -142,11 +148,11 @@ class WhatsAppChannel:
                 self._idle.set()
 
     async def resend(self, outcome: Outcome) -> None:
-        """Send a participant resumed after a crash their current question. Their address is
-        "{business number id}:{their number}"; an address of their number alone (kept before
-        addresses named the business number) is answered from `phone_number_id`."""
-        business, _, to = (outcome.address or "").rpartition(":")
-        business = business or self.phone_number_id or ""
+        """Send a participant resumed after a crash their current question, from the business
+        number their address names (`address_of`); an address of their number alone (kept before
+        addresses named it) is answered from `phone_number_id`."""
+        named, to = recipient_of(outcome.address or "")
+        business = named or self.phone_number_id
         if not business or not to:
             log.warning("cannot resume a WhatsApp participant: no business number to send from")
             self._flow().sent(outcome.owed)

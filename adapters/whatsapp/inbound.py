@@ -69,6 +69,9 @@ class Delivery:
 Short = Annotated[str, Field(strict=True, min_length=1, max_length=256)]
 # A WhatsApp id is the sender's phone number in international form: at most 15 digits (E.164).
 WaId = Annotated[str, Field(strict=True, pattern=r"^[0-9]{1,20}$")]
+# A Graph API object id (a business number's `phone_number_id`): digits in practice; bounded so
+# that an address naming it fits the address column (255 characters).
+GraphId = Annotated[str, Field(strict=True, min_length=1, max_length=64)]
 # Seconds since 1970, as a string; 11 digits reach year 5138, well inside what datetime holds.
 Timestamp = Annotated[str, Field(strict=True, pattern=r"^[0-9]{1,11}$")]
 # WhatsApp's limit on a text message's body.
@@ -110,7 +113,7 @@ class WhatsAppMessage(_Read):
 
 
 class _Metadata(_Read):
-    phone_number_id: Short
+    phone_number_id: GraphId
 
 
 class _Value(_Read):
@@ -157,8 +160,8 @@ def parse_delivery(payload: dict[str, Any]) -> Delivery | Ignored:
                 delivery.unsupported += 1
                 delivery.invalid.append("messages[]." + invalid_kind(error))
                 continue
-            event = event_of(message)
-            if event is None or number is None:
+            event = None if number is None else event_of(message, number)
+            if event is None or number is None:  # nothing to act on, or no number to answer from
                 delivery.unsupported += 1
                 continue
             delivery.messages.append(Inbound(event, number, _written_at(message)))
@@ -176,17 +179,31 @@ def event_key(wamid: str) -> str:
     return "m:" + hashlib.sha256(wamid.encode()).hexdigest()
 
 
-def event_of(message: WhatsAppMessage) -> Event | None:
-    """The core event of one `messages[]` item: an unreadable kind (an image, a voice note...)
-    is empty text, which the conversation answers; None for reactions, system notices and
-    items missing what their kind needs."""
+def address_of(phone_number_id: str, wa_id: str) -> str:
+    """Where a participant is answered after a crash: "{business number id}:{their number}",
+    since an app may have several numbers and must answer from the one they wrote to."""
+    return f"{phone_number_id}:{wa_id}"
+
+
+def recipient_of(address: str) -> tuple[str | None, str]:
+    """The business number id (None in an address kept before addresses named it: their
+    number alone) and the participant's number of an `address_of`."""
+    business, _, wa_id = address.rpartition(":")  # a number has no colon; an id may
+    return business or None, wa_id
+
+
+def event_of(message: WhatsAppMessage, phone_number_id: str) -> Event | None:
+    """The core event of one `messages[]` item received by the business number
+    `phone_number_id`: an unreadable kind (an image, a voice note...) is empty text, which the
+    conversation answers; None for reactions, system notices and items missing what their kind
+    needs."""
     sender = message.sender
     # WhatsApp tells nothing about the reader's language (a country code is not a language).
     common: dict[str, Any] = {
         "channel": CHANNEL,
         "user_id": sender,
         "key": event_key(message.id),
-        "address": sender,
+        "address": address_of(phone_number_id, sender),
     }
     kind = message.type
     if kind == "text":

@@ -4,8 +4,9 @@
 checks the bearer token, validates messages against the platform's limits (interactive buttons
 and lists, text and body lengths) with Graph-style error JSON, answers 429 with error code
 130429 when more than `max_per_second` messages arrive within a second, and records every
-call. The `*_message`, `delivery` and `signed` helpers build webhook deliveries in the shape
-of Meta's documented examples.
+call, telling its `listeners` (a test waits on them for a reply instead of sleeping). The
+`*_message`, `delivery` and `signed` helpers build webhook deliveries in the shape of Meta's
+documented examples.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import itertools
 import json
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -47,6 +49,8 @@ class FakeGraphAPI:
     max_per_second: int | None = None
     retry_after: float | None = None
     calls: list[Call] = field(default_factory=list)
+    # Called with each call once recorded, in the event loop serving the fake.
+    listeners: list[Callable[[Call], None]] = field(default_factory=list)
     _accepted_at: deque[float] = field(default_factory=deque)
 
     def app(self) -> Starlette:
@@ -70,7 +74,10 @@ class FakeGraphAPI:
         except ValueError:
             body = None
         status, answer, headers = self._answer(authorization, body)
-        self.calls.append(Call(number, authorization, body, status))
+        call = Call(number, authorization, body, status)
+        self.calls.append(call)
+        for listener in self.listeners:
+            listener(call)
         return JSONResponse(answer, status, headers=headers)
 
     def _answer(

@@ -79,6 +79,8 @@ async def rig(running: Running, load_consultation: Loader) -> Running:
 @example(payload=_with("text", "body", value=HUGE_INT))  # more digits than int() reads
 @example(payload=_with("text", "body", value=7))
 @example(payload={**VALID[0], "entry": [[VALID[0]["entry"][0]]]})
+# A business number id that an address naming it would carry past its column's 255 characters.
+@example(payload=delivery(text_message(WA_ID, "hi", key="wamid.text"), phone_number_id="9" * 256))
 @example(payload=7)
 async def test_a_malformed_delivery_is_never_a_server_error(
     rig: Running,

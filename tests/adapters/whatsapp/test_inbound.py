@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 import pytest
 
 from adapters.whatsapp import parse_delivery, signature_of, whatsapp_link
-from adapters.whatsapp.inbound import event_key, signature_matches
+from adapters.whatsapp.inbound import event_key, recipient_of, signature_matches
 from bench.fakes.whatsapp_api import (
     PHONE_NUMBER_ID,
     button_reply,
@@ -21,7 +21,9 @@ from core.messages import Choice, Command, Start, Text
 
 WA_ID = "16315551181"
 DOCUMENTED_ID = "wamid.HBgLMTY1MDM4Nzk0MzkVAgASGBQzQTRBNjU5OUFFRTAzODEwMTQ0RgA="
-SENDER = {"channel": "whatsapp", "user_id": WA_ID, "address": WA_ID, "locale_hint": None}
+# The address names the business number written to: an app with several answers from that one.
+ADDRESS = f"{PHONE_NUMBER_ID}:{WA_ID}"
+SENDER = {"channel": "whatsapp", "user_id": WA_ID, "address": ADDRESS, "locale_hint": None}
 
 
 def _events(*messages):  # type: ignore[no-untyped-def]
@@ -61,6 +63,9 @@ def test_where_and_when_a_message_was_written() -> None:
     message["timestamp"] = "1772443800"
     (inbound,) = parse_delivery(delivery(message, phone_number_id="777")).messages
     assert inbound.phone_number_id == "777"
+    assert inbound.event.address == f"777:{WA_ID}"
+    assert recipient_of(inbound.event.address) == ("777", WA_ID)
+    assert recipient_of(WA_ID) == (None, WA_ID)  # an address kept before it named the number
     assert inbound.written_at == datetime(2026, 3, 2, 9, 30, tzinfo=UTC)
 
 
@@ -82,7 +87,7 @@ def test_an_image_or_a_voice_note_is_empty_text_the_conversation_answers() -> No
             channel="whatsapp",
             user_id=WA_ID,
             key=event_key(f"wamid.{kind}"),
-            address=WA_ID,
+            address=ADDRESS,
             text="",
         )
     assert parse_delivery({"object": "instagram", "entry": []}).messages == []
