@@ -10,6 +10,7 @@ import sys
 from collections.abc import AsyncIterator, Callable, Sequence
 from pathlib import Path
 
+from pydantic import ValidationError
 from sqlalchemy.exc import ArgumentError, InterfaceError, OperationalError
 
 from adapters.terminal import TerminalSession
@@ -408,8 +409,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if hasattr(sys.stdout, "reconfigure"):
         sys.stdout.reconfigure(errors="replace")
-    settings = Settings()
     t = _organiser_translator()
+    try:
+        settings = Settings()
+    except ValidationError as error:  # the values are not repeated: they may be secrets
+        for problem in error.errors():
+            name = "_".join(str(part) for part in problem["loc"]).upper()
+            print(t("cli.bad_setting", name=name, problem=problem["msg"]), file=sys.stderr)
+        return USAGE_ERROR
     try:
         if args.command == "demo":
             return asyncio.run(run_demo(settings, args))

@@ -8,7 +8,7 @@ import secrets
 import tempfile
 from pathlib import Path
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -68,6 +68,14 @@ class Settings(BaseSettings):
     # by another (a killed worker's participants get their question again).
     delivery_beat_seconds: float = Field(default=2.0, gt=0)
     delivery_stale_seconds: float = Field(default=10.0, gt=0)
+
+    @field_validator("delivery_stale_seconds")
+    @classmethod
+    def _stale_after_beats(cls, stale: float, info: ValidationInfo) -> float:
+        beat = info.data.get("delivery_beat_seconds")
+        if beat is not None and stale < 3 * beat:  # a busy worker may miss a beat or two
+            raise ValueError("must be at least three times CONSULT_DELIVERY_BEAT_SECONDS")
+        return stale
 
     def resolved_database_url(self) -> str:
         if self.database_url:

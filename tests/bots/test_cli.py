@@ -115,3 +115,22 @@ def test_organisers_read_the_command_in_their_language(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'db.sqlite3'}"
     result = run(["db", "upgrade"], url, tmp_path, language="fr_FR.UTF-8")
     assert "La base de données est à jour." in result.stdout
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "said"),
+    [
+        ("CONSULT_WEBHOOK_MAX_BODY_BYTES", "lots-7f3a9c", "valid integer"),
+        ("CONSULT_DELIVERY_BEAT_SECONDS", "-1", "greater than 0"),
+        ("CONSULT_DELIVERY_STALE_SECONDS", "1", "three times CONSULT_DELIVERY_BEAT_SECONDS"),
+    ],
+)
+def test_a_bad_setting_is_named_without_its_value(
+    tmp_path: Path, variable: str, value: str, said: str
+) -> None:
+    answer = consult(["db", "upgrade"], {"CONSULT_DATA_DIR": str(tmp_path), variable: value})
+    assert answer.returncode == 2
+    assert f"{variable} is not valid" in answer.stderr and said in answer.stderr
+    assert "Traceback" not in answer.stderr
+    if len(value) > 2:  # a value may be a secret: it is not repeated
+        assert value not in answer.stderr + answer.stdout
