@@ -413,9 +413,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         settings = Settings()
     except ValidationError as error:  # the values are not repeated: they may be secrets
-        for problem in error.errors():
-            name = "_".join(str(part) for part in problem["loc"]).upper()
-            print(t("cli.bad_setting", name=name, problem=problem["msg"]), file=sys.stderr)
+        for invalid in error.errors():
+            name = "_".join(str(part) for part in invalid["loc"]).upper()
+            print(t("cli.bad_setting", name=name, problem=invalid["msg"]), file=sys.stderr)
         return USAGE_ERROR
     try:
         if args.command == "demo":
