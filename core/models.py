@@ -56,6 +56,8 @@ class ProposalStatus(StrEnum):
     REFUSED = "refused"
     POSTPONED = "postponed"
     ARCHIVED = "archived"
+    # Taken back after acceptance (post-moderation): out of every sequence, its votes kept.
+    WITHDRAWN = "withdrawn"
 
 
 class VoteKey(StrEnum):
@@ -182,6 +184,8 @@ class Proposal(SQLModel, table=True):
         # The current leaders of each ranking, read next to the sample (contenders).
         Index("ix_proposal_agree_score", *_SCOPE, "agree_score", "vote_count", *_POOL),
         Index("ix_proposal_split_score", *_SCOPE, "split_score", "vote_count", *_POOL),
+        # The moderation queue: a consultation's pending proposals, oldest first.
+        Index("ix_proposal_queue", "consultation_id", "status", "created_at", "id"),
     )
 
     id: int | None = Field(default=None, primary_key=True)
@@ -205,6 +209,10 @@ class Proposal(SQLModel, table=True):
     # A fixed pseudo-random place in [0, 1): sequencing samples the pool from a random point of
     # this index, so a sample costs the same with 100 proposals or 100,000 (see core.sequencing).
     shuffle: float | None = Field(default=None)
+    # The moderator serving this proposal from the queue, until when (core.moderation): on the
+    # row itself, so that PostgreSQL's SKIP LOCKED re-reads it when two moderators race.
+    locked_by: str | None = Field(default=None, max_length=255)
+    locked_until: datetime | None = Field(default=None, sa_type=UTCDateTime)
     created_at: datetime = _now_field()
     updated_at: datetime = _now_field()
 
@@ -215,6 +223,45 @@ def _place_in_shuffle(_mapper: Any, _connection: Any, proposal: Proposal) -> Non
         parts = (proposal.consultation_id, proposal.ref, proposal.text, proposal.created_at)
         digest = hashlib.sha256("\x1f".join(map(str, parts)).encode()).digest()
         proposal.shuffle = int.from_bytes(digest[:8], "big") / 2**64
+
+
+class ProposalEvent(SQLModel, table=True):
+    """One moderation decision on a proposal: its history, oldest first.
+
+    `moderator` is an organiser (an e-mail, "cli:<login>"), never a participant; `original_text`
+    is the text before an edit at acceptance.
+    """
+
+    # A moderator's latest decision: whose batch an author-batch queue serves next.
+    __table_args__ = (Index("ix_proposalevent_moderator", "moderator", "id"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    proposal_id: int = Field(foreign_key="proposal.id", index=True)
+    action: str = Field(max_length=16)
+    reason: str | None = Field(default=None, max_length=64)
+    duplicate_of: int | None = Field(default=None, foreign_key="proposal.id")
+    original_text: str | None = Field(default=None, max_length=1000)
+    moderator: str = Field(max_length=255)
+    source: str = Field(max_length=16)
+    at: datetime = _now_field()
+
+
+class AuditEntry(SQLModel, table=True):
+    """An organiser's action: who, what, on what, from where, when. Append-only.
+
+    Never names a participant: `target` is an object of the consultation ("proposal:42").
+    """
+
+    __table_args__ = (Index("ix_auditentry_consultation", "consultation_id", "id"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    consultation_id: int | None = Field(default=None, foreign_key="consultation.id")
+    actor: str = Field(max_length=255)
+    action: str = Field(max_length=32)
+    target: str = Field(max_length=64)
+    source: str = Field(max_length=16)
+    detail: dict[str, Any] = Field(default_factory=dict, sa_type=JSON)
+    at: datetime = _now_field()
 
 
 class Vote(SQLModel, table=True):
