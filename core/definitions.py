@@ -4,7 +4,7 @@ and an idempotent create-or-update into the database."""
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Literal, Self
+from typing import Annotated, Any, Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 from sqlmodel import col, select
@@ -15,6 +15,21 @@ from core.models import Audience, Consultation, Proposal, ProposalStatus, Status
 from core.voting import add_proposal
 
 SLUG = r"^[a-z0-9]+(?:[-_][a-z0-9]+)*$"  # no "__": it separates slug and source in deep links
+# Why a moderator may refuse a proposal, as in Make.org's back office; `already-exists` names
+# the accepted proposal it repeats.
+REFUSAL_REASONS = (
+    "incomprehensible",
+    "off-topic",
+    "partisan",
+    "illegal",
+    "advertising",
+    "several-ideas",
+    "wrong-language",
+    "rudeness",
+    "out-of-scope",
+    "already-exists",
+    "other",
+)
 
 
 class _Strict(BaseModel):
@@ -42,6 +57,9 @@ class ConsultationSettings(_Strict):
 
     `min_segment_size`: an organiser's results breakdown never shows a segment (or a proposal
     within a segment) backed by fewer participants than this.
+    `refusal_reasons`: the reasons a moderator may refuse a proposal with (ids, see
+    `core.moderation`); `moderation_lock_seconds`: how long the queue keeps a proposal it
+    served to one moderator from the others.
     """
 
     proposal_min_length: int = Field(default=12, ge=1, le=1000)
@@ -57,11 +75,19 @@ class ConsultationSettings(_Strict):
     other_vote_weight: float = Field(default=0.5, ge=0, le=1)
     zones: ZoneSettings = Field(default_factory=ZoneSettings)
     min_segment_size: int = Field(default=5, ge=1)
+    refusal_reasons: tuple[Annotated[str, Field(pattern=SLUG, max_length=64)], ...] = Field(
+        default=REFUSAL_REASONS
+    )
+    moderation_lock_seconds: int = Field(default=30, ge=5, le=3600)
 
     @model_validator(mode="after")
     def _lengths_ordered(self) -> Self:
         if self.proposal_min_length > self.proposal_max_length:
             raise ValueError("proposal_min_length is greater than proposal_max_length")
+        if not self.refusal_reasons:
+            raise ValueError("refusal_reasons: list at least one reason")
+        if len(set(self.refusal_reasons)) < len(self.refusal_reasons):
+            raise ValueError("refusal_reasons: a reason is listed twice")
         return self
 
 

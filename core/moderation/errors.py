@@ -1,0 +1,81 @@
+"""Why a moderation request was refused; whatever raised one changed nothing."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from core.proposals import TextProblem
+
+
+class ModerationError(Exception):
+    """A queue request or a decision that cannot be applied as asked."""
+
+
+class UnknownProposal(ModerationError):
+    """No proposal has this id."""
+
+    def __init__(self, proposal_id: int) -> None:
+        super().__init__(f"no proposal {proposal_id}")
+        self.proposal_id = proposal_id
+
+
+class Locked(ModerationError):
+    """Another moderator was served this proposal and holds it until `expires_at`."""
+
+    def __init__(self, holder: str, expires_at: datetime) -> None:
+        super().__init__(f"locked by {holder} until {expires_at.isoformat()}")
+        self.holder = holder
+        self.expires_at = expires_at
+
+
+class AlreadyDecided(ModerationError):
+    """The proposal was decided already (`status`): a decision is taken once."""
+
+    def __init__(self, status: str) -> None:
+        super().__init__(f"already {status}")
+        self.status = status
+
+
+class NotAccepted(ModerationError):
+    """Only an accepted proposal can be withdrawn; this one is `status`."""
+
+    def __init__(self, status: str) -> None:
+        super().__init__(f"{status}, not accepted")
+        self.status = status
+
+
+class UnknownReason(ModerationError):
+    """`reason` is not one of the consultation's refusal reasons (`allowed`)."""
+
+    def __init__(self, reason: str, allowed: tuple[str, ...]) -> None:
+        super().__init__(f"{reason!r} is not one of {', '.join(allowed)}")
+        self.reason = reason
+        self.allowed = allowed
+
+
+class DuplicateRequired(ModerationError):
+    """A refusal as `already-exists` must name the accepted proposal it repeats."""
+
+
+class DuplicateNotExpected(ModerationError):
+    """Only a refusal as `already-exists` names a duplicate; this one's reason is `reason`."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(f"a refusal as {reason!r} names no duplicate")
+        self.reason = reason
+
+
+class UnknownDuplicate(ModerationError):
+    """`duplicate_of` is not another accepted proposal of the same consultation."""
+
+    def __init__(self, duplicate_of: int) -> None:
+        super().__init__(f"{duplicate_of} is not an accepted proposal of this consultation")
+        self.duplicate_of = duplicate_of
+
+
+class EditRefused(ModerationError):
+    """The edited text breaks the consultation's rules for a proposal (`problem` says which)."""
+
+    def __init__(self, problem: TextProblem) -> None:
+        super().__init__(problem.msgid)
+        self.problem = problem
