@@ -19,6 +19,7 @@ from bots.channels import enabled_channels
 from bots.definitions_file import read_definition
 from bots.demo import seed_demo
 from bots.errors import ChannelNotConfigured
+from bots.moderation import add_moderation_commands, run_moderation
 from bots.polis_import import NotAPolisConsultation, default_slug, import_polis
 from bots.results import add_results_command, show_results
 from bots.settings import Settings
@@ -135,6 +136,7 @@ def _parser() -> argparse.ArgumentParser:
     _add_postgres_option(sequencing)
 
     add_results_command(commands)
+    add_moderation_commands(commands)
     add_telegram_commands(commands)
     add_whatsapp_commands(commands)
     add_slack_commands(commands)
@@ -428,6 +430,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return run_bench(args)
         if args.command == "results":
             return asyncio.run(show_results(settings, args, t))
+        if args.command == "moderation":
+            return asyncio.run(run_moderation(settings, args, t))
         if args.command == "telegram":
             return asyncio.run(run_telegram(settings, args, t))
         if args.command == "whatsapp":

@@ -40,6 +40,7 @@ _STATUS = {
     "refused": "results.status.refused",
     "postponed": "results.status.postponed",
     "archived": "results.status.archived",
+    "withdrawn": "results.status.withdrawn",
 }
 
 
@@ -119,6 +120,9 @@ def render_report(report: Report, t: Translator) -> str:
         ),
         t("results.legend"),
     ]
+    withdrawn = report.proposals_by_status.get("withdrawn", 0)
+    if withdrawn:  # taken back after acceptance: apart from the accepted ones, not mixed in
+        lines.insert(2, t("results.withdrawn_left_out", count=t.number(withdrawn)))
     by_ref = {proposal.ref: proposal for proposal in report.proposals}
     sections = (
         ("results.section.consensus", report.consensus),
