@@ -25,7 +25,6 @@ class Keeper:
         self.every = every
         self._task: asyncio.Task[None] | None = None
         self._resends: set[asyncio.Task[None]] = set()
-        self._retry: list[Owed] = []
 
     async def start(self) -> None:
         """Beat once (before any event is taken: a process that has not beaten looks dead),
@@ -51,8 +50,7 @@ class Keeper:
 
     async def keep(self) -> None:
         """One round: beat, settle, and resend what was taken over from dead processes."""
-        retry, self._retry = self._retry, []
-        for owed in retry + await self.flow.settle(channels=tuple(self.channels)):
+        for owed in await self.flow.settle(channels=tuple(self.channels)):
             task = asyncio.get_running_loop().create_task(self._resend(owed))
             self._resends.add(task)
             task.add_done_callback(self._resends.discard)
@@ -64,9 +62,9 @@ class Keeper:
                 await self.channels[owed.channel].resend(outcome)
             else:
                 self.flow.sent(outcome.owed)
-        except Exception:  # the row stays this process's: the next round tries it again
+        except Exception:  # once it is stale, a later round takes it up again
             log.exception("could not resume a participant on %s", owed.channel)
-            self._retry.append(owed)
+            self.flow.release(owed)
 
     async def _run(self) -> None:
         while True:

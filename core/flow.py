@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hashlib
-import json
 import random
 from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
@@ -34,9 +32,7 @@ _ATTEMPTS = 3
 # A Core insert (no ORM unit of work): the first statement of every event's transaction.
 _RECORD_EVENT = insert(SQLModel.metadata.tables["processedevent"])
 _PARTICIPANTS = SQLModel.metadata.tables["participant"]
-_POSITION = select(_PARTICIPANTS.c.step, _PARTICIPANTS.c.state).where(
-    _PARTICIPANTS.c.id == bindparam("b_participant")
-)
+_POSITION = select(_PARTICIPANTS.c.state).where(_PARTICIPANTS.c.id == bindparam("b_participant"))
 
 
 def utc_now() -> datetime:
@@ -45,19 +41,16 @@ def utc_now() -> datetime:
 
 @dataclass(frozen=True)
 class Position:
-    """Where a participant is in their conversation, as a digest of their step and state."""
+    """Where a participant is in their conversation: the number of their last turn."""
 
     participant_id: int
-    digest: str
+    turn: int
 
 
 async def _position(session: AsyncSession, participant_id: int) -> Position | None:
     connection = await session.connection()
-    row = (await connection.execute(_POSITION, {"b_participant": participant_id})).first()
-    if row is None:
-        return None
-    written = json.dumps([row[0], row[1]], sort_keys=True, default=str)
-    return Position(participant_id, hashlib.sha256(written.encode()).hexdigest())
+    state = (await connection.execute(_POSITION, {"b_participant": participant_id})).scalar()
+    return None if state is None else Position(participant_id, int(state.get("turn", 0)))
 
 
 @dataclass(frozen=True)
@@ -159,7 +152,13 @@ class Flow:
             if self.ledger is not None and replies:
                 participant = conversation.participant_id
                 owed = await self.ledger.record(
-                    session, event.channel, event.key, participant, conversation.locale, now
+                    session,
+                    event.channel,
+                    event.key,
+                    participant,
+                    conversation.locale,
+                    conversation.number,
+                    now,
                 )
             return Outcome(
                 replies,
@@ -186,15 +185,25 @@ class Flow:
             )
         if owed is None:
             return Outcome(duplicate=True)
-        return await self.resume(owed, duplicate=True)
+        try:
+            return await self.resume(owed, duplicate=True)
+        except BaseException:  # the platform delivers it again, or the sweep takes it up
+            self.release(owed)
+            raise
 
     async def resume(self, owed: Owed, *, duplicate: bool = False) -> Outcome:
         """Ask the participant of `owed` their current question again, to their address on its
-        channel; settled at once if they can no longer be reached (forgotten, say)."""
+        channel. Nothing is asked, and the row is settled, if they can no longer be reached
+        (forgotten, say) or have had a turn since: its replies carry them forward."""
         now = self.clock()
         async with self._writing(), self.sessions() as session, session.begin():
             found = await enrolment_by_id(session, owed.participant_id, owed.channel)
-            if found is None:
+            overtaken = (
+                found is not None
+                and owed.turn is not None
+                and (int(found[0].participant.state.get("turn", 0)) != owed.turn)
+            )
+            if found is None or overtaken:
                 self.sent(owed.id)
                 return Outcome(duplicate=duplicate)
             enrolment, address = found
@@ -206,7 +215,7 @@ class Flow:
             )
             conversation = Conversation(session, enrolment, event, now=now, rng=self.rng)
             replies = await conversation.run()
-            position = await _position(session, owed.participant_id)
+            position = Position(owed.participant_id, conversation.number)
         return Outcome(
             replies,
             duplicate=duplicate,
@@ -234,14 +243,28 @@ class Flow:
         if owed is not None and self.ledger is not None:
             self.ledger.sent(owed)
 
+    def release(self, owed: Owed) -> None:
+        """`owed` could not be sent (its resume failed): a later `settle` takes it up again."""
+        if self.ledger is not None:
+            self.ledger.release(owed.id)
+
     async def settle(self, channels: Collection[str]) -> list[Owed]:
-        """Beat, write the replies sent since the last call, and take over the replies dead
-        workers owed on `channels`: the caller sends those (`resume`)."""
+        """Beat, write the replies sent since the last call, and take up what is owed on
+        `channels` and nobody sends: dead workers' rows, and this worker's own left behind. The
+        caller sends those (`resume`)."""
         if self.ledger is None:
             return []
         now = self.clock()
-        async with self._writing(), self.sessions() as session, session.begin():
-            await self.ledger.settle(session, now)
-            if not channels:
-                return []
-            return await self.ledger.take_over_stranded(session, now, channels)
+        taken: list[Owed] = []
+        try:
+            async with self._writing(), self.sessions() as session, session.begin():
+                await self.ledger.settle(session, now)
+                if channels:
+                    taken = await self.ledger.take_over_stranded(session, now, channels)
+        except BaseException:
+            self.ledger.settle_failed()
+            for owed in taken:  # taken in a transaction that did not commit
+                self.ledger.release(owed.id)
+            raise
+        self.ledger.settled()
+        return taken

@@ -326,6 +326,8 @@ class OwedReply(SQLModel, table=True):
     participant_id: int = Field(foreign_key="participant.id", index=True)
     # The language the replies were in: the question asked again is asked in it.
     locale: str | None = Field(default=None, max_length=16)
+    # The participant's turn they answered (`Turn.number`): a later turn makes them stale.
+    turn: int | None = None
     owner: str = Field(max_length=64, index=True)
     created_at: datetime = _now_field()
 

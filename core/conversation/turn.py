@@ -196,9 +196,16 @@ class Turn:
         connection = await self.session.connection()
         return (await connection.execute(statement, params)).scalar()
 
+    @property
+    def number(self) -> int:
+        """How many turns the participant has had, this one included once saved: a reply owed
+        for an earlier turn is overtaken by this one's (`core.outbox`)."""
+        return int(self.state.get("turn", 0))
+
     async def save(self) -> None:
         if self.forgotten:
             return
+        self.state["turn"] = self.number + 1
         position = {
             "b_participant": self.participant_id,
             "b_step": self._step,

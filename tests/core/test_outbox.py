@@ -13,7 +13,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from core.flow import Flow, Outcome
 from core.messages import Choice, Command, Event, Start
 from core.models import OwedReply
-from core.outbox import Ledger
+from core.outbox import Ledger, Owed
 from tests.conftest import SECRET, Loader
 from tests.support import Clock
 
@@ -88,11 +88,12 @@ async def test_a_dead_workers_participants_get_their_current_question_again(
         row.id for row in await owed_rows(sessions) if row.owner == "alive"
     ]
     resumed = [await alive.resume(owed) for owed in stranded]
-    # Every event of the dead worker was owed; each resumes to the question the participant is at.
-    assert {outcome.replies[-1].text for outcome in resumed} == {card.replies[-1].text}
-    assert {outcome.address for outcome in resumed} == {"42"}
-    for outcome in resumed:
-        alive.sent(outcome.owed)
+    # Every event of the dead worker was owed, but only the last one's turn is where the
+    # participant still is: earlier ones are overtaken (and settled), it alone asks again.
+    asking = [outcome for outcome in resumed if outcome.replies]
+    assert len(stranded) > 1 and len(asking) == 1
+    assert asking[0].replies[-1].text == card.replies[-1].text and asking[0].address == "42"
+    alive.sent(asking[0].owed)
     assert await alive.settle(CHANNELS) == []
     assert await owed_rows(sessions) == []
 
@@ -165,4 +166,66 @@ async def test_without_a_ledger_nothing_is_owed(
     await load_consultation()
     outcome = await flow.handle(Participant("hal").event(Start, payload="elders"))
     assert outcome.replies and outcome.owed is None
+    assert await owed_rows(sessions) == []
+
+
+async def test_a_question_overtaken_by_a_newer_turn_is_not_asked_again(
+    sessions: async_sessionmaker[AsyncSession], clock: Clock, load_consultation: Loader
+) -> None:
+    """The dead worker owed a reply; the participant, hearing nothing, wrote again to a live
+    worker, which answered: the dead worker's reply is settled without being sent."""
+    await load_consultation()
+    dead, alive = worker(sessions, clock, "dead"), worker(sessions, clock, "alive")
+    person = Participant("ida")
+    await alive.settle(CHANNELS)  # it beats, as a server does before it takes events
+    await to_first_card(alive, person)
+    await dead.settle(CHANNELS)
+    lost = await dead.handle(person.event(Command, name="help"))
+    answered = await alive.handle(person.event(Command, name="help"))
+    alive.sent(answered.owed)
+    clock.advance(seconds=STALE + 1)
+    stranded = await alive.settle(CHANNELS)
+    assert [owed.id for owed in stranded] == [lost.owed]
+    assert (await alive.resume(stranded[0])).replies == []
+    await alive.settle(CHANNELS)
+    left = {row.id for row in await owed_rows(sessions)}
+    assert lost.owed not in left and answered.owed not in left  # both settled
+
+
+async def test_a_row_its_own_live_worker_failed_to_send_is_taken_up_again(
+    sessions: async_sessionmaker[AsyncSession], clock: Clock, load_consultation: Loader
+) -> None:
+    await load_consultation()
+    flow = worker(sessions, clock, "live")
+    await flow.settle(CHANNELS)
+    person = Participant("joe")
+    card = await to_first_card(flow, person)
+    for owed in await owed_rows(sessions):  # all but the last were sent
+        if owed.id != card.owed:
+            flow.sent(owed.id)
+    assert await flow.settle(CHANNELS) == []  # in flight: someone is sending it
+    flow.release(Owed(card.owed, "telegram", 0))  # ...until that resend fails
+    clock.advance(seconds=STALE + 1)
+    again = await flow.settle(CHANNELS)
+    assert [owed.id for owed in again] == [card.owed]
+    resumed = await flow.resume(again[0])
+    assert resumed.replies[-1].text == card.replies[-1].text
+
+
+async def test_a_settle_that_does_not_commit_is_written_by_the_next(
+    sessions: async_sessionmaker[AsyncSession], clock: Clock, load_consultation: Loader
+) -> None:
+    await load_consultation()
+    flow = worker(sessions, clock, "live")
+    outcome = await flow.handle(Participant("kim").event(Start, payload="elders"))
+    flow.sent(outcome.owed)
+    ledger = flow.ledger
+    assert ledger is not None
+    async with sessions() as session:
+        transaction = await session.begin()
+        await ledger.settle(session, clock())
+        await transaction.rollback()
+    ledger.settle_failed()
+    assert len(await owed_rows(sessions)) == 1
+    await flow.settle(CHANNELS)
     assert await owed_rows(sessions) == []

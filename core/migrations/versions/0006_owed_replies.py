@@ -30,6 +30,7 @@ def upgrade() -> None:
         sa.Column("event_key", sa.String(length=128), nullable=False),
         sa.Column("participant_id", sa.Integer(), sa.ForeignKey("participant.id"), nullable=False),
         sa.Column("locale", sa.String(length=16), nullable=True),
+        sa.Column("turn", sa.Integer(), nullable=True),
         sa.Column("owner", sa.String(length=64), nullable=False),
         sa.Column("created_at", core.models.UTCDateTime(timezone=True), nullable=False),
     )
