@@ -64,7 +64,7 @@ class Keeper:
                 self.flow.sent(outcome.owed)
         except Exception:  # once it is stale, a later round takes it up again
             log.exception("could not resume a participant on %s", owed.channel)
-            self.flow.release(owed)
+            self.flow.release(owed.id)
 
     async def _run(self) -> None:
         while True:

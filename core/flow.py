@@ -188,7 +188,7 @@ class Flow:
         try:
             return await self.resume(owed, duplicate=True)
         except BaseException:  # the platform delivers it again, or the sweep takes it up
-            self.release(owed)
+            self.release(owed.id)
             raise
 
     async def resume(self, owed: Owed, *, duplicate: bool = False) -> Outcome:
@@ -243,10 +243,11 @@ class Flow:
         if owed is not None and self.ledger is not None:
             self.ledger.sent(owed)
 
-    def release(self, owed: Owed) -> None:
-        """`owed` could not be sent (its resume failed): a later `settle` takes it up again."""
-        if self.ledger is not None:
-            self.ledger.release(owed.id)
+    def release(self, owed: int | None) -> None:
+        """The replies of `owed` could not be sent, for a reason that may pass (the network, the
+        database): a later `settle` takes it up again once it is stale."""
+        if owed is not None and self.ledger is not None:
+            self.ledger.release(owed)
 
     async def settle(self, channels: Collection[str]) -> list[Owed]:
         """Beat, write the replies sent since the last call, and take up what is owed on

@@ -23,6 +23,7 @@ from collections import Counter
 from collections.abc import Coroutine
 from typing import Any
 
+import aiohttp
 from fastapi import APIRouter, HTTPException, Request, Response
 from slack_bolt.adapter.starlette.async_handler import (
     AsyncSlackRequestHandler,
@@ -30,9 +31,13 @@ from slack_bolt.adapter.starlette.async_handler import (
 )
 from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncBoltRequest
 from slack_sdk.errors import SlackApiError
-from slack_sdk.http_retry.builtin_async_handlers import AsyncRateLimitErrorRetryHandler
+from slack_sdk.http_retry.builtin_async_handlers import (
+    AsyncConnectionErrorRetryHandler,
+    AsyncRateLimitErrorRetryHandler,
+)
 from slack_sdk.signature import Clock, SignatureVerifier
 from slack_sdk.web.async_client import AsyncWebClient
+from sqlalchemy.exc import SQLAlchemyError
 
 from adapters.inbound import Ignored, note_ignored, read_body
 from adapters.pacing import Pacer
@@ -109,9 +114,12 @@ class SlackChannel:
     # -- lifecycle -----------------------------------------------------------------------
 
     def web_client(self, token: str | None) -> AsyncWebClient:
-        """A Web API client at our API URL that waits out 429s (Retry-After) and retries."""
+        """A Web API client at our API URL that waits out 429s (Retry-After) and retries a
+        dropped connection (the handlers given replace slack_sdk's default one, so it is named
+        again here)."""
         retry = AsyncRateLimitErrorRetryHandler(max_retry_count=self.rate_limit_retries)
-        return AsyncWebClient(token=token, base_url=self.api_url, retry_handlers=[retry])
+        handlers = [AsyncConnectionErrorRetryHandler(), retry]
+        return AsyncWebClient(token=token, base_url=self.api_url, retry_handlers=handlers)
 
     async def open(self, flow: Flow) -> None:
         self._flow = flow
@@ -291,7 +299,10 @@ class SlackChannel:
         locale = await self._locale(client, team, user)
         prompt = first_text((body.get("message") or {}).get("blocks", []))
         view = proposal_modal(self.translator(locale), prompt, dm)
-        await client.views_open(trigger_id=body["trigger_id"], view=view)
+        try:
+            await client.views_open(trigger_id=body["trigger_id"], view=view)
+        except SlackApiError as error:  # an expired trigger, say: they can tap again
+            logger.warning("could not open the proposal form: %s", error.response.get("error"))
 
     async def _on_proposal(self, ack: AsyncAck, body: dict[str, Any], client: Any) -> None:
         """The modal's text goes to the core; a refusal of it is shown in the modal
@@ -327,6 +338,7 @@ class SlackChannel:
         label = self.translator(locale)("slack.write_proposal")
         try:
             if not await self.flow.still_current(outcome):  # a resumed one may be stale
+                self.flow.sent(outcome.owed)
                 return
             replies = outcome.replies
             # A duplicate has replies only when it resumes: they go out as new messages.
@@ -337,8 +349,15 @@ class SlackChannel:
                 await self.pacer.wait(dm)
                 message = render_reply(reply, proposal_button=button)
                 await client.chat_postMessage(channel=dm, **message)
-        finally:  # sent, or failed for good: a live worker never sends it again
+        except (aiohttp.ClientError, TimeoutError, SQLAlchemyError):
+            # Slack or our database out of reach, past slack_sdk's retries: the question is
+            # asked again once the row is stale, rather than lost.
+            self.flow.release(outcome.owed)
+            raise
+        except BaseException:  # refused by Slack, or a bug: retrying would not help
             self.flow.sent(outcome.owed)
+            raise
+        self.flow.sent(outcome.owed)
 
     async def resend(self, outcome: Outcome) -> None:
         """Post a participant resumed after a crash their current question in their DM (their

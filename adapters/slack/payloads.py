@@ -160,7 +160,7 @@ class _Interaction(_Workspace):
     team: _Team | None = None
     enterprise: _Team | None = None
     user: _User
-    trigger_id: Short | None = None
+    trigger_id: Short  # Slack sends one with every interaction; the proposal modal needs it
     response_url: Short | None = None
 
 

@@ -74,8 +74,9 @@ WaId = Annotated[str, Field(strict=True, pattern=r"^[0-9]{1,20}$")]
 GraphId = Annotated[str, Field(strict=True, min_length=1, max_length=64)]
 # Seconds since 1970, as a string; 11 digits reach year 5138, well inside what datetime holds.
 Timestamp = Annotated[str, Field(strict=True, pattern=r"^[0-9]{1,11}$")]
-# WhatsApp's limit on a text message's body.
-Body = Annotated[str, Field(strict=True, max_length=4096)]
+# A text message's body: no length of ours here (the request's size limit bounds it), so that
+# an overlong proposal reaches the core, which says in the participant's language what fits.
+Body = Annotated[str, Field(strict=True)]
 
 
 class _Read(BaseModel):

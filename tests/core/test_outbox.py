@@ -13,7 +13,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from core.flow import Flow, Outcome
 from core.messages import Choice, Command, Event, Start
 from core.models import OwedReply
-from core.outbox import Ledger, Owed
+from core.outbox import Ledger
 from tests.conftest import SECRET, Loader
 from tests.support import Clock
 
@@ -204,7 +204,7 @@ async def test_a_row_its_own_live_worker_failed_to_send_is_taken_up_again(
         if owed.id != card.owed:
             flow.sent(owed.id)
     assert await flow.settle(CHANNELS) == []  # in flight: someone is sending it
-    flow.release(Owed(card.owed, "telegram", 0))  # ...until that resend fails
+    flow.release(card.owed)  # ...until that resend fails
     clock.advance(seconds=STALE + 1)
     again = await flow.settle(CHANNELS)
     assert [owed.id for owed in again] == [card.owed]

@@ -156,3 +156,11 @@ def test_deep_links_prefill_start_and_the_payload() -> None:
     link_text = "start elders__gazette"
     (event,) = _events(text_message(WA_ID, link_text, key="wamid.link"))
     assert event == Start(key=event_key("wamid.link"), payload="elders__gazette", **SENDER)
+
+
+def test_an_overlong_text_reaches_the_conversation_which_says_what_fits() -> None:
+    """4,096 characters is what a business may send, not what a person may type: the core, not
+    the parser, answers an overlong proposal, in the participant's language."""
+    long = "Il faut " + "vraiment " * 600
+    (event,) = _events(text_message(WA_ID, long, key="wamid.long"))
+    assert isinstance(event, Text) and event.text == long
