@@ -25,7 +25,7 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="CONSULT_", env_file=".env", extra="ignore")
 
     data_dir: Path = Path("data")
-    database_url: str | None = None
+    database_url: str | None = Field(default=None, repr=False)  # it may hold a password
     secret_key: SecretStr | None = None
 
     # Telegram: enabled by the bot token (from @BotFather).

@@ -34,12 +34,17 @@ def async_url(url: str) -> str:
 
 
 def create_engine(url: str) -> AsyncEngine:
-    """An async engine for `url`; SQLite files get WAL, foreign keys and write-locking begins."""
+    """An async engine for `url`; SQLite files get WAL, foreign keys and write-locking begins.
+
+    Its errors never quote a statement's parameters: they hold addresses and what participants
+    typed, and errors end up in logs.
+    """
     url = async_url(url)
     if make_url(url).get_backend_name() != "sqlite":
-        return create_async_engine(url, pool_pre_ping=True)
+        return create_async_engine(url, pool_pre_ping=True, hide_parameters=True)
     in_memory = make_url(url).database in (None, "", ":memory:")
-    engine = create_async_engine(url, **({"pool_size": 1, "max_overflow": 0} if in_memory else {}))
+    pool = {"pool_size": 1, "max_overflow": 0} if in_memory else {}
+    engine = create_async_engine(url, hide_parameters=True, **pool)
     event.listen(engine.sync_engine, "connect", lambda connection, _: sqlite.configure(connection))
     # Every transaction takes the write lock up front: two writers then queue instead of one
     # failing when it upgrades a read lock.

@@ -9,6 +9,10 @@ unhandled, with the same core, events and rendering as our webhook. The conversa
 stays in the consultation database (no aiogram FSM), so any number of bot processes can share
 it. Updates are processed once even if aiogram sees them twice (keys are per bot and update).
 
+The flow is best built without a ledger (`core.outbox`): nothing here resends what a crashed
+process owed, as `consult serve`'s keeper does; with one, run `bots.delivery.Keeper` beside the
+dispatcher, or the owed rows are never settled.
+
 The event is saved before anything is sent, so sending never raises into the bot: a 429 is
 waited out (Telegram's retry_after) and retried, a network failure retried with a backoff, and
 a call Telegram refuses (the participant blocked the bot, say) is logged and dropped, as our

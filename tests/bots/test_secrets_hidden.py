@@ -185,3 +185,8 @@ def test_the_command_says_no_secret_when_it_fails(
     assert done.returncode == code, done.stderr
     assert done.stderr.strip()  # it said what went wrong...
     assert MARK not in done.stdout + done.stderr  # ...without a secret
+
+
+def test_a_database_password_stays_out_of_the_settings_repr() -> None:
+    settings = Settings(database_url="postgresql://consult:MARKER-db-password@db/consult")
+    assert "MARKER-db-password" not in repr(settings) + str(settings)
