@@ -151,7 +151,9 @@ class Load(Generic[Who, Message, Question]):
                 break
             if answer is not None and answer.status_code not in (500, 502, 503):
                 raise AssertionError(f"webhook answered {answer.status_code}: {answer.text}")
-            await self.killed.wait()  # only a kill makes an answer fail here; then retry
+            if not self.killed.is_set():  # only the kill may make an answer fail
+                shown = "no answer" if answer is None else f"{answer.status_code}: {answer.text}"
+                raise AssertionError(f"the webhook failed before the kill: {shown}")
         self.answered.add(request.key)
         if self.acknowledged >= self.kill_after:
             self.enough.set()
