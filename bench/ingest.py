@@ -71,9 +71,12 @@ class Run:
     latencies: list[float] = field(default_factory=list)
     reply_latencies: list[float] = field(default_factory=list)
     errors: int = 0
-    # Bot API calls: all those the fake received while participants voted, and those of them
-    # that rode in the webhook's answer (not a request of the server's).
+    # Bot API calls the fake took while participants voted (what Telegram's limits count), and
+    # those of them that rode in the webhook's answer (not a request of the server's).
     platform_calls: int = 0
+    # Requests the platform refused: a retry of a request it had taken though its answer was
+    # lost (a dropped connection) is refused as "not modified", and costs it no message.
+    refused_calls: int = 0
     answered_inline: int = 0
     seconds: float = 0.0
     server_cpu: float = 0.0
@@ -108,6 +111,7 @@ class Run:
                 if self.votes and self.platform_calls
                 else None
             ),
+            "platform_calls_refused": self.refused_calls,
             # Share of one core each used during the run: 1.0 means that process was the limit.
             "server_cpu_share": round(self.server_cpu / self.seconds, 2) if self.seconds else 0.0,
             "driver_cpu_share": round(self.driver_cpu / self.seconds, 2) if self.seconds else 0.0,
@@ -265,12 +269,14 @@ async def _drive_consult(
         connector = aiohttp.TCPConnector(limit=plan.participants)
         async with aiohttp.ClientSession(connector=connector) as http:
             await _all(driver.onboard(http, user) for user in driver.ids)
-            calls, driver.run.answered_inline = fake.count(), 0
+            calls, refused = fake.count(ok=True), fake.count(ok=False)
+            driver.run.answered_inline = 0
             with driver.run.timing(served):
                 until = time.perf_counter() + plan.seconds
                 await _all(driver.vote(http, user, until) for user in driver.ids)
             # Every participant waited for the card its last tap led to: all calls are in.
-            driver.run.platform_calls = fake.count() - calls
+            driver.run.platform_calls = fake.count(ok=True) - calls
+            driver.run.refused_calls = fake.count(ok=False) - refused
     finally:
         await asyncio.to_thread(stack.close)
     figures = driver.run.figures()

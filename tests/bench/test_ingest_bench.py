@@ -9,10 +9,11 @@ from pathlib import Path
 from bench.ingest import Plan, measure_baseline, measure_consult
 from tests.bots.test_cli import consult
 
-# Nobody reaches the end of their sequence of 100 cards (its summary and menu are messages of
-# their own): enough proposals, and a second shared by 8 participants (at most ~60 votes each
-# at this machine's pace).
 TINY = Plan(participants=8, seconds=1.0, proposals=400)
+# A vote costs one Bot API request: the tapped card becomes the next one. A participant whose
+# sequence ends (the sequencer keeps near-duplicates of the bench's word-salad proposals apart,
+# so it may end early) gets its summary and menu as two messages more: a few in a run.
+ONE_CALL_A_VOTE = 1.05
 
 
 async def test_two_workers_take_votes_and_store_each_once(tmp_path: Path) -> None:
@@ -21,14 +22,13 @@ async def test_two_workers_take_votes_and_store_each_once(tmp_path: Path) -> Non
     assert ours["votes"] > 0 and ours["errors"] == 0
     assert ours["votes_stored"] == ours["votes"] and ours["all_stored_once"]
     assert ours["server_cpu_share"] > 0  # the workers' CPU, not only the idle supervisor's
-    # A vote costs one Bot API request: the tapped card becomes the next one.
-    assert ours["platform_calls_per_vote"] == 1.0
+    assert 1.0 <= ours["platform_calls_per_vote"] < ONE_CALL_A_VOTE
 
 
 async def test_one_worker_makes_one_platform_call_per_vote(tmp_path: Path) -> None:
     ours = await measure_consult(f"sqlite:///{tmp_path / 'consult.sqlite3'}", TINY, tmp_path, 1)
     assert ours["votes"] > 0 and ours["all_stored_once"]
-    assert ours["platform_calls_per_vote"] == 1.0
+    assert 1.0 <= ours["platform_calls_per_vote"] < ONE_CALL_A_VOTE
 
 
 async def test_the_baseline_runs_under_the_same_workers(tmp_path: Path) -> None:
