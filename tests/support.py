@@ -89,6 +89,25 @@ class Chat:
         pick = self.last.pick
         return [] if pick is None else [option.id.partition(".")[0] for option in pick.options]
 
+    async def enrol(self) -> Chat:
+        """Start, consent and skip the profile question: the first card is shown."""
+        await self.start()
+        await self.tap("accept")
+        await self.tap("skip")
+        return self
+
+    async def vote_everything(self) -> list[int]:
+        """Agree to every card, sequence after sequence, until none is left; the cards shown."""
+        shown = []
+        while self.last.card is not None:
+            shown.append(self.last.card)
+            await self.tap("agree")
+            if self.last.card is None and "skip" in self.options:
+                await self.tap("skip")  # the qualification
+            if self.last.card is None and "vote" in self.options:
+                await self.tap("vote")  # another sequence
+        return shown
+
     async def vote_sequence(self, key: str = "agree", qualify: str | None = "skip") -> int:
         """Answer cards until the sequence ends; returns how many cards were voted."""
         cards = 0

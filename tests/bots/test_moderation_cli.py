@@ -10,34 +10,12 @@ from sqlmodel import select
 
 from core.models import Proposal
 from tests.bots.test_cli import run
-from tests.support import Chat
 
 PARTICIPANT = "tg-4711-secret-user"  # appears in no organiser output
 
 
-async def _enrolled(chat, user: str) -> Chat:
-    participant: Chat = chat(user, "en")
-    await participant.start()
-    await participant.tap("accept")
-    await participant.tap("skip")  # the profile question
-    return participant
-
-
-async def _cards(participant: Chat) -> list[int]:
-    """Agree to every card, sequence after sequence; the cards shown."""
-    shown = []
-    while participant.last.card is not None:
-        shown.append(participant.last.card)
-        await participant.tap("agree")
-        if participant.last.card is None and "skip" in participant.options:
-            await participant.tap("skip")
-        if participant.last.card is None and "vote" in participant.options:
-            await participant.tap("vote")
-    return shown
-
-
 async def _proposed(chat, sessions, user: str, typed: str) -> int:
-    author = await _enrolled(chat, user)
+    author = await chat(user, "en").enrol()
     await author.command("propose")
     await author.type(typed)
     await author.tap("confirm")
@@ -79,7 +57,7 @@ async def test_a_proposal_accepted_from_the_cli_comes_up_in_sequences(
     )
     assert accepted.returncode == 0, accepted.stderr
     assert accepted.stdout.strip() == f"Proposal #{pending}: accepted."
-    assert pending in await _cards(await _enrolled(chat, "reader"))
+    assert pending in await (await chat("reader", "en").enrol()).vote_everything()
     for output in (queue, served, other, accepted):
         assert PARTICIPANT not in output.stdout + output.stderr
 

@@ -41,7 +41,6 @@ from core.moderation import (
 )
 from core.proposals import submit_proposal
 from core.report import consultation_report
-from tests.support import Chat
 
 ANA = Actor("ana@example.org", Source.CLI)
 BEN = Actor("ben@example.org", Source.CONSOLE)
@@ -275,32 +274,11 @@ async def test_bulk_applies_what_it_can_and_says_why_for_the_rest(
     assert [a.target for a in log] == [f"proposal:{free}", f"proposal:{decided}"]
 
 
-async def _enrolled(chat, user: str) -> Chat:
-    participant: Chat = chat(user, "en")
-    await participant.start()
-    await participant.tap("accept")
-    await participant.tap("skip")  # the profile question
-    return participant
-
-
-async def _vote_everything(participant: Chat) -> list[int]:
-    """Agree to every card, sequence after sequence, until none is left; the cards shown."""
-    shown = []
-    while participant.last.card is not None:
-        shown.append(participant.last.card)
-        await participant.tap("agree")
-        if participant.last.card is None and "skip" in participant.options:
-            await participant.tap("skip")  # the qualification
-        if participant.last.card is None and "vote" in participant.options:
-            await participant.tap("vote")  # another sequence
-    return shown
-
-
 async def test_a_withdrawn_proposal_leaves_sequences_keeps_its_votes_and_results_say_so(
     load_consultation, sessions, chat, clock
 ) -> None:
     consultation = await load_consultation(settings={"sequence_size": 4, "moderation": "post"})
-    author = await _enrolled(chat, "author")
+    author = await chat("author", "en").enrol()
     await author.command("propose")
     await author.type("open libraries until midnight")
     await author.tap("confirm")
@@ -308,10 +286,10 @@ async def test_a_withdrawn_proposal_leaves_sequences_keeps_its_votes_and_results
         query = select(Proposal).where(col(Proposal.author_id).is_not(None))
         mine = (await session.exec(query)).one()
     assert mine.status == ProposalStatus.ACCEPTED  # post-moderation: shown at once
-    assert mine.id in await _vote_everything(await _enrolled(chat, "voter"))
+    assert mine.id in await (await chat("voter", "en").enrol()).vote_everything()
 
     await _decide(sessions, mine.id, Withdraw(), clock)
-    shown = await _vote_everything(await _enrolled(chat, "latecomer"))
+    shown = await (await chat("latecomer", "en").enrol()).vote_everything()
     assert mine.id not in shown
     assert len(shown) == 14  # every English seed
 
@@ -329,16 +307,16 @@ async def test_a_proposal_accepted_by_a_moderator_comes_up_in_sequences(
     load_consultation, sessions, chat, clock
 ) -> None:
     await load_consultation()
-    author = await _enrolled(chat, "author")
+    author = await chat("author", "en").enrol()
     await author.command("propose")
     await author.type("open libraries until midnight")
     await author.tap("confirm")
     async with sessions() as session:
         query = select(Proposal).where(col(Proposal.author_id).is_not(None))
         mine = (await session.exec(query)).one()
-    assert mine.id not in await _vote_everything(await _enrolled(chat, "early"))
+    assert mine.id not in await (await chat("early", "en").enrol()).vote_everything()
     await _decide(sessions, mine.id, Accept(), clock)
-    assert mine.id in await _vote_everything(await _enrolled(chat, "reader"))
+    assert mine.id in await (await chat("reader", "en").enrol()).vote_everything()
 
 
 async def _race(sessions, barrier: asyncio.Barrier, proposal_id, decision, actor, clock):
