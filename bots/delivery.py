@@ -73,3 +73,5 @@ class Keeper:
                 await self.keep()
             except (SQLAlchemyError, OSError) as error:  # the database is away: beat later
                 log.warning("could not settle the replies sent: %s", error)
+            except Exception:  # a bug: keep beating, or other workers take this one for dead
+                log.exception("settling the replies sent failed")
