@@ -163,6 +163,14 @@ class _Interaction(_Workspace):
     trigger_id: Short  # Slack sends one with every interaction; the proposal modal needs it
     response_url: Short | None = None
 
+    @model_validator(mode="after")
+    def _in_a_workspace(self) -> _Interaction:
+        """Every interaction names its workspace (`team`, or the user's `team_id`): the
+        participant is keyed by it, and bolt 1.21 fails on a payload that names none."""
+        if self.team is None and self.user.team_id is None:
+            raise ValueError("an interaction needs its workspace")
+        return self
+
 
 class BlockActions(_Interaction):
     type: Literal["block_actions"]

@@ -26,3 +26,11 @@ def test_a_tap_keeps_its_trigger_and_one_without_is_ignored() -> None:
     assert isinstance(kept, str) and "trigger_id" in kept
     # Slack sends a trigger with every interaction; the proposal form cannot open without it.
     assert isinstance(validated_body(_tap(trigger_id=None), None), Ignored)
+
+
+def test_an_interaction_without_its_workspace_is_ignored() -> None:
+    """The participant is keyed by workspace and user; slack-bolt 1.21 raised (a 500) on a
+    payload naming no workspace, before any listener of ours ran."""
+    nowhere = _tap(team=None, user={"id": "U1"})
+    assert isinstance(validated_body(nowhere, None), Ignored)
+    assert isinstance(validated_body(_tap(team=None), None), str)  # the user's team_id is enough
