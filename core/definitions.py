@@ -52,6 +52,16 @@ class ZoneSettings(_Strict):
         return self
 
 
+class FlagSettings(_Strict):
+    """When moderation flags a burst (`core.moderation.flags`): `author` proposals or more from
+    one participant, or `source` or more from participants recruited by one source, within
+    `minutes`. A flag only informs a moderator; it holds nothing back."""
+
+    minutes: int = Field(default=10, ge=1, le=24 * 60)
+    author: int = Field(default=3, ge=2)
+    source: int = Field(default=20, ge=2)
+
+
 class ConsultationSettings(_Strict):
     """Per-consultation settings, each with a sensible default.
 
@@ -79,6 +89,7 @@ class ConsultationSettings(_Strict):
         default=REFUSAL_REASONS
     )
     moderation_lock_seconds: int = Field(default=30, ge=5, le=3600)
+    flags: FlagSettings = Field(default_factory=FlagSettings)
 
     @model_validator(mode="after")
     def _lengths_ordered(self) -> Self:

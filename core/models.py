@@ -186,6 +186,10 @@ class Proposal(SQLModel, table=True):
         Index("ix_proposal_split_score", *_SCOPE, "split_score", "vote_count", *_POOL),
         # The moderation queue: a consultation's pending proposals, oldest first.
         Index("ix_proposal_queue", "consultation_id", "status", "created_at", "id"),
+        # Moderation flags (core.moderation.flags): copies of one text, and a consultation's
+        # latest proposals (a recruitment source's burst).
+        Index("ix_proposal_text_key", "consultation_id", "text_key"),
+        Index("ix_proposal_recent", "consultation_id", "created_at"),
     )
 
     id: int | None = Field(default=None, primary_key=True)
@@ -213,6 +217,11 @@ class Proposal(SQLModel, table=True):
     # row itself, so that PostgreSQL's SKIP LOCKED re-reads it when two moderators race.
     locked_by: str | None = Field(default=None, max_length=255)
     locked_until: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    # What a moderator should look at (core.moderation.flags): flag values, sorted, separated
+    # by spaces ("" for none), so that both databases filter and order on it as a string.
+    flags: str = Field(default="", max_length=255)
+    # A participant's text, normalised and hashed: copies of it from others are found by index.
+    text_key: str | None = Field(default=None, max_length=64)
     created_at: datetime = _now_field()
     updated_at: datetime = _now_field()
 
