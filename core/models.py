@@ -273,6 +273,58 @@ class AuditEntry(SQLModel, table=True):
     at: datetime = _now_field()
 
 
+class Organiser(SQLModel, table=True):
+    """A person who runs consultations: an e-mail (not participant data), signed in by one-time
+    codes, scripts by API tokens (`core.organisers`).
+
+    `session_version` goes up when the organiser is revoked: console sessions carrying an older
+    one are signed out. A revoked organiser (`revoked_at`) can do nothing until added again.
+    """
+
+    id: int | None = Field(default=None, primary_key=True)
+    email: str = Field(max_length=255, unique=True)
+    session_version: int = 0
+    created_at: datetime = _now_field()
+    revoked_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+
+
+class OrganiserGrant(SQLModel, table=True):
+    """An organiser's role on one consultation, or on every one (`consultation_id` None)."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    organiser_id: int = Field(foreign_key="organiser.id", index=True)
+    role: str = Field(max_length=16)
+    consultation_id: int | None = Field(default=None, foreign_key="consultation.id")
+    created_at: datetime = _now_field()
+
+
+class OrganiserSecret(SQLModel, table=True):
+    """An API token or a one-time sign-in code of an organiser: `selector` finds the row, and
+    only a hash of the rest is kept (the secret itself is shown once and never stored).
+
+    A sign-in code has an `expires_at` and is `used_at` once; a token lasts until `revoked_at`.
+    """
+
+    id: int | None = Field(default=None, primary_key=True)
+    organiser_id: int = Field(foreign_key="organiser.id", index=True)
+    kind: str = Field(max_length=16)
+    selector: str = Field(max_length=32, unique=True)
+    secret_hash: str = Field(max_length=64)
+    created_at: datetime = _now_field()
+    expires_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    used_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    revoked_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+
+
+class SignInAttempt(SQLModel, table=True):
+    """How many sign-in attempts a key (a hash of an address or an e-mail) made in one window:
+    in the database, so that the limit holds across workers."""
+
+    key_hash: str = Field(max_length=64, primary_key=True)
+    window_start: datetime = Field(sa_type=UTCDateTime, primary_key=True)
+    count: int = 0
+
+
 class Vote(SQLModel, table=True):
     """One participant's vote on one proposal; a second tap changes it, never adds one."""
 
