@@ -58,6 +58,9 @@ class Settings(BaseSettings):
     # The organiser API (GET /api/consultations/{slug}/results) answers only with this bearer
     # token; without it the API is off (404).
     organiser_token: SecretStr | None = None
+    # Where people reach this server (behind a proxy: its public address), for the links the
+    # server or the CLI hands out, such as an organiser's one-time sign-in link to the console.
+    public_url: str = "http://localhost:8000"
 
     # Webhook bodies larger than this are refused with 413.
     webhook_max_body_bytes: int = 256 * 1024
