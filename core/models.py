@@ -234,6 +234,65 @@ def _place_in_shuffle(_mapper: Any, _connection: Any, proposal: Proposal) -> Non
         proposal.shuffle = int.from_bytes(digest[:8], "big") / 2**64
 
 
+class ProposalTerm(SQLModel, table=True):
+    """A stemmed word of a proposal (`core.moderation.text.terms`): the inverted index that
+    finds the proposals sharing a new one's rarest words (`core.moderation.similarity`)."""
+
+    __table_args__ = (Index("ix_proposalterm_proposal", "proposal_id", "term"),)
+
+    consultation_id: int = Field(foreign_key="consultation.id", primary_key=True)
+    term: str = Field(max_length=64, primary_key=True)
+    proposal_id: int = Field(foreign_key="proposal.id", primary_key=True)
+
+
+class TermCount(SQLModel, table=True):
+    """How many of a consultation's proposals have `term` (its document frequency); the term
+    "" counts the proposals themselves. Kept with `ProposalTerm`, in the same flush."""
+
+    consultation_id: int = Field(foreign_key="consultation.id", primary_key=True)
+    term: str = Field(max_length=64, primary_key=True)
+    proposals: int = 0
+
+
+# The similarity index follows every proposal written through the ORM, whichever code wrote it
+# (a participant, a seed, an import, an edit at acceptance). Imported late: core.moderation
+# imports these models.
+@event.listens_for(Proposal, "after_insert")
+def _index_new_proposal(_mapper: Any, connection: Any, proposal: Proposal) -> None:
+    from core.moderation.similarity import index_proposal
+
+    index_proposal(connection, proposal)
+
+
+@event.listens_for(Proposal, "after_update")
+def _index_edited_proposal(_mapper: Any, connection: Any, proposal: Proposal) -> None:
+    from core.moderation.similarity import reindex_if_edited
+
+    reindex_if_edited(connection, proposal)
+
+
+class Idea(SQLModel, table=True):
+    """A named group of a consultation's proposals that say the same (moderators make them)."""
+
+    __table_args__ = (UniqueConstraint("consultation_id", "name"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    consultation_id: int = Field(foreign_key="consultation.id")
+    name: str = Field(max_length=200)
+    created_by: str = Field(max_length=255)
+    created_at: datetime = _now_field()
+
+
+class IdeaProposal(SQLModel, table=True):
+    """A proposal's idea: one at most (adding it to another moves it)."""
+
+    __table_args__ = (Index("ix_ideaproposal_idea", "idea_id", "proposal_id"),)
+
+    proposal_id: int = Field(foreign_key="proposal.id", primary_key=True)
+    idea_id: int = Field(foreign_key="idea.id")
+    added_at: datetime = _now_field()
+
+
 class ProposalEvent(SQLModel, table=True):
     """One moderation decision on a proposal: its history, oldest first.
 
