@@ -20,6 +20,7 @@ from bots.definitions_file import read_definition
 from bots.demo import seed_demo
 from bots.errors import ChannelNotConfigured
 from bots.moderation import add_moderation_commands, run_moderation
+from bots.organisers import add_organiser_commands, run_organiser
 from bots.polis_import import NotAPolisConsultation, default_slug, import_polis
 from bots.results import add_results_command, show_results
 from bots.settings import Settings
@@ -137,6 +138,7 @@ def _parser() -> argparse.ArgumentParser:
 
     add_results_command(commands)
     add_moderation_commands(commands)
+    add_organiser_commands(commands)
     add_telegram_commands(commands)
     add_whatsapp_commands(commands)
     add_slack_commands(commands)
@@ -432,6 +434,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return asyncio.run(show_results(settings, args, t))
         if args.command == "moderation":
             return asyncio.run(run_moderation(settings, args, t))
+        if args.command == "organiser":
+            return asyncio.run(run_organiser(settings, args, t))
         if args.command == "telegram":
             return asyncio.run(run_telegram(settings, args, t))
         if args.command == "whatsapp":

@@ -237,6 +237,14 @@ async def organiser_by_id(session: AsyncSession, organiser_id: int) -> Organiser
     return await _view(session, organiser)
 
 
+async def organiser_by_email(session: AsyncSession, email: str) -> OrganiserView | None:
+    """The organiser with this e-mail (any case); None if there is none or they were revoked."""
+    try:
+        return await _view(session, await _active(session, email))
+    except OrganiserError:
+        return None
+
+
 async def organisers(session: AsyncSession) -> list[OrganiserView]:
     """Every organiser not revoked, by e-mail."""
     found = await session.exec(
