@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import random
+import time
 from collections.abc import Callable
+from typing import Any
 
+from sqlalchemy import event, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlmodel import func, select
 
@@ -22,6 +25,7 @@ from core.models import (
     Vote,
     VoteKey,
 )
+from core.sqlite import begin_immediate
 from core.storage import create_engine, session_factory
 from core.voting import record_vote, tallies_of
 from tests.conftest import SECRET
@@ -61,6 +65,49 @@ async def test_a_duplicate_delivered_to_two_workers_at_once_is_processed_once(
         await other_engine.dispose()
 
 
+class LockWait:
+    """Tells a test holding a transaction open when the other worker is waiting for its lock.
+
+    On SQLite the other worker waits in its `BEGIN IMMEDIATE` (retried asynchronously by
+    `core.sqlite`): a listener run just before that begin marks the moment, and the attempt
+    follows on the same thread before anything else runs. On PostgreSQL it waits inside the
+    server, which `pg_stat_activity` shows.
+    """
+
+    def __init__(self, database_url: str, waiter: AsyncEngine) -> None:
+        self.database_url = database_url
+        self.begun = asyncio.Event()
+        if database_url.startswith("sqlite"):
+            # Listeners run in the order they were added (`insert=True` does not put one ahead
+            # of an engine's own): take the waiting begin off, add this one, put it back after.
+            event.remove(waiter.sync_engine, "begin", begin_immediate)
+            event.listen(waiter.sync_engine, "begin", self.on_begin)
+            event.listen(waiter.sync_engine, "begin", begin_immediate)
+
+    def on_begin(self, connection: Any) -> None:
+        self.begun.set()
+
+    async def reached(self) -> None:
+        if self.database_url.startswith("sqlite"):
+            await self.begun.wait()
+            return
+        probe = create_engine(self.database_url)
+        waiting = text(
+            "SELECT count(*) FROM pg_stat_activity "
+            "WHERE wait_event_type = 'Lock' AND datname = current_database()"
+        )
+        deadline = time.monotonic() + 30
+        try:
+            while True:
+                async with probe.connect() as connection:
+                    if (await connection.execute(waiting)).scalar_one():
+                        return
+                assert time.monotonic() < deadline, "the other worker never waited on the lock"
+                await asyncio.sleep(0.01)  # polls for the event; the test never waits on time
+        finally:
+            await probe.dispose()
+
+
 async def test_two_workers_changing_one_vote_at_once_move_it_once_each(
     database_url, engine, load_consultation, clock
 ) -> None:
@@ -77,6 +124,7 @@ async def test_two_workers_changing_one_vote_at_once_move_it_once_each(
             ).first()
             await record_vote(session, person, proposal, VoteKey.AGREE, trusted=True, now=clock())
         changed = asyncio.Event()
+        lock_wait = LockWait(database_url, other_engine)
 
         async def first_change() -> None:
             async with session_factory(engine)() as session, session.begin():
@@ -84,7 +132,7 @@ async def test_two_workers_changing_one_vote_at_once_move_it_once_each(
                     session, person, proposal, VoteKey.DISAGREE, trusted=True, now=clock()
                 )
                 changed.set()
-                await asyncio.sleep(0.3)  # holds its transaction open meanwhile
+                await lock_wait.reached()  # holds its transaction open until the other waits
 
         async def second_change() -> None:
             await changed.wait()
@@ -110,12 +158,13 @@ async def _while_another_holds_the_participant(
     transaction holds the participant and makes `change` before committing."""
     other_engine = create_engine(database_url)
     locked = asyncio.Event()
+    lock_wait = LockWait(database_url, other_engine)
 
     async def holder() -> None:
         async with session_factory(engine)() as session, session.begin():
             enrolment = await enrol(session, SECRET, "test", "p", None, clock())
             locked.set()
-            await asyncio.sleep(0.3)  # the other lookup starts meanwhile and waits
+            await lock_wait.reached()  # the other lookup has started and waits for this one
             change(enrolment)
             session.add_all([enrolment.participant, *filter(None, [enrolment.participation])])
 
