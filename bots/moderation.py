@@ -48,6 +48,7 @@ from core.moderation import (
     next_for,
     pending_proposals,
 )
+from core.moderation.flags import Flag
 
 USAGE_ERROR = 2
 QUEUE_SHOWN = 200
@@ -69,13 +70,23 @@ def add_moderation_commands(commands: Any) -> None:
     actions = moderation.add_subparsers(dest="action", required=True, metavar="ACTION")
     queue = actions.add_parser("queue", help="the pending proposals, oldest first")
     queue.add_argument("slug", metavar="SLUG")
+    queue.add_argument(
+        "--flagged-first", action="store_true", help="the flagged proposals before the others"
+    )
+    queue.add_argument(
+        "--flag", choices=[str(flag) for flag in Flag], help="only the proposals with this flag"
+    )
     queue.add_argument("--json", action="store_true", help="print the queue as JSON")
     served = actions.add_parser("next", help="take the next pending proposal (held for you)")
     served.add_argument("slug", metavar="SLUG")
-    served.add_argument(
+    order = served.add_mutually_exclusive_group()
+    order.add_argument(
         "--by-author",
         action="store_true",
         help="the next pending proposal of the author you decided last first, if any",
+    )
+    order.add_argument(
+        "--flagged-first", action="store_true", help="the oldest flagged proposal first, if any"
     )
     served.add_argument("--json", action="store_true", help="print the proposal as JSON")
     _add_moderator(served)
@@ -139,6 +150,10 @@ def _status(t: Translator, status: str) -> str:
     return t(_STATUS[status]) if status in _STATUS else status
 
 
+def _flags(t: Translator, flags: tuple[Flag, ...]) -> str:
+    return ", ".join(t(f"moderation.flag.{flag}") for flag in flags)
+
+
 def _refusal(t: Translator, proposal_id: int, error: ModerationError) -> str:
     """Why the decision on `proposal_id` was refused, as the organiser reads it."""
     if isinstance(error, UnknownProposal):
@@ -174,6 +189,7 @@ def _as_dict(proposal: Served, now: datetime) -> dict[str, Any]:
         "created_at": proposal.created_at.isoformat(),
         "age_seconds": int((now - proposal.created_at).total_seconds()),
         "locked_by": proposal.locked_by if held else None,
+        "flags": [str(flag) for flag in proposal.flags],
         "lock_expires_at": proposal.locked_until.isoformat()
         if held and proposal.locked_until
         else None,
@@ -204,7 +220,13 @@ async def _show_queue(settings: Settings, args: argparse.Namespace, t: Translato
     now = utc_now()
     async with runtime(settings) as rt, rt.sessions() as session:
         consultation_id = await _consultation_id(session, args.slug)
-        page, total = await pending_proposals(session, consultation_id, limit=QUEUE_SHOWN)
+        page, total = await pending_proposals(
+            session,
+            consultation_id,
+            limit=QUEUE_SHOWN,
+            flag=Flag(args.flag) if args.flag else None,
+            flagged_first=args.flagged_first,
+        )
     if args.json:
         listed = {
             "slug": args.slug,
@@ -223,6 +245,8 @@ async def _show_queue(settings: Settings, args: argparse.Namespace, t: Translato
         if proposal.locked_by and proposal.locked_until and proposal.locked_until > now:
             until = _when(t, proposal.locked_until)
             line += "  " + t("cli.moderation_queue_held", holder=proposal.locked_by, until=until)
+        if proposal.flags:
+            line += "  " + t("cli.moderation_flags", flags=_flags(t, proposal.flags))
         print(line)
     if total > len(page):
         print(t("cli.moderation_queue_more", count=t.number(total - len(page))))
@@ -231,7 +255,11 @@ async def _show_queue(settings: Settings, args: argparse.Namespace, t: Translato
 
 async def _serve_next(settings: Settings, args: argparse.Namespace, t: Translator) -> int:
     now = utc_now()
-    order = QueueOrder.AUTHOR_BATCH if args.by_author else QueueOrder.OLDEST
+    order = QueueOrder.OLDEST
+    if args.by_author:
+        order = QueueOrder.AUTHOR_BATCH
+    elif args.flagged_first:
+        order = QueueOrder.FLAGGED
     actor = _actor(args)
     async with runtime(settings) as rt, rt.sessions() as session, session.begin():
         consultation_id = await _consultation_id(session, args.slug)
@@ -246,6 +274,8 @@ async def _serve_next(settings: Settings, args: argparse.Namespace, t: Translato
     until = _when(t, served.locked_until)
     print(t("cli.moderation_served", id=served.id, locale=served.locale, until=until))
     print(served.text)
+    if served.flags:
+        print(t("cli.moderation_flags", flags=_flags(t, served.flags)))
     return 0
 
 

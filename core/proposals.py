@@ -86,7 +86,8 @@ async def submit_proposal(
     settings: ConsultationSettings,
     now: datetime,
 ) -> Proposal:
-    """Store a checked proposal: pending under pre-moderation, accepted (shown) under post."""
+    """Store a checked proposal: pending under pre-moderation, accepted (shown) under post;
+    flagged for moderators (`core.moderation.flags`), in the caller's transaction."""
     status = ProposalStatus.ACCEPTED if settings.moderation == "post" else ProposalStatus.PENDING
     proposal = Proposal(
         consultation_id=consultation_id,
@@ -97,4 +98,9 @@ async def submit_proposal(
         created_at=now,
         updated_at=now,
     )
-    return await add_proposal(session, proposal)
+    await add_proposal(session, proposal)
+    # Imported here: core.moderation builds on this module (checking an edited text).
+    from core.moderation.flags import flag_submission
+
+    await flag_submission(session, proposal, now)
+    return proposal

@@ -15,13 +15,14 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import func, or_
+from sqlalchemy import case, func, or_
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from core.definitions import settings_of
 from core.models import Consultation, Proposal, ProposalEvent, ProposalStatus
 from core.moderation.errors import AlreadyDecided, Locked, UnknownProposal
+from core.moderation.flags import Flag, flagged, flags_of, has_flag
 
 QUEUE_PAGE = 50
 
@@ -29,12 +30,13 @@ QUEUE_PAGE = 50
 class QueueOrder(StrEnum):
     """Which pending proposal comes next.
 
-    `oldest`: the oldest first. `author-batch`: the author of the proposal the moderator decided
-    last goes on, their next pending proposal first (a series read together), then the oldest.
-    Flags (the next slice) add `flagged` here and one preference in `_preferences`.
+    `oldest`: the oldest first. `flagged`: the oldest flagged one first (`core.moderation.flags`),
+    then the oldest. `author-batch`: the author of the proposal the moderator decided last goes
+    on, their next pending proposal first (a series read together), then the oldest.
     """
 
     OLDEST = "oldest"
+    FLAGGED = "flagged"
     AUTHOR_BATCH = "author-batch"
 
 
@@ -48,6 +50,7 @@ class Served:
     created_at: datetime
     locked_by: str | None
     locked_until: datetime | None
+    flags: tuple[Flag, ...]
 
 
 def _served(proposal: Proposal) -> Served:
@@ -59,6 +62,7 @@ def _served(proposal: Proposal) -> Served:
         proposal.created_at,
         proposal.locked_by,
         proposal.locked_until,
+        flags_of(proposal),
     )
 
 
@@ -123,6 +127,8 @@ async def _preferences(
     # answer) gives the same proposal instead of piling up locks.
     held = pending.where(Proposal.locked_by == organiser, col(Proposal.locked_until) > now)
     preferences = [held]
+    if order is QueueOrder.FLAGGED:
+        preferences.append(pending.where(flagged()))
     if order is QueueOrder.AUTHOR_BATCH:
         author = await _last_author(session, consultation_id, organiser)
         if author is not None:
@@ -196,21 +202,27 @@ async def renew_lock(
 
 
 async def pending_proposals(
-    session: AsyncSession, consultation_id: int, *, limit: int = QUEUE_PAGE, offset: int = 0
+    session: AsyncSession,
+    consultation_id: int,
+    *,
+    limit: int = QUEUE_PAGE,
+    offset: int = 0,
+    flag: Flag | None = None,
+    flagged_first: bool = False,
 ) -> tuple[list[Served], int]:
-    """A page of the consultation's pending proposals, oldest first, and how many are pending."""
-    total = (
-        await session.exec(
-            select(func.count()).where(
-                Proposal.consultation_id == consultation_id,
-                Proposal.status == ProposalStatus.PENDING,
-            )
-        )
-    ).one()
+    """A page of the consultation's pending proposals, oldest first (the flagged ones before
+    the others if `flagged_first`), and how many are pending; only those with `flag` if given."""
+    condition = [
+        Proposal.consultation_id == consultation_id,
+        Proposal.status == ProposalStatus.PENDING,
+    ]
+    if flag is not None:
+        condition.append(has_flag(flag))
+    total = (await session.exec(select(func.count()).where(*condition))).one()
+    order: list[Any] = [col(Proposal.created_at), col(Proposal.id)]
+    if flagged_first:
+        order.insert(0, case((flagged(), 0), else_=1))
     found = await session.exec(
-        _pending(consultation_id)
-        .order_by(col(Proposal.created_at), col(Proposal.id))
-        .limit(limit)
-        .offset(offset)
+        select(Proposal).where(*condition).order_by(*order).limit(limit).offset(offset)
     )
     return [_served(p) for p in found], int(total)
