@@ -46,8 +46,8 @@ class Flag(StrEnum):
 _KNOWN = frozenset(Flag)
 
 _EMAIL = re.compile(
-    r"[\w.+-]+\s*(?:@|[\[(]\s*(?:at|arobase)\s*[\])])\s*[\w-]+"
-    r"(?:\s*(?:\.|[\[(]\s*(?:dot|point)\s*[\])])\s*[\w-]+)+",
+    r"[\w.+-]{1,64}\s*(?:@|[\[(]\s*(?:at|arobase)\s*[\])])\s*[\w-]+"
+    r"(?:\s*(?:\.|[\[(]\s*(?:dot|point)\s*[\])])\s*[\w-]{1,63}){1,4}",
     re.IGNORECASE,
 )
 # Common top-level domains only: "e.g.", "etc.", "3.5" or "M.Dupont" are not links.
@@ -57,13 +57,14 @@ _TLD = (
 )
 _LINK = re.compile(
     r"(?:\b(?:https?://|www\.)\S+"
-    rf"|\b[a-z0-9][\w-]*(?:\.[\w-]+)*\.{_TLD}(?![\w.-]*\w)"
+    rf"|\b[a-z0-9][\w-]{{0,62}}(?:\.[\w-]{{1,63}}){{0,4}}\.{_TLD}(?![\w.-]*\w)"
     # spelled out to get past filters: "example dot com", "exemple point fr", "site[.]org"
-    rf"|\b[a-z0-9][\w-]*\s*(?:\[\.\]|\(\.\)|[\[(]?\s*\b(?:dot|point)\b\s*[\])]?)\s*{_TLD}\b)",
+    rf"|\b[a-z0-9][\w-]{{0,62}}\s*(?:\[\.\]|\(\.\)|[\[(]?\s*\b(?:dot|point)\b\s*[\])]?)\s*{_TLD}\b)",
     re.IGNORECASE,
 )
 # A run of digits with the separators phone numbers are written with; what it holds decides.
-_DIGITS = re.compile(r"\+?\(?\d[\d\s().-]{5,}\d")
+# Bounded repetitions (here and in _LINK) keep a 1,000-character text's scan linear.
+_DIGITS = re.compile(r"\+?\(?\d[\d\s().-]{5,30}\d")
 _GROUP = re.compile(r"\d+")
 _YEAR = re.compile(r"(?:19|20)\d\d")
 _REPEATED = re.compile(r"([^\d\s])\1{3,}")

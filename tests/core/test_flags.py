@@ -8,6 +8,8 @@ import asyncio
 import csv
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from core.definitions import settings_of
 from core.i18n import has_message
@@ -168,6 +170,13 @@ def test_language_flag_on_real_comments() -> None:
     chinese = _comments("vtaiwan.uberx")
     flagged = [c for c in chinese if other_language(c, FR_EN) == "zh"]
     assert len(flagged) >= 0.9 * len(chinese)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(max_size=1000))
+def test_any_text_gets_flags_without_failing(body: str) -> None:
+    """Whatever a participant types (any script, controls, emoji, 1,000 characters)."""
+    assert set(text_flags(body, FR_EN)) <= set(Flag)
 
 
 def test_every_flag_has_a_label_in_french_and_english() -> None:
