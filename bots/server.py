@@ -3,8 +3,9 @@ organiser API. Stateless: any number of workers can share one database."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from datetime import datetime
 from typing import Annotated
 
 from fastapi import Depends, FastAPI, Request
@@ -15,18 +16,23 @@ from sqlalchemy.exc import SQLAlchemyError
 from adapters.channel import WebhookChannel
 from bots.bootstrap import Runtime, runtime
 from bots.channels import enabled_channels
+from bots.console import console_app
 from bots.delivery import Keeper
 from bots.results import results_router
 from bots.settings import Settings
+from core.flow import utc_now
 
 
 def create_app(
-    settings: Settings | None = None, channels: list[WebhookChannel] | None = None
+    settings: Settings | None = None,
+    channels: list[WebhookChannel] | None = None,
+    *,
+    clock: Callable[[], datetime] = utc_now,
 ) -> FastAPI:
     """The app; the database is opened (and migrated) when the server starts.
 
     The channels are those the settings enable, unless given (tests pass channels built with
-    injected clocks).
+    injected clocks, and the clock the organisers' console reads).
     """
     settings = settings or Settings()
     mounted = enabled_channels(settings) if channels is None else channels
@@ -54,6 +60,7 @@ def create_app(
     for channel in mounted:
         app.include_router(channel.router)
     app.include_router(results_router(settings))
+    app.mount("/console", console_app(settings, lambda: _started(app), clock=clock))
 
     @app.get("/healthz")
     async def healthz(rt: Annotated[Runtime, Depends(_runtime)]) -> JSONResponse:
@@ -66,6 +73,11 @@ def create_app(
         return JSONResponse({"status": "ok", "database": "ok"})
 
     return app
+
+
+def _started(app: FastAPI) -> Runtime:
+    rt: Runtime = app.state.runtime
+    return rt
 
 
 def _runtime(request: Request) -> Runtime:

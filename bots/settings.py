@@ -61,6 +61,8 @@ class Settings(BaseSettings):
     # Where people reach this server (behind a proxy: its public address), for the links the
     # server or the CLI hands out, such as an organiser's one-time sign-in link to the console.
     public_url: str = "http://localhost:8000"
+    # How long a console sign-in lasts before the organiser signs in again.
+    console_session_hours: float = Field(default=12.0, gt=0, le=24 * 30)
 
     # Webhook bodies larger than this are refused with 413.
     webhook_max_body_bytes: int = 256 * 1024

@@ -1,0 +1,216 @@
+"""The moderation page: one proposal at a time, served and locked by the core's queue, with
+what helps decide it (its flags, similar proposals, the author's other proposals), and the
+decisions, each one call to `core.moderation.decide`.
+
+After a decision the browser is sent to the next proposal (POST, then redirect, then GET: a
+reload never decides twice). While the page is open, htmx renews the lock.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Form, Query
+from fastapi.responses import RedirectResponse, Response
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from bots.console.deps import (
+    ConsoleDep,
+    CsrfChecked,
+    ModeratedDep,
+    OrganiserDep,
+    PageDep,
+    SessionDep,
+)
+from bots.console.pages import Page, PageError, base_path
+from bots.console.refusals import STATUS, reason_label, refusal
+from core.definitions import settings_of
+from core.models import Consultation, Proposal
+from core.moderation import (
+    ALREADY_EXISTS,
+    Accept,
+    Actor,
+    Decision,
+    ModerationError,
+    Postpone,
+    Refuse,
+    Source,
+    decide,
+    next_for,
+    renew_lock,
+)
+from core.moderation.overview import author_other_proposals
+from core.moderation.similarity import similar_proposals
+from core.organisers import OrganiserView
+
+router = APIRouter()
+
+EDIT_MAX_LENGTH = 2000  # the core checks the consultation's own limit; this only bounds a form
+SIMILAR_SHOWN = 5
+
+
+def actor_of(organiser: OrganiserView) -> Actor:
+    return Actor(organiser.email, Source.CONSOLE)
+
+
+def reasons_of(page: Page, consultation: Consultation) -> list[tuple[str, str]]:
+    """The consultation's refusal reasons: (id, label in the organiser's language)."""
+    return [(r, reason_label(page.t, r)) for r in settings_of(consultation).refusal_reasons]
+
+
+@router.get("/c/{slug}/moderate")
+async def moderate(
+    consultation: ModeratedDep,
+    organiser: OrganiserDep,
+    console: ConsoleDep,
+    session: SessionDep,
+    page: PageDep,
+    done: Annotated[int | None, Query()] = None,
+) -> Response:
+    """Serve this moderator the next proposal (the one they hold first) and lock it for them."""
+    assert consultation.id is not None
+    now = console.clock()
+    async with session.begin():
+        served = await next_for(session, consultation.id, organiser.email, now)
+        proposal = await session.get(Proposal, served.id) if served else None
+        similar = (
+            await similar_proposals(
+                session,
+                consultation.id,
+                served.text,
+                served.locale,
+                statuses=("accepted", "pending"),
+                limit=SIMILAR_SHOWN,
+                exclude_id=served.id,
+            )
+            if served
+            else []
+        )
+        others = await author_other_proposals(session, served.id) if served else []
+        decided = await session.get(Proposal, done) if done is not None else None
+    if decided is not None and decided.consultation_id != consultation.id:
+        decided = None
+    lock_seconds = settings_of(consultation).moderation_lock_seconds
+    return page.render(
+        "moderate.html",
+        consultation=consultation,
+        served=served,
+        flags=proposal.flags.split() if proposal else [],
+        similar=similar,
+        others=others,
+        decided=decided,
+        statuses=STATUS,
+        reasons=reasons_of(page, consultation),
+        already_exists=ALREADY_EXISTS,
+        now=now,
+        renew_every=max(2, lock_seconds // 3),
+    )
+
+
+async def _decided(
+    page: Page,
+    session: AsyncSession,
+    consultation: Consultation,
+    proposal_id: int,
+    decision: Decision,
+    organiser: OrganiserView,
+    console: ConsoleDep,
+) -> Response:
+    """Apply the decision in one transaction; a refusal renders why, with its status."""
+    base = f"{base_path(page.request)}/c/{consultation.slug}"
+    try:
+        async with session.begin():
+            proposal = await session.get(Proposal, proposal_id)
+            if proposal is None or proposal.consultation_id != consultation.id:
+                raise PageError(404, "console.refusal.unknown_proposal", id=proposal_id)
+            await decide(session, proposal_id, decision, actor_of(organiser), console.clock())
+    except ModerationError as error:
+        status, message = refusal(page.t, proposal_id, error)
+        return page.render("error.html", status=status, message=message, back=f"{base}/moderate")
+    return RedirectResponse(f"{base}/moderate?done={proposal_id}", status_code=303)
+
+
+@router.post("/c/{slug}/proposals/{proposal_id}/accept", dependencies=[CsrfChecked])
+async def accept(
+    consultation: ModeratedDep,
+    proposal_id: int,
+    organiser: OrganiserDep,
+    console: ConsoleDep,
+    session: SessionDep,
+    page: PageDep,
+    text: Annotated[str, Form(max_length=EDIT_MAX_LENGTH)] = "",
+) -> Response:
+    """Accept, with the moderator's light edit when the text was changed."""
+    decision = Accept(text=text if text.strip() else None)
+    return await _decided(page, session, consultation, proposal_id, decision, organiser, console)
+
+
+@router.post("/c/{slug}/proposals/{proposal_id}/refuse", dependencies=[CsrfChecked])
+async def refuse(
+    consultation: ModeratedDep,
+    proposal_id: int,
+    organiser: OrganiserDep,
+    console: ConsoleDep,
+    session: SessionDep,
+    page: PageDep,
+    reason: Annotated[str, Form(max_length=64)],
+    duplicate_of: Annotated[str, Form(max_length=20)] = "",
+) -> Response:
+    """Refuse with one of the consultation's reasons (`already-exists` names the original)."""
+    original = duplicate_of.strip().lstrip("#")
+    if original and not original.isdigit():
+        raise PageError(422, "console.refusal.duplicate_not_a_number", value=duplicate_of)
+    decision = Refuse(reason, int(original) if original else None)
+    return await _decided(page, session, consultation, proposal_id, decision, organiser, console)
+
+
+@router.post("/c/{slug}/proposals/{proposal_id}/postpone", dependencies=[CsrfChecked])
+async def postpone(
+    consultation: ModeratedDep,
+    proposal_id: int,
+    organiser: OrganiserDep,
+    console: ConsoleDep,
+    session: SessionDep,
+    page: PageDep,
+) -> Response:
+    decision = Postpone()
+    return await _decided(page, session, consultation, proposal_id, decision, organiser, console)
+
+
+@router.post("/c/{slug}/proposals/{proposal_id}/renew", dependencies=[CsrfChecked])
+async def renew(
+    consultation: ModeratedDep,
+    proposal_id: int,
+    organiser: OrganiserDep,
+    console: ConsoleDep,
+    session: SessionDep,
+    page: PageDep,
+) -> Response:
+    """Keep the proposal for this moderator while their page is open (htmx polls this); 409
+    with what happened once it is someone else's or decided."""
+    now = console.clock()
+    try:
+        async with session.begin():
+            proposal = await session.get(Proposal, proposal_id)
+            if proposal is None or proposal.consultation_id != consultation.id:
+                raise PageError(404, "console.refusal.unknown_proposal", id=proposal_id)
+            until = await renew_lock(session, proposal_id, organiser.email, now)
+    except ModerationError as error:
+        status, message = refusal(page.t, proposal_id, error)
+        return page.render(
+            "lock.html",
+            status=status,
+            consultation=consultation,
+            lost=message,
+            until=None,
+            id=proposal_id,
+        )
+    lock_seconds = settings_of(consultation).moderation_lock_seconds
+    return page.render(
+        "lock.html",
+        consultation=consultation,
+        lost=None,
+        until=until,
+        id=proposal_id,
+        renew_every=max(2, lock_seconds // 3),
+    )
