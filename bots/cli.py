@@ -163,6 +163,21 @@ def _parser() -> argparse.ArgumentParser:
     flow.add_argument("--json", action="store_true", help="print the figures as JSON")
     _add_postgres_option(flow)
 
+    similarity = benchmarks.add_parser(
+        "similarity",
+        help="precision and recall of similar proposals on a labelled set, and the lookup's "
+        "time among many accepted proposals, against reading three by id",
+    )
+    similarity.add_argument(
+        "--proposals",
+        type=int,
+        default=30_000,
+        help="accepted proposals the lookups search (default: 30000)",
+    )
+    similarity.add_argument("--lookups", type=int, default=300, help="lookups timed (default: 300)")
+    similarity.add_argument("--json", action="store_true", help="print the figures as JSON")
+    _add_postgres_option(similarity)
+
     db = commands.add_parser("db", help="manage the database")
     db_actions = db.add_subparsers(dest="action", required=True, metavar="ACTION")
     db_actions.add_parser("upgrade", help="apply pending migrations")
@@ -345,6 +360,8 @@ def _add_postgres_option(benchmark: argparse.ArgumentParser) -> None:
 def run_bench(args: argparse.Namespace) -> int:
     if args.benchmark == "ingest":
         return run_ingest_bench(args)
+    if args.benchmark == "similarity":
+        return run_similarity_bench(args)
     if args.benchmark == "flow":
         from bench import flow  # only the benchmark needs it
 
@@ -387,6 +404,16 @@ def _usable_cores() -> int:
     if hasattr(os, "sched_getaffinity"):
         return len(os.sched_getaffinity(0))
     return os.cpu_count() or 1
+
+
+def run_similarity_bench(args: argparse.Namespace) -> int:
+    from bench import similarity  # only the benchmark needs it
+
+    if args.proposals < 1 or args.lookups < 1:
+        print(_organiser_translator()("cli.similarity_bad_counts"), file=sys.stderr)
+        return USAGE_ERROR
+    report = similarity.run_similarity(args.proposals, args.lookups, args.postgres)
+    return _print_report(similarity.table(report), report, args.json)
 
 
 def run_ingest_bench(args: argparse.Namespace) -> int:

@@ -238,11 +238,16 @@ class ProposalTerm(SQLModel, table=True):
     """A stemmed word of a proposal (`core.moderation.text.terms`): the inverted index that
     finds the proposals sharing a new one's rarest words (`core.moderation.similarity`)."""
 
-    __table_args__ = (Index("ix_proposalterm_proposal", "proposal_id", "term"),)
+    # A lookup reads, from this index alone, the proposals in the wanted statuses that have a
+    # term: the proposal's status is copied here (and kept when it changes) for that.
+    __table_args__ = (
+        Index("ix_proposalterm_lookup", "consultation_id", "term", "status", "proposal_id"),
+    )
 
-    consultation_id: int = Field(foreign_key="consultation.id", primary_key=True)
-    term: str = Field(max_length=64, primary_key=True)
     proposal_id: int = Field(foreign_key="proposal.id", primary_key=True)
+    term: str = Field(max_length=64, primary_key=True)
+    consultation_id: int = Field(foreign_key="consultation.id")
+    status: str = Field(max_length=16)
 
 
 class TermCount(SQLModel, table=True):
@@ -266,9 +271,9 @@ def _index_new_proposal(_mapper: Any, connection: Any, proposal: Proposal) -> No
 
 @event.listens_for(Proposal, "after_update")
 def _index_edited_proposal(_mapper: Any, connection: Any, proposal: Proposal) -> None:
-    from core.moderation.similarity import reindex_if_edited
+    from core.moderation.similarity import reindex_if_changed
 
-    reindex_if_edited(connection, proposal)
+    reindex_if_changed(connection, proposal)
 
 
 class Idea(SQLModel, table=True):

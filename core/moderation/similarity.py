@@ -17,14 +17,13 @@ the default (`TermSimilarity`) is offline and needs nothing but the database:
 
 from __future__ import annotations
 
-import heapq
 import math
 from collections import Counter
 from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from sqlalchemy import Connection, bindparam, inspect, select, update
+from sqlalchemy import Connection, bindparam, case, func, inspect, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import SQLModel
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -84,41 +83,46 @@ def _count_upsert(dialect: str) -> Any:
 
 
 _ADD_TERMS = _TERMS.insert().values(
-    consultation_id=bindparam("c"), term=bindparam("t"), proposal_id=bindparam("p")
+    consultation_id=bindparam("c"),
+    term=bindparam("t"),
+    proposal_id=bindparam("p"),
+    status=bindparam("s"),
 )
 _UPSERTS = {name: _count_upsert(name) for name in ("postgresql", "sqlite")}
 
 
 def _add_terms(
-    connection: Connection,
-    consultation_id: int,
-    proposal_id: int,
-    added: Iterable[str],
-    *,
-    new: bool,
+    connection: Connection, proposal: Proposal, added: Iterable[str], *, new: bool
 ) -> None:
-    rows = [{"c": consultation_id, "t": term, "p": proposal_id} for term in sorted(added)]
+    assert proposal.id is not None
+    key = {"c": proposal.consultation_id, "p": proposal.id, "s": proposal.status}
+    rows = [{**key, "t": term} for term in sorted(added)]
     if rows:
         connection.execute(_ADD_TERMS, rows)
     # Sorted: concurrent writers lock the counts' rows in one order (no deadlock on PostgreSQL).
-    counted = [{"c": consultation_id, "t": ALL}, *rows] if new else rows
+    counted = [{"c": proposal.consultation_id, "t": term} for term in sorted(added)]
+    if new:
+        counted.insert(0, {"c": proposal.consultation_id, "t": ALL})
     if counted:
         connection.execute(_UPSERTS[connection.dialect.name], counted)
 
 
 def index_proposal(connection: Connection, proposal: Proposal) -> None:
     """Index a proposal just inserted: its terms, and one more proposal in the counts."""
+    _add_terms(connection, proposal, terms(proposal.text, proposal.locale), new=True)
+
+
+def reindex_if_changed(connection: Connection, proposal: Proposal) -> None:
+    """After an update: a new status is copied to the proposal's terms; a new text (an edit
+    at acceptance, a seed rewritten) drops the terms it lost and adds the ones it gained."""
     assert proposal.id is not None
-    found = terms(proposal.text, proposal.locale)
-    _add_terms(connection, proposal.consultation_id, proposal.id, found, new=True)
-
-
-def reindex_if_edited(connection: Connection, proposal: Proposal) -> None:
-    """After an update: if the text changed (an edit at acceptance, a seed rewritten), the
-    index drops the words it lost and gains the new ones."""
-    if not inspect(proposal).attrs.text.history.has_changes():
+    changed = inspect(proposal).attrs
+    if changed.status.history.has_changes():
+        connection.execute(
+            update(_TERMS).where(_TERMS.c.proposal_id == proposal.id).values(status=proposal.status)
+        )
+    if not changed.text.history.has_changes():
         return
-    assert proposal.id is not None
     old = set(
         connection.execute(
             select(_TERMS.c.term).where(_TERMS.c.proposal_id == proposal.id)
@@ -132,13 +136,33 @@ def reindex_if_edited(connection: Connection, proposal: Proposal) -> None:
         )
         connection.execute(
             update(_COUNTS)
-            .where(
-                _COUNTS.c.consultation_id == proposal.consultation_id,
-                _COUNTS.c.term.in_(lost),
-            )
+            .where(_COUNTS.c.consultation_id == proposal.consultation_id, _COUNTS.c.term.in_(lost))
             .values(proposals=_COUNTS.c.proposals - 1)
         )
-    _add_terms(connection, proposal.consultation_id, proposal.id, new - old, new=False)
+    _add_terms(connection, proposal, new - old, new=False)
+
+
+def index_rows(
+    proposals: Iterable[tuple[int, int, str, str, str]],
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """The index of proposals loaded without the ORM (a migration, a bulk load), from their
+    (id, consultation_id, text, locale, status): rows for ProposalTerm and for TermCount."""
+    postings: list[dict[str, Any]] = []
+    counts: Counter[tuple[int, str]] = Counter()
+    for proposal_id, consultation_id, text, locale, status in proposals:
+        counts[(consultation_id, ALL)] += 1
+        for term in sorted(terms(text, locale)):
+            postings.append(
+                {
+                    "proposal_id": proposal_id,
+                    "term": term,
+                    "consultation_id": consultation_id,
+                    "status": status,
+                }
+            )
+            counts[(consultation_id, term)] += 1
+    totals = [{"consultation_id": c, "term": t, "proposals": n} for (c, t), n in counts.items()]
+    return postings, totals
 
 
 # Scoring: pure.
@@ -149,12 +173,19 @@ def rarity(proposals: int, having: int) -> float:
     return math.log(1 + proposals / max(having, 1))
 
 
-def _cosine(a: Mapping[str, float], b: Mapping[str, float]) -> float:
-    if len(a) > len(b):
-        a, b = b, a
-    dot = sum(weight * b.get(key, 0.0) for key, weight in a.items())
-    norms = math.sqrt(sum(w * w for w in a.values()) * sum(w * w for w in b.values()))
-    return dot / norms if norms else 0.0
+@dataclass(frozen=True)
+class _Vector:
+    weights: dict[str, float]
+    norm: float
+
+    @classmethod
+    def of(cls, weights: dict[str, float]) -> _Vector:
+        return cls(weights, math.sqrt(sum(w * w for w in weights.values())))
+
+    def cosine(self, other: _Vector) -> float:
+        small, large = (self, other) if len(self.weights) <= len(other.weights) else (other, self)
+        dot = sum(w * large.weights.get(key, 0.0) for key, w in small.weights.items())
+        return dot / (self.norm * other.norm) if self.norm and other.norm else 0.0
 
 
 @dataclass(frozen=True)
@@ -162,26 +193,35 @@ class Profile:
     """What the score compares of a text."""
 
     terms: frozenset[str]
-    grams: Counter[str]
+    grams: Mapping[str, Counter[str]]  # per term
 
     @classmethod
     def of(cls, text: str, locale: str) -> Profile:
-        return cls(terms(text, locale), trigrams(text, locale))
+        grams = trigrams(text, locale)
+        return cls(frozenset(grams), grams)
 
 
 def score(
     a: Profile, b: Profile, weights: Mapping[str, float], word_weight: float = WORD_WEIGHT
 ) -> float:
     """How nearly `a` and `b` say the same, in [0, 1]: the terms' cosine weighted by
-    `weights` (a term's rarity; 1 when missing), blended with the trigrams' cosine."""
-    words = _cosine(
-        {term: weights.get(term, 1.0) for term in a.terms},
-        {term: weights.get(term, 1.0) for term in b.terms},
-    )
-    grams = _cosine(
-        {gram: float(n) for gram, n in a.grams.items()},
-        {gram: float(n) for gram, n in b.grams.items()},
-    )
+    `weights` (a term's rarity; 1 when missing), blended with the cosine of the trigrams,
+    each weighted as the term it comes from (a common word's trigrams weigh little too)."""
+    return _blend(_vectors(a, weights), _vectors(b, weights), word_weight)
+
+
+def _vectors(profile: Profile, weights: Mapping[str, float]) -> tuple[_Vector, _Vector]:
+    words: dict[str, float] = {}
+    grams: dict[str, float] = {}
+    for term, its_grams in profile.grams.items():
+        weight = words[term] = weights.get(term, 1.0)
+        for gram, n in its_grams.items():
+            grams[gram] = grams.get(gram, 0.0) + weight * n
+    return _Vector.of(words), _Vector.of(grams)
+
+
+def _blend(a: tuple[_Vector, _Vector], b: tuple[_Vector, _Vector], word_weight: float) -> float:
+    words, grams = a[0].cosine(b[0]), a[1].cosine(b[1])
     return min(1.0, word_weight * words + (1 - word_weight) * grams)
 
 
@@ -204,8 +244,8 @@ class TermSimilarity:
 
     threshold: float = THRESHOLD
     word_weight: float = WORD_WEIGHT
-    postings: int = 2000
-    candidates: int = 40
+    postings: int = 1500
+    candidates: int = 30
 
     async def similar(
         self,
@@ -225,22 +265,28 @@ class TermSimilarity:
         proposals = counts.pop(ALL, 0)
         if proposals == 0 or not counts:
             return []
-        looked_up = rarest(counts, self.postings)
-        found = await _candidates(
-            session, consultation_id, looked_up, statuses, exclude_id, self.postings
+        looked_up = {
+            term: rarity(proposals, counts[term]) for term in rarest(counts, self.postings)
+        }
+        best = await _candidates(
+            session,
+            consultation_id,
+            looked_up,
+            statuses,
+            exclude_id,
+            self.postings,
+            self.candidates,
         )
-        shared: dict[int, float] = {}
-        for proposal_id, term in found:
-            shared[proposal_id] = shared.get(proposal_id, 0.0) + rarity(proposals, counts[term])
-        best = heapq.nlargest(self.candidates, shared, key=shared.__getitem__)
         if not best:
             return []
         texts, their_terms = await _profiles(session, best)
         weights = {term: rarity(proposals, n) for term, n in their_terms.items()}
         weights.update({term: rarity(proposals, counts.get(term, 0)) for term in query.terms})
+        ours = _vectors(query, weights)
         scored = []
         for proposal_id, (their_text, their_locale, status) in texts.items():
-            value = score(query, Profile.of(their_text, their_locale), weights, self.word_weight)
+            theirs = _vectors(Profile.of(their_text, their_locale), weights)
+            value = _blend(ours, theirs, self.word_weight)
             if value >= self.threshold:
                 scored.append(Similar(proposal_id, their_text, status, round(value, 4)))
         scored.sort(key=lambda s: (-s.score, s.proposal_id))
@@ -257,30 +303,40 @@ async def _counts(
             _COUNTS.c.proposals > 0,
         )
     )
-    return {term: n for term, n in found.tuples()}
+    return {term: n for term, n in found}
 
 
 async def _candidates(
     session: AsyncSession,
     consultation_id: int,
-    looked_up: list[str],
+    looked_up: Mapping[str, float],
     statuses: tuple[str, ...],
     exclude_id: int | None,
-    cap: int,
-) -> list[tuple[int, str]]:
-    query = (
+    postings: int,
+    candidates: int,
+) -> list[int]:
+    """The `candidates` proposals sharing the most weight of the `looked_up` terms, read from
+    at most `postings` index rows; summed by the database, which returns only the winners."""
+    rows = (
         select(_TERMS.c.proposal_id, _TERMS.c.term)
-        .join(_PROPOSALS, _PROPOSALS.c.id == _TERMS.c.proposal_id)
         .where(
             _TERMS.c.consultation_id == consultation_id,
-            _TERMS.c.term.in_(looked_up),
-            _PROPOSALS.c.status.in_(statuses),
+            _TERMS.c.term.in_(sorted(looked_up)),
+            _TERMS.c.status.in_(statuses),
         )
-        .limit(cap)
+        .limit(postings)
     )
     if exclude_id is not None:
-        query = query.where(_TERMS.c.proposal_id != exclude_id)
-    return list((await session.execute(query)).tuples())
+        rows = rows.where(_TERMS.c.proposal_id != exclude_id)
+    found = rows.subquery()
+    weight = func.sum(case(dict(looked_up), value=found.c.term, else_=0.0))
+    best = (
+        select(found.c.proposal_id)
+        .group_by(found.c.proposal_id)
+        .order_by(weight.desc(), found.c.proposal_id)
+        .limit(candidates)
+    )
+    return list((await session.execute(best)).scalars())
 
 
 async def _profiles(
@@ -303,7 +359,7 @@ async def _profiles(
         .where(_TERMS.c.proposal_id.in_(proposal_ids))
         .distinct()
     )
-    return texts, {term: n for term, n in counted.tuples()}
+    return texts, {term: n for term, n in counted}
 
 
 DEFAULT = TermSimilarity()
@@ -342,7 +398,8 @@ __all__ = [
     "Similarity",
     "TermSimilarity",
     "index_proposal",
-    "reindex_if_edited",
+    "index_rows",
+    "reindex_if_changed",
     "score",
     "similar_proposals",
 ]

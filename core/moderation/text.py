@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 import unicodedata
 from collections import Counter
-from functools import cache
+from functools import cache, lru_cache
 
 import snowballstemmer  # type: ignore[import-untyped]
 
@@ -53,12 +53,13 @@ _STOP_WORDS: dict[str, str] = {
         on once only or other our ours ought out over own please really should so some such
         than that the their them then there these they this those through to too up us very
         was we were what when where which while who why will with would you your ensure
-        better many less new""",
+        better many less new able per instead""",
     "fr": """
         a afin ai au aussi aux avec avoir beaucoup bien c ca ce ceci cela ces cet cette
         chaque comme d dans de des doit doivent donc du elle elles en encore entre est et
         etre faire faut faudrait fait font il ils j je l la le les leur leurs lui m ma mais
         me meme mes moi moins mon n ne nos notre nous on ont ou par pas peu plus pour pourrait
+        pourraient devrait devraient devrions devons doit doivent
         pouvoir qu que quel quelle qui s sa sans se ses si son sont sur ta te tes toi ton
         tous tout toute toutes tres tu un une vos votre vous y davantage mettre permettre
         nouveau nouveaux nouvelle nouvelles meilleur meilleure mieux""",
@@ -96,7 +97,11 @@ def content_words(text: str, locale: str) -> list[str]:
     return [word for word in words if len(word) > 1 and word not in stop]
 
 
-def _stem(word: str, stemmer: snowballstemmer.stemmer | None) -> str:
+# The Snowball stemmers are pure Python: a word is stemmed once per process (a consultation's
+# vocabulary is a few tens of thousands of words).
+@lru_cache(maxsize=200_000)
+def _stem(word: str, language: str) -> str:
+    stemmer = _stemmer(language)
     stem = _plain(stemmer.stemWord(word)) if stemmer is not None else word
     # Plural and feminine endings the stemmers keep ("velos", "buse" of "buses"): dropped
     # alike on both sides of every comparison, so "bus" and "buses" meet.
@@ -105,17 +110,23 @@ def _stem(word: str, stemmer: snowballstemmer.stemmer | None) -> str:
     return stem[:TERM_LENGTH]
 
 
+def stemmed_words(text: str, locale: str) -> list[tuple[str, str]]:
+    """(word, stem) of each content word of `text`, by the stemmer of its language."""
+    language = language_of(locale)
+    return [(word, _stem(word, language)) for word in content_words(text, locale)]
+
+
 def terms(text: str, locale: str) -> frozenset[str]:
-    """The stemmed content words of `text`, by the stemmer of its language (the index's keys)."""
-    stemmer = _stemmer(language_of(locale))
-    return frozenset(_stem(word, stemmer) for word in content_words(text, locale))
+    """The stemmed content words of `text` (the similarity index's keys)."""
+    return frozenset(stem for _, stem in stemmed_words(text, locale))
 
 
-def trigrams(text: str, locale: str) -> Counter[str]:
-    """Character trigrams of the content words, each padded with a space at both ends: close
-    for words a stemmer misses ("velo" and "velib", a typo)."""
-    grams: Counter[str] = Counter()
-    for word in content_words(text, locale):
+def trigrams(text: str, locale: str) -> dict[str, Counter[str]]:
+    """Per term, the character trigrams of its words, each padded with a space at both ends:
+    close for words a stemmer misses ("construire" and "construit", a typo)."""
+    grams: dict[str, Counter[str]] = {}
+    for word, stem in stemmed_words(text, locale):
         padded = f" {word} "
-        grams.update(padded[i : i + 3] for i in range(len(padded) - 2))
+        found = grams.setdefault(stem, Counter())
+        found.update(padded[i : i + 3] for i in range(len(padded) - 2))
     return grams

@@ -4,9 +4,9 @@ Revision ID: 0010
 Revises: 0009
 Create Date: 2026-12-06 20:00:00
 
-`proposalterm` is the inverted index of each proposal's stemmed words and `termcount` how many
-proposals of a consultation have each (the term "" counts the proposals), both kept by the ORM
-when a proposal is written (`core.moderation.similarity`); the proposals already stored are
+`proposalterm` is the inverted index of each proposal's stemmed words (with its status, so that
+a lookup reads the index alone) and `termcount` how many proposals of a consultation have each
+(the term "" counts the proposals), both kept by the ORM when a proposal is written (`core.moderation.similarity`); the proposals already stored are
 indexed here. `idea` is a named group of proposals, `ideaproposal` a proposal's idea.
 """
 
@@ -24,44 +24,46 @@ depends_on: str | Sequence[str] | None = None
 
 
 def _index_existing_proposals() -> None:
-    from core.moderation.text import terms
+    from core.moderation.similarity import index_rows
 
     connection = op.get_bind()
-    proposals = connection.execute(
-        sa.text("SELECT id, consultation_id, text, locale FROM proposal")
+    found = connection.execute(
+        sa.text("SELECT id, consultation_id, text, locale, status FROM proposal")
     )
-    postings: list[dict[str, object]] = []
-    counts: dict[tuple[int, str], int] = {}
-    for proposal_id, consultation_id, text, locale in proposals:
-        counts[(consultation_id, "")] = counts.get((consultation_id, ""), 0) + 1
-        for term in sorted(terms(text, locale)):
-            postings.append({"c": consultation_id, "t": term, "p": proposal_id})
-            counts[(consultation_id, term)] = counts.get((consultation_id, term), 0) + 1
+    postings, counts = index_rows((i, c, t, lo, s) for i, c, t, lo, s in found)
     if postings:
         connection.execute(
-            sa.text(
-                "INSERT INTO proposalterm (consultation_id, term, proposal_id) VALUES (:c, :t, :p)"
-            ),
+            sa.table(
+                "proposalterm",
+                *map(sa.column, ("proposal_id", "term", "consultation_id", "status")),
+            ).insert(),
             postings,
         )
     if counts:
         connection.execute(
-            sa.text("INSERT INTO termcount (consultation_id, term, proposals) VALUES (:c, :t, :n)"),
-            [{"c": c, "t": t, "n": n} for (c, t), n in counts.items()],
+            sa.table(
+                "termcount", *map(sa.column, ("consultation_id", "term", "proposals"))
+            ).insert(),
+            counts,
         )
 
 
 def upgrade() -> None:
     op.create_table(
         "proposalterm",
+        sa.Column("proposal_id", sa.Integer(), sa.ForeignKey("proposal.id"), nullable=False),
+        sa.Column("term", sa.String(length=64), nullable=False),
         sa.Column(
             "consultation_id", sa.Integer(), sa.ForeignKey("consultation.id"), nullable=False
         ),
-        sa.Column("term", sa.String(length=64), nullable=False),
-        sa.Column("proposal_id", sa.Integer(), sa.ForeignKey("proposal.id"), nullable=False),
-        sa.PrimaryKeyConstraint("consultation_id", "term", "proposal_id"),
+        sa.Column("status", sa.String(length=16), nullable=False),
+        sa.PrimaryKeyConstraint("proposal_id", "term"),
     )
-    op.create_index("ix_proposalterm_proposal", "proposalterm", ["proposal_id", "term"])
+    op.create_index(
+        "ix_proposalterm_lookup",
+        "proposalterm",
+        ["consultation_id", "term", "status", "proposal_id"],
+    )
     op.create_table(
         "termcount",
         sa.Column(
@@ -98,5 +100,5 @@ def downgrade() -> None:
     op.drop_table("ideaproposal")
     op.drop_table("idea")
     op.drop_table("termcount")
-    op.drop_index("ix_proposalterm_proposal", table_name="proposalterm")
+    op.drop_index("ix_proposalterm_lookup", table_name="proposalterm")
     op.drop_table("proposalterm")
