@@ -62,6 +62,16 @@ class FlagSettings(_Strict):
     source: int = Field(default=20, ge=2)
 
 
+class NoticeTemplate(_Strict):
+    """A WhatsApp message template, approved in Meta's WhatsApp Manager, that tells an author of
+    a decision outside WhatsApp's 24-hour window (`core.notices`): its body has one parameter,
+    the notice's text. `languages` maps a consultation language to the template's language code
+    (`fr` -> `fr`, `en` -> `en_US`); a language not listed is used as the code itself."""
+
+    name: str = Field(pattern=r"^[a-z0-9_]+$", max_length=512)
+    languages: dict[str, str] = Field(default_factory=dict)
+
+
 class ConsultationSettings(_Strict):
     """Per-consultation settings, each with a sensible default.
 
@@ -89,6 +99,7 @@ class ConsultationSettings(_Strict):
         default=REFUSAL_REASONS
     )
     moderation_lock_seconds: int = Field(default=30, ge=5, le=3600)
+    whatsapp_notice_template: NoticeTemplate | None = None
     flags: FlagSettings = Field(default_factory=FlagSettings)
 
     @model_validator(mode="after")

@@ -389,6 +389,62 @@ class SignInAttempt(SQLModel, table=True):
     count: int = 0
 
 
+class NoticeKind(StrEnum):
+    """What a notice tells a proposal's author."""
+
+    ACCEPTED = "accepted"
+    REFUSED = "refused"
+
+
+class NoticeState(StrEnum):
+    """A notice's way out: queued -> claimed (a worker is sending it) -> sent; or failed (the
+    platform refused it, or there is nobody to send it to), unknown (its worker died while
+    sending: it may have arrived, so it is never sent again silently), waiting (WhatsApp outside
+    the 24-hour window with no template to send)."""
+
+    QUEUED = "queued"
+    CLAIMED = "claimed"
+    SENT = "sent"
+    FAILED = "failed"
+    UNKNOWN = "unknown"
+    WAITING = "waiting"
+
+
+class Notice(SQLModel, table=True):
+    """The author of a proposal told of a decision on it, through an outbox (`core.notices`).
+
+    Written in the decision's transaction; a delivery worker claims it in a transaction of its
+    own before sending, so a crash leaves it queued (sent later) or claimed by a dead worker
+    (marked unknown), never sent twice. `problem` says why one failed or waits, in words that
+    name nobody.
+    """
+
+    __table_args__ = (
+        UniqueConstraint("proposal_id", "kind"),
+        # What a worker claims next: the ready rows of a state, oldest first.
+        Index("ix_notice_ready", "state", "next_attempt_at", "id"),
+        Index("ix_notice_consultation", "consultation_id", "state"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    consultation_id: int = Field(foreign_key="consultation.id")
+    proposal_id: int = Field(foreign_key="proposal.id")
+    participant_id: int = Field(foreign_key="participant.id")
+    channel: str | None = Field(default=None, max_length=32)
+    kind: str = Field(max_length=16)
+    reason: str | None = Field(default=None, max_length=64)
+    duplicate_of: int | None = Field(default=None, foreign_key="proposal.id")
+    locale: str = Field(max_length=16)
+    state: str = Field(default=NoticeState.QUEUED, max_length=16)
+    attempts: int = 0
+    next_attempt_at: datetime = _now_field()
+    claimed_by: str | None = Field(default=None, max_length=64)
+    claimed_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    sent_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    problem: str | None = Field(default=None, max_length=255)
+    created_at: datetime = _now_field()
+
+
 class Vote(SQLModel, table=True):
     """One participant's vote on one proposal; a second tap changes it, never adds one."""
 

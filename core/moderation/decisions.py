@@ -6,7 +6,9 @@ SQLite's transactions are serial already), so of two moderators deciding the sam
 once the second reads it decided and gets AlreadyDecided. Every check is made before anything
 is written: a refused decision changes nothing. A decision writes the proposal's status (which
 the sequencing indexes hold: nothing else to update; votes and counters are left alone), one
-history row and one audit entry, and releases the queue's lock.
+history row and one audit entry, and releases the queue's lock. Accepting and refusing also
+write the author's notice (`core.notices`), unless told not to (`notify=False`): in the same
+transaction, so the author is told of a decision that stands, and of no other.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from core.definitions import ConsultationSettings, settings_of
 from core.i18n import Translator
-from core.models import Consultation, Proposal, ProposalEvent, ProposalStatus
+from core.models import Consultation, NoticeKind, Proposal, ProposalEvent, ProposalStatus
 from core.moderation.actors import Actor
 from core.moderation.errors import (
     AlreadyDecided,
@@ -34,6 +36,7 @@ from core.moderation.errors import (
 )
 from core.moderation.history import record_action
 from core.moderation.queue import held_by_another, locked_proposal
+from core.notices import queue_notice
 from core.proposals import check_proposal, compose_proposal
 
 ALREADY_EXISTS = "already-exists"
@@ -44,20 +47,22 @@ UNDECIDED = (ProposalStatus.PENDING, ProposalStatus.POSTPONED)
 @dataclass(frozen=True)
 class Accept:
     """Show the proposal to participants; `text` replaces it (a light edit), checked as a
-    participant's would be."""
+    participant's would be. The author is told unless `notify` is False."""
 
     action: ClassVar[str] = "accept"
     text: str | None = None
+    notify: bool = True
 
 
 @dataclass(frozen=True)
 class Refuse:
     """Refuse with one of the consultation's reasons; `already-exists` names the accepted
-    proposal it repeats (`duplicate_of`)."""
+    proposal it repeats (`duplicate_of`). The author is told why unless `notify` is False."""
 
     action: ClassVar[str] = "refuse"
     reason: str
     duplicate_of: int | None = None
+    notify: bool = True
 
 
 @dataclass(frozen=True)
@@ -187,6 +192,16 @@ async def decide(
         at=now,
     )
     session.add(event)
+    if isinstance(decision, Accept | Refuse) and decision.notify:
+        kind = NoticeKind.ACCEPTED if isinstance(decision, Accept) else NoticeKind.REFUSED
+        await queue_notice(
+            session,
+            proposal,
+            kind,
+            now,
+            reason=refusal.reason if refusal else None,
+            duplicate_of=refusal.duplicate_of if refusal else None,
+        )
     detail: dict[str, Any] = {"status": status.value}
     if refusal is not None:
         detail["reason"] = refusal.reason
@@ -194,6 +209,8 @@ async def decide(
             detail["duplicate_of"] = refusal.duplicate_of
     if original_text is not None:
         detail["edited"] = True
+    if isinstance(decision, Accept | Refuse) and not decision.notify:
+        detail["notify"] = False
     await record_action(
         session,
         actor,
