@@ -19,7 +19,7 @@ function openAndFocus(details, selector) {
   const field = details.querySelector(selector);
   if (field) {
     field.focus();
-    if (field.setSelectionRange) field.setSelectionRange(field.value.length, field.value.length);
+    if (field.tagName === "TEXTAREA") field.setSelectionRange(field.value.length, field.value.length);
   }
 }
 
