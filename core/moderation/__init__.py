@@ -31,7 +31,16 @@ from core.moderation.errors import (
     UnknownReason,
 )
 from core.moderation.history import audit_log, proposal_history, record_action
+from core.moderation.ideas import (
+    IdeaNameRefused,
+    IdeaView,
+    UnknownIdea,
+    add_to_idea,
+    create_idea,
+    ideas_of,
+)
 from core.moderation.queue import QueueOrder, Served, next_for, pending_proposals, renew_lock
+from core.moderation.similarity import Similar, Similarity, TermSimilarity, similar_proposals
 
 __all__ = [
     "ALREADY_EXISTS",
@@ -44,6 +53,8 @@ __all__ = [
     "DuplicateNotExpected",
     "DuplicateRequired",
     "EditRefused",
+    "IdeaNameRefused",
+    "IdeaView",
     "Locked",
     "ModerationError",
     "NotAccepted",
@@ -51,17 +62,25 @@ __all__ = [
     "QueueOrder",
     "Refuse",
     "Served",
+    "Similar",
+    "Similarity",
     "Source",
+    "TermSimilarity",
     "UnknownDuplicate",
+    "UnknownIdea",
     "UnknownProposal",
     "UnknownReason",
     "Withdraw",
+    "add_to_idea",
     "audit_log",
+    "create_idea",
     "decide",
     "decide_many",
+    "ideas_of",
     "next_for",
     "pending_proposals",
     "proposal_history",
     "record_action",
     "renew_lock",
+    "similar_proposals",
 ]

@@ -25,6 +25,7 @@ from typing import Any, Protocol
 
 from sqlalchemy import Connection, bindparam, case, func, inspect, select, update
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlmodel import SQLModel
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -261,7 +262,8 @@ class TermSimilarity:
         query = Profile.of(text, locale)
         if not query.terms or limit < 1 or not statuses:
             return []
-        counts = await _counts(session, consultation_id, query.terms | {ALL})
+        connection = await session.connection()
+        counts = await _counts(connection, consultation_id, query.terms | {ALL})
         proposals = counts.pop(ALL, 0)
         if proposals == 0 or not counts:
             return []
@@ -269,7 +271,7 @@ class TermSimilarity:
             term: rarity(proposals, counts[term]) for term in rarest(counts, self.postings)
         }
         best = await _candidates(
-            session,
+            connection,
             consultation_id,
             looked_up,
             statuses,
@@ -279,7 +281,7 @@ class TermSimilarity:
         )
         if not best:
             return []
-        texts, their_terms = await _profiles(session, best)
+        texts, their_terms = await _profiles(connection, best)
         weights = {term: rarity(proposals, n) for term, n in their_terms.items()}
         weights.update({term: rarity(proposals, counts.get(term, 0)) for term in query.terms})
         ours = _vectors(query, weights)
@@ -294,9 +296,9 @@ class TermSimilarity:
 
 
 async def _counts(
-    session: AsyncSession, consultation_id: int, wanted: Collection[str]
+    connection: AsyncConnection, consultation_id: int, wanted: Collection[str]
 ) -> dict[str, int]:
-    found = await session.execute(
+    found = await connection.execute(
         select(_COUNTS.c.term, _COUNTS.c.proposals).where(
             _COUNTS.c.consultation_id == consultation_id,
             _COUNTS.c.term.in_(sorted(wanted)),
@@ -307,7 +309,7 @@ async def _counts(
 
 
 async def _candidates(
-    session: AsyncSession,
+    connection: AsyncConnection,
     consultation_id: int,
     looked_up: Mapping[str, float],
     statuses: tuple[str, ...],
@@ -336,20 +338,20 @@ async def _candidates(
         .order_by(weight.desc(), found.c.proposal_id)
         .limit(candidates)
     )
-    return list((await session.execute(best)).scalars())
+    return list((await connection.execute(best)).scalars())
 
 
 async def _profiles(
-    session: AsyncSession, proposal_ids: list[int]
+    connection: AsyncConnection, proposal_ids: list[int]
 ) -> tuple[dict[int, tuple[str, str, str]], dict[str, int]]:
     """The candidates' texts, locales and statuses; and the counts of all their terms."""
-    rows = await session.execute(
+    rows = await connection.execute(
         select(_PROPOSALS.c.id, _PROPOSALS.c.text, _PROPOSALS.c.locale, _PROPOSALS.c.status).where(
             _PROPOSALS.c.id.in_(proposal_ids)
         )
     )
     texts = {proposal_id: (text, locale, status) for proposal_id, text, locale, status in rows}
-    counted = await session.execute(
+    counted = await connection.execute(
         select(_TERMS.c.term, _COUNTS.c.proposals)
         .join(
             _COUNTS,
