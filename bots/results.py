@@ -7,22 +7,22 @@ employees anonymous is decided there, not here.
 from __future__ import annotations
 
 import argparse
-import hmac
 import json
 import sys
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Request
 from fastapi.responses import JSONResponse
-from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from bots.api.deps import OrganiserDep, require
 from bots.bootstrap import Runtime, runtime
 from bots.errors import OrganiserError
 from bots.settings import Settings
 from core.definitions import consultation_by_slug
 from core.flow import utc_now
 from core.i18n import FALLBACK, Translator, available_locales, negotiate
+from core.organisers import Permission
 from core.report import (
     Report,
     UnknownSegment,
@@ -198,43 +198,31 @@ def _runtime(request: Request) -> Runtime:
 
 
 RuntimeDep = Annotated[Runtime, Depends(_runtime)]
-_bearer = HTTPBearer(auto_error=False)  # we answer 401 / 403 / 404 ourselves
 
 
 def results_router(settings: Settings) -> APIRouter:
-    """The organiser API's results route, guarded by `settings.organiser_token`.
+    """The organiser API's results route, for organisers who may read the consultation.
 
-    Without a configured token the route answers 404 (the API is off); a request without a
-    bearer token gets 401, one with the wrong token 403 (compared in constant time).
+    The bearer token is an organiser's API token (`consult organiser token`) or the legacy
+    CONSULT_ORGANISER_TOKEN (an administrator): 401 without one or with an unknown one, 403
+    for an organiser with no role on this consultation (`bots.api.deps`).
     """
     router = APIRouter(prefix="/api/consultations", tags=["organiser"])
 
-    def organiser(
-        credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
-    ) -> None:
-        expected = settings.organiser_token
-        if not expected:
-            raise HTTPException(404, "the organiser API is off: set CONSULT_ORGANISER_TOKEN")
-        if credentials is None:
-            raise HTTPException(
-                401,
-                "send the organiser token as 'Authorization: Bearer <token>'",
-                headers={"WWW-Authenticate": "Bearer"},
-            )
-        given = credentials.credentials.encode()
-        if not hmac.compare_digest(given, expected.get_secret_value().encode()):
-            raise HTTPException(403, "wrong organiser token")
-
-    @router.get("/{slug}/results", dependencies=[Depends(organiser)])
+    @router.get("/{slug}/results")
     async def consultation_results(
         slug: str,
         rt: RuntimeDep,
+        organiser: OrganiserDep,
         by: Annotated[str | None, Query(description="a profile question's id")] = None,
         locale: Annotated[str | None, Query(description="e.g. fr or en")] = None,
     ) -> JSONResponse:
         """The consultation's report as JSON (404 unknown slug, 422 unknown question)."""
         t = Translator(negotiate(locale, available_locales()) or FALLBACK)
         async with rt.sessions() as session:
+            consultation = await consultation_by_slug(session, slug)
+            if consultation is not None and consultation.id is not None:
+                require(organiser, Permission.READ, consultation.id)
             try:
                 report = await _report(session, slug, locale or "", by)
             except OrganiserError as problem:

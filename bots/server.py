@@ -14,6 +14,7 @@ from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 
 from adapters.channel import WebhookChannel
+from bots.api import install_api
 from bots.bootstrap import Runtime, runtime
 from bots.channels import enabled_channels
 from bots.console import console_app
@@ -60,6 +61,7 @@ def create_app(
     for channel in mounted:
         app.include_router(channel.router)
     app.include_router(results_router(settings))
+    install_api(app, settings)
     app.mount("/console", console_app(settings, lambda: _started(app), clock=clock))
 
     @app.get("/healthz")

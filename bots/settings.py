@@ -55,8 +55,8 @@ class Settings(BaseSettings):
     slack_client_secret: SecretStr | None = None
     slack_api_url: str = "https://slack.com/api/"
 
-    # The organiser API (GET /api/consultations/{slug}/results) answers only with this bearer
-    # token; without it the API is off (404).
+    # A bearer token the organiser API takes as an administrator of every consultation, from
+    # before organiser accounts; organisers' own tokens come from `consult organiser token`.
     organiser_token: SecretStr | None = None
     # Where people reach this server (behind a proxy: its public address), for the links the
     # server or the CLI hands out, such as an organiser's one-time sign-in link to the console.
