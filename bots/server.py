@@ -61,7 +61,7 @@ def create_app(
     for channel in mounted:
         app.include_router(channel.router)
     app.include_router(results_router(settings))
-    install_api(app, settings)
+    install_api(app, settings, clock=clock)
     app.mount("/console", console_app(settings, lambda: _started(app), clock=clock))
 
     @app.get("/healthz")

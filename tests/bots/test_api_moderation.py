@@ -123,7 +123,7 @@ async def rig(
         secret_key=SECRET.decode(),
         organiser_token=LEGACY,
     )
-    app = create_app(settings, channels=[])
+    app = create_app(settings, channels=[], clock=clock)  # the API reads the test's clock
     async with serving(app) as url, httpx.AsyncClient(base_url=url, timeout=30) as http:
         yield Rig(url, http, tokens, elders)
 
@@ -163,6 +163,22 @@ async def test_the_queue_serves_one_proposal_to_one_moderator_with_its_similar_o
     assert held.status_code == 409
     assert held.json()["locked_by"] == "ana@example.org"
     assert "held by ana@example.org" in held.json()["detail"]
+
+
+async def test_a_lapsed_lock_passes_to_the_next_moderator(
+    rig: Rig, sessions: Sessions, clock: Clock
+) -> None:
+    proposal = await propose(sessions, clock, rig.elders, "open libraries until midnight")
+    served = await rig.get("/api/consultations/elders/moderation/next")
+    assert served.json()["proposal"]["id"] == proposal
+    assert (await rig.get("/api/consultations/elders/moderation/next", "second")).status_code == 204
+    clock.advance(seconds=31)  # the lock lasts 30 s by default, and ana did not renew it
+    taken = await rig.get("/api/consultations/elders/moderation/next", "second")
+    assert taken.json()["proposal"]["locked_by"] == "ben@example.org"
+    late = await rig.post(f"/api/proposals/{proposal}/accept")
+    assert late.status_code == 409 and late.json()["locked_by"] == "ben@example.org"
+    decided = await rig.post(f"/api/proposals/{proposal}/accept", "second")
+    assert decided.status_code == 200, decided.text
 
 
 async def test_each_decision_is_applied_recorded_and_audited_as_from_the_api(
