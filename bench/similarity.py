@@ -34,7 +34,8 @@ from sqlmodel import SQLModel, col, select
 from bench.databases import bench_database, empty_schema
 from bench.selection_timing import percentile
 from core.models import Consultation, Proposal
-from core.moderation.similarity import THRESHOLD, TermSimilarity, index_rows, similar_proposals
+from core.moderation.index import index_rows
+from core.moderation.similarity import THRESHOLD, TermSimilarity, similar_proposals
 from core.storage import create_engine, migrate, session_factory
 
 PAIRS = Path(__file__).resolve().parent.parent / "tests" / "data" / "similarity_pairs.csv"

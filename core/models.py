@@ -260,18 +260,18 @@ class TermCount(SQLModel, table=True):
 
 
 # The similarity index follows every proposal written through the ORM, whichever code wrote it
-# (a participant, a seed, an import, an edit at acceptance). Imported late: core.moderation
-# imports these models.
+# (a participant, a seed, an import, an edit at acceptance, a decision). Imported when called:
+# importing core.moderation at load time would import these models back, half made.
 @event.listens_for(Proposal, "after_insert")
 def _index_new_proposal(_mapper: Any, connection: Any, proposal: Proposal) -> None:
-    from core.moderation.similarity import index_proposal
+    from core.moderation.index import index_proposal
 
     index_proposal(connection, proposal)
 
 
 @event.listens_for(Proposal, "after_update")
-def _index_edited_proposal(_mapper: Any, connection: Any, proposal: Proposal) -> None:
-    from core.moderation.similarity import reindex_if_changed
+def _index_changed_proposal(_mapper: Any, connection: Any, proposal: Proposal) -> None:
+    from core.moderation.index import reindex_if_changed
 
     reindex_if_changed(connection, proposal)
 
@@ -518,3 +518,67 @@ class DeliveryWorker(SQLModel, table=True):
 
     id: str = Field(max_length=64, primary_key=True)
     beat_at: datetime = _now_field()
+
+
+class ModerationChat(SQLModel, table=True):
+    """A moderators' group or channel connected to a consultation (`core.moderation.chat`):
+    its new proposals are posted there, with buttons to decide them."""
+
+    __table_args__ = (UniqueConstraint("channel", "chat_id"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    channel: str = Field(max_length=32)
+    chat_id: str = Field(max_length=64)  # a group's id (negative on Telegram), not a person's
+    consultation_id: int = Field(foreign_key="consultation.id", index=True)
+    locale: str = Field(max_length=16)
+    connected_at: datetime = _now_field()
+
+
+class ChatModerator(SQLModel, table=True):
+    """A chat account linked to an organiser account by a one-time code; only a hash of the
+    account's channel id is kept."""
+
+    __table_args__ = (UniqueConstraint("channel", "member_hash"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    channel: str = Field(max_length=32)
+    member_hash: str = Field(max_length=64)
+    organiser_id: int = Field(foreign_key="organiser.id", index=True)
+    linked_at: datetime = _now_field()
+
+
+class ChatLinkCode(SQLModel, table=True):
+    """A one-time code an organiser sends as `/link CODE` in a moderators' chat: only its
+    hash is kept; it lasts a day and links once."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    code_hash: str = Field(max_length=64, unique=True)
+    organiser_id: int = Field(foreign_key="organiser.id", index=True)
+    created_at: datetime = _now_field()
+    expires_at: datetime = _now_field()
+    used_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+
+
+class ChatPost(SQLModel, table=True):
+    """A proposal shown in a moderators' chat, through an outbox with the states of `Notice`:
+    `shows` is the status the message shows (`pending` for the post itself, then one row per
+    later status, each an edit of the post's `message_id`)."""
+
+    __table_args__ = (
+        UniqueConstraint("chat_ref", "proposal_id", "shows"),
+        Index("ix_chatpost_ready", "state", "next_attempt_at", "id"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    chat_ref: int = Field(foreign_key="moderationchat.id")
+    proposal_id: int = Field(foreign_key="proposal.id", index=True)
+    shows: str = Field(max_length=16)
+    message_id: str | None = Field(default=None, max_length=64)
+    state: str = Field(default=NoticeState.QUEUED, max_length=16)
+    attempts: int = 0
+    next_attempt_at: datetime = _now_field()
+    claimed_by: str | None = Field(default=None, max_length=64)
+    claimed_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    sent_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    problem: str | None = Field(default=None, max_length=255)
+    created_at: datetime = _now_field()

@@ -6,7 +6,7 @@ the default (`TermSimilarity`) is offline and needs nothing but the database:
 
 1. An inverted index of each proposal's stemmed content words (`ProposalTerm`) and how many
    proposals of the consultation have each (`TermCount`), kept by the ORM's flush whenever a
-   proposal is written (`core.models`), so it is never behind the proposals.
+   proposal is written (`core.moderation.index`), so it is never behind the proposals.
 2. A lookup reads the counts of the text's terms, then the proposals sharing its rarest terms
    (at most `postings` index rows: a bounded read whatever the consultation's size), keeps the
    `candidates` sharing the most weight, and scores those alone.
@@ -19,24 +19,23 @@ from __future__ import annotations
 
 import math
 from collections import Counter
-from collections.abc import Collection, Iterable, Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Protocol
 
-from sqlalchemy import Connection, bindparam, case, func, inspect, select, update
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy import case, func, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlmodel import SQLModel
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from core.models import Proposal
-from core.moderation.text import terms, trigrams
+import core.models  # noqa: F401 - the tables below
+from core.moderation.index import ALL
+from core.moderation.text import trigrams
 
 # Chosen on tests/data/similarity_pairs.csv (`consult bench similarity` reports its precision
 # and recall): the score above which two proposals say nearly the same.
 THRESHOLD = 0.42
 WORD_WEIGHT = 0.6
-ALL = ""  # TermCount's row counting the consultation's proposals
 
 _TERMS = SQLModel.metadata.tables["proposalterm"]
 _COUNTS = SQLModel.metadata.tables["termcount"]
@@ -67,103 +66,6 @@ class Similarity(Protocol):
         limit: int,
         exclude_id: int | None,
     ) -> list[Similar]: ...
-
-
-# Keeping the index: called from the ORM's flush (core.models), on its connection.
-
-
-def _count_upsert(dialect: str) -> Any:
-    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    statement = insert(_COUNTS).values(
-        consultation_id=bindparam("c"), term=bindparam("t"), proposals=1
-    )
-    return statement.on_conflict_do_update(
-        index_elements=[_COUNTS.c.consultation_id, _COUNTS.c.term],
-        set_={"proposals": _COUNTS.c.proposals + 1},
-    )
-
-
-_ADD_TERMS = _TERMS.insert().values(
-    consultation_id=bindparam("c"),
-    term=bindparam("t"),
-    proposal_id=bindparam("p"),
-    status=bindparam("s"),
-)
-_UPSERTS = {name: _count_upsert(name) for name in ("postgresql", "sqlite")}
-
-
-def _add_terms(
-    connection: Connection, proposal: Proposal, added: Iterable[str], *, new: bool
-) -> None:
-    assert proposal.id is not None
-    key = {"c": proposal.consultation_id, "p": proposal.id, "s": proposal.status}
-    rows = [{**key, "t": term} for term in sorted(added)]
-    if rows:
-        connection.execute(_ADD_TERMS, rows)
-    # Sorted: concurrent writers lock the counts' rows in one order (no deadlock on PostgreSQL).
-    counted = [{"c": proposal.consultation_id, "t": term} for term in sorted(added)]
-    if new:
-        counted.insert(0, {"c": proposal.consultation_id, "t": ALL})
-    if counted:
-        connection.execute(_UPSERTS[connection.dialect.name], counted)
-
-
-def index_proposal(connection: Connection, proposal: Proposal) -> None:
-    """Index a proposal just inserted: its terms, and one more proposal in the counts."""
-    _add_terms(connection, proposal, terms(proposal.text, proposal.locale), new=True)
-
-
-def reindex_if_changed(connection: Connection, proposal: Proposal) -> None:
-    """After an update: a new status is copied to the proposal's terms; a new text (an edit
-    at acceptance, a seed rewritten) drops the terms it lost and adds the ones it gained."""
-    assert proposal.id is not None
-    changed = inspect(proposal).attrs
-    if changed.status.history.has_changes():
-        connection.execute(
-            update(_TERMS).where(_TERMS.c.proposal_id == proposal.id).values(status=proposal.status)
-        )
-    if not changed.text.history.has_changes():
-        return
-    old = set(
-        connection.execute(
-            select(_TERMS.c.term).where(_TERMS.c.proposal_id == proposal.id)
-        ).scalars()
-    )
-    new = terms(proposal.text, proposal.locale)
-    lost = sorted(old - new)
-    if lost:
-        connection.execute(
-            _TERMS.delete().where(_TERMS.c.proposal_id == proposal.id, _TERMS.c.term.in_(lost))
-        )
-        connection.execute(
-            update(_COUNTS)
-            .where(_COUNTS.c.consultation_id == proposal.consultation_id, _COUNTS.c.term.in_(lost))
-            .values(proposals=_COUNTS.c.proposals - 1)
-        )
-    _add_terms(connection, proposal, new - old, new=False)
-
-
-def index_rows(
-    proposals: Iterable[tuple[int, int, str, str, str]],
-) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    """The index of proposals loaded without the ORM (a migration, a bulk load), from their
-    (id, consultation_id, text, locale, status): rows for ProposalTerm and for TermCount."""
-    postings: list[dict[str, Any]] = []
-    counts: Counter[tuple[int, str]] = Counter()
-    for proposal_id, consultation_id, text, locale, status in proposals:
-        counts[(consultation_id, ALL)] += 1
-        for term in sorted(terms(text, locale)):
-            postings.append(
-                {
-                    "proposal_id": proposal_id,
-                    "term": term,
-                    "consultation_id": consultation_id,
-                    "status": status,
-                }
-            )
-            counts[(consultation_id, term)] += 1
-    totals = [{"consultation_id": c, "term": t, "proposals": n} for (c, t), n in counts.items()]
-    return postings, totals
 
 
 # Scoring: pure.
@@ -393,15 +295,13 @@ async def similar_proposals(
 
 
 __all__ = [
+    "ALL",
     "DEFAULT",
     "THRESHOLD",
     "Profile",
     "Similar",
     "Similarity",
     "TermSimilarity",
-    "index_proposal",
-    "index_rows",
-    "reindex_if_changed",
     "score",
     "similar_proposals",
 ]

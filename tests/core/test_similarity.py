@@ -25,7 +25,8 @@ from core.moderation import (
     ideas_of,
     similar_proposals,
 )
-from core.moderation.similarity import ALL, Profile, index_rows, score
+from core.moderation.index import ALL, index_rows
+from core.moderation.similarity import Profile, score
 from core.moderation.text import content_words, terms
 from core.proposals import submit_proposal
 from core.storage import create_engine, migrate

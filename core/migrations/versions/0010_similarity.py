@@ -24,7 +24,7 @@ depends_on: str | Sequence[str] | None = None
 
 
 def _index_existing_proposals() -> None:
-    from core.moderation.similarity import index_rows
+    from core.moderation.index import index_rows
 
     connection = op.get_bind()
     found = connection.execute(
