@@ -216,12 +216,15 @@ async def redeem_sign_in_code(session: AsyncSession, code: str, *, now: datetime
         .where(
             col(OrganiserSecret.id) == row.id,
             col(OrganiserSecret.used_at).is_(None),
+            col(OrganiserSecret.revoked_at).is_(None),
             col(OrganiserSecret.expires_at) > now,
         )
         .values(used_at=now)
     )
     if spent.rowcount != 1:
         await session.refresh(row)
+        if row.revoked_at is not None:  # its organiser was revoked since: it stays dead
+            raise SignInRefused(UNKNOWN_CODE)
         raise SignInRefused(USED_CODE if row.used_at is not None else EXPIRED_CODE)
     view = await organiser_by_id(session, row.organiser_id)
     if view is None:  # revoked since the code was made

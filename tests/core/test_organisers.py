@@ -186,6 +186,8 @@ async def test_a_token_finds_its_organiser_until_revoked(sessions, clock) -> Non
     async with sessions() as session:
         assert await organiser_for_token(session, token, now=clock()) is None  # still revoked
         assert await organiser_by_id(session, view.id) == back
+    refused = await _redeem(sessions, clock, code)  # so is the code made before the revocation
+    assert isinstance(refused, SignInRefused) and refused.msgid == UNKNOWN_CODE
 
 
 async def test_sign_in_attempts_are_limited_per_key_and_window(sessions, clock) -> None:
