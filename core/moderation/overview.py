@@ -83,19 +83,10 @@ async def consultation_overview(
             )
         )
     ).one()
-    age = None if oldest is None else max(now - _aware(oldest, now), timedelta(0))
+    age = None if oldest is None else max(now - oldest, timedelta(0))
     return Overview(
         int(participants), int(votes), by_status, by_status[ProposalStatus.PENDING], age
     )
-
-
-def _aware(moment: datetime, like: datetime) -> datetime:
-    """An aggregate bypasses the column's type: SQLite hands back a naive UTC datetime."""
-    if isinstance(moment, str):  # SQLite without type information returns the stored text
-        moment = datetime.fromisoformat(moment)
-    if moment.tzinfo is None and like.tzinfo is not None:
-        return moment.replace(tzinfo=like.tzinfo)
-    return moment
 
 
 def _listed(proposal: Proposal) -> Listed:

@@ -9,6 +9,7 @@ reload never decides twice). While the page is open, htmx renews the lock.
 from __future__ import annotations
 
 from typing import Annotated
+from urllib.parse import urlencode
 
 from fastapi import APIRouter, Form, Query
 from fastapi.responses import RedirectResponse, Response
@@ -33,6 +34,7 @@ from core.moderation import (
     Decision,
     ModerationError,
     Postpone,
+    QueueOrder,
     Refuse,
     Source,
     decide,
@@ -44,6 +46,9 @@ from core.moderation.similarity import similar_proposals
 from core.organisers import OrganiserView
 
 router = APIRouter()
+
+# The queue's order the moderator chose, sent back with each decision to serve the next in it.
+OrderField = Annotated[QueueOrder, Form()]
 
 EDIT_MAX_LENGTH = 2000  # the core checks the consultation's own limit; this only bounds a form
 SIMILAR_SHOWN = 5
@@ -66,13 +71,14 @@ async def moderate(
     session: SessionDep,
     page: PageDep,
     done: Annotated[int | None, Query()] = None,
+    order: Annotated[QueueOrder, Query()] = QueueOrder.OLDEST,
 ) -> Response:
-    """Serve this moderator the next proposal (the one they hold first) and lock it for them."""
+    """Serve this moderator the next proposal (the one they hold first) and lock it for them,
+    in the `order` they chose (oldest, flagged first, or the same author's next)."""
     assert consultation.id is not None
     now = console.clock()
     async with session.begin():
-        served = await next_for(session, consultation.id, organiser.email, now)
-        proposal = await session.get(Proposal, served.id) if served else None
+        served = await next_for(session, consultation.id, organiser.email, now, order=order)
         similar = (
             await similar_proposals(
                 session,
@@ -95,7 +101,8 @@ async def moderate(
         "moderate.html",
         consultation=consultation,
         served=served,
-        flags=proposal.flags.split() if proposal else [],
+        flags=[flag.value for flag in served.flags] if served else [],
+        order=order.value,
         similar=similar,
         others=others,
         decided=decided,
@@ -115,8 +122,10 @@ async def _decided(
     decision: Decision,
     organiser: OrganiserView,
     console: ConsoleDep,
+    order: QueueOrder,
 ) -> Response:
-    """Apply the decision in one transaction; a refusal renders why, with its status."""
+    """Apply the decision in one transaction; a refusal renders why, with its status. Then
+    the next proposal, in the moderator's order."""
     base = f"{base_path(page.request)}/c/{consultation.slug}"
     try:
         async with session.begin():
@@ -126,8 +135,10 @@ async def _decided(
             await decide(session, proposal_id, decision, actor_of(organiser), console.clock())
     except ModerationError as error:
         status, message = refusal(page.t, proposal_id, error)
-        return page.render("error.html", status=status, message=message, back=f"{base}/moderate")
-    return RedirectResponse(f"{base}/moderate?done={proposal_id}", status_code=303)
+        back = f"{base}/moderate?order={order.value}"
+        return page.render("error.html", status=status, message=message, back=back)
+    query = urlencode({"done": proposal_id, "order": order.value})
+    return RedirectResponse(f"{base}/moderate?{query}", status_code=303)
 
 
 @router.post("/c/{slug}/proposals/{proposal_id}/accept", dependencies=[CsrfChecked])
@@ -139,10 +150,13 @@ async def accept(
     session: SessionDep,
     page: PageDep,
     text: Annotated[str, Form(max_length=EDIT_MAX_LENGTH)] = "",
+    order: OrderField = QueueOrder.OLDEST,
 ) -> Response:
     """Accept, with the moderator's light edit when the text was changed."""
     decision = Accept(text=text if text.strip() else None)
-    return await _decided(page, session, consultation, proposal_id, decision, organiser, console)
+    return await _decided(
+        page, session, consultation, proposal_id, decision, organiser, console, order
+    )
 
 
 @router.post("/c/{slug}/proposals/{proposal_id}/refuse", dependencies=[CsrfChecked])
@@ -155,13 +169,16 @@ async def refuse(
     page: PageDep,
     reason: Annotated[str, Form(max_length=64)],
     duplicate_of: Annotated[str, Form(max_length=20)] = "",
+    order: OrderField = QueueOrder.OLDEST,
 ) -> Response:
     """Refuse with one of the consultation's reasons (`already-exists` names the original)."""
     original = duplicate_of.strip().lstrip("#")
     if original and not original.isdigit():
         raise PageError(422, "console.refusal.duplicate_not_a_number", value=duplicate_of)
     decision = Refuse(reason, int(original) if original else None)
-    return await _decided(page, session, consultation, proposal_id, decision, organiser, console)
+    return await _decided(
+        page, session, consultation, proposal_id, decision, organiser, console, order
+    )
 
 
 @router.post("/c/{slug}/proposals/{proposal_id}/postpone", dependencies=[CsrfChecked])
@@ -172,9 +189,12 @@ async def postpone(
     console: ConsoleDep,
     session: SessionDep,
     page: PageDep,
+    order: OrderField = QueueOrder.OLDEST,
 ) -> Response:
     decision = Postpone()
-    return await _decided(page, session, consultation, proposal_id, decision, organiser, console)
+    return await _decided(
+        page, session, consultation, proposal_id, decision, organiser, console, order
+    )
 
 
 @router.post("/c/{slug}/proposals/{proposal_id}/renew", dependencies=[CsrfChecked])

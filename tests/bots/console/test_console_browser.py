@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import shutil
 from collections.abc import AsyncIterator
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +20,7 @@ import pytest
 from playwright.async_api import Browser, Page, async_playwright, expect
 from sqlmodel import col, select
 
-from core.models import AuditEntry, ProposalEvent
+from core.models import AuditEntry, Consultation, ProposalEvent
 from core.organisers import Role
 from tests.bots.console.conftest import ConsoleServer
 
@@ -179,10 +180,15 @@ async def test_a_moderator_signs_in_and_moderates_a_queue_with_the_keyboard(
     await context.close()
 
 
-async def test_the_french_console_and_a_forged_form(
+async def test_the_page_keeps_its_lock_and_a_forged_form_is_refused_in_french(
     server: ConsoleServer, browser: Browser
 ) -> None:
-    await server.propose("We should open libraries on Sundays")
+    async with server.sessions() as session, session.begin():
+        consultation = await session.get(Consultation, server.consultation.id)
+        assert consultation is not None
+        consultation.settings = {**consultation.settings, "moderation_lock_seconds": 6}
+        session.add(consultation)  # the page renews the lock every 2 seconds
+    (proposal_id,) = await server.propose("We should open libraries on Sundays")
     code = await server.code_for("ana@example.org", Role.MODERATOR)
     context = await browser.new_context(viewport=PHONE, locale="fr-FR")
     page = await context.new_page()
@@ -191,6 +197,22 @@ async def test_the_french_console_and_a_forged_form(
     await page.wait_for_url(f"{server.console}/")
     await page.goto(f"{server.console}/c/elders/moderate")
     await page.get_by_role("button", name="Accepter").first.wait_for()
+
+    # While the page is open, htmx renews the lock: it runs on from the renewal's moment.
+    held = (await server.proposal(proposal_id)).locked_until
+    assert held is not None
+    server.clock.advance(seconds=4)
+    renewed = None
+    for _ in range(3):  # a renewal answered before the clock moved may still be on its way
+        async with page.expect_response(lambda r: r.url.endswith("/renew")) as renewal:
+            pass
+        assert (await renewal.value).status == 200
+        renewed = (await server.proposal(proposal_id)).locked_until
+        if renewed != held:
+            break
+    assert renewed == held + timedelta(seconds=4)
+    await expect(page.locator("#lock")).to_contain_text("Réservée pour vous")
+
     # A form whose token was tampered with is refused, and says so in French.
     await page.locator("form[action$='/accept'] input[name=csrf]").first.evaluate(
         "field => { field.value = 'forged' }"

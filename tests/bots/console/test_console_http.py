@@ -213,7 +213,9 @@ async def test_bad_reasons_and_edits_are_422_and_change_nothing(server: ConsoleS
         f"{base}/accept", data={"csrf": token, "text": "We should open libraries every Sunday"}
     )
     assert edited.status_code == 303
-    assert edited.headers["location"] == f"/console/c/elders/moderate?done={proposal_id}"
+    assert (
+        edited.headers["location"] == f"/console/c/elders/moderate?done={proposal_id}&order=oldest"
+    )
     after = await server.proposal(proposal_id)
     assert (after.status, after.text) == ("accepted", "We should open libraries every Sunday")
     again = await client.post(f"{base}/accept", data={"csrf": token})
@@ -343,3 +345,44 @@ async def test_the_audit_log_pages_and_no_page_names_a_participant(
             assert identifier not in shown.text, (address, identifier)
     moderation = await client.get(f"{server.console}/c/elders/moderate")
     assert f"#{fresh}" in moderation.text and "open library number 54" in moderation.text
+
+
+async def test_sign_in_attempts_are_limited_per_address(server: ConsoleServer) -> None:
+    client = server.client()
+    page = await client.get(f"{server.console}/sign-in", params={"code": "a.b"})
+    token = csrf_of(page.text)
+    statuses = []
+    for _ in range(10):
+        wrong = await client.post(f"{server.console}/sign-in", data={"code": "x.y", "csrf": token})
+        statuses.append(wrong.status_code)
+    assert statuses == [400] * 10
+    # Past the limit even a good code waits: guessing is what the limit stops.
+    code = await server.code_for("ana@example.org", Role.MODERATOR)
+    held = await client.post(f"{server.console}/sign-in", data={"code": code, "csrf": token})
+    assert held.status_code == 429 and "Too many sign-in attempts" in held.text
+    assert (await client.get(f"{server.console}/")).status_code == 303
+    server.clock.advance(minutes=16)
+    later = await client.post(f"{server.console}/sign-in", data={"code": code, "csrf": token})
+    assert later.status_code == 303
+
+
+async def test_flagged_proposals_first_and_a_flag_filter(server: ConsoleServer) -> None:
+    plain, linked = await server.propose(
+        "We should open libraries on Sundays", "We should read www.example.com every day"
+    )
+    client = await server.signed_in("ana@example.org")
+    page = await client.get(f"{server.console}/c/elders/moderate", params={"order": "flagged"})
+    assert f"Proposal #{linked}" in page.text and "contains a link" in page.text.lower()
+    token = csrf_of(page.text)
+    decided = await client.post(
+        f"{server.console}/c/elders/proposals/{linked}/postpone",
+        data={"csrf": token, "order": "flagged"},
+    )
+    assert decided.headers["location"].endswith(f"done={linked}&order=flagged")
+    listing = await client.get(
+        f"{server.console}/c/elders/bulk", params={"status": "", "flag": "link"}
+    )
+    assert "www.example.com" in listing.text and "open libraries" not in listing.text
+    assert (await server.proposal(plain)).status == "pending"
+    bad = await client.get(f"{server.console}/c/elders/moderate", params={"order": "random"})
+    assert bad.status_code == 422
