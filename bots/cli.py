@@ -178,6 +178,23 @@ def _parser() -> argparse.ArgumentParser:
     similarity.add_argument("--json", action="store_true", help="print the figures as JSON")
     _add_postgres_option(similarity)
 
+    flags = benchmarks.add_parser(
+        "flags",
+        help="the language flag's precision and recall on labelled texts, and what flagging "
+        "adds to a submission among many pending proposals",
+    )
+    flags.add_argument(
+        "--proposals",
+        type=int,
+        default=30_000,
+        help="pending proposals already in the consultation (default: 30000)",
+    )
+    flags.add_argument(
+        "--submissions", type=int, default=300, help="submissions timed (default: 300)"
+    )
+    flags.add_argument("--json", action="store_true", help="print the figures as JSON")
+    _add_postgres_option(flags)
+
     db = commands.add_parser("db", help="manage the database")
     db_actions = db.add_subparsers(dest="action", required=True, metavar="ACTION")
     db_actions.add_parser("upgrade", help="apply pending migrations")
@@ -362,6 +379,8 @@ def run_bench(args: argparse.Namespace) -> int:
         return run_ingest_bench(args)
     if args.benchmark == "similarity":
         return run_similarity_bench(args)
+    if args.benchmark == "flags":
+        return run_flags_bench(args)
     if args.benchmark == "flow":
         from bench import flow  # only the benchmark needs it
 
@@ -414,6 +433,16 @@ def run_similarity_bench(args: argparse.Namespace) -> int:
         return USAGE_ERROR
     report = similarity.run_similarity(args.proposals, args.lookups, args.postgres)
     return _print_report(similarity.table(report), report, args.json)
+
+
+def run_flags_bench(args: argparse.Namespace) -> int:
+    from bench import flags  # only the benchmark needs it
+
+    if args.proposals < 1 or args.submissions < 1:
+        print(_organiser_translator()("cli.flags_bad_counts"), file=sys.stderr)
+        return USAGE_ERROR
+    report = flags.run_flags(args.proposals, args.submissions, args.postgres)
+    return _print_report(flags.table(report), report, args.json)
 
 
 def run_ingest_bench(args: argparse.Namespace) -> int:

@@ -163,8 +163,8 @@ def _prefixes(consultation: Consultation) -> set[str]:
     return prefixes
 
 
-async def _copies(session: AsyncSession, proposal: Proposal) -> list[int]:
-    """Ids of the consultation's proposals of the same text by other participants."""
+async def _copies(session: AsyncSession, proposal: Proposal) -> list[tuple[int, str]]:
+    """(id, flags) of the consultation's proposals of the same text by other participants."""
     assert proposal.text_key is not None
     if session.get_bind().dialect.name == "postgresql":
         # Two copies submitted at the same moment would not see each other's uncommitted
@@ -173,36 +173,40 @@ async def _copies(session: AsyncSession, proposal: Proposal) -> list[int]:
         key = int.from_bytes(digest.digest()[:8], "big", signed=True)
         await session.exec(select(func.pg_advisory_xact_lock(key)))
     found = await session.exec(
-        select(Proposal.id).where(
+        select(Proposal.id, Proposal.flags).where(
             Proposal.consultation_id == proposal.consultation_id,
             Proposal.text_key == proposal.text_key,
             Proposal.id != proposal.id,
             col(Proposal.author_id).is_distinct_from(proposal.author_id),
         )
     )
-    return [i for i in found if i is not None]
+    return _rows(found)
+
+
+def _rows(found: Iterable[tuple[int | None, str]]) -> list[tuple[int, str]]:
+    return [(i, flags) for i, flags in found if i is not None]
 
 
 async def _author_burst(
     session: AsyncSession, proposal: Proposal, since: datetime, threshold: int
-) -> list[int]:
-    """Ids of the author's proposals since `since`, if they are `threshold` or more."""
+) -> list[tuple[int, str]]:
+    """(id, flags) of the author's proposals since `since`, if they are `threshold` or more."""
     found = await session.exec(
-        select(Proposal.id).where(
+        select(Proposal.id, Proposal.flags).where(
             Proposal.author_id == proposal.author_id,
             Proposal.consultation_id == proposal.consultation_id,
             col(Proposal.created_at) >= since,
         )
     )
-    ids = [i for i in found if i is not None]
-    return ids if len(ids) >= threshold else []
+    rows = _rows(found)
+    return rows if len(rows) >= threshold else []
 
 
 async def _source_burst(
     session: AsyncSession, proposal: Proposal, since: datetime, threshold: int
-) -> list[int]:
-    """Ids of the proposals since `since` by participants recruited by the author's source,
-    if they are `threshold` or more (none when the author came without a source)."""
+) -> list[tuple[int, str]]:
+    """(id, flags) of the proposals since `since` by participants recruited by the author's
+    source, if they are `threshold` or more (none when the author came without a source)."""
     source = (
         await session.exec(
             select(Participation.source).where(
@@ -214,7 +218,7 @@ async def _source_burst(
     if source is None:
         return []
     found = await session.exec(
-        select(Proposal.id)
+        select(Proposal.id, Proposal.flags)
         .join(
             Participation,
             (col(Participation.participant_id) == col(Proposal.author_id))
@@ -226,8 +230,8 @@ async def _source_burst(
             Participation.source == source,
         )
     )
-    ids = [i for i in found if i is not None]
-    return ids if len(ids) >= threshold else []
+    rows = _rows(found)
+    return rows if len(rows) >= threshold else []
 
 
 async def flag_submission(session: AsyncSession, proposal: Proposal, now: datetime) -> None:
@@ -240,17 +244,22 @@ async def flag_submission(session: AsyncSession, proposal: Proposal, now: dateti
     body = body_of(proposal.text, _prefixes(consultation))
     flags: dict[int, set[Flag]] = {proposal.id: set(text_flags(body, consultation.locales))}
     proposal.text_key = text_key(body)
+    found: list[tuple[Flag, list[tuple[int, str]]]] = []
     if proposal.text_key is not None:
         copies = await _copies(session, proposal)
-        for proposal_id in [proposal.id, *copies] if copies else []:
-            flags.setdefault(proposal_id, set()).add(Flag.SAME_TEXT)
+        found.append((Flag.SAME_TEXT, [(proposal.id, ""), *copies] if copies else []))
     if proposal.author_id is not None:
         since = now - timedelta(minutes=settings.minutes)
-        for flag, ids in (
-            (Flag.BURST_AUTHOR, await _author_burst(session, proposal, since, settings.author)),
-            (Flag.BURST_SOURCE, await _source_burst(session, proposal, since, settings.source)),
-        ):
-            for proposal_id in ids:
+        found.append(
+            (Flag.BURST_AUTHOR, await _author_burst(session, proposal, since, settings.author))
+        )
+        found.append(
+            (Flag.BURST_SOURCE, await _source_burst(session, proposal, since, settings.source))
+        )
+    for flag, rows in found:
+        for proposal_id, stored in rows:
+            # A row flagged already is left alone: a burst of n proposals touches each once.
+            if proposal_id == proposal.id or flag not in stored.split():
                 flags.setdefault(proposal_id, set()).add(flag)
     _add_flags(proposal, flags.pop(proposal.id))
     session.add(proposal)
