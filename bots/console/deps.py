@@ -157,6 +157,10 @@ async def _consultation(slug: str, organiser: OrganiserDep, session: SessionDep)
     """The consultation named in the path, if this organiser may read it (404, 403)."""
     async with session.begin():
         consultation = await consultation_by_slug(session, slug[:64])
+        if consultation is not None:
+            # Kept apart from the session: a refused decision rolls the session back, which
+            # would expire it (and a page would then read its fields from the database).
+            session.expunge(consultation)
     if consultation is None or consultation.id is None:
         raise PageError(404, "console.error.unknown_consultation", slug=slug[:64])
     if not organiser.can(Permission.READ, consultation.id):
