@@ -46,7 +46,9 @@ async def test_french_participant_consents_votes_qualifies_and_proposes(
     await alice.tap("propose")
     assert "Il faut" in alice.text
     await alice.type("créer des visites « amicales » <b>chaque</b> semaine 👵🏽")
-    assert alice.options == ["confirm", "edit", "cancel"]
+    # an accepted proposal says nearly the same: she may vote for it instead; she sends hers
+    assert alice.options == ["similar", "confirm", "edit", "cancel"]
+    assert "n°1 Il faut financer des visites à domicile chaque semaine" in alice.text
     assert "Il faut créer des visites « amicales » <b>chaque</b> semaine 👵🏽" in alice.text
     await alice.tap("confirm")
     assert "modérateurs" in alice.text

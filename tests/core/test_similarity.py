@@ -10,7 +10,7 @@ from sqlalchemy import text
 from sqlmodel import col, select
 
 from core.definitions import parse_consultation, settings_of, upsert_consultation
-from core.models import AuditEntry, Participant, Proposal, ProposalTerm, TermCount
+from core.models import AuditEntry, Participant, Proposal, ProposalTerm, TermCount, Vote
 from core.moderation import (
     Accept,
     Actor,
@@ -19,6 +19,7 @@ from core.moderation import (
     Source,
     UnknownIdea,
     UnknownProposal,
+    Withdraw,
     add_to_idea,
     create_idea,
     decide,
@@ -334,3 +335,99 @@ async def test_moderators_group_proposals_into_ideas(sessions, load_consultation
         "proposals": [ids[1], ids[2]],
         "moved_from": {str(ids[1]): buses.id},
     }
+
+
+# At submission, before the confirmation: the participant's side.
+
+
+async def _ready_to_propose(chat, user: str, hint: str):
+    participant = await chat(user, hint).enrol()
+    await participant.vote_sequence()
+    await participant.tap("propose")
+    return participant
+
+
+async def test_a_participant_votes_for_the_proposal_that_says_the_same_instead(
+    load_consultation, chat, sessions
+) -> None:
+    consultation = await load_consultation()
+    helpline = await _ref_id(sessions, consultation, "p13.fr")
+    ines = await _ready_to_propose(chat, "ines", "fr")
+
+    await ines.type("créer un numéro d'écoute national pour les aînés")
+
+    assert "D'autres participants ont déjà proposé presque la même chose" in ines.text
+    assert "n°1 Il faut créer un numéro d'écoute national" in ines.text
+    assert "Il faut créer un numéro d'écoute national pour les aînés" in ines.text  # hers
+    assert ines.last.pick is not None
+    offered = [option.id for option in ines.last.pick.options]
+    assert offered[0] == f"similar.{helpline}" and offered[-3:] == ["confirm", "edit", "cancel"]
+    assert len(offered) <= 6
+    assert ines.last.pick.options[0].label == "Voter pour la n°1"
+
+    await ines.tap("similar")
+
+    assert "Votre vote pour « Il faut créer un numéro d'écoute national » est compté" in ines.text
+    assert ines.options == ["vote", "propose", "stop"]
+    async with sessions() as session:
+        vote = (await session.exec(select(Vote).where(Vote.proposal_id == helpline))).one()
+        assert (vote.key, vote.trusted) == ("agree", False)
+        proposal = await session.get(Proposal, helpline)
+        assert proposal is not None and proposal.vote_count == 1
+        assert proposal.agree_count == 0  # not a sequence's vote: sequencing's scores stay
+        authored = select(Proposal).where(col(Proposal.author_id).is_not(None))
+        assert list(await session.exec(authored)) == []
+
+
+async def test_a_participant_sends_theirs_anyway(load_consultation, chat, sessions) -> None:
+    await load_consultation()
+    bob = await _ready_to_propose(chat, "bob", "en")
+
+    await bob.type("set up a national helpline for older people")
+    assert "Other participants have already proposed nearly the same" in bob.text
+    assert "#1 We should set up a national helpline" in bob.text
+    assert bob.last.pick is not None and bob.last.pick.options[-3].label == "Send mine"
+
+    await bob.tap("confirm")
+
+    assert "checked by the moderators" in bob.text
+    async with sessions() as session:
+        mine = (
+            await session.exec(select(Proposal).where(col(Proposal.author_id).is_not(None)))
+        ).one()
+        assert mine.text == "We should set up a national helpline for older people"
+        assert all(vote.trusted for vote in await session.exec(select(Vote)))  # cards only
+
+
+async def test_a_proposal_withdrawn_before_the_tap_is_not_voted_for(
+    load_consultation, chat, sessions, clock
+) -> None:
+    consultation = await load_consultation()
+    helpline = await _ref_id(sessions, consultation, "p13.en")
+    bob = await _ready_to_propose(chat, "bob", "en")
+    await bob.type("set up a national helpline for older people")
+    async with sessions() as session, session.begin():
+        await decide(session, helpline, Withdraw(), ANA, clock())
+
+    await bob.tap(f"similar.{helpline}")
+
+    assert "That proposal is no longer shown" in bob.text
+    assert f"similar.{helpline}" not in {o.id for o in bob.last.pick.options}
+    assert bob.options[-3:] == ["confirm", "edit", "cancel"]
+    async with sessions() as session:
+        assert list(await session.exec(select(Vote).where(Vote.proposal_id == helpline))) == []
+
+
+async def test_rewriting_looks_again_and_nothing_similar_asks_as_before(
+    load_consultation, chat
+) -> None:
+    await load_consultation()
+    bob = await _ready_to_propose(chat, "bob", "en")
+    await bob.type("set up a national helpline for older people")
+    assert bob.options[0] == "similar"
+
+    await bob.tap("edit")
+    await bob.type("paint the town hall in bright colours")
+
+    assert bob.options == ["confirm", "edit", "cancel"]
+    assert "Send it?" in bob.text
