@@ -13,7 +13,7 @@ share of texts in the consultation's languages flagged by mistake, at the thresh
 Speed: `submit_proposal` (storing the proposal, its counters and its flags, the earlier
 proposals it flags included) against `add_proposal` (storing it and its counters, no flags),
 each in a transaction of its own, among N pending proposals of one consultation (generated,
-by participants of five recruitment sources, over the last hours), on an SQLite file and on
+by participants of five recruitment sources, over the last week), on an SQLite file and on
 PostgreSQL when a server answers. One submission in ten copies an earlier text.
 """
 
@@ -126,7 +126,7 @@ def _consultation(now: datetime) -> dict[str, Any]:
 
 async def _load(url: str, texts: Sequence[tuple[str, str]], now: datetime) -> int:
     """A new schema with one consultation and `texts` as pending proposals, four per
-    participant over the last hours; returns how many participants."""
+    participant over the last week; returns how many participants."""
     tables = SQLModel.metadata.tables
     engine = create_engine(url)
     await empty_schema(engine)
@@ -148,7 +148,7 @@ async def _load(url: str, texts: Sequence[tuple[str, str]], now: datetime) -> in
         for n in range(1, authors + 1)
     ]
     prefixes = ("We should", "We need to", "The town should", "Il faut", "Il faudrait")
-    spread = timedelta(hours=6) / max(1, len(texts))
+    spread = timedelta(days=7) / max(1, len(texts))
     proposals: list[dict[str, Any]] = [
         {
             "id": number,

@@ -14,7 +14,7 @@ from __future__ import annotations
 import hashlib
 import re
 import unicodedata
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any
@@ -187,26 +187,38 @@ def _rows(found: Iterable[tuple[int | None, str]]) -> list[tuple[int, str]]:
     return [(i, flags) for i, flags in found if i is not None]
 
 
+async def _burst(
+    session: AsyncSession, flag: Flag, query: Callable[..., Any], threshold: int
+) -> list[tuple[int, str]]:
+    """(id, flags) of the proposals `query(*columns)` selects that lack `flag`, if it selects
+    `threshold` proposals or more (counted by the database: a long burst is not read)."""
+    count = (await session.exec(query(func.count()))).one()
+    if count < threshold:
+        return []
+    found = await session.exec(query(Proposal.id, Proposal.flags).where(~has_flag(flag)))
+    return _rows(found)
+
+
 async def _author_burst(
     session: AsyncSession, proposal: Proposal, since: datetime, threshold: int
 ) -> list[tuple[int, str]]:
-    """(id, flags) of the author's proposals since `since`, if they are `threshold` or more."""
-    found = await session.exec(
-        select(Proposal.id, Proposal.flags).where(
+    """The author's proposals since `since` to flag, if they are `threshold` or more."""
+
+    def query(*columns: Any) -> Any:
+        return select(*columns).where(
             Proposal.author_id == proposal.author_id,
             Proposal.consultation_id == proposal.consultation_id,
             col(Proposal.created_at) >= since,
         )
-    )
-    rows = _rows(found)
-    return rows if len(rows) >= threshold else []
+
+    return await _burst(session, Flag.BURST_AUTHOR, query, threshold)
 
 
 async def _source_burst(
     session: AsyncSession, proposal: Proposal, since: datetime, threshold: int
 ) -> list[tuple[int, str]]:
-    """(id, flags) of the proposals since `since` by participants recruited by the author's
-    source, if they are `threshold` or more (none when the author came without a source)."""
+    """The proposals since `since` by participants recruited by the author's source to flag,
+    if they are `threshold` or more (none when the author came without a source)."""
     source = (
         await session.exec(
             select(Participation.source).where(
@@ -217,21 +229,24 @@ async def _source_burst(
     ).first()
     if source is None:
         return []
-    found = await session.exec(
-        select(Proposal.id, Proposal.flags)
-        .join(
-            Participation,
-            (col(Participation.participant_id) == col(Proposal.author_id))
-            & (col(Participation.consultation_id) == col(Proposal.consultation_id)),
+
+    def query(*columns: Any) -> Any:
+        return (
+            select(*columns)
+            .select_from(Proposal)
+            .join(
+                Participation,
+                (col(Participation.participant_id) == col(Proposal.author_id))
+                & (col(Participation.consultation_id) == col(Proposal.consultation_id)),
+            )
+            .where(
+                Proposal.consultation_id == proposal.consultation_id,
+                col(Proposal.created_at) >= since,
+                Participation.source == source,
+            )
         )
-        .where(
-            Proposal.consultation_id == proposal.consultation_id,
-            col(Proposal.created_at) >= since,
-            Participation.source == source,
-        )
-    )
-    rows = _rows(found)
-    return rows if len(rows) >= threshold else []
+
+    return await _burst(session, Flag.BURST_SOURCE, query, threshold)
 
 
 async def flag_submission(session: AsyncSession, proposal: Proposal, now: datetime) -> None:
