@@ -49,4 +49,5 @@ class CsrfSigner:
             signed = self._serializer.loads(token)
         except BadSignature:
             return False
-        return isinstance(signed, str) and hmac.compare_digest(signed, cookie)
+        # Bytes: compare_digest refuses str with characters beyond ASCII (a cookie may hold any).
+        return isinstance(signed, str) and hmac.compare_digest(signed.encode(), cookie.encode())

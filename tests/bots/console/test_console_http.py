@@ -386,3 +386,18 @@ async def test_flagged_proposals_first_and_a_flag_filter(server: ConsoleServer) 
     assert (await server.proposal(plain)).status == "pending"
     bad = await client.get(f"{server.console}/c/elders/moderate", params={"order": "random"})
     assert bad.status_code == 422
+
+
+async def test_signing_out_ends_the_session_in_this_browser(server: ConsoleServer) -> None:
+    client = await server.signed_in("ana@example.org")
+    page = await client.get(f"{server.console}/")
+    assert (await client.post(f"{server.console}/sign-out")).status_code == 403  # no token
+    out = await client.post(f"{server.console}/sign-out", data={"csrf": csrf_of(page.text)})
+    assert (
+        out.status_code == 303 and out.headers["location"] == "/console/sign-in?notice=signed-out"
+    )
+    assert (await client.get(f"{server.console}/")).status_code == 303
+    said = await client.get(f"{server.console}/sign-in?notice=signed-out")
+    assert "You are signed out." in said.text
+    unknown = await client.get(f"{server.console}/sign-in?notice=<b>")
+    assert 'class="notice"' not in unknown.text and "<b>" not in unknown.text
