@@ -9,6 +9,7 @@ from sqlmodel import col, select
 from bots.console.deps import ConsoleDep, ConsultationDep, OrganiserDep, PageDep, SessionDep
 from core.models import Consultation
 from core.moderation.overview import consultation_overview, pending_counts
+from core.notices import notices_needing_attention
 from core.organisers import Permission
 
 router = APIRouter()
@@ -56,11 +57,13 @@ async def overview(
     assert consultation.id is not None
     async with session.begin():
         figures = await consultation_overview(session, consultation.id, console.clock())
+        notices = await notices_needing_attention(session, consultation.id)
     return page.render(
         "overview.html",
         consultation=consultation,
         question=question_of(consultation, page.t.locale),
         figures=figures,
+        notices=notices,
         statuses=STATUSES,
         can_moderate=organiser.can(Permission.MODERATE, consultation.id),
     )

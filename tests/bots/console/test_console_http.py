@@ -9,7 +9,7 @@ import re
 import httpx
 
 from core.definitions import parse_consultation, upsert_consultation
-from core.models import ChannelIdentity, Participant
+from core.models import ChannelIdentity, Notice, Participant
 from core.organisers import Role, revoke
 from tests.bots.console.conftest import ConsoleServer, csrf_of
 from tests.conftest import consultation_data
@@ -401,3 +401,27 @@ async def test_signing_out_ends_the_session_in_this_browser(server: ConsoleServe
     assert "You are signed out." in said.text
     unknown = await client.get(f"{server.console}/sign-in?notice=<b>")
     assert 'class="notice"' not in unknown.text and "<b>" not in unknown.text
+
+
+async def test_the_overview_shows_notices_that_need_an_organiser(server: ConsoleServer) -> None:
+    (proposal_id,) = await server.propose("We should open libraries on Sundays")
+    proposal = await server.proposal(proposal_id)
+    async with server.sessions() as session, session.begin():
+        session.add(
+            Notice(
+                consultation_id=server.consultation.id,
+                proposal_id=proposal_id,
+                participant_id=proposal.author_id,
+                channel="whatsapp",
+                kind="accepted",
+                locale="en",
+                state="unknown",
+                problem="worker-died",
+                attempts=1,
+                next_attempt_at=server.clock(),
+                created_at=server.clock(),
+            )
+        )
+    client = await server.signed_in("ana@example.org", Role.ANALYST)
+    overview = await client.get(f"{server.console}/c/elders")
+    assert "Notices to look at" in overview.text and "it may have arrived" in overview.text
