@@ -12,6 +12,7 @@ from typing import Protocol
 from fastapi import APIRouter
 
 from core.flow import Flow, Outcome
+from core.notices import Handover, Outgoing
 
 
 class WebhookChannel(Protocol):
@@ -30,3 +31,7 @@ class WebhookChannel(Protocol):
         """Send the replies of a participant resumed without an event of theirs
         (`Flow.resume`: a worker died before sending what it owed them) to `outcome.address`,
         then settle them with `Flow.sent`."""
+
+    async def notify(self, notice: Outgoing) -> Handover:
+        """Send a moderation notice to its author (`core.notices`), paced like the replies, and
+        say what became of it; never resend what may have reached the platform."""

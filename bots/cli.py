@@ -20,6 +20,7 @@ from bots.definitions_file import read_definition
 from bots.demo import seed_demo
 from bots.errors import ChannelNotConfigured
 from bots.moderation import add_moderation_commands, run_moderation
+from bots.notices import add_deliver_command, run_deliver
 from bots.organisers import add_organiser_commands, run_organiser
 from bots.polis_import import NotAPolisConsultation, default_slug, import_polis
 from bots.results import add_results_command, show_results
@@ -142,6 +143,7 @@ def _parser() -> argparse.ArgumentParser:
     add_telegram_commands(commands)
     add_whatsapp_commands(commands)
     add_slack_commands(commands)
+    add_deliver_command(commands)
 
     ingest = benchmarks.add_parser(
         "ingest", help="votes per second through the Telegram webhook, against a bare baseline"
@@ -498,6 +500,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return asyncio.run(run_whatsapp(settings, args, t))
         if args.command == "slack":
             return asyncio.run(run_slack(settings, args, t))
+        if args.command == "deliver":
+            return asyncio.run(run_deliver(settings, args, t))
         if args.command == "consultation":
             return asyncio.run(load_consultation(settings, args.file))
         if args.action == "recount":

@@ -18,6 +18,7 @@ from babel.dates import format_datetime, format_timedelta
 
 from bots.bootstrap import runtime
 from bots.errors import OrganiserError
+from bots.notices import show_notices
 from bots.settings import Settings
 from core.definitions import consultation_by_slug
 from core.flow import utc_now
@@ -90,6 +91,11 @@ def add_moderation_commands(commands: Any) -> None:
     )
     served.add_argument("--json", action="store_true", help="print the proposal as JSON")
     _add_moderator(served)
+    notices = actions.add_parser(
+        "notices", help="the authors' notices: how many by state, and those needing attention"
+    )
+    notices.add_argument("slug", metavar="SLUG")
+    notices.add_argument("--json", action="store_true", help="print them as JSON")
     decisions = (
         ("accept", "accept proposals (shown to participants)"),
         ("refuse", "refuse proposals with a reason"),
@@ -100,6 +106,10 @@ def add_moderation_commands(commands: Any) -> None:
     for name, help_text in decisions:
         command = actions.add_parser(name, help=help_text)
         command.add_argument("ids", type=int, nargs="+", metavar="ID")
+        if name in ("accept", "refuse"):
+            command.add_argument(
+                "--no-notify", action="store_true", help="do not tell the author (default: told)"
+            )
         if name == "accept":
             command.add_argument("--text", help="the proposal's edited text (one ID only)")
         if name == "refuse":
@@ -131,9 +141,9 @@ def _decision(args: argparse.Namespace) -> Decision:
     if args.action == "accept":
         if args.text is not None and len(args.ids) > 1:
             raise OrganiserError("cli.moderation_edit_one")
-        return Accept(text=args.text)
+        return Accept(text=args.text, notify=not args.no_notify)
     if args.action == "refuse":
-        return Refuse(args.reason, args.duplicate_of)
+        return Refuse(args.reason, args.duplicate_of, notify=not args.no_notify)
     others: dict[str, Decision] = {
         "postpone": Postpone(),
         "archive": Archive(),
@@ -203,6 +213,8 @@ async def run_moderation(settings: Settings, args: argparse.Namespace, t: Transl
             return await _show_queue(settings, args, t)
         if args.action == "next":
             return await _serve_next(settings, args, t)
+        if args.action == "notices":
+            return await show_notices(settings, args, t)
         return await _decide(settings, args, t)
     except OrganiserError as problem:
         print(t(problem.msgid, **problem.values), file=sys.stderr)

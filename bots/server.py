@@ -19,6 +19,7 @@ from bots.bootstrap import Runtime, runtime
 from bots.channels import enabled_channels
 from bots.console import console_app
 from bots.delivery import Keeper
+from bots.notices import notice_worker
 from bots.results import results_router
 from bots.settings import Settings
 from core.flow import utc_now
@@ -45,13 +46,16 @@ def create_app(
             opened: list[WebhookChannel] = []
             by_name = {channel.name: channel for channel in mounted}
             keeper = Keeper(rt.flow, by_name, every=settings.delivery_beat_seconds)
+            notices = notice_worker(rt, by_name, settings)
             try:
                 for channel in mounted:
                     await channel.open(rt.flow)
                     opened.append(channel)
                 await keeper.start()
+                await notices.start()
                 yield
             finally:
+                await notices.stop()
                 await keeper.stop()
                 for channel in reversed(opened):
                     await channel.close()

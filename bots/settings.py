@@ -73,6 +73,8 @@ class Settings(BaseSettings):
     # by another (a killed worker's participants get their question again).
     delivery_beat_seconds: float = Field(default=2.0, gt=0)
     delivery_stale_seconds: float = Field(default=10.0, gt=0)
+    # How often a server (or `consult deliver`) looks for authors' notices to send (core.notices).
+    notices_every_seconds: float = Field(default=2.0, gt=0)
 
     @field_validator("delivery_stale_seconds")
     @classmethod

@@ -54,6 +54,7 @@ from adapters.slack.render import (
     answered_blocks,
     consultation_post,
     continued,
+    escape_mrkdwn,
     first_text,
     proposal_modal,
     render_reply,
@@ -62,6 +63,7 @@ from core.definitions import consultation_by_slug
 from core.flow import Flow, Outcome
 from core.i18n import FALLBACK, Translator, available_locales, negotiate
 from core.messages import Reply
+from core.notices import Handover, Outgoing
 from core.participation import open_consultations_for
 
 logger = logging.getLogger(__name__)
@@ -370,6 +372,35 @@ class SlackChannel:
             self.flow.sent(outcome.owed)
             return
         await self._send(client, dm, outcome, outcome.locale)
+
+    async def notify(self, notice: Outgoing) -> Handover:
+        """Post a notice (`core.notices`) in the author's DM ("{team}:{dm channel}"). A 429 is
+        waited out; a connection dropped once the request may have been written is not tried
+        again (the post may have landed): the notice is then unknown."""
+        team, _, dm = notice.address.partition(":")
+        try:
+            client = await self._client_for(team)
+        except LookupError:  # uninstalled from the workspace since
+            return Handover.REFUSED
+        retry = AsyncRateLimitErrorRetryHandler(max_retry_count=self.rate_limit_retries)
+        once = AsyncWebClient(token=client.token, base_url=self.api_url, retry_handlers=[retry])
+        await self.pacer.wait(dm)
+        try:
+            await once.chat_postMessage(channel=dm, text=escape_mrkdwn(notice.text))
+        except SlackApiError as error:
+            status = error.response.status_code
+            if status == 429:
+                return Handover.RETRY
+            if status >= 500:
+                return Handover.UNKNOWN
+            logger.warning("Slack refused a notice: %s", error.response.get("error"))
+            return Handover.REFUSED
+        except aiohttp.ClientConnectorError:
+            return Handover.RETRY
+        except (aiohttp.ClientError, TimeoutError) as error:
+            logger.warning("a Slack notice may not have arrived: %r", error)
+            return Handover.UNKNOWN
+        return Handover.SENT
 
     async def post_consultation(self, channel_id: str, slug: str, team_id: str = "") -> str:
         """Post a consultation's question in a channel with a "Participate" button; its ts.

@@ -19,13 +19,22 @@ from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from typing import Any
 
+import aiohttp
 from telegram import Bot, InlineKeyboardButton, InlineKeyboardMarkup, LinkPreviewOptions
 from telegram.constants import ParseMode
-from telegram.error import BadRequest, Forbidden, NetworkError, RetryAfter, TelegramError
+from telegram.error import (
+    BadRequest,
+    Forbidden,
+    InvalidToken,
+    NetworkError,
+    RetryAfter,
+    TelegramError,
+)
 from telegram.warnings import PTBUserWarning
 
 from adapters.pacing import Pacer
 from adapters.telegram.render import Keyboard, TelegramMessage
+from core.notices import Handover
 
 log = logging.getLogger("consult.telegram")
 # `Bot.do_api_request` advises PTB's typed method for a method it knows; `_call` skips those on
@@ -86,6 +95,43 @@ class TelegramSender:
                 "link_preview_options": NO_PREVIEW,
             },
         )
+
+    async def notify(self, chat_id: int, html: str) -> Handover:
+        """Send one notice (`core.notices`) and say what became of it. Unlike `send`, nothing
+        that may have reached Telegram is sent again (a timeout, a 5xx): an author told twice
+        is worse than a notice marked unknown. A 429 is waited out, and a connection refused
+        before the request was written is tried again, ATTEMPTS times at most."""
+        parameters = {
+            "chat_id": chat_id,
+            "text": html,
+            "parse_mode": ParseMode.HTML,
+            "link_preview_options": NO_PREVIEW,
+        }
+        for attempt in range(ATTEMPTS):
+            await self.pacer.wait(str(chat_id))
+            try:
+                await self.bot.do_api_request("sendMessage", api_kwargs=parameters)
+                return Handover.SENT
+            except RetryAfter as error:
+                self.throttled += 1
+                await self.sleep(_seconds(error.retry_after))
+            except InvalidToken:  # our configuration, not the notice: try again once fixed
+                log.error("telegram: the bot token was refused; a notice waits")
+                return Handover.RETRY
+            except NetworkError as error:
+                if not isinstance(error.__cause__, aiohttp.ClientConnectorError):
+                    log.warning(
+                        "telegram: a notice to chat %s may not have arrived: %s",
+                        masked(chat_id),
+                        error,
+                    )
+                    return Handover.UNKNOWN
+                await self.sleep(0.5 * 2.0**attempt)
+            except TelegramError as error:  # blocked, chat not found...: refused for good
+                log.warning("telegram refused a notice to chat %s: %s", masked(chat_id), error)
+                self.failures += 1
+                return Handover.REFUSED
+        return Handover.RETRY
 
     async def edit(self, chat_id: int, message_id: int, html: str, keyboard: Keyboard = ()) -> bool:
         """Replace a message's text and its buttons (none unless `keyboard`); whether Telegram

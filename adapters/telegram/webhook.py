@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import hmac
+import html
 import logging
 import re
 from collections import Counter
@@ -35,6 +36,7 @@ from adapters.telegram.updates import (
 )
 from core.flow import Flow, Outcome
 from core.messages import Reply
+from core.notices import Handover, Outgoing
 
 log = logging.getLogger("consult.telegram")
 
@@ -192,6 +194,13 @@ class TelegramChannel:
         chat = int(outcome.address or 0)
         inbound = Inbound(None, chat_id=chat)
         await self.deliver(inbound, outcome)
+
+    async def notify(self, notice: Outgoing) -> Handover:
+        """Send a notice (`core.notices`) to the author's chat (their address), after what the
+        chat is being sent already."""
+        chat = int(notice.address)
+        async with self.order.turn(str(chat)):
+            return await self.sender.notify(chat, html.escape(notice.text, quote=False))
 
     async def _deliver(self, inbound: Inbound, outcome: Outcome, *, answer: bool) -> None:
         if answer and inbound.tapped is not None:

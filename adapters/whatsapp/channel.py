@@ -15,6 +15,7 @@ import hmac
 import logging
 from collections import Counter
 from datetime import datetime
+from typing import Any
 
 from fastapi import APIRouter, HTTPException, Request, Response
 from fastapi.responses import PlainTextResponse
@@ -30,13 +31,17 @@ from adapters.whatsapp.inbound import (
     signature_matches,
 )
 from adapters.whatsapp.render import render_reply
-from adapters.whatsapp.sender import GraphSender
+from adapters.whatsapp.sender import GraphSender, template_message, within_window
 from core.flow import Flow, Outcome
 from core.i18n import FALLBACK, Translator
+from core.notices import Handover, Outgoing
 
 log = logging.getLogger("consult.whatsapp")
 
 Batch = list[tuple[Inbound, Outcome]]
+# A template parameter may hold no line break, tab or run of spaces, and a template's body at
+# most 1024 characters: a notice's text goes in as one line, cut to this length.
+TEMPLATE_PARAMETER_LENGTH = 900
 
 
 class WhatsAppChannel:
@@ -161,6 +166,26 @@ class WhatsAppChannel:
             # The reply was owed to a message they wrote moments before the crash: the 24-hour
             # window is taken as open, and Meta refuses the send (logged) if it closed since.
             await self._send_replies(business, to, outcome, self.sender.clock())
+
+    async def notify(self, notice: Outgoing) -> Handover:
+        """Send a notice (`core.notices`): as text within the 24-hour window (the author wrote
+        less than 24 hours ago), else as the consultation's template, else not at all
+        (`NEEDS_TEMPLATE`: the notice waits, and organisers see it)."""
+        named, to = recipient_of(notice.address)
+        business = named or self.phone_number_id
+        if not business or not to:
+            log.warning("cannot notify a WhatsApp participant: no business number to send from")
+            return Handover.REFUSED
+        if within_window(notice.last_seen_at, self.sender.clock()):
+            message: dict[str, Any] = {"type": "text", "text": {"body": notice.text}}
+        elif notice.template is not None:
+            line = " ".join(notice.text.split())[:TEMPLATE_PARAMETER_LENGTH]
+            template = notice.template
+            message = template_message(template.name, template.language, [line])
+        else:
+            return Handover.NEEDS_TEMPLATE
+        async with self.order.turn(to):
+            return await self.sender.notify(business, to, message)
 
     async def _send_replies(
         self, business: str, to: str, outcome: Outcome, written_at: datetime

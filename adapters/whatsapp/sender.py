@@ -25,6 +25,7 @@ from typing import Any
 import httpx
 
 from adapters.pacing import Pacer
+from core.notices import Handover
 
 log = logging.getLogger("consult.whatsapp")
 
@@ -32,6 +33,8 @@ WINDOW = timedelta(hours=24)
 # Graph error codes meaning "slow down": rate limit hit, too many messages to one user,
 # account throughput reached (https://developers.facebook.com/docs/whatsapp/cloud-api/support/error-codes).
 THROUGHPUT_ERRORS = frozenset({130429, 131056, 80007})
+# Meta's refusal of a free-form message outside the 24-hour window ("Re-engagement message").
+OUTSIDE_WINDOW = 131047
 MAX_DELAY = 60.0
 
 
@@ -139,6 +142,47 @@ class GraphSender:
     ) -> bool:
         """Send an approved template message (allowed outside the 24-hour window)."""
         return await self._post(phone_number_id, to, template_message(name, language, parameters))
+
+    async def notify(self, phone_number_id: str, to: str, message: dict[str, Any]) -> Handover:
+        """Send one notice (`core.notices`) and say what became of it. Unlike the replies,
+        nothing that may have reached Meta is sent again (a timeout, a 5xx); a throughput
+        error or a connection that never opened is tried again, `max_attempts` times."""
+        if self.client is None:
+            raise RuntimeError("GraphSender.open() was not called")
+        body: dict[str, Any] = {"messaging_product": "whatsapp", "recipient_type": "individual"}
+        body.update(to=to, **message)
+        url = f"{self.api_url}/{phone_number_id}/messages"
+        for attempt in range(1, self.max_attempts + 1):
+            await self.pacer.wait(to)
+            try:
+                response = await self.client.post(url, json=body)
+            except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as error:
+                problem, delay = f"no connection {error!r}", None
+            except httpx.TransportError as error:
+                log.warning("a notice to %s may not have arrived: %r", _masked(to), error)
+                return Handover.UNKNOWN
+            else:
+                if response.is_success:
+                    self.sent += 1
+                    return Handover.SENT
+                code, problem = _graph_error(response)
+                if code == OUTSIDE_WINDOW:
+                    self.refused_outside_window += 1
+                    return Handover.NEEDS_TEMPLATE
+                if response.status_code >= 500:
+                    log.warning("a notice to %s may not have arrived: %s", _masked(to), problem)
+                    return Handover.UNKNOWN
+                if not _retryable(response.status_code, code):
+                    self.failed += 1
+                    log.error("Meta refused a notice to %s: %s", _masked(to), problem)
+                    return Handover.REFUSED
+                delay = _retry_after(response)
+            if attempt < self.max_attempts:
+                self.retried += 1
+                wait = delay if delay is not None else self.backoff_seconds * 2 ** (attempt - 1)
+                await self.sleep(min(wait, MAX_DELAY))
+        log.warning("a notice to %s is put off: %s", _masked(to), problem)
+        return Handover.RETRY
 
     async def _post(self, phone_number_id: str, to: str, message: dict[str, Any]) -> bool:
         if self.client is None:
