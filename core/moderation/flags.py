@@ -14,16 +14,16 @@ from __future__ import annotations
 import hashlib
 import re
 import unicodedata
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import func, literal
+from sqlalchemy import case, func, literal
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from core.definitions import settings_of
+from core.definitions import FlagSettings, settings_of
 from core.i18n import Translator
 from core.models import Consultation, Participation, Proposal
 from core.moderation.language import other_language
@@ -187,66 +187,56 @@ def _rows(found: Iterable[tuple[int | None, str]]) -> list[tuple[int, str]]:
     return [(i, flags) for i, flags in found if i is not None]
 
 
-async def _burst(
-    session: AsyncSession, flag: Flag, query: Callable[..., Any], threshold: int
-) -> list[tuple[int, str]]:
-    """(id, flags) of the proposals `query(*columns)` selects that lack `flag`, if it selects
-    `threshold` proposals or more (counted by the database: a long burst is not read)."""
-    count = (await session.exec(query(func.count()))).one()
-    if count < threshold:
-        return []
-    found = await session.exec(query(Proposal.id, Proposal.flags).where(~has_flag(flag)))
-    return _rows(found)
-
-
-async def _author_burst(
-    session: AsyncSession, proposal: Proposal, since: datetime, threshold: int
-) -> list[tuple[int, str]]:
-    """The author's proposals since `since` to flag, if they are `threshold` or more."""
-
-    def query(*columns: Any) -> Any:
-        return select(*columns).where(
-            Proposal.author_id == proposal.author_id,
+def _recent(proposal: Proposal, since: datetime, *columns: Any) -> Any:
+    """`columns` of the consultation's proposals since `since`, each with its author's
+    participation (for the recruitment source)."""
+    return (
+        select(*columns)
+        .select_from(Proposal)
+        .outerjoin(
+            Participation,
+            (col(Participation.participant_id) == col(Proposal.author_id))
+            & (col(Participation.consultation_id) == col(Proposal.consultation_id)),
+        )
+        .where(
             Proposal.consultation_id == proposal.consultation_id,
             col(Proposal.created_at) >= since,
         )
+    )
 
-    return await _burst(session, Flag.BURST_AUTHOR, query, threshold)
 
-
-async def _source_burst(
-    session: AsyncSession, proposal: Proposal, since: datetime, threshold: int
-) -> list[tuple[int, str]]:
-    """The proposals since `since` by participants recruited by the author's source to flag,
-    if they are `threshold` or more (none when the author came without a source)."""
+async def _bursts(
+    session: AsyncSession, proposal: Proposal, since: datetime, settings: FlagSettings
+) -> list[tuple[Flag, list[tuple[int, str]]]]:
+    """For each burst flag, the proposals since `since` to flag (by the author, by
+    participants of the author's recruitment source) when they are as many as the setting
+    says. The database counts both in one query; a long burst is not read, only its
+    proposals that lack the flag."""
     source = (
+        select(Participation.source)
+        .where(
+            Participation.participant_id == proposal.author_id,
+            Participation.consultation_id == proposal.consultation_id,
+        )
+        .scalar_subquery()
+    )
+    matches = (
+        (Flag.BURST_AUTHOR, col(Proposal.author_id) == proposal.author_id, settings.author),
+        (Flag.BURST_SOURCE, col(Participation.source) == source, settings.source),
+    )
+    counts = (
         await session.exec(
-            select(Participation.source).where(
-                Participation.participant_id == proposal.author_id,
-                Participation.consultation_id == proposal.consultation_id,
-            )
+            _recent(proposal, since, *(func.count(case((match, 1))) for _, match, _ in matches))
         )
-    ).first()
-    if source is None:
-        return []
-
-    def query(*columns: Any) -> Any:
-        return (
-            select(*columns)
-            .select_from(Proposal)
-            .join(
-                Participation,
-                (col(Participation.participant_id) == col(Proposal.author_id))
-                & (col(Participation.consultation_id) == col(Proposal.consultation_id)),
+    ).one()
+    found = []
+    for (flag, match, threshold), count in zip(matches, counts, strict=True):
+        if count >= threshold:
+            rows = await session.exec(
+                _recent(proposal, since, Proposal.id, Proposal.flags).where(match, ~has_flag(flag))
             )
-            .where(
-                Proposal.consultation_id == proposal.consultation_id,
-                col(Proposal.created_at) >= since,
-                Participation.source == source,
-            )
-        )
-
-    return await _burst(session, Flag.BURST_SOURCE, query, threshold)
+            found.append((flag, _rows(rows)))
+    return found
 
 
 async def flag_submission(session: AsyncSession, proposal: Proposal, now: datetime) -> None:
@@ -265,12 +255,7 @@ async def flag_submission(session: AsyncSession, proposal: Proposal, now: dateti
         found.append((Flag.SAME_TEXT, [(proposal.id, ""), *copies] if copies else []))
     if proposal.author_id is not None:
         since = now - timedelta(minutes=settings.minutes)
-        found.append(
-            (Flag.BURST_AUTHOR, await _author_burst(session, proposal, since, settings.author))
-        )
-        found.append(
-            (Flag.BURST_SOURCE, await _source_burst(session, proposal, since, settings.source))
-        )
+        found += await _bursts(session, proposal, since, settings)
     for flag, rows in found:
         for proposal_id, stored in rows:
             # A row flagged already is left alone: a burst of n proposals touches each once.
