@@ -5,6 +5,7 @@ way back to sign-in, with nothing changed."""
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 import httpx
 
@@ -425,3 +426,20 @@ async def test_the_overview_shows_notices_that_need_an_organiser(server: Console
     client = await server.signed_in("ana@example.org", Role.ANALYST)
     overview = await client.get(f"{server.console}/c/elders")
     assert "Notices to look at" in overview.text and "it may have arrived" in overview.text
+
+
+async def test_the_console_serves_its_own_assets_and_no_other_sites(
+    server: ConsoleServer,
+) -> None:
+    client = server.client()
+    script = await client.get(f"{server.console}/static/htmx.min.js")
+    assert script.status_code == 200 and "javascript" in script.headers["content-type"]
+    licence = await client.get(f"{server.console}/static/htmx.LICENSE")
+    assert licence.status_code == 200 and "Zero-Clause BSD" in licence.text
+    page = await client.get(f"{server.console}/sign-in")
+    policy = page.headers["content-security-policy"]
+    assert "default-src 'self'" in policy and "frame-ancestors 'none'" in policy
+    assert page.headers["cache-control"] == "no-store"
+    templates = Path(__file__).resolve().parents[3] / "bots" / "console" / "templates"
+    for template in templates.glob("*.html"):
+        assert not re.search(r"(src|href)=\"(https?:)?//", template.read_text()), template.name
