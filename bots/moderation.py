@@ -18,6 +18,7 @@ from babel.dates import format_datetime, format_timedelta
 
 from bots.bootstrap import runtime
 from bots.errors import OrganiserError
+from bots.moderation_chat import CHAT_ACTIONS, add_chat_commands, run_chat_command
 from bots.notices import show_notices
 from bots.settings import Settings
 from core.definitions import consultation_by_slug
@@ -91,6 +92,7 @@ def add_moderation_commands(commands: Any) -> None:
     )
     served.add_argument("--json", action="store_true", help="print the proposal as JSON")
     _add_moderator(served)
+    add_chat_commands(actions)
     notices = actions.add_parser(
         "notices", help="the authors' notices: how many by state, and those needing attention"
     )
@@ -209,6 +211,8 @@ def _as_dict(proposal: Served, now: datetime) -> dict[str, Any]:
 async def run_moderation(settings: Settings, args: argparse.Namespace, t: Translator) -> int:
     """Run one `consult moderation` command; a refusal is a message and exit code 2."""
     try:
+        if args.action in CHAT_ACTIONS:
+            return await run_chat_command(settings, args, t)
         if args.action == "queue":
             return await _show_queue(settings, args, t)
         if args.action == "next":

@@ -19,6 +19,7 @@ from sqlmodel import select
 
 from bots.bootstrap import runtime
 from bots.errors import OrganiserError
+from bots.moderation_chat import add_chat_code_command, run_chat_code
 from bots.settings import Settings
 from core.flow import utc_now
 from core.i18n import Translator
@@ -69,6 +70,7 @@ def add_organiser_commands(commands: Any) -> None:
     )
     revoked.add_argument("email", metavar="EMAIL")
     actions.add_parser("list", help="the organisers and their roles")
+    add_chat_code_command(actions)
 
 
 def sign_in_link(settings: Settings, code: str) -> str:
@@ -86,6 +88,8 @@ async def run_organiser(settings: Settings, args: argparse.Namespace, t: Transla
     try:
         if args.action == "list":
             return await _list(settings, t)
+        if args.action == "chat-code":
+            return await run_chat_code(settings, args, t)
         if args.action == "add":
             return await _add(settings, args, t)
         if args.action == "link":

@@ -24,9 +24,11 @@ from collections.abc import Collection
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import StrEnum
+from typing import cast
 
 from sqlalchemy import and_, func, insert, update
 from sqlalchemy.orm import aliased
+from sqlalchemy.sql.elements import ColumnElement
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -34,6 +36,7 @@ from core.definitions import ConsultationSettings
 from core.i18n import Translator, has_message
 from core.models import (
     ChannelIdentity,
+    ChatPost,
     Consultation,
     DeliveryWorker,
     Notice,
@@ -53,6 +56,9 @@ FORGOTTEN = "forgotten"  # `problem` of a notice whose author erased their addre
 
 _READY = (NoticeState.QUEUED, NoticeState.WAITING)
 _DUPLICATE = aliased(Proposal)
+# The outboxes these mechanics serve: authors' notices, and the posts of moderators' chats
+# (`core.moderation.chat`); both have the same state columns.
+Outbox = type[Notice] | type[ChatPost]
 
 
 class Handover(StrEnum):
@@ -158,15 +164,17 @@ async def beat(session: AsyncSession, worker: str, now: datetime) -> None:
         await session.exec(insert(DeliveryWorker).values(id=worker, beat_at=now))
 
 
-async def mark_unknown(session: AsyncSession, now: datetime, stale_after: timedelta) -> int:
-    """Mark `unknown` the notices claimed by workers silent for `stale_after` (or forgotten):
-    each may have reached its author; how many."""
+async def mark_unknown(
+    session: AsyncSession, now: datetime, stale_after: timedelta, *, table: Outbox = Notice
+) -> int:
+    """Mark `unknown` the notices (or rows of another outbox `table`) claimed by workers
+    silent for `stale_after` (or forgotten): each may have reached its author; how many."""
     alive = select(DeliveryWorker.id).where(col(DeliveryWorker.beat_at) >= now - stale_after)
     done = await session.exec(
-        update(Notice)
+        update(table)
         .where(
-            col(Notice.state) == NoticeState.CLAIMED,
-            col(Notice.claimed_by).not_in(alive),
+            col(table.state) == NoticeState.CLAIMED,
+            col(table.claimed_by).not_in(alive),
         )
         .values(state=NoticeState.UNKNOWN, problem="worker-died")
     )
@@ -186,24 +194,9 @@ async def claim(
     fail here instead (not returned)."""
     if not channels:
         return []
-    ready = (
-        select(Notice.id)
-        .where(
-            col(Notice.state).in_(_READY),
-            col(Notice.next_attempt_at) <= now,
-            col(Notice.channel).in_(list(channels)),
-        )
-        .order_by(col(Notice.id))
-        .limit(limit)
-        .with_for_update(skip_locked=True)  # PostgreSQL; SQLite holds the write lock already
+    ids = await claim_ready(
+        session, Notice, worker, now, limit, col(Notice.channel).in_(list(channels))
     )
-    claimed = await session.exec(
-        update(Notice)
-        .where(col(Notice.id).in_(ready), col(Notice.state).in_(_READY))
-        .values(state=NoticeState.CLAIMED, claimed_by=worker, claimed_at=now)
-        .returning(col(Notice.id))
-    )
-    ids = sorted(claimed.scalars().all())
     if not ids:
         return []
     rows = await session.exec(
@@ -256,6 +249,33 @@ async def claim(
     return outgoing
 
 
+async def claim_ready(
+    session: AsyncSession,
+    table: Outbox,
+    worker: str,
+    now: datetime,
+    limit: int,
+    *where: ColumnElement[bool],
+) -> list[int]:
+    """Claim for `worker` up to `limit` ready rows of an outbox `table` (and `where`), oldest
+    first; their ids. On PostgreSQL the rows are picked with `FOR UPDATE SKIP LOCKED`, so
+    concurrent workers take different rows; SQLite holds the write lock already."""
+    ready = (
+        select(table.id)
+        .where(col(table.state).in_(_READY), col(table.next_attempt_at) <= now, *where)
+        .order_by(col(table.id))
+        .limit(limit)
+        .with_for_update(skip_locked=True)
+    )
+    claimed = await session.exec(
+        update(table)
+        .where(col(table.id).in_(ready), col(table.state).in_(_READY))
+        .values(state=NoticeState.CLAIMED, claimed_by=worker, claimed_at=now)
+        .returning(col(table.id))
+    )
+    return sorted(claimed.scalars().all())
+
+
 def _template(settings: ConsultationSettings, locale: str) -> Template | None:
     named = settings.whatsapp_notice_template
     if named is None:
@@ -289,22 +309,26 @@ def _retry_delay(attempts: int) -> timedelta:
 
 
 async def record(
-    session: AsyncSession, worker: str, notice_id: int, handover: Handover, now: datetime
+    session: AsyncSession,
+    worker: str,
+    notice_id: int,
+    handover: Handover,
+    now: datetime,
+    *,
+    table: Outbox = Notice,
 ) -> NoticeState | None:
-    """Record what became of `worker`'s send of a notice; its new state, or None if the notice
-    is no longer `worker`'s (taken for dead meanwhile: it stays unknown, unless it was sent).
+    """Record what became of `worker`'s send of a notice (or of a row of another outbox
+    `table`); its new state, or None if the row is no longer `worker`'s (taken for dead
+    meanwhile: it stays unknown, unless it was sent).
 
     A send that certainly did not arrive is queued again after a backoff, MAX_ATTEMPTS times at
     most; WhatsApp's window is looked at again after WAITING_RECHECK. `problem` gets a code an
     organiser's tools translate (`notice.problem.<code>`).
     """
-    notice = (
-        await session.exec(
-            select(Notice)
-            .where(Notice.id == notice_id, Notice.claimed_by == worker)
-            .with_for_update()
-        )
-    ).first()
+    found = await session.exec(
+        select(table).where(table.id == notice_id, table.claimed_by == worker).with_for_update()
+    )
+    notice = cast("Notice | ChatPost | None", found.first())  # a row of `table`
     ours = [NoticeState.CLAIMED] + ([NoticeState.UNKNOWN] if handover == Handover.SENT else [])
     if notice is None or notice.state not in ours:
         return None

@@ -24,6 +24,7 @@ from telegram.error import InvalidToken, TelegramError
 
 from adapters.inbound import Ignored, note_ignored, parse_object, read_body
 from adapters.pacing import InOrder, Pacer
+from adapters.telegram.moderation import TelegramModeration, from_group, post_to_telegram
 from adapters.telegram.render import answered_card, continued, render_reply
 from adapters.telegram.sender import TelegramSender, masked
 from adapters.telegram.transport import AiohttpRequest
@@ -36,6 +37,7 @@ from adapters.telegram.updates import (
 )
 from core.flow import Flow, Outcome
 from core.messages import Reply
+from core.moderation.chat import OutgoingPost, Posted
 from core.notices import Handover, Outgoing
 
 log = logging.getLogger("consult.telegram")
@@ -92,6 +94,7 @@ class TelegramChannel:
         )
         self.order = InOrder()
         self.flow: Flow | None = None
+        self.moderation: TelegramModeration | None = None  # the moderators' groups
         self.ignored: Counter[str] = Counter()  # updates we could not act on, by kind
         self._late: set[asyncio.Future[Any]] = set()  # slow updates still being handled
         self.router = APIRouter()
@@ -101,6 +104,9 @@ class TelegramChannel:
 
     async def open(self, flow: Flow) -> None:
         self.flow = flow
+        self.moderation = TelegramModeration(
+            flow.sessions, flow.secret, flow.clock, self.sender, lambda: self.bot.username
+        )
         try:
             await self.bot.initialize()
             log.info("telegram: serving as @%s", self.bot.username)
@@ -123,6 +129,9 @@ class TelegramChannel:
         if isinstance(update, Ignored):  # answered 200: Telegram would deliver an error again
             note_ignored(self.ignored, log, self.name, update.kind)
             return Response(status_code=200)
+        if from_group(update):  # a moderators' chat, or a group we ignore: never participants
+            assert self.moderation is not None, "the channel is opened when the server starts"
+            return await self.moderation.receive(update, background)
         inbound = inbound_from_update(update, self.bot_id)
         outcome = Outcome()
         if inbound.event is not None:
@@ -201,6 +210,10 @@ class TelegramChannel:
         chat = int(notice.address)
         async with self.order.turn(str(chat)):
             return await self.sender.notify(chat, html.escape(notice.text, quote=False))
+
+    async def post_to_chat(self, post: OutgoingPost) -> Posted:
+        """Post a proposal in a moderators' group, or edit its post (`core.moderation.chat`)."""
+        return await post_to_telegram(self.sender, post)
 
     async def _deliver(self, inbound: Inbound, outcome: Outcome, *, answer: bool) -> None:
         if answer and inbound.tapped is not None:
