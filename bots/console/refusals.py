@@ -11,10 +11,12 @@ from core.moderation import (
     DuplicateNotExpected,
     DuplicateRequired,
     EditRefused,
+    IdeaNameRefused,
     Locked,
     ModerationError,
     NotAccepted,
     UnknownDuplicate,
+    UnknownIdea,
     UnknownProposal,
     UnknownReason,
 )
@@ -57,7 +59,7 @@ def reason_label(t: Translator, reason: str) -> str:
 def refusal(t: Translator, proposal_id: int, error: ModerationError) -> tuple[int, str]:
     """The HTTP status and the sentence for a refused request on `proposal_id`."""
     if isinstance(error, UnknownProposal):
-        return 404, t("console.refusal.unknown_proposal", id=proposal_id)
+        return 404, t("console.refusal.unknown_proposal", id=error.proposal_id)
     if isinstance(error, Locked):
         until = format_time(
             error.expires_at, "short", tzinfo=error.expires_at.tzinfo, locale=t.locale
@@ -80,4 +82,10 @@ def refusal(t: Translator, proposal_id: int, error: ModerationError) -> tuple[in
     if isinstance(error, EditRefused):
         problem = t(error.problem.msgid, **error.problem.values)
         return 422, t("console.refusal.edit_refused", problem=problem)
+    if isinstance(error, UnknownIdea):
+        return 404, t("console.ideas.unknown", idea=error.idea_id)
+    if isinstance(error, IdeaNameRefused):
+        if error.taken:
+            return 422, t("console.ideas.name_taken", name=error.name)
+        return 422, t("console.ideas.name_refused")
     raise AssertionError(f"unexplained refusal: {error!r}")

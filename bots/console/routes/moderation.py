@@ -38,6 +38,7 @@ from core.moderation import (
     Refuse,
     Source,
     decide,
+    ideas_of,
     next_for,
     renew_lock,
 )
@@ -72,6 +73,7 @@ async def moderate(
     page: PageDep,
     done: Annotated[int | None, Query()] = None,
     order: Annotated[QueueOrder, Query()] = QueueOrder.OLDEST,
+    grouped: Annotated[int | None, Query()] = None,
 ) -> Response:
     """Serve this moderator the next proposal (the one they hold first) and lock it for them,
     in the `order` they chose (oldest, flagged first, or the same author's next)."""
@@ -94,6 +96,7 @@ async def moderate(
         )
         others = await author_other_proposals(session, served.id) if served else []
         decided = await session.get(Proposal, done) if done is not None else None
+        ideas = await ideas_of(session, consultation.id)
     if decided is not None and decided.consultation_id != consultation.id:
         decided = None
     lock_seconds = settings_of(consultation).moderation_lock_seconds
@@ -106,6 +109,9 @@ async def moderate(
         similar=similar,
         others=others,
         decided=decided,
+        ideas=ideas,
+        idea_of={p: idea for idea in ideas for p in idea.proposal_ids},
+        grouped=next((idea for idea in ideas if idea.id == grouped), None),
         statuses=STATUS,
         reasons=reasons_of(page, consultation),
         already_exists=ALREADY_EXISTS,

@@ -11,6 +11,7 @@ import httpx
 
 from core.definitions import parse_consultation, upsert_consultation
 from core.models import ChannelIdentity, Notice, Participant
+from core.moderation import ideas_of
 from core.organisers import Role, revoke
 from tests.bots.console.conftest import ConsoleServer, csrf_of
 from tests.conftest import consultation_data
@@ -443,3 +444,46 @@ async def test_the_console_serves_its_own_assets_and_no_other_sites(
     templates = Path(__file__).resolve().parents[3] / "bots" / "console" / "templates"
     for template in templates.glob("*.html"):
         assert not re.search(r"(src|href)=\"(https?:)?//", template.read_text()), template.name
+
+
+async def test_a_moderator_groups_similar_proposals_into_an_idea(server: ConsoleServer) -> None:
+    seed = await server.accepted_seed()  # "We should fund weekly home visits"
+    (copy,) = await server.propose("We should fund weekly home visits!")
+    client = await server.signed_in("ana@example.org")
+    page = await client.get(f"{server.console}/c/elders/moderate")
+    assert f'name="ids" value="{seed.id}"' in page.text  # offered from the similar proposals
+    token = csrf_of(page.text)
+    ideas = f"{server.console}/c/elders/ideas"
+
+    made = await client.post(
+        ideas, data={"csrf": token, "name": " Home  visits ", "ids": [str(copy), str(seed.id)]}
+    )
+    assert made.status_code == 303
+    async with server.sessions() as session:
+        (idea,) = await ideas_of(session, server.consultation.id)
+    assert (idea.name, idea.proposal_ids) == ("Home visits", tuple(sorted((copy, seed.id))))
+    shown = await client.get(made.headers["location"].replace("/console", server.console, 1))
+    assert "groups 2 proposals" in shown.text and "In the idea “Home visits”" in shown.text
+
+    refusals = [
+        ({"name": "Home visits", "ids": [str(copy)]}, 422, "Another idea"),
+        ({"name": "   ", "ids": [str(copy)]}, 422, "Give the new idea a name"),
+        ({"name": "Other"}, 422, "Tick between one"),
+        ({"idea": "999", "ids": [str(copy)]}, 404, "no idea 999"),
+        ({"name": "Other", "ids": [str(copy), "100000"]}, 404, "no proposal #100000"),
+    ]
+    for data, status, said in refusals:
+        refused = await client.post(ideas, data={"csrf": token, **data})
+        assert (refused.status_code, said in refused.text) == (status, True), data
+    added = await client.post(ideas, data={"csrf": token, "idea": str(idea.id), "ids": ["3"]})
+    assert added.status_code == 303
+    async with server.sessions() as session:
+        (idea,) = await ideas_of(session, server.consultation.id)
+    assert 3 in idea.proposal_ids
+
+    analyst = await server.signed_in("ben@example.org", Role.ANALYST)
+    page = await analyst.get(f"{server.console}/c/elders")
+    refused = await analyst.post(
+        ideas, data={"csrf": csrf_of(page.text), "name": "Mine", "ids": [str(copy)]}
+    )
+    assert refused.status_code == 403
