@@ -349,6 +349,11 @@ class FakeTelegram:
         self.webhook_secret: str | None = None
         self.messages: dict[int, dict[int, dict[str, Any]]] = {}  # chat -> message id -> Message
         self.blocked: set[int] = set()  # chats whose user blocked the bot: sends get 403
+        # Requests `hold(method, params)` picks are never answered, until the bot goes away (a
+        # test kills it mid-request); `held` records them, `held_listeners` hear of them.
+        self.hold: Callable[[str, dict[str, Any]], bool] | None = None
+        self.held: list[tuple[str, dict[str, Any]]] = []
+        self.held_listeners: list[Callable[[str, dict[str, Any]], None]] = []
         self._calls: list[Call] = []
         # Called with each accepted call, on the server's thread (benchmarks wait on these).
         self.listeners: list[Callable[[Call], None]] = []
@@ -632,6 +637,10 @@ class FakeTelegram:
         headers = {
             key.decode("latin-1"): value.decode("latin-1") for key, value in scope["headers"]
         }
+        if self._holds(scope["path"], scope["query_string"], headers.get("content-type", ""), body):
+            while (await receive())["type"] != "http.disconnect":
+                pass
+            return
         status, answer = self.answer(
             scope["path"], scope["query_string"], headers.get("content-type", ""), bytes(body)
         )
@@ -647,6 +656,23 @@ class FakeTelegram:
             }
         )
         await send({"type": "http.response.body", "body": payload})
+
+    def _holds(self, path: str, query: bytes, content_type: str, body: bytearray) -> bool:
+        route = re.fullmatch(r"/bot([^/]+)/([A-Za-z]+)", path)
+        if self.hold is None or route is None:
+            return False
+        try:
+            params = decode_params(query, content_type, bytes(body))
+        except ValueError:
+            return False
+        method = route.group(2)
+        if not self.hold(method, params):
+            return False
+        with self._lock:
+            self.held.append((method, params))
+        for listener in self.held_listeners:
+            listener(method, params)
+        return True
 
     def answer(
         self, path: str, query: bytes, content_type: str, body: bytes
