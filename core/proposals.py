@@ -98,9 +98,10 @@ async def submit_proposal(
         created_at=now,
         updated_at=now,
     )
-    await add_proposal(session, proposal)
     # Imported here: core.moderation builds on this module (checking an edited text).
-    from core.moderation.flags import flag_submission
+    from core.moderation.flags import flag_submission, flag_text
 
+    await flag_text(session, proposal)
+    await add_proposal(session, proposal)
     await flag_submission(session, proposal, now)
     return proposal

@@ -43,8 +43,6 @@ class Flag(StrEnum):
     BURST_SOURCE = "burst-source"
 
 
-_KNOWN = frozenset(Flag)
-
 _EMAIL = re.compile(
     r"[\w.+-]{1,64}\s*(?:@|[\[(]\s*(?:at|arobase)\s*[\])])\s*[\w-]+"
     r"(?:\s*(?:\.|[\[(]\s*(?:dot|point)\s*[\])])\s*[\w-]{1,63}){1,4}",
@@ -239,30 +237,40 @@ async def _bursts(
     return found
 
 
+async def flag_text(session: AsyncSession, proposal: Proposal) -> None:
+    """Set the flags of a participant's new proposal's own words, and its text key, before
+    it is stored (no statement of its own)."""
+    consultation = await session.get(Consultation, proposal.consultation_id)
+    assert consultation is not None
+    body = body_of(proposal.text, _prefixes(consultation))
+    proposal.flags = ""
+    _add_flags(proposal, text_flags(body, consultation.locales))
+    proposal.text_key = text_key(body)
+
+
 async def flag_submission(session: AsyncSession, proposal: Proposal, now: datetime) -> None:
-    """Flag a participant's proposal just added (flushed, so it has an id) and the earlier
-    proposals it makes a copy or a burst of, in the caller's transaction."""
+    """Flag a participant's proposal just stored (after `flag_text`) as a copy or part of a
+    burst, and the earlier proposals it makes so, in the caller's transaction."""
     assert proposal.id is not None
     consultation = await session.get(Consultation, proposal.consultation_id)
     assert consultation is not None
     settings = settings_of(consultation).flags
-    body = body_of(proposal.text, _prefixes(consultation))
-    flags: dict[int, set[Flag]] = {proposal.id: set(text_flags(body, consultation.locales))}
-    proposal.text_key = text_key(body)
     found: list[tuple[Flag, list[tuple[int, str]]]] = []
     if proposal.text_key is not None:
         copies = await _copies(session, proposal)
-        found.append((Flag.SAME_TEXT, [(proposal.id, ""), *copies] if copies else []))
+        found.append((Flag.SAME_TEXT, [(proposal.id, proposal.flags), *copies] if copies else []))
     if proposal.author_id is not None:
         since = now - timedelta(minutes=settings.minutes)
         found += await _bursts(session, proposal, since, settings)
+    flags: dict[int, set[Flag]] = {}
     for flag, rows in found:
         for proposal_id, stored in rows:
             # A row flagged already is left alone: a burst of n proposals touches each once.
-            if proposal_id == proposal.id or flag not in stored.split():
+            if flag not in stored.split():
                 flags.setdefault(proposal_id, set()).add(flag)
-    _add_flags(proposal, flags.pop(proposal.id))
-    session.add(proposal)
+    if proposal.id in flags:
+        _add_flags(proposal, flags.pop(proposal.id))
+        session.add(proposal)
     if flags:
         # Earlier proposals' rows, locked in one order (two submissions flagging the same
         # rows never wait on each other in a cycle) and read afresh, so that a flag another
