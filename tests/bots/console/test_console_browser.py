@@ -154,6 +154,9 @@ async def test_a_moderator_signs_in_and_moderates_a_queue_with_the_keyboard(
     assert (await server.proposal(later)).status == "postponed"
     await page.get_by_text("Nothing waits for moderation").wait_for()
     await _shoot(page, "8-empty-queue", database)
+    async with page.expect_navigation():
+        await page.keyboard.press("n")  # look again
+    await page.get_by_text("Nothing waits for moderation").wait_for()
 
     # Bulk mode and the audit log, as they look after this session.
     await page.goto(f"{server.console}/c/elders/bulk?status=")
