@@ -13,7 +13,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
-from collections.abc import Awaitable, Callable
+import warnings
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -26,6 +27,7 @@ from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel.ext.asyncio.session import AsyncSession
 from telegram.constants import ParseMode
 from telegram.error import InvalidToken, NetworkError, RetryAfter, TelegramError
+from telegram.warnings import PTBUserWarning
 
 from adapters.telegram.render import CALLBACK_DATA_LIMIT, TEXT_LIMIT, Keyboard, escape
 from adapters.telegram.sender import ATTEMPTS, NO_PREVIEW, TelegramSender, markup
@@ -42,6 +44,8 @@ from core.moderation.chat import (
 from core.notices import Handover
 
 log = logging.getLogger("consult.telegram")
+# PTB advises its typed methods; the raw call is on purpose (see `TelegramSender._call`).
+warnings.filterwarnings("ignore", "Please use 'Bot\\.", PTBUserWarning, module=re.escape(__name__))
 
 GROUPS = frozenset({"group", "supergroup"})
 ANSWER_LIMIT = 200  # characters of a callback answer's text
@@ -232,8 +236,8 @@ class TelegramModeration:
     async def _call(self, method: str, parameters: dict[str, Any], chat_id: int) -> None:
         """One request for a moderator who is waiting: no retry, a failure logged."""
         await self.sender.pacer.wait(str(chat_id), rate=self.sender.group_rate, burst=1.0)
-        request: Awaitable[Any] = self.sender.bot.do_api_request(method, api_kwargs=parameters)
         try:
-            await asyncio.wait_for(request, timeout=30)
+            async with asyncio.timeout(30):
+                await self.sender.bot.do_api_request(method, api_kwargs=parameters)
         except (TelegramError, TimeoutError) as error:
             log.warning("telegram: %s in a moderators' chat failed: %s", method, error)
