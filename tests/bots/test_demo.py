@@ -11,7 +11,9 @@ from tests.bots.test_cli import run
 SCRIPT = ["1", "1", "1"]
 SCRIPT += ["1", "1", "1", "2", "2", "1", "3", "2", "1", "4", "2", "3"]
 SCRIPT += ["1", "1", "3", "1", "1", "2", "1", "1", "2", "2", "1", "1"]
-SCRIPT += ["2", "rendre les bibliothèques gratuites le dimanche", "1", "3"]
+# the proposal resembles an accepted one ("ouvrir les bibliothèques le soir et le dimanche"):
+# 2 sends it anyway rather than voting for that one
+SCRIPT += ["2", "rendre les bibliothèques gratuites le dimanche", "2", "3"]
 
 
 def test_demo_without_input_only_seeds_and_seeds_once(tmp_path: Path) -> None:
@@ -44,7 +46,8 @@ def test_a_scripted_session_votes_a_full_sequence_and_proposes(
     assert "Proposition 12/12" in out
     assert out.count("C'est noté. Vous voulez préciser") == 12
     assert "Voici comment les autres participants ont voté" in out
-    assert "Il faut rendre les bibliothèques gratuites le dimanche\n\nL'envoyer" in out
+    assert "Il faut rendre les bibliothèques gratuites le dimanche\n\nD'autres participants" in out
+    assert "n°1 Il faut ouvrir les bibliothèques le soir et le dimanche" in out
     assert "une fois vérifiée par les modérateurs" in out
     assert out.rstrip().endswith("Écrivez-moi à tout moment pour continuer.")
 
