@@ -3,9 +3,12 @@ index following every way a proposal is written, and moderators grouping proposa
 
 from __future__ import annotations
 
+import asyncio
 from collections import Counter
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from sqlalchemy import text
 from sqlmodel import col, select
 
@@ -28,7 +31,7 @@ from core.moderation import (
 )
 from core.moderation.index import ALL, index_rows
 from core.moderation.similarity import Profile, score
-from core.moderation.text import content_words, terms
+from core.moderation.text import TERM_LENGTH, content_words, terms
 from core.proposals import submit_proposal
 from core.storage import create_engine, migrate
 from tests.conftest import consultation_data
@@ -85,6 +88,22 @@ def test_the_framing_every_proposal_shares_is_no_term() -> None:
     assert content_words("Des bus, la NUIT !", "fr") == ["bus", "nuit"]
     # a language without a stemmer keeps its words whole
     assert terms("Tarvitaan yöbusseja", "xx") == {"tarvitaan", "yobusseja"}
+
+
+@given(
+    st.text(max_size=300), st.text(max_size=300), st.sampled_from(["fr", "en", "fr_CA", "xx", ""])
+)
+@settings(max_examples=300, deadline=None)
+def test_any_text_gives_bounded_terms_and_a_score_in_range(a: str, b: str, locale: str) -> None:
+    """Whatever a participant types (any script, control characters, a 300-letter word)."""
+    found = terms(a, locale)
+    assert all(0 < len(term) <= TERM_LENGTH and term == term.casefold() for term in found)
+    weights = {term: 1.5 for term in found}
+    value = score(Profile.of(a, locale), Profile.of(b, locale), weights)
+    assert 0.0 <= value <= 1.0
+    assert score(Profile.of(a, locale), Profile.of(b, locale), weights) == pytest.approx(
+        score(Profile.of(b, locale), Profile.of(a, locale), weights)
+    )
 
 
 def test_the_score_is_symmetric_and_bounded() -> None:
@@ -214,6 +233,23 @@ async def test_the_index_is_what_rebuilding_it_gives_after_every_kind_of_write(
 
     _, counts = await _index(sessions)
     assert counts[(consultation.id, ALL)] == 14 * 2 + 2
+
+
+async def test_proposals_sent_at_the_same_moment_are_all_counted(
+    sessions, load_consultation, clock
+) -> None:
+    """Concurrent submissions share terms, new and old: each count moves once per proposal
+    (on PostgreSQL, two first uses of a term race on its row)."""
+    consultation = await load_consultation()
+    texts = [
+        f"des navettes {word} vers la gare et le marché"
+        for word in ("électriques", "gratuites", "de nuit", "rapides", "du dimanche", "solaires")
+    ]
+    await asyncio.gather(*(_submit(sessions, clock, consultation, typed) for typed in texts))
+
+    _, counts = await _index(sessions)
+    assert counts[(consultation.id, "navet")] == len(texts)
+    assert counts[(consultation.id, ALL)] == 14 * 2 + len(texts)
 
 
 async def test_migrating_indexes_the_proposals_already_there(database_url) -> None:
