@@ -24,6 +24,8 @@ from core.conversation import Conversation
 from core.identity import enrol, enrolment_by_id
 from core.messages import Event, Option, Reply, Resume
 from core.models import ProcessedEvent
+from core.moderation.similarity import DEFAULT as DEFAULT_SIMILARITY
+from core.moderation.similarity import Similarity
 from core.outbox import Ledger, Owed
 from core.sqlite import one_writer_at_a_time
 
@@ -97,9 +99,13 @@ class Flow:
         clock: Clock = utc_now,
         rng: random.Random | None = None,
         ledger: Ledger | None = None,
+        similarity: Similarity = DEFAULT_SIMILARITY,
     ) -> None:
-        """With a `ledger`, every event's replies are owed until `sent` (see `core.outbox`)."""
+        """With a `ledger`, every event's replies are owed until `sent` (see `core.outbox`).
+        `similarity` finds the accepted proposals a new one resembles (an operator's own
+        model may stand in for the offline default)."""
         self.sessions = sessions
+        self.similarity = similarity
         self.secret = secret
         self.clock = clock
         self.rng = rng or random.Random()
@@ -146,7 +152,9 @@ class Flow:
             enrolment = await enrol(
                 session, self.secret, event.channel, event.user_id, event.address, now
             )
-            conversation = Conversation(session, enrolment, event, now=now, rng=self.rng)
+            conversation = Conversation(
+                session, enrolment, event, now=now, rng=self.rng, similarity=self.similarity
+            )
             replies = await conversation.run()
             owed = None
             if self.ledger is not None and replies:
@@ -213,7 +221,9 @@ class Flow:
                 key=f"resume:{owed.id}",
                 locale_hint=owed.locale,
             )
-            conversation = Conversation(session, enrolment, event, now=now, rng=self.rng)
+            conversation = Conversation(
+                session, enrolment, event, now=now, rng=self.rng, similarity=self.similarity
+            )
             replies = await conversation.run()
             position = Position(owed.participant_id, conversation.number)
         return Outcome(

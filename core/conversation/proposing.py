@@ -70,7 +70,12 @@ async def propose_text(turn: Turn, typed: str) -> None:
     turn.state["draft"] = text
     assert turn.consultation is not None and turn.consultation.id is not None
     similar = await similar_proposals(
-        turn.session, turn.consultation.id, text, turn.locale, limit=SIMILAR_SHOWN
+        turn.session,
+        turn.consultation.id,
+        text,
+        turn.locale,
+        limit=SIMILAR_SHOWN,
+        similarity=turn.similarity,
     )
     turn.state[SIMILAR] = [[found.proposal_id, found.text] for found in similar]
     await turn.goto("confirm")

@@ -18,6 +18,8 @@ from core.i18n import FALLBACK, Translator, available_locales, negotiate
 from core.identity import Enrolment, outdated
 from core.messages import Event, Option, Pick, Reply
 from core.models import Consultation, Participation, Status
+from core.moderation.similarity import DEFAULT as DEFAULT_SIMILARITY
+from core.moderation.similarity import Similarity
 
 SKIP = "skip"
 
@@ -93,8 +95,10 @@ class Turn:
         *,
         now: datetime,
         rng: random.Random,
+        similarity: Similarity = DEFAULT_SIMILARITY,
     ) -> None:
         self.session = session
+        self.similarity = similarity
         self.participant = participant = enrolment.participant
         self.event = event
         self.now = now

@@ -93,7 +93,7 @@ def content_words(text: str, locale: str) -> list[str]:
     language's stop words do not.
     """
     stop = STOP_WORDS.get(language_of(locale), frozenset())
-    words = (_plain(word) for word in _WORD.findall(text.casefold()))
+    words = (_plain(word).casefold() for word in _WORD.findall(text.casefold()))
     return [word for word in words if len(word) > 1 and word not in stop]
 
 

@@ -4,6 +4,7 @@ index following every way a proposal is written, and moderators grouping proposa
 from __future__ import annotations
 
 import asyncio
+import random
 from collections import Counter
 
 import pytest
@@ -13,6 +14,7 @@ from sqlalchemy import text
 from sqlmodel import col, select
 
 from core.definitions import parse_consultation, settings_of, upsert_consultation
+from core.flow import Flow
 from core.models import AuditEntry, Participant, Proposal, ProposalTerm, TermCount, Vote
 from core.moderation import (
     Accept,
@@ -34,7 +36,8 @@ from core.moderation.similarity import Profile, score
 from core.moderation.text import TERM_LENGTH, content_words, terms
 from core.proposals import submit_proposal
 from core.storage import create_engine, migrate
-from tests.conftest import consultation_data
+from tests.conftest import SECRET, consultation_data
+from tests.support import Chat
 
 ANA = Actor("ana@example.org", Source.CONSOLE)
 
@@ -467,3 +470,19 @@ async def test_rewriting_looks_again_and_nothing_similar_asks_as_before(
 
     assert bob.options == ["confirm", "edit", "cancel"]
     assert "Send it?" in bob.text
+
+
+async def test_the_flow_asks_the_similarity_it_was_given(
+    load_consultation, sessions, clock
+) -> None:
+    """An operator's model, injected into the flow, is what a submission asks."""
+    consultation = await load_consultation()
+    theirs = _Everything()
+    flow = Flow(sessions, SECRET, clock=clock, rng=random.Random(7), similarity=theirs)
+    carla = await _ready_to_propose(lambda user, hint: Chat(flow, user, hint), "carla", "en")
+
+    await carla.type("paint the town hall in bright colours")
+
+    typed = "We should paint the town hall in bright colours"
+    assert theirs.asked == [(consultation.id, typed, "en", ("accepted",), 3, None)]
+    assert "#1 any" in carla.text and carla.options[0] == "similar"
