@@ -411,3 +411,20 @@ async def test_an_author_batch_is_served_whole_before_the_oldest(
             await decide(session, proposal_id, Accept(), ANA, clock())
     assert served == [x1, x2, x3, y1, z1]
     assert await _next(sessions, consultation, ANA, clock, batch) is None
+
+
+def test_stored_flags_are_read_in_flag_order_and_unknown_ones_left_out() -> None:
+    proposal = Proposal(consultation_id=1, locale="en", text="x", flags="phone link retired-flag")
+    assert flags_of(proposal) == (Flag.LINK, Flag.PHONE)
+    assert flags_of(Proposal(consultation_id=1, locale="en", text="x")) == ()
+
+
+async def test_a_proposal_shown_at_once_is_flagged_too(load_consultation, sessions, clock) -> None:
+    """Post-moderation: nothing waits, but a moderator can still find what to look at."""
+    consultation = await load_consultation(settings={"moderation": "post"})
+    authors = Authors(sessions, clock, consultation)
+    shown = await authors.propose("x", "We should write to mayor@example.org")
+    async with sessions() as session:
+        proposal = await session.get(Proposal, shown)
+        assert proposal is not None and proposal.status == "accepted"
+        assert flags_of(proposal) == (Flag.EMAIL,)
