@@ -3,6 +3,7 @@ organiser API. Stateless: any number of workers can share one database."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from datetime import datetime
@@ -23,6 +24,7 @@ from bots.notices import notice_worker
 from bots.results import results_router
 from bots.settings import Settings
 from core.flow import utc_now
+from core.moderation.language import load_model
 
 
 def create_app(
@@ -47,6 +49,8 @@ def create_app(
             by_name = {channel.name: channel for channel in mounted}
             keeper = Keeper(rt.flow, by_name, every=settings.delivery_beat_seconds)
             notices = notice_worker(rt, by_name, settings)
+            # The language flag's model loads beside the event loop, not at the first proposal.
+            loading = asyncio.create_task(asyncio.to_thread(load_model))
             try:
                 for channel in mounted:
                     await channel.open(rt.flow)
@@ -60,6 +64,7 @@ def create_app(
                 for channel in reversed(opened):
                     await channel.close()
                 await keeper.settle_last()
+                await loading
 
     app = FastAPI(title="consult", lifespan=lifespan)
     for channel in mounted:

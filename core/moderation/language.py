@@ -39,6 +39,12 @@ def _identifier() -> Any:
     return LanguageIdentifier.from_model_file(MODEL_FILE)
 
 
+def load_model() -> None:
+    """Load the model now (about 0.6 s, once per process) rather than at the first proposal,
+    which would stall everything its worker serves meanwhile: servers call it as they start."""
+    _identifier()
+
+
 def language_of(locale: str) -> str:
     """A locale's language code ("fr-CA" -> "fr")."""
     return locale.replace("_", "-").split("-")[0].casefold()
