@@ -235,3 +235,41 @@ async def test_a_proposal_goes_from_a_participant_to_the_moderators_group_and_ba
     assert statuses[copied] == "refused" and statuses[cafes] == "accepted"
     posts_in_group = fake.calls("sendMessage", chat_id=GROUP)
     assert len([c for c in posts_in_group if "cafés pour les seniors" in c.params["text"]]) == 1
+
+
+async def test_connecting_a_chat_and_linking_say_what_to_fix(
+    database_url: str, tmp_path: Path, fake: FakeTelegram, load_consultation: Loader
+) -> None:
+    await load_consultation(proposals=SEEDS)
+    env = {**environment(database_url, tmp_path, fake), "LC_ALL": "en_US.UTF-8"}
+    en = Translator("en")
+    refusals = {
+        ("moderation", "connect", "telegram", "mygroup", "elders"): en(
+            "cli.chat_bad_telegram_chat", chat="mygroup"
+        ),
+        ("moderation", "connect", "slack", "general", "elders"): en(
+            "cli.chat_bad_slack_channel", chat="general"
+        ),
+        ("moderation", "connect", "telegram", str(GROUP), "nowhere"): en(
+            "chat.error.unknown_consultation", slug="nowhere"
+        ),
+        ("moderation", "connect", "telegram", str(GROUP), "elders", "--locale", "xx"): en(
+            "chat.error.unknown_locale", locale="xx"
+        ),
+        ("organiser", "chat-code", "nobody@example.org"): en(
+            "chat.error.unknown_organiser", email="nobody@example.org"
+        ),
+    }
+    for args, said in refusals.items():
+        refused = consult(list(args), env)
+        assert refused.returncode == 2 and said in refused.stderr, (args, refused.stderr)
+    connected = _ran(
+        ["moderation", "connect", "slack", "C0123ABCD", "elders", "--locale", "en"], env
+    )
+    assert connected.strip() == en(
+        "cli.chat_connected", channel="slack", chat="C0123ABCD", slug="elders", locale="en"
+    )
+    gone = _ran(["moderation", "disconnect", "slack", "C0123ABCD"], env)
+    assert gone.strip() == en("cli.chat_disconnected", channel="slack", chat="C0123ABCD")
+    again = _ran(["moderation", "disconnect", "slack", "C0123ABCD"], env)
+    assert again.strip() == en("cli.chat_not_connected", channel="slack", chat="C0123ABCD")
