@@ -5,6 +5,10 @@ sends the notice in the author's language; on both databases."""
 from __future__ import annotations
 
 import asyncio
+import os
+import signal
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -14,7 +18,7 @@ from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bench.fakes.telegram_api import FakeTelegram
-from bench.processes import consult_server
+from bench.processes import ROOT, consult_server
 from core.i18n import Translator
 from core.models import Notice, Proposal
 from tests.adapters.telegram.test_telegram_http import TOKEN, environment, new_text, say, until
@@ -173,3 +177,41 @@ async def test_consult_deliver_sends_what_the_cli_decided_and_exits(
     assert "no channel is configured" in refused.stderr
     unknown = consult(["moderation", "notices", "nowhere"], env)
     assert unknown.returncode == 2
+
+
+async def test_consult_deliver_runs_until_sigterm(
+    database_url: str,
+    tmp_path: Path,
+    fake: FakeTelegram,
+    load_consultation: Loader,
+    sessions: async_sessionmaker[AsyncSession],
+) -> None:
+    await load_consultation()
+    env = {**environment(database_url, tmp_path, fake), "CONSULT_NOTICES_EVERY_SECONDS": "0.2"}
+    with consult_server(env) as url:
+        fake.webhook_url, fake.webhook_secret = (
+            f"{url}/webhooks/telegram",
+            env["CONSULT_TELEGRAM_WEBHOOK_SECRET"],
+        )
+        await asyncio.to_thread(join, fake, BOB, "en")
+        await asyncio.to_thread(propose, fake, BOB, "en", "We should plant trees")
+    proposal = await _proposal_id(sessions, "plant trees")
+    deliver = subprocess.Popen(
+        [sys.executable, "-m", "bots.cli", "deliver"],
+        env={**os.environ, **env},
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert deliver.stdout is not None
+        started = await asyncio.to_thread(deliver.stdout.readline)  # once it is running
+        assert started.strip() == "Sending the authors' notices on telegram until stopped."
+        assert consult(["moderation", "accept", str(proposal)], env).returncode == 0
+        told = "Your proposal is now shown to other participants"
+        until(fake, lambda: any(text.startswith(told) for text in fake.sent_texts(BOB)))
+    finally:
+        deliver.send_signal(signal.SIGTERM)
+        _, errors = await asyncio.to_thread(deliver.communicate, timeout=60)
+    assert deliver.returncode == 0, errors
