@@ -43,6 +43,13 @@ from adapters.inbound import Ignored, note_ignored, read_body
 from adapters.pacing import Pacer
 from adapters.slack import inbound
 from adapters.slack.home import home_view
+from adapters.slack.moderation import (
+    MODERATE_ACTION,
+    link_code,
+    post_to_slack,
+    tap_of,
+    with_buttons,
+)
 from adapters.slack.oauth import INSTALL_PATH, REDIRECT_PATH, OAuthApp, oauth_settings
 from adapters.slack.payloads import validated_body
 from adapters.slack.render import (
@@ -63,6 +70,14 @@ from core.definitions import consultation_by_slug
 from core.flow import Flow, Outcome
 from core.i18n import FALLBACK, Translator, available_locales, negotiate
 from core.messages import Reply
+from core.moderation.chat import (
+    ChatAnswer,
+    OutgoingPost,
+    Posted,
+    connected_chat,
+    link_member,
+    tap_in_chat,
+)
 from core.notices import Handover, Outgoing
 from core.participation import open_consultations_for
 
@@ -144,6 +159,7 @@ class SlackChannel:
         app.action(re.compile(f"^{CHOICE_ACTION}:"))(self._on_choice)
         app.action(re.compile(f"^{PARTICIPATE_ACTION}:"))(self._on_participate)
         app.action(WRITE_PROPOSAL_ACTION)(self._on_write_proposal)
+        app.action(re.compile(f"^{MODERATE_ACTION}:"))(self._on_moderate)
         app.view_submission(PROPOSAL_FORM)(self._on_proposal)
         self.app = app
 
@@ -201,6 +217,9 @@ class SlackChannel:
     # -- listeners -----------------------------------------------------------------------
 
     async def _on_command(self, ack: AsyncAck, body: dict[str, Any], client: Any) -> None:
+        code = link_code(str(body.get("text") or ""))
+        if code is not None and await self._linking(ack, body, code):
+            return
         team, user = inbound.team_of(body), body["user_id"]
         dm = await self._dm(client, team, user)
         locale = await self._locale(client, team, user)
@@ -241,6 +260,59 @@ class SlackChannel:
         outcome = await self.flow.handle(inbound.choice_event(body, action, dm, locale))
         await ack()
         self._spawn(self._send(client, dm, outcome, locale, tapped=body))
+
+    # -- moderators' channels (core.moderation.chat) --------------------------------------
+
+    async def _linking(self, ack: AsyncAck, body: dict[str, Any], code: str) -> bool:
+        """`/consult link CODE` in a moderators' channel links the member, answered to them
+        alone; False (a participant's command) in any other channel."""
+        channel = str(body.get("channel_id") or "")
+        member = f"{inbound.team_of(body)}:{body['user_id']}"
+        flow = self.flow
+        async with flow.sessions() as session, session.begin():
+            if await connected_chat(session, self.name, channel) is None:
+                return False
+            said = await link_member(
+                session, self.name, channel, member, code, secret=flow.secret, now=flow.clock()
+            )
+        await ack(text=said)
+        return True
+
+    async def _on_moderate(
+        self, ack: AsyncAck, body: dict[str, Any], action: dict[str, Any], client: Any
+    ) -> None:
+        tap = tap_of(body, action)
+        flow = self.flow
+        async with flow.sessions() as session, session.begin():
+            answer = await tap_in_chat(session, tap, secret=flow.secret, now=flow.clock())
+        await ack()
+        self._spawn(self._answer_moderator(client, body, answer))
+
+    async def _answer_moderator(
+        self, client: AsyncWebClient, body: dict[str, Any], answer: ChatAnswer
+    ) -> None:
+        """Tell the moderator who tapped (them alone), and give the post its new buttons."""
+        channel = (body.get("container") or {}).get("channel_id") or body["channel"]["id"]
+        user = body["user"]["id"]
+        await self.pacer.wait(channel)
+        await client.chat_postEphemeral(channel=channel, user=user, text=answer.text)
+        message = body.get("message") or {}
+        ts = (body.get("container") or {}).get("message_ts") or message.get("ts")
+        if answer.buttons is not None and ts:
+            blocks = with_buttons(message.get("blocks", []), answer.buttons)
+            text = message.get("text") or first_text(blocks) or "…"
+            await self._update(client, channel, ts, {"text": text, "blocks": blocks})
+
+    async def post_to_chat(self, post: OutgoingPost) -> Posted:
+        """Post a proposal in a moderators' channel, or edit its post (`core.moderation.chat`),
+        with a client that retries nothing that may have been posted."""
+        try:
+            client = await self._client_for("")
+        except LookupError:  # several workspaces: a channel id alone does not say which
+            return Posted(Handover.REFUSED)
+        retry = AsyncRateLimitErrorRetryHandler(max_retry_count=self.rate_limit_retries)
+        once = AsyncWebClient(token=client.token, base_url=self.api_url, retry_handlers=[retry])
+        return await post_to_slack(once, self.pacer, post)
 
     async def _settle_tapped(
         self, client: AsyncWebClient, body: dict[str, Any], dm: str, outcome: Outcome

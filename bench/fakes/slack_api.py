@@ -269,6 +269,14 @@ class FakeSlack:
         self.messages[(str(args["channel"]), ts)] = message
         return {"ok": True, "channel": args["channel"], "ts": ts, "message": message}
 
+    def _chat_postEphemeral(self, team: str, args: dict[str, Any]) -> dict[str, Any]:
+        """A message only `user` sees, in `channel`: recorded as a call, kept nowhere."""
+        if not args.get("channel") or not args.get("user"):
+            return {"ok": False, "error": "channel_not_found"}
+        if not args.get("text") and not _json(args.get("blocks", [])):
+            return {"ok": False, "error": "no_text"}
+        return {"ok": True, "message_ts": f"{1_700_000_000 + next(_ids)}.000200"}
+
     def _chat_update(self, team: str, args: dict[str, Any]) -> dict[str, Any]:
         key = (str(args.get("channel")), str(args.get("ts")))
         if key not in self.messages:
