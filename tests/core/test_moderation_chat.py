@@ -4,6 +4,7 @@ console's own (locks, conflicts, refusal reasons); bad taps and codes change not
 
 from __future__ import annotations
 
+import asyncio
 from datetime import timedelta
 
 import pytest
@@ -360,3 +361,31 @@ async def test_posts_and_edits_are_ordered_by_id(load_consultation, sessions, cl
     async with sessions() as session:
         found = await session.exec(select(ChatPost.proposal_id).order_by(col(ChatPost.id)))
         assert list(found.all()) == ids
+
+
+async def test_two_workers_at_once_write_each_post_once_and_never_claim_the_same(
+    load_consultation, sessions, clock
+) -> None:
+    consultation, author = await _setup(sessions, clock, load_consultation)
+    ids = [
+        await _propose(sessions, clock, consultation, author, f"ouvrir une ludothèque n° {n}")
+        for n in range(30)
+    ]
+
+    async def drain(worker: str) -> list[int]:
+        taken: list[int] = []
+        while True:
+            async with sessions() as session, session.begin():
+                await beat(session, worker, clock())
+                await queue_posts(session, clock())
+                batch = await claim_posts(session, worker, ("telegram",), clock(), limit=4)
+            if not batch:
+                return taken
+            taken += [post.id for post in batch]
+
+    first, second = await asyncio.gather(drain("w1"), drain("w2"))
+    assert not set(first) & set(second)
+    async with sessions() as session:
+        rows = (await session.exec(select(ChatPost.id, ChatPost.proposal_id))).all()
+    assert sorted(first + second) == sorted(post_id for post_id, _ in rows)
+    assert sorted(proposal_id for _, proposal_id in rows) == ids  # one post each
