@@ -22,17 +22,8 @@ from core.flow import utc_now
 from core.i18n import Translator
 from core.models import ChatPost
 from core.moderation.actors import Actor, Source
-from core.moderation.chat import (
-    ChatError,
-    OutgoingPost,
-    Posted,
-    chat_code,
-    claim_posts,
-    connect_chat,
-    disconnect_chat,
-    posted,
-    queue_posts,
-)
+from core.moderation.chat import ChatError, chat_code, connect_chat, disconnect_chat
+from core.moderation.chat_posts import OutgoingPost, Posted, claim_posts, posted, queue_posts
 from core.notices import Handover, mark_unknown, record
 
 log = logging.getLogger("consult.notices")

@@ -70,14 +70,8 @@ from core.definitions import consultation_by_slug
 from core.flow import Flow, Outcome
 from core.i18n import FALLBACK, Translator, available_locales, negotiate
 from core.messages import Reply
-from core.moderation.chat import (
-    ChatAnswer,
-    OutgoingPost,
-    Posted,
-    connected_chat,
-    link_member,
-    tap_in_chat,
-)
+from core.moderation.chat import ChatAnswer, connected_chat, link_member, tap_in_chat
+from core.moderation.chat_posts import OutgoingPost, Posted
 from core.notices import Handover, Outgoing
 from core.participation import open_consultations_for
 

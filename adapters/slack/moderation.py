@@ -17,7 +17,8 @@ from slack_sdk.web.async_client import AsyncWebClient
 from adapters.pacing import Pacer
 from adapters.slack import inbound
 from adapters.slack.render import escape_mrkdwn
-from core.moderation.chat import Buttons, OutgoingPost, Posted, Tap, link_code_of
+from core.moderation.chat import Tap, link_code_of
+from core.moderation.chat_posts import Buttons, OutgoingPost, Posted
 from core.notices import Handover
 
 logger = logging.getLogger(__name__)

@@ -32,15 +32,8 @@ from telegram.warnings import PTBUserWarning
 from adapters.telegram.render import CALLBACK_DATA_LIMIT, TEXT_LIMIT, Keyboard, escape
 from adapters.telegram.sender import ATTEMPTS, NO_PREVIEW, TelegramSender, markup
 from adapters.telegram.updates import CHANNEL, TelegramUpdate
-from core.moderation.chat import (
-    Buttons,
-    OutgoingPost,
-    Posted,
-    Tap,
-    link_code_of,
-    link_member,
-    tap_in_chat,
-)
+from core.moderation.chat import Tap, link_code_of, link_member, tap_in_chat
+from core.moderation.chat_posts import Buttons, OutgoingPost, Posted
 from core.notices import Handover
 
 log = logging.getLogger("consult.telegram")

@@ -37,7 +37,7 @@ from adapters.telegram.updates import (
 )
 from core.flow import Flow, Outcome
 from core.messages import Reply
-from core.moderation.chat import OutgoingPost, Posted
+from core.moderation.chat_posts import OutgoingPost, Posted
 from core.notices import Handover, Outgoing
 
 log = logging.getLogger("consult.telegram")

@@ -20,14 +20,12 @@ from core.moderation.chat import (
     ChatError,
     Tap,
     chat_code,
-    claim_posts,
     connect_chat,
     disconnect_chat,
     link_member,
-    posted,
-    queue_posts,
     tap_in_chat,
 )
+from core.moderation.chat_posts import claim_posts, posted, queue_posts
 from core.notices import Handover, beat, mark_unknown, record
 from core.organisers import Role, add_organiser
 from core.proposals import submit_proposal

@@ -28,7 +28,8 @@ from core.i18n import Translator
 from core.identity import enrol
 from core.models import Consultation, Proposal
 from core.moderation import Actor, Source
-from core.moderation.chat import Button, chat_code, connect_chat
+from core.moderation.chat import chat_code, connect_chat
+from core.moderation.chat_posts import Button
 from core.organisers import Role, add_organiser
 from core.proposals import submit_proposal
 from tests.adapters.slack.conftest import Rig, make_channel

@@ -36,7 +36,8 @@ from core.i18n import Translator
 from core.identity import enrol
 from core.models import Consultation, Participant, ProcessedEvent, Proposal, ProposalEvent
 from core.moderation import Actor, Source, next_for
-from core.moderation.chat import Button, chat_code, connect_chat
+from core.moderation.chat import chat_code, connect_chat
+from core.moderation.chat_posts import Button
 from core.organisers import Role, add_organiser
 from core.proposals import submit_proposal
 from tests.conftest import SECRET, Loader
