@@ -41,7 +41,7 @@ from core.moderation.chat_posts import Button
 from core.organisers import Role, add_organiser
 from core.proposals import submit_proposal
 from tests.conftest import SECRET, Loader
-from tests.fuzzing import FUZZ, LONG_TEXT
+from tests.fuzzing import FUZZ, LONG_TEXT, mutated, to_json
 
 TOKEN = "123456789:AAH-chat_token"
 WEBHOOK_SECRET = "chat_secret"
@@ -49,6 +49,7 @@ GROUP = -1001234567890
 MIA, LEO, STRANGER = 501, 502, 503
 FR = Translator("fr")
 _workers = itertools.count()
+_update_ids = itertools.count(900_000_001)
 
 
 @dataclass
@@ -243,6 +244,33 @@ async def test_any_button_data_from_the_group_is_answered_and_changes_nothing(
     assert response.status_code == 200
     if data:
         assert response.json()["method"] == "answerCallbackQuery"
+    async with rig.sessions() as session:
+        assert (await session.exec(select(ProposalEvent))).all() == []
+
+
+def _group_payloads(fake: FakeTelegram) -> list[dict[str, Any]]:
+    """A /link and a tap in the moderators' group, as Telegram sends them."""
+    fake.messages.setdefault(GROUP, {})[1] = {
+        "message_id": 1,
+        "chat": fake.chat(GROUP),
+        "date": 0,
+        "text": "post",
+    }
+    link = fake.text_update(MIA, "/link@elders_bot abcdefghijklmnopqrstuvwx", chat_id=GROUP)
+    return [link, fake.callback_update(MIA, 1, "m:1:a", chat_id=GROUP)]
+
+
+@FUZZ
+@given(data=st.data())
+async def test_a_malformed_group_update_is_never_a_server_error(rig: Rig, data: Any) -> None:
+    payload = data.draw(mutated(_group_payloads(rig.fake)))
+    if isinstance(payload, dict) and isinstance(payload.get("update_id"), int):
+        payload["update_id"] = next(_update_ids)
+    headers = {SECRET_HEADER: WEBHOOK_SECRET, "content-type": "application/json"}
+    response = await rig.http.post(
+        "/webhooks/telegram", content=to_json(payload).encode(), headers=headers
+    )
+    assert response.status_code in (200, 400), response.text
     async with rig.sessions() as session:
         assert (await session.exec(select(ProposalEvent))).all() == []
 
