@@ -29,6 +29,7 @@ from adapters.channel import WebhookChannel
 from bots.bootstrap import Runtime, runtime
 from bots.channels import enabled_channels
 from bots.errors import ChannelNotConfigured, OrganiserError
+from bots.moderation_chat import post_round
 from bots.settings import Settings
 from core.definitions import consultation_by_slug
 from core.flow import utc_now
@@ -142,7 +143,12 @@ class NoticeWorker:
             )
         if batch:
             await asyncio.gather(*(self._send(notice) for notice in batch))
-        return len(batch)
+        # The moderators' chats (core.moderation.chat): their posts go through the same
+        # claim/record mechanics, in rows of their own.
+        posts = await post_round(
+            self.sessions, self.worker, self.channels, self.clock, self.stale_after
+        )
+        return len(batch) + posts
 
     async def _send(self, notice: Outgoing) -> None:
         try:
