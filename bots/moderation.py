@@ -98,6 +98,13 @@ def add_moderation_commands(commands: Any) -> None:
     )
     notices.add_argument("slug", metavar="SLUG")
     notices.add_argument("--json", action="store_true", help="print them as JSON")
+    notices.add_argument(
+        "--resend",
+        type=int,
+        metavar="ID",
+        help="send an unknown or failed notice again (the audit log records who did)",
+    )
+    _add_moderator(notices)
     decisions = (
         ("accept", "accept proposals (shown to participants)"),
         ("refuse", "refuse proposals with a reason"),

@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import os
 import signal
 import sys
 from collections import Counter
@@ -34,6 +35,8 @@ from bots.settings import Settings
 from core.definitions import consultation_by_slug
 from core.flow import utc_now
 from core.i18n import Translator
+from core.moderation import Actor, Source
+from core.moderation.resend import NotResendable, UnknownNotice, resend_notice
 from core.notices import (
     Handover,
     Outgoing,
@@ -271,7 +274,9 @@ def _said(t: Translator, labels: dict[str, str], value: str | None) -> str:
 async def show_notices(settings: Settings, args: argparse.Namespace, t: Translator) -> int:
     """`consult moderation notices SLUG [--json]`: a consultation's notices by state, and
     those needing the organiser's attention (waiting, unknown) by proposal: never an address
-    or a participant."""
+    or a participant. `--resend ID` queues an unknown or failed notice again."""
+    if args.resend is not None:
+        return await _resend(settings, args, t)
     now = utc_now()
     async with runtime(settings) as rt, rt.sessions() as session:
         consultation = await consultation_by_slug(session, args.slug)
@@ -316,4 +321,24 @@ async def show_notices(settings: Settings, args: argparse.Namespace, t: Translat
         kind = _said(t, _KINDS, view.kind)
         why = _said(t, _PROBLEMS, view.problem)
         print(f"  #{view.id}  #{view.proposal_id}  {kind}  {view.channel}  {age}  {why}")
+    return 0
+
+
+async def _resend(settings: Settings, args: argparse.Namespace, t: Translator) -> int:
+    login = os.environ.get("USER") or os.environ.get("USERNAME") or "unknown"
+    actor = Actor(args.moderator or f"cli:{login}", Source.CLI)
+    async with runtime(settings) as rt, rt.sessions() as session, session.begin():
+        consultation = await consultation_by_slug(session, args.slug)
+        if consultation is None or consultation.id is None:
+            raise OrganiserError("cli.unknown_consultation", slug=args.slug)
+        try:
+            await resend_notice(session, consultation.id, args.resend, actor, utc_now())
+        except UnknownNotice:
+            raise OrganiserError("cli.notices_unknown_notice", id=args.resend) from None
+        except NotResendable as refused:
+            state = _said(t, _STATES, refused.state)
+            raise OrganiserError(
+                "cli.notices_not_resendable", id=args.resend, state=state
+            ) from None
+    print(t("cli.notices_resent", id=args.resend))
     return 0

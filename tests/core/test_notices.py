@@ -20,9 +20,11 @@ from core.moderation import (
     Refuse,
     Source,
     UnknownReason,
+    audit_log,
     decide,
     decide_many,
 )
+from core.moderation.resend import NotResendable, UnknownNotice, resend_notice
 from core.notices import (
     MAX_ATTEMPTS,
     WAITING_RECHECK,
@@ -283,3 +285,40 @@ async def test_two_workers_claiming_at_once_never_take_the_same_notice(
     first, second = await asyncio.gather(drain("w1"), drain("w2"))
     assert not set(first) & set(second)
     assert sorted(first + second) == [n.id for n in await _notices(sessions)]
+
+
+async def test_an_organiser_sends_an_unknown_or_failed_notice_again_and_it_is_audited(
+    load_consultation, sessions, clock
+) -> None:
+    consultation = await load_consultation()
+    author = await _author(sessions, clock, "alice", "en")
+    ids = [
+        await _propose(sessions, clock, consultation, author, f"We should mend {n}", "en")
+        for n in range(3)
+    ]
+    for proposal_id in ids:
+        await _decide(sessions, clock, proposal_id, Accept())
+    unsure, refused, sent = (o.id for o in await _claim(sessions, clock, "w1"))
+    await _record(sessions, clock, "w1", unsure, Handover.UNKNOWN)
+    await _record(sessions, clock, "w1", refused, Handover.REFUSED)
+    await _record(sessions, clock, "w1", sent, Handover.SENT)
+
+    async def resend(notice_id: int, consultation_id: int = consultation.id) -> None:
+        async with sessions() as session, session.begin():
+            await resend_notice(session, consultation_id, notice_id, ANA, clock())
+
+    with pytest.raises(NotResendable):
+        await resend(sent)  # told already
+    with pytest.raises(UnknownNotice):
+        await resend(unsure, consultation.id + 1)  # another consultation's
+    await resend(unsure)
+    await resend(refused)
+    again = await _claim(sessions, clock, "w2")
+    assert [o.id for o in again] == [unsure, refused]
+    async with sessions() as session:
+        entries = await audit_log(session, consultation.id)
+    resent = [(e.action, e.target, e.detail["was"]) for e in entries if e.action == "notice.resend"]
+    assert set(resent) == {
+        ("notice.resend", f"notice:{refused}", "failed"),
+        ("notice.resend", f"notice:{unsure}", "unknown"),
+    }

@@ -4,7 +4,8 @@ server died while Telegram may have been taking the message, marked unknown and 
 1. A decision is committed (from the CLI) while the server's notices worker is between rounds;
    the server is killed before it sends the notice; the restarted server sends it, once.
 2. A notice is claimed and its request is on its way to Telegram (the fake holds it unanswered)
-   when the server is killed; the restarted server marks it unknown and does not send it again.
+   when the server is killed; the restarted server marks it unknown and does not send it again,
+   until an organiser says to (`consult moderation notices --resend`).
 
 Without the outbox the first notice dies with the process; without the claim committed before
 the send, the second is sent again by the restarted server.
@@ -13,6 +14,7 @@ the send, the second is sent again by the restarted server.
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import signal
 import threading
@@ -28,7 +30,7 @@ from bench.processes import consult_process
 from core.definitions import settings_of
 from core.flow import utc_now
 from core.identity import enrol
-from core.models import Consultation, Notice
+from core.models import AuditEntry, Consultation, Notice
 from core.proposals import submit_proposal
 from tests.adapters.telegram.test_telegram_http import TOKEN, environment
 from tests.bots.test_cli import consult
@@ -125,13 +127,26 @@ async def test_a_killed_server_tells_each_author_once_or_says_it_may_have(
             fake.wait_for(lambda: _told(fake, BARRIER_CHAT), timeout=30)
             await _until_state(sessions, held, "unknown")
             shown = consult(["moderation", "notices", "elders", "--json"], busy)
+            assert shown.returncode == 0, shown.stderr
+            (unknown,) = json.loads(shown.stdout)["needing_attention"]
+
+            # 3. An organiser who checked with the author decides to send it again.
+            fake.hold = None
+            resend = ["moderation", "notices", "elders", "--resend", str(unknown["notice"])]
+            assert consult(resend, busy).returncode == 0
+            fake.wait_for(lambda: _told(fake, HELD_CHAT), timeout=30)
+            await _until_state(sessions, held, "sent")
+            again = consult(resend, busy)
+            assert again.returncode == 2 and "only unknown and failed" in again.stderr
         assert len(_told(fake, QUEUED_CHAT)) == 1
         assert [method for method, params in fake.held] == ["sendMessage"]
-        assert fake.calls(chat_id=HELD_CHAT) == []  # the held one was never answered, nor resent
+        # Never resent by the servers: the one call that reached Telegram is the organiser's.
+        assert len(fake.calls("sendMessage", chat_id=HELD_CHAT)) == 1
     assert await _state(sessions, queued) == "sent"
-    assert shown.returncode == 0, shown.stderr
-    assert '"problem": "worker-died"' in shown.stdout
+    assert unknown["problem"] == "worker-died" and unknown["proposal"] == held
     assert str(HELD_CHAT) not in shown.stdout
     async with sessions() as session:
         states = (await session.exec(select(Notice.state).order_by(col(Notice.id)))).all()
-    assert states == ["sent", "unknown", "sent"]
+        audit = (await session.exec(select(AuditEntry.action, AuditEntry.target))).all()
+    assert states == ["sent", "sent", "sent"]
+    assert ("notice.resend", f"notice:{unknown['notice']}") in audit
