@@ -14,12 +14,13 @@ import sys
 from datetime import datetime
 from typing import Any
 
-from babel.dates import format_datetime, format_timedelta
+from babel.dates import format_timedelta
 
 from bots.bootstrap import runtime
 from bots.errors import OrganiserError
 from bots.moderation_chat import CHAT_ACTIONS, add_chat_commands, run_chat_command
 from bots.notices import show_notices
+from bots.refusals import refusal_values, short_datetime, status_label
 from bots.settings import Settings
 from core.definitions import consultation_by_slug
 from core.flow import utc_now
@@ -27,24 +28,15 @@ from core.i18n import Translator
 from core.moderation import (
     Accept,
     Actor,
-    AlreadyDecided,
     Archive,
     Decided,
     Decision,
-    DuplicateNotExpected,
-    DuplicateRequired,
-    EditRefused,
-    Locked,
     ModerationError,
-    NotAccepted,
     Postpone,
     QueueOrder,
     Refuse,
     Served,
     Source,
-    UnknownDuplicate,
-    UnknownProposal,
-    UnknownReason,
     Withdraw,
     decide_many,
     next_for,
@@ -54,16 +46,6 @@ from core.moderation.flags import Flag
 
 USAGE_ERROR = 2
 QUEUE_SHOWN = 200
-
-# A proposal's status as an organiser reads it (literal msgids, so the i18n test sees them).
-_STATUS = {
-    "pending": "moderation.status.pending",
-    "accepted": "moderation.status.accepted",
-    "refused": "moderation.status.refused",
-    "postponed": "moderation.status.postponed",
-    "archived": "moderation.status.archived",
-    "withdrawn": "moderation.status.withdrawn",
-}
 
 
 def add_moderation_commands(commands: Any) -> None:
@@ -161,42 +143,13 @@ def _decision(args: argparse.Namespace) -> Decision:
     return others[args.action]
 
 
-def _when(t: Translator, moment: datetime) -> str:
-    return format_datetime(moment, "short", tzinfo=moment.tzinfo, locale=t.locale)
-
-
-def _status(t: Translator, status: str) -> str:
-    return t(_STATUS[status]) if status in _STATUS else status
-
-
 def _flags(t: Translator, flags: tuple[Flag, ...]) -> str:
     return ", ".join(t(f"moderation.flag.{flag}") for flag in flags)
 
 
 def _refusal(t: Translator, proposal_id: int, error: ModerationError) -> str:
     """Why the decision on `proposal_id` was refused, as the organiser reads it."""
-    if isinstance(error, UnknownProposal):
-        return t("cli.moderation_unknown_proposal", id=proposal_id)
-    if isinstance(error, Locked):
-        until = _when(t, error.expires_at)
-        return t("cli.moderation_locked", id=proposal_id, holder=error.holder, until=until)
-    if isinstance(error, AlreadyDecided):
-        return t("cli.moderation_already_decided", id=proposal_id, status=_status(t, error.status))
-    if isinstance(error, NotAccepted):
-        return t("cli.moderation_not_accepted", id=proposal_id, status=_status(t, error.status))
-    if isinstance(error, UnknownReason):
-        allowed = ", ".join(error.allowed)
-        return t("cli.moderation_unknown_reason", reason=error.reason, allowed=allowed)
-    if isinstance(error, DuplicateRequired):
-        return t("cli.moderation_duplicate_required")
-    if isinstance(error, DuplicateNotExpected):
-        return t("cli.moderation_duplicate_not_expected")
-    if isinstance(error, UnknownDuplicate):
-        return t("cli.moderation_unknown_duplicate", id=error.duplicate_of)
-    if isinstance(error, EditRefused):
-        problem = t(error.problem.msgid, **error.problem.values)
-        return t("cli.moderation_edit_refused", id=proposal_id, problem=problem)
-    raise AssertionError(f"unexplained refusal: {error!r}")
+    return t(f"cli.moderation_{error.kind}", **refusal_values(t, error, proposal_id))
 
 
 def _as_dict(proposal: Served, now: datetime) -> dict[str, Any]:
@@ -266,7 +219,7 @@ async def _show_queue(settings: Settings, args: argparse.Namespace, t: Translato
         age = format_timedelta(now - proposal.created_at, locale=t.locale)
         line = f"  #{proposal.id}  {age}  {proposal.locale}  {proposal.text}"
         if proposal.locked_by and proposal.locked_until and proposal.locked_until > now:
-            until = _when(t, proposal.locked_until)
+            until = short_datetime(t, proposal.locked_until)
             line += "  " + t("cli.moderation_queue_held", holder=proposal.locked_by, until=until)
         if proposal.flags:
             line += "  " + t("cli.moderation_flags", flags=_flags(t, proposal.flags))
@@ -294,7 +247,7 @@ async def _serve_next(settings: Settings, args: argparse.Namespace, t: Translato
         print(json.dumps(_as_dict(served, now), indent=2, ensure_ascii=False))
         return 0
     assert served.locked_until is not None
-    until = _when(t, served.locked_until)
+    until = short_datetime(t, served.locked_until)
     print(t("cli.moderation_served", id=served.id, locale=served.locale, until=until))
     print(served.text)
     if served.flags:
@@ -309,7 +262,7 @@ async def _decide(settings: Settings, args: argparse.Namespace, t: Translator) -
     refused = False
     for proposal_id, result in outcome.items():
         if isinstance(result, Decided):
-            status = _status(t, result.status)
+            status = status_label(t, result.status)
             print(t("cli.moderation_decided", id=proposal_id, status=status))
         else:
             refused = True

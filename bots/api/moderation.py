@@ -7,7 +7,6 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any
 
-from babel.dates import format_datetime
 from fastapi import APIRouter, Body, Path, Query, Response
 from sqlalchemy import func
 from sqlmodel import col, select
@@ -33,6 +32,7 @@ from bots.api.schemas import (
     SimilarPublic,
 )
 from bots.bootstrap import Runtime
+from bots.refusals import HTTP_STATUS, refusal_values
 from core.i18n import Translator
 from core.models import Proposal, ProposalStatus
 from core.moderation import (
@@ -41,9 +41,6 @@ from core.moderation import (
     AlreadyDecided,
     Archive,
     Decision,
-    DuplicateNotExpected,
-    DuplicateRequired,
-    EditRefused,
     Locked,
     ModerationError,
     NotAccepted,
@@ -51,8 +48,6 @@ from core.moderation import (
     QueueOrder,
     Refuse,
     Source,
-    UnknownDuplicate,
-    UnknownProposal,
     UnknownReason,
     Withdraw,
     decide,
@@ -76,15 +71,6 @@ _REFUSALS: dict[int, str] = {
     422: "A body or a value to fix",
 }
 ProposalPath = Path(ge=1, le=ID_MAX)
-# A proposal's status as an organiser reads it (literal msgids, so the i18n test sees them).
-_STATUS = {
-    "pending": "moderation.status.pending",
-    "accepted": "moderation.status.accepted",
-    "refused": "moderation.status.refused",
-    "postponed": "moderation.status.postponed",
-    "archived": "moderation.status.archived",
-    "withdrawn": "moderation.status.withdrawn",
-}
 
 
 def _responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
@@ -106,43 +92,16 @@ def _public(proposal: Proposal) -> ProposalPublic:
 
 
 def _refused(t: Translator, error: ModerationError) -> ApiProblem:
-    """The HTTP refusal of a moderation error (nothing was changed)."""
-    if isinstance(error, UnknownProposal):
-        return ApiProblem(404, "api.unknown_proposal", id=error.proposal_id)
+    """The HTTP refusal of a moderation error (nothing was changed), with fields for scripts."""
+    extra: dict[str, Any] = {}
     if isinstance(error, Locked):
-        until = format_datetime(
-            error.expires_at, "short", tzinfo=error.expires_at.tzinfo, locale=t.locale
-        )
-        return ApiProblem(
-            409,
-            "api.locked",
-            {"locked_by": error.holder, "lock_expires_at": error.expires_at.isoformat()},
-            holder=error.holder,
-            until=until,
-        )
-    if isinstance(error, AlreadyDecided | NotAccepted):
-        msgid = "api.already_decided" if isinstance(error, AlreadyDecided) else "api.not_accepted"
-        status = t(_STATUS[error.status]) if error.status in _STATUS else error.status
-        return ApiProblem(409, msgid, {"status": error.status}, status=status)
-    if isinstance(error, UnknownReason):
-        allowed = list(error.allowed)
-        return ApiProblem(
-            422,
-            "api.unknown_reason",
-            {"allowed": allowed},
-            reason=error.reason,
-            allowed=", ".join(allowed),
-        )
-    if isinstance(error, DuplicateRequired):
-        return ApiProblem(422, "api.duplicate_required")
-    if isinstance(error, DuplicateNotExpected):
-        return ApiProblem(422, "api.duplicate_not_expected", reason=error.reason)
-    if isinstance(error, UnknownDuplicate):
-        return ApiProblem(422, "api.unknown_duplicate", id=error.duplicate_of)
-    if isinstance(error, EditRefused):
-        problem = t(error.problem.msgid, **error.problem.values)
-        return ApiProblem(422, "api.edit_refused", problem=problem)
-    raise AssertionError(f"unexplained refusal: {error!r}")
+        extra = {"locked_by": error.holder, "lock_expires_at": error.expires_at.isoformat()}
+    elif isinstance(error, AlreadyDecided | NotAccepted):
+        extra = {"status": error.status}
+    elif isinstance(error, UnknownReason):
+        extra = {"allowed": list(error.allowed)}
+    values = refusal_values(t, error)
+    return ApiProblem(HTTP_STATUS[error.kind], f"api.{error.kind}", extra, **values)
 
 
 async def _decide(

@@ -18,8 +18,9 @@ from bots.console.deps import (
     SessionDep,
 )
 from bots.console.pages import Page, PageError
-from bots.console.refusals import STATUS, refusal, status_label
+from bots.console.refusals import refusal
 from bots.console.routes.moderation import actor_of, reasons_of
+from bots.refusals import STATUS, status_label
 from core.models import Consultation, ProposalStatus
 from core.moderation import (
     Accept,

@@ -24,7 +24,8 @@ from bots.console.deps import (
     SessionDep,
 )
 from bots.console.pages import Page, PageError, base_path
-from bots.console.refusals import STATUS, reason_label, refusal
+from bots.console.refusals import reason_label, refusal
+from bots.refusals import STATUS
 from core.definitions import settings_of
 from core.models import Consultation, Proposal
 from core.moderation import (

@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 from babel.messages.pofile import read_po
 
-from bots.console.refusals import REASONS, STATUS
+from bots.console.refusals import REASONS
+from bots.refusals import STATUS
 from core.definitions import REFUSAL_REASONS
 from core.i18n import LOCALES_DIR
 from core.moderation.flags import Flag
