@@ -147,15 +147,11 @@ class GraphSender:
         """Send one notice (`core.notices`) and say what became of it. Unlike the replies,
         nothing that may have reached Meta is sent again (a timeout, a 5xx); a throughput
         error or a connection that never opened is tried again, `max_attempts` times."""
-        if self.client is None:
-            raise RuntimeError("GraphSender.open() was not called")
-        body: dict[str, Any] = {"messaging_product": "whatsapp", "recipient_type": "individual"}
-        body.update(to=to, **message)
-        url = f"{self.api_url}/{phone_number_id}/messages"
+        client, url, body = self._request(phone_number_id, to, message)
         for attempt in range(1, self.max_attempts + 1):
             await self.pacer.wait(to)
             try:
-                response = await self.client.post(url, json=body)
+                response = await client.post(url, json=body)
             except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as error:
                 problem, delay = f"no connection {error!r}", None
             except httpx.TransportError as error:
@@ -184,16 +180,22 @@ class GraphSender:
         log.warning("a notice to %s is put off: %s", _masked(to), problem)
         return Handover.RETRY
 
-    async def _post(self, phone_number_id: str, to: str, message: dict[str, Any]) -> bool:
+    def _request(
+        self, phone_number_id: str, to: str, message: dict[str, Any]
+    ) -> tuple[httpx.AsyncClient, str, dict[str, Any]]:
+        """The open client, the Graph URL and the body that send `message` to `to`."""
         if self.client is None:
             raise RuntimeError("GraphSender.open() was not called")
         body: dict[str, Any] = {"messaging_product": "whatsapp", "recipient_type": "individual"}
         body.update(to=to, **message)
-        url = f"{self.api_url}/{phone_number_id}/messages"
+        return self.client, f"{self.api_url}/{phone_number_id}/messages", body
+
+    async def _post(self, phone_number_id: str, to: str, message: dict[str, Any]) -> bool:
+        client, url, body = self._request(phone_number_id, to, message)
         for attempt in range(1, self.max_attempts + 1):
             await self.pacer.wait(to)
             try:
-                response = await self.client.post(url, json=body)
+                response = await client.post(url, json=body)
             except httpx.TransportError as error:
                 problem, delay = f"transport error {error!r}", None
             else:
