@@ -24,6 +24,7 @@ from sqlmodel import col, delete, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from core.models import (
+    ChatLinkCode,
     Consultation,
     Organiser,
     OrganiserGrant,
@@ -275,7 +276,8 @@ async def organiser_for_token(
 
 
 async def revoke(session: AsyncSession, email: str, *, now: datetime) -> int:
-    """Cut `email` off: its tokens and sign-in codes stop working, its console sessions are
+    """Cut `email` off: its tokens, sign-in codes and chat link codes stop working (for good:
+    adding them again does not revive a code that may have leaked), its console sessions are
     signed out (session_version goes up), and it can do nothing until added again.
 
     Returns how many API tokens were revoked. Raises UnknownOrganiser.
@@ -302,6 +304,12 @@ async def revoke(session: AsyncSession, email: str, *, now: datetime) -> int:
             col(OrganiserSecret.revoked_at).is_(None),
         )
         .values(revoked_at=now)
+    )
+    # A chat link code not spent yet is deleted: sent in a chat afterwards, it is unknown.
+    await session.exec(
+        delete(ChatLinkCode).where(
+            col(ChatLinkCode.organiser_id) == organiser_id, col(ChatLinkCode.used_at).is_(None)
+        )
     )
     await session.flush()
     return int(tokens.rowcount)

@@ -27,7 +27,7 @@ from core.moderation.chat import (
 )
 from core.moderation.chat_posts import claim_posts, posted, queue_posts
 from core.notices import Handover, beat, mark_unknown, record
-from core.organisers import Role, add_organiser
+from core.organisers import Role, add_organiser, revoke
 from core.proposals import submit_proposal
 from tests.conftest import SECRET
 
@@ -306,6 +306,29 @@ async def test_a_link_code_links_once_within_a_day_and_only_in_a_connected_chat(
     assert await link("502", code) == t("chat.link.used")
     clock.advance(hours=24, seconds=1)
     assert await link("502", stale) == t("chat.link.expired")
+
+
+async def test_a_link_code_made_before_its_organiser_was_revoked_stays_dead_once_they_are_back(
+    load_consultation, sessions, clock
+) -> None:
+    await _setup(sessions, clock, load_consultation)
+    async with sessions() as session, session.begin():
+        code = await chat_code(session, "mia@example.org", now=clock())
+    async with sessions() as session, session.begin():
+        await revoke(session, "mia@example.org", now=clock())
+    async with sessions() as session, session.begin():
+        await add_organiser(session, "mia@example.org", Role.MODERATOR, "elders", now=clock())
+    async with sessions() as session, session.begin():
+        said = await link_member(
+            session, "telegram", GROUP, "saw-the-code", code, secret=SECRET, now=clock()
+        )
+    assert said == Translator("fr")("chat.link.unknown")
+    async with sessions() as session, session.begin():  # a code made once back links
+        fresh = await chat_code(session, "mia@example.org", now=clock())
+        said = await link_member(
+            session, "telegram", GROUP, "501", fresh, secret=SECRET, now=clock()
+        )
+    assert said == Translator("fr")("chat.link.done", organiser="mia@example.org")
 
 
 async def test_a_disconnected_chat_is_shown_nothing_and_its_buttons_say_so(
