@@ -11,9 +11,8 @@ from __future__ import annotations
 from typing import Annotated
 from urllib.parse import urlencode
 
-from fastapi import APIRouter, Form, Query
+from fastapi import APIRouter, Depends, Form, Query
 from fastapi.responses import RedirectResponse, Response
-from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bots.console.deps import (
     ConsoleDep,
@@ -121,59 +120,66 @@ async def moderate(
     )
 
 
-async def _decided(
-    page: Page,
-    session: AsyncSession,
-    consultation: Consultation,
-    proposal_id: int,
-    decision: Decision,
-    organiser: OrganiserView,
-    console: ConsoleDep,
-    order: QueueOrder,
-) -> Response:
+class _OnProposal:
+    """What each POST on one proposal of the moderation page works with (FastAPI builds it
+    from the path and the organiser's session)."""
+
+    def __init__(
+        self,
+        consultation: ModeratedDep,
+        proposal_id: int,
+        organiser: OrganiserDep,
+        console: ConsoleDep,
+        session: SessionDep,
+        page: PageDep,
+    ) -> None:
+        self.consultation = consultation
+        self.proposal_id = proposal_id
+        self.organiser = organiser
+        self.console = console
+        self.session = session
+        self.page = page
+
+    async def check_proposal(self) -> None:
+        """404 unless the proposal is one of this consultation's (call in the transaction)."""
+        proposal = await self.session.get(Proposal, self.proposal_id)
+        if proposal is None or proposal.consultation_id != self.consultation.id:
+            raise PageError(404, "console.refusal.unknown_proposal", id=self.proposal_id)
+
+
+OnProposalDep = Annotated[_OnProposal, Depends()]
+
+
+async def _decided(on: _OnProposal, decision: Decision, order: QueueOrder) -> Response:
     """Apply the decision in one transaction; a refusal renders why, with its status. Then
     the next proposal, in the moderator's order."""
-    base = f"{base_path(page.request)}/c/{consultation.slug}"
+    base = f"{base_path(on.page.request)}/c/{on.consultation.slug}"
     try:
-        async with session.begin():
-            proposal = await session.get(Proposal, proposal_id)
-            if proposal is None or proposal.consultation_id != consultation.id:
-                raise PageError(404, "console.refusal.unknown_proposal", id=proposal_id)
-            await decide(session, proposal_id, decision, actor_of(organiser), console.clock())
+        async with on.session.begin():
+            await on.check_proposal()
+            actor = actor_of(on.organiser)
+            await decide(on.session, on.proposal_id, decision, actor, on.console.clock())
     except ModerationError as error:
-        status, message = refusal(page.t, proposal_id, error)
+        status, message = refusal(on.page.t, on.proposal_id, error)
         back = f"{base}/moderate?order={order.value}"
-        return page.render("error.html", status=status, message=message, back=back)
-    query = urlencode({"done": proposal_id, "order": order.value})
+        return on.page.render("error.html", status=status, message=message, back=back)
+    query = urlencode({"done": on.proposal_id, "order": order.value})
     return RedirectResponse(f"{base}/moderate?{query}", status_code=303)
 
 
 @router.post("/c/{slug}/proposals/{proposal_id}/accept", dependencies=[CsrfChecked])
 async def accept(
-    consultation: ModeratedDep,
-    proposal_id: int,
-    organiser: OrganiserDep,
-    console: ConsoleDep,
-    session: SessionDep,
-    page: PageDep,
+    on: OnProposalDep,
     text: Annotated[str, Form(max_length=EDIT_MAX_LENGTH)] = "",
     order: OrderField = QueueOrder.OLDEST,
 ) -> Response:
     """Accept, with the moderator's light edit when the text was changed."""
-    decision = Accept(text=text if text.strip() else None)
-    return await _decided(
-        page, session, consultation, proposal_id, decision, organiser, console, order
-    )
+    return await _decided(on, Accept(text=text if text.strip() else None), order)
 
 
 @router.post("/c/{slug}/proposals/{proposal_id}/refuse", dependencies=[CsrfChecked])
 async def refuse(
-    consultation: ModeratedDep,
-    proposal_id: int,
-    organiser: OrganiserDep,
-    console: ConsoleDep,
-    session: SessionDep,
-    page: PageDep,
+    on: OnProposalDep,
     reason: Annotated[str, Form(max_length=64)],
     duplicate_of: Annotated[str, Form(max_length=20)] = "",
     order: OrderField = QueueOrder.OLDEST,
@@ -182,62 +188,39 @@ async def refuse(
     original = duplicate_of.strip().lstrip("#")
     if original and not original.isdigit():
         raise PageError(422, "console.refusal.duplicate_not_a_number", value=duplicate_of)
-    decision = Refuse(reason, int(original) if original else None)
-    return await _decided(
-        page, session, consultation, proposal_id, decision, organiser, console, order
-    )
+    return await _decided(on, Refuse(reason, int(original) if original else None), order)
 
 
 @router.post("/c/{slug}/proposals/{proposal_id}/postpone", dependencies=[CsrfChecked])
-async def postpone(
-    consultation: ModeratedDep,
-    proposal_id: int,
-    organiser: OrganiserDep,
-    console: ConsoleDep,
-    session: SessionDep,
-    page: PageDep,
-    order: OrderField = QueueOrder.OLDEST,
-) -> Response:
-    decision = Postpone()
-    return await _decided(
-        page, session, consultation, proposal_id, decision, organiser, console, order
-    )
+async def postpone(on: OnProposalDep, order: OrderField = QueueOrder.OLDEST) -> Response:
+    return await _decided(on, Postpone(), order)
 
 
 @router.post("/c/{slug}/proposals/{proposal_id}/renew", dependencies=[CsrfChecked])
-async def renew(
-    consultation: ModeratedDep,
-    proposal_id: int,
-    organiser: OrganiserDep,
-    console: ConsoleDep,
-    session: SessionDep,
-    page: PageDep,
-) -> Response:
+async def renew(on: OnProposalDep) -> Response:
     """Keep the proposal for this moderator while their page is open (htmx polls this); 409
     with what happened once it is someone else's or decided."""
-    now = console.clock()
+    now = on.console.clock()
     try:
-        async with session.begin():
-            proposal = await session.get(Proposal, proposal_id)
-            if proposal is None or proposal.consultation_id != consultation.id:
-                raise PageError(404, "console.refusal.unknown_proposal", id=proposal_id)
-            until = await renew_lock(session, proposal_id, organiser.email, now)
+        async with on.session.begin():
+            await on.check_proposal()
+            until = await renew_lock(on.session, on.proposal_id, on.organiser.email, now)
     except ModerationError as error:
-        status, message = refusal(page.t, proposal_id, error)
-        return page.render(
+        status, message = refusal(on.page.t, on.proposal_id, error)
+        return on.page.render(
             "lock.html",
             status=status,
-            consultation=consultation,
+            consultation=on.consultation,
             lost=message,
             until=None,
-            id=proposal_id,
+            id=on.proposal_id,
         )
-    lock_seconds = settings_of(consultation).moderation_lock_seconds
-    return page.render(
+    lock_seconds = settings_of(on.consultation).moderation_lock_seconds
+    return on.page.render(
         "lock.html",
-        consultation=consultation,
+        consultation=on.consultation,
         lost=None,
         until=until,
-        id=proposal_id,
+        id=on.proposal_id,
         renew_every=max(2, lock_seconds // 3),
     )
