@@ -10,6 +10,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Body, Path, Query, Response
 from sqlalchemy import func
 from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bots.api.deps import (
     ApiProblem,
@@ -104,6 +105,16 @@ def _refused(t: Translator, error: ModerationError) -> ApiProblem:
     return ApiProblem(HTTP_STATUS[error.kind], f"api.{error.kind}", extra, **values)
 
 
+async def _check_moderates(
+    session: AsyncSession, organiser: OrganiserView, proposal_id: int
+) -> None:
+    """404 for an unknown proposal, 403 unless the organiser moderates its consultation."""
+    proposal = await session.get(Proposal, proposal_id)
+    if proposal is None:
+        raise ApiProblem(404, "api.unknown_proposal", id=proposal_id)
+    require(organiser, Permission.MODERATE, proposal.consultation_id)
+
+
 async def _decide(
     rt: Runtime,
     t: Translator,
@@ -114,10 +125,7 @@ async def _decide(
 ) -> DecidedPublic:
     actor = Actor(organiser.email, Source.API)
     async with rt.sessions() as session, session.begin():
-        proposal = await session.get(Proposal, proposal_id)
-        if proposal is None:
-            raise ApiProblem(404, "api.unknown_proposal", id=proposal_id)
-        require(organiser, Permission.MODERATE, proposal.consultation_id)
+        await _check_moderates(session, organiser, proposal_id)
         try:
             decided = await decide(session, proposal_id, decision, actor, now)
         except ModerationError as error:
@@ -277,10 +285,7 @@ def moderation_router() -> APIRouter:
     ) -> LockPublic:
         """Keep holding a proposal the queue served you another lock time."""
         async with rt.sessions() as session, session.begin():
-            proposal = await session.get(Proposal, proposal_id)
-            if proposal is None:
-                raise ApiProblem(404, "api.unknown_proposal", id=proposal_id)
-            require(organiser, Permission.MODERATE, proposal.consultation_id)
+            await _check_moderates(session, organiser, proposal_id)
             try:
                 until = await renew_lock(session, proposal_id, organiser.email, now)
             except ModerationError as error:
