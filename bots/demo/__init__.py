@@ -6,7 +6,7 @@ from __future__ import annotations
 import math
 import random
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 
 from sqlalchemy.ext.asyncio import async_sessionmaker
@@ -14,9 +14,17 @@ from sqlmodel import select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bots.definitions_file import read_definition
-from core.definitions import upsert_consultation
+from core.definitions import settings_of, upsert_consultation
 from core.identity import enrol
-from core.models import QUALIFICATIONS, Participation, Proposal, QualificationKey, VoteKey
+from core.models import (
+    QUALIFICATIONS,
+    Consultation,
+    Participation,
+    Proposal,
+    QualificationKey,
+    VoteKey,
+)
+from core.proposals import compose_proposal, submit_proposal
 from core.voting import CastVote, import_votes
 
 DEMO_FILE = Path(__file__).resolve().parent / "culture.yaml"
@@ -45,6 +53,22 @@ LEANINGS = {
     "culture-better-for-all": "platitude",
     "culture-everywhere": "platitude",
 }
+
+# Proposals simulated participants sent, waiting for a moderator, so that a newcomer has a queue
+# to moderate: a copy of an accepted proposal in other words, texts that earn each kind of flag
+# (shouting, a link, a phone number, three from one author within minutes), ordinary ones.
+# (simulated participant, locale, minutes before the demo was seeded, what they typed)
+PENDING = (
+    (11, "fr", 95, "ouvrir gratuitement les musées chaque premier dimanche du mois"),
+    (23, "en", 80, "give every pupil a free theatre ticket each school year"),
+    (42, "fr", 64, "organiser des concerts gratuits dans les maisons de retraite"),
+    (57, "en", 50, "LOWER ALL TICKET PRICES NOW!!!!!!"),
+    (68, "fr", 41, "publier le programme culturel sur www.culture-pour-tous.example"),
+    (75, "en", 33, "set up a phone line for bookings, call 06 12 34 56 78"),
+    (88, "fr", 9, "créer un pass culture pour les chômeurs"),
+    (88, "fr", 7, "prêter des instruments de musique à la médiathèque"),
+    (88, "fr", 5, "ouvrir les cinémas aux lycéens le mercredi matin"),
+)
 
 
 def _seed_ref(proposal: Proposal) -> str:
@@ -91,8 +115,23 @@ async def seed_demo(
         already = sum(p.vote_count for p in proposals)
         votes = 0
         if already == 0:
-            votes = await _simulate(session, secret, consultation.id, proposals, now, seed)
+            votes, authors = await _simulate(session, secret, consultation.id, proposals, now, seed)
+            await _propose(session, consultation, authors, now)
     return SeedReport(spec.slug, created, len(proposals), votes)
+
+
+async def _propose(
+    session: AsyncSession, consultation: Consultation, authors: list[int], now: datetime
+) -> None:
+    """The pending proposals of `PENDING`, sent as a participant's are (checked, flagged)."""
+    assert consultation.id is not None
+    settings = settings_of(consultation)
+    for author, locale, minutes_ago, typed in PENDING:
+        text = compose_proposal(typed, settings.prefix[locale])
+        sent = now - timedelta(minutes=minutes_ago)
+        await submit_proposal(
+            session, authors[author], consultation.id, text, locale, settings, sent
+        )
 
 
 async def _simulate(
@@ -102,8 +141,9 @@ async def _simulate(
     proposals: list[Proposal],
     now: datetime,
     seed: int,
-) -> int:
-    """Votes from a population of three opinion groups of unequal size.
+) -> tuple[int, list[int]]:
+    """Votes from a population of three opinion groups of unequal size: how many, and the
+    participants' ids.
 
     Each proposal (the same in both languages) has a general appeal, a lean per group and a
     share of neutral answers, so the demo shows consensus, controversy and rejection.
@@ -118,10 +158,12 @@ async def _simulate(
         if ref not in truths:
             truths[ref] = _truth(LEANINGS.get(ref, "mixed"), rng)
     votes: list[CastVote] = []
+    participants: list[int] = []
     for index in range(SIMULATED_PARTICIPANTS):
         enrolment = await enrol(session, secret, SIMULATED_CHANNEL, f"sim-{index:04d}", None, now)
         participant = enrolment.participant
         assert participant.id is not None
+        participants.append(participant.id)
         locale = "fr" if rng.random() < 0.65 else "en"
         participant.locale = locale
         participant.current_consultation_id = consultation_id
@@ -152,4 +194,4 @@ async def _simulate(
                 qualifications = (rng.choice(QUALIFICATIONS[key]),)
             votes.append(CastVote(participant.id, proposal.id, key, True, qualifications))
     await import_votes(session, votes, now)
-    return len(votes)
+    return len(votes), participants

@@ -25,7 +25,12 @@ def test_demo_without_input_only_seeds_and_seeds_once(tmp_path: Path) -> None:
     second = run(["demo"], url, tmp_path)
     assert second.returncode == 0 and "simulated votes" not in second.stderr
     with sqlite3.connect(tmp_path / "demo.sqlite3") as db:
-        assert db.execute("select count(*), sum(vote_count) from proposal").fetchone() == (60, 3600)
+        counts = "select status, count(*), sum(vote_count) from proposal group by status"
+        by_status = {status: (n, votes) for status, n, votes in db.execute(counts)}
+        # the seeds, voted on; and a queue for a newcomer to moderate, some of it flagged
+        assert by_status == {"accepted": (60, 3600), "pending": (9, 0)}
+        flagged = db.execute("select count(*) from proposal where flags != ''").fetchone()
+        assert flagged == (6,)
 
 
 def test_demo_default_database_lives_in_the_data_directory(tmp_path: Path) -> None:
