@@ -17,7 +17,7 @@ import os
 import signal
 import sys
 from collections import Counter
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -82,8 +82,10 @@ class NoticeWorker:
         beat_every: float = 2.0,
         stale_after: float = 10.0,
         worker: str | None = None,
+        pause: Callable[[float], Awaitable[object]] = asyncio.sleep,
     ) -> None:
         self.sessions = sessions
+        self.pause = pause  # how the beating task waits between beats (injected by tests)
         self.channels = channels
         self.clock = clock
         self.every = every
@@ -125,10 +127,16 @@ class NoticeWorker:
 
     async def drain(self) -> Counter[Handover]:
         """Send rounds until no notice is ready (for `consult deliver --once`); what became of
-        the notices sent."""
+        the notices sent. It beats all along, as `start` does: a long round (pacing, a slow
+        platform) must not look dead to a `consult serve` running meanwhile."""
         await self.beat()
-        while await self.round():
-            await self.beat()
+        beater = asyncio.get_running_loop().create_task(self._beating())
+        try:
+            while await self.round():
+                pass
+        finally:
+            beater.cancel()
+            await asyncio.gather(beater, return_exceptions=True)
         return self.outcomes
 
     async def round(self) -> int:
@@ -175,7 +183,7 @@ class NoticeWorker:
 
     async def _beating(self) -> None:
         while True:
-            await asyncio.sleep(self.beat_every)
+            await self.pause(self.beat_every)
             try:
                 await self.beat()
             except (SQLAlchemyError, OSError) as error:
