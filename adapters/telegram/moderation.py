@@ -22,7 +22,15 @@ from typing import Any
 import aiohttp
 from fastapi import BackgroundTasks
 from fastapi.responses import JSONResponse, Response
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.exc import (
+    DBAPIError,
+    InterfaceError,
+    OperationalError,
+    SQLAlchemyError,
+)
+from sqlalchemy.exc import (
+    TimeoutError as PoolTimeout,
+)
 from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel.ext.asyncio.session import AsyncSession
 from telegram.constants import ParseMode
@@ -150,6 +158,14 @@ async def post_to_telegram(sender: TelegramSender, post: OutgoingPost) -> Posted
     return Posted(Handover.RETRY)
 
 
+def transient(error: SQLAlchemyError) -> bool:
+    """Whether the same request may succeed later: the database unreachable, busy or locked,
+    a connection lost. A query it refuses (a value out of range) would fail the same again."""
+    if isinstance(error, DBAPIError) and error.connection_invalidated:
+        return True
+    return isinstance(error, OperationalError | InterfaceError | PoolTimeout)
+
+
 class TelegramModeration:
     """The moderators' groups of one bot: `/link` and taps, over the server's database."""
 
@@ -169,7 +185,8 @@ class TelegramModeration:
 
     async def receive(self, update: TelegramUpdate, background: BackgroundTasks) -> Response:
         """Answer a group's update: 200 whatever it holds, 500 (Telegram delivers it again)
-        only when the database failed, having changed nothing."""
+        only when the database failed for a while (unreachable, locked), having changed
+        nothing. Any other database error would fail again on every delivery: logged, 200."""
         try:
             tap = tap_of(update)
             if tap is not None and update.callback_query is not None:
@@ -177,9 +194,10 @@ class TelegramModeration:
             command = link_command(update, self.bot_username())
             if command is not None:
                 await self._link(command, background)
-        except SQLAlchemyError:
+        except SQLAlchemyError as error:
             log.exception("telegram: a moderators' chat update %s failed", update.update_id)
-            return JSONResponse({"detail": "processing failed, retry later"}, 500)
+            if transient(error):
+                return JSONResponse({"detail": "processing failed, retry later"}, 500)
         return Response(status_code=200)
 
     async def _tapped(

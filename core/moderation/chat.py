@@ -30,6 +30,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from core.definitions import consultation_by_slug, settings_of
 from core.i18n import Translator, available_locales
 from core.identity import identity_hash
+from core.ids import parse_id
 from core.models import (
     ChatLinkCode,
     ChatModerator,
@@ -60,7 +61,8 @@ QUOTE_LIMIT = 60  # characters of a similar proposal on a button
 CODE = re.compile(r"[A-Za-z0-9_-]{16,64}")
 # A button's data: `m:<proposal>:<verb>`, verbs a(ccept), p(ostpone), r(efuse: the reasons),
 # b(ack to the first buttons), x:<n> (refuse with the n-th reason), d:<id> (refuse: repeats id).
-BUTTON_DATA = re.compile(r"m:(\d{1,18}):(a|p|r|b|x:\d{1,3}|d:\d{1,18})")
+# Ids have at most ID_DIGITS digits; `parse_id` then bounds them to what the database holds.
+BUTTON_DATA = re.compile(r"m:(\d{1,10}):(a|p|r|b|x:\d{1,3}|d:\d{1,10})")
 
 
 class ChatError(Exception):
@@ -282,15 +284,18 @@ async def tap_in_chat(
     if chat is None:
         return ChatAnswer(Translator("en")("chat.not_connected"))
     t = Translator(chat.locale)
-    matched = BUTTON_DATA.fullmatch(tap.data)
-    proposal = await session.get(Proposal, int(matched.group(1))) if matched else None
-    if matched is None or proposal is None or proposal.consultation_id != chat.consultation_id:
-        return ChatAnswer(t("chat.unknown_button"))
+    # Who taps first: a member who is not a moderator learns nothing of the proposals (not
+    # even which ids exist), and their forged data never reaches a query.
     organiser = await _linked_organiser(session, secret, tap.channel, tap.member_id)
     if organiser is None:
         return ChatAnswer(t("chat.not_linked"))
     if not organiser.can(Permission.MODERATE, chat.consultation_id):
         return ChatAnswer(t("chat.not_moderator"))
+    matched = BUTTON_DATA.fullmatch(tap.data)
+    proposal_id = parse_id(matched.group(1)) if matched else None
+    proposal = await session.get(Proposal, proposal_id) if proposal_id else None
+    if matched is None or proposal is None or proposal.consultation_id != chat.consultation_id:
+        return ChatAnswer(t("chat.unknown_button"))
     if proposal.status not in UNDECIDED:
         return _decided_already(t, proposal.status)
     verb, _, argument = matched.group(2).partition(":")
@@ -310,7 +315,10 @@ async def tap_in_chat(
             return await _duplicate_choice(session, proposal, t)
         decision = Refuse(reasons[index])
     elif verb == "d":
-        decision = Refuse(ALREADY_EXISTS, duplicate_of=int(argument))
+        original = parse_id(argument)
+        if original is None:
+            return ChatAnswer(t("chat.unknown_button"))
+        decision = Refuse(ALREADY_EXISTS, duplicate_of=original)
     else:
         decision = Accept() if verb == "a" else Postpone()
     assert proposal.id is not None
