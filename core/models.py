@@ -341,8 +341,9 @@ class Organiser(SQLModel, table=True):
     """A person who runs consultations: an e-mail (not participant data), signed in by one-time
     codes, scripts by API tokens (`core.organisers`).
 
-    `session_version` goes up when the organiser is revoked: console sessions carrying an older
-    one are signed out. A revoked organiser (`revoked_at`) can do nothing until added again.
+    `session_version` goes up when the organiser is revoked or signs out of the console:
+    console sessions carrying an older one are signed out. A revoked organiser (`revoked_at`)
+    can do nothing until added again.
     """
 
     id: int | None = Field(default=None, primary_key=True)

@@ -315,6 +315,21 @@ async def revoke(session: AsyncSession, email: str, *, now: datetime) -> int:
     return int(tokens.rowcount)
 
 
+async def end_sessions(session: AsyncSession, organiser_id: int, session_version: int) -> bool:
+    """Sign an organiser out of every console session (when they sign out: a copied session
+    cookie must not stay valid): their session version goes up, if it is still
+    `session_version` (a session already ended ends nothing more). Whether it went up."""
+    ended = await session.exec(
+        update(Organiser)
+        .where(
+            col(Organiser.id) == organiser_id,
+            col(Organiser.session_version) == session_version,
+        )
+        .values(session_version=col(Organiser.session_version) + 1)
+    )
+    return bool(ended.rowcount == 1)
+
+
 # One statement counts an attempt, whether or not the key has a row in this window yet.
 _COUNT_ATTEMPT = {
     dialect: insert_for(SignInAttempt)

@@ -1,9 +1,10 @@
 """The console's sign-in session: a cookie signed with the server's secret, holding the
-organiser's id, their session version and when they signed in; nothing else, no server state.
+organiser's id, their session version and when they signed in; nothing else.
 
 A session ends when its lifetime is over (read from the injected clock, not the cookie), or
-when the organiser's session version moves on (`consult organiser revoke` signs them out of
-every browser at once), or when they sign out (the cookie is dropped).
+when the organiser's session version (in the database) moves on: `consult organiser revoke`
+and signing out both move it, which ends every session of that organiser at once, so that a
+copied cookie is worth nothing once its owner signed out.
 """
 
 from __future__ import annotations

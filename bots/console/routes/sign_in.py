@@ -17,7 +17,7 @@ from bots.console.pages import NOTICES, base_path, set_cookie
 from bots.console.sessions import COOKIE, SignedIn
 from core.i18n import available_locales
 from core.moderation import Actor, Source, record_action
-from core.organisers import SignInRefused, redeem_sign_in_code, sign_in_allowed
+from core.organisers import SignInRefused, end_sessions, redeem_sign_in_code, sign_in_allowed
 
 router = APIRouter()
 
@@ -71,7 +71,14 @@ async def sign_in(
 
 
 @router.post("/sign-out", dependencies=[CsrfChecked])
-async def sign_out(request: Request) -> Response:
+async def sign_out(request: Request, console: ConsoleDep, session: SessionDep) -> Response:
+    """End the session on the server, not only in this browser: a copy of the cookie (another
+    device, a stolen one) stops working too. Every session of the organiser ends with it (the
+    session version they all carry goes up)."""
+    signed_in = console.sessions.loads(request.cookies.get(COOKIE))
+    if signed_in is not None:
+        async with session.begin():
+            await end_sessions(session, signed_in.organiser_id, signed_in.session_version)
     base = base_path(request)
     response = RedirectResponse(f"{base}/sign-in?notice=signed-out", status_code=303)
     response.delete_cookie(COOKIE, path=base or "/")

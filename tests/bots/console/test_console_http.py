@@ -9,6 +9,7 @@ from pathlib import Path
 
 import httpx
 
+from bots.console.sessions import COOKIE
 from core.definitions import parse_consultation, upsert_consultation
 from core.models import ChannelIdentity, Notice, Participant
 from core.moderation import ideas_of
@@ -390,8 +391,12 @@ async def test_flagged_proposals_first_and_a_flag_filter(server: ConsoleServer) 
     assert bad.status_code == 422
 
 
-async def test_signing_out_ends_the_session_in_this_browser(server: ConsoleServer) -> None:
+async def test_signing_out_ends_the_session_on_the_server(server: ConsoleServer) -> None:
     client = await server.signed_in("ana@example.org")
+    elsewhere = await server.signed_in("ana@example.org")  # her other browser
+    copied = server.client()  # someone who copied the cookie
+    copied.cookies.set(COOKIE, client.cookies[COOKIE], domain=httpx.URL(server.url).host)
+    assert (await copied.get(f"{server.console}/")).status_code == 200
     page = await client.get(f"{server.console}/")
     assert (await client.post(f"{server.console}/sign-out")).status_code == 403  # no token
     out = await client.post(f"{server.console}/sign-out", data={"csrf": csrf_of(page.text)})
@@ -399,6 +404,9 @@ async def test_signing_out_ends_the_session_in_this_browser(server: ConsoleServe
         out.status_code == 303 and out.headers["location"] == "/console/sign-in?notice=signed-out"
     )
     assert (await client.get(f"{server.console}/")).status_code == 303
+    for other in (copied, elsewhere):  # signing out ends every session of hers
+        ended = await other.get(f"{server.console}/")
+        assert ended.status_code == 303 and ended.headers["location"].endswith("notice=revoked")
     said = await client.get(f"{server.console}/sign-in?notice=signed-out")
     assert "You are signed out." in said.text
     unknown = await client.get(f"{server.console}/sign-in?notice=<b>")
