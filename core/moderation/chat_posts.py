@@ -14,7 +14,7 @@ from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import Insert, Selectable, exists, literal, update
+from sqlalchemy import BindParameter, Insert, Selectable, exists, literal, update
 from sqlalchemy import select as select_columns
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
@@ -84,10 +84,7 @@ async def queue_posts(session: AsyncSession, now: datetime) -> None:
             col(ModerationChat.id),
             col(Proposal.id),
             literal(str(SHOWN_FIRST)),
-            literal(NoticeState.QUEUED.value),
-            literal(0),
-            literal(now),
-            literal(now),
+            *_queued_at(now),
         )
         .join(Proposal, col(Proposal.consultation_id) == ModerationChat.consultation_id)
         .where(
@@ -104,10 +101,7 @@ async def queue_posts(session: AsyncSession, now: datetime) -> None:
             col(_POSTED.chat_ref),
             col(_POSTED.proposal_id),
             col(Proposal.status),
-            literal(NoticeState.QUEUED.value),
-            literal(0),
-            literal(now),
-            literal(now),
+            *_queued_at(now),
         )
         .join(Proposal, col(Proposal.id) == _POSTED.proposal_id)
         .where(
@@ -124,6 +118,11 @@ async def queue_posts(session: AsyncSession, now: datetime) -> None:
     )
     for rows in (posts, edits):
         await session.exec(_insert_missing(session, rows))
+
+
+def _queued_at(now: datetime) -> tuple[BindParameter[object], ...]:
+    """A new row's state, attempts, next attempt and creation (`_insert_missing`'s columns)."""
+    return (literal(NoticeState.QUEUED.value), literal(0), literal(now), literal(now))
 
 
 def _insert_missing(session: AsyncSession, rows: Selectable) -> Insert:
