@@ -6,11 +6,12 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import datetime
 
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 
 from bots.api.audit import audit_router
-from bots.api.deps import install_problems
+from bots.api.deps import ApiProblem, install_problems
 from bots.api.moderation import moderation_router
+from bots.nul import refuse_nul
 from bots.settings import Settings
 from core.flow import utc_now
 
@@ -19,9 +20,13 @@ def install_api(
     app: FastAPI, settings: Settings, *, clock: Callable[[], datetime] = utc_now
 ) -> None:
     """Mount the moderation and audit routes, and what every API route relies on: the
-    settings (the legacy organiser token), the clock, and the JSON refusals."""
+    settings (the legacy organiser token), the clock, the JSON refusals, and no NUL in what
+    a route reads."""
     app.state.api_settings = settings
     app.state.api_clock = clock
     install_problems(app)
-    app.include_router(moderation_router())
-    app.include_router(audit_router())
+    no_nul = Depends(
+        refuse_nul(lambda slug: ApiProblem(404, "api.unknown_consultation", slug=slug))
+    )
+    app.include_router(moderation_router(), dependencies=[no_nul])
+    app.include_router(audit_router(), dependencies=[no_nul])

@@ -10,12 +10,12 @@ from sqlmodel import col, select
 
 from bots.api.deps import ApiProblem, OrganiserDep, RuntimeDep, consultation_for
 from bots.api.schemas import AuditPage, AuditPublic, Problem
+from core.ids import ID_MAX
 from core.models import AuditEntry, Consultation
 from core.moderation import audit_log
 from core.moderation.history import AUDIT_PAGE, AUDIT_PAGE_MAX
 from core.organisers import PERMISSIONS, Permission
 
-ID_MAX = 2**63 - 1
 _RESPONSES: dict[int | str, dict[str, Any]] = {
     401: {"model": Problem, "description": "No token, or an unknown or revoked one"},
     403: {"model": Problem, "description": "No role that allows reading this log"},

@@ -35,6 +35,7 @@ from bots.api.schemas import (
 from bots.bootstrap import Runtime
 from bots.refusals import HTTP_STATUS, refusal_values
 from core.i18n import Translator
+from core.ids import ID_MAX  # beyond any id: a bigger one is a 422, never sent to SQL
 from core.models import Proposal, ProposalStatus
 from core.moderation import (
     Accept,
@@ -62,7 +63,6 @@ from core.organisers import OrganiserView, Permission
 PAGE = 50
 PAGE_MAX = 500
 SIMILAR_SHOWN = 3
-ID_MAX = 2**31 - 1  # beyond any id: a bigger one is refused as a bad path, not sent to SQL
 
 _REFUSALS: dict[int, str] = {
     401: "No token, or an unknown or revoked one",

@@ -8,6 +8,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from core.ids import ID_MAX
+
 # A body field longer than any proposal is refused before it reaches the core.
 TEXT_MAX = 5000
 
@@ -77,7 +79,7 @@ class RefuseBody(_Body):
     duplicate_of: int | None = Field(
         default=None,
         ge=1,
-        le=2**31 - 1,
+        le=ID_MAX,
         description="with the reason already-exists: the accepted proposal it repeats",
     )
     notify: bool = Field(default=True, description="tell the author why")

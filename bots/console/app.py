@@ -11,7 +11,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from urllib.parse import urlencode
 
-from fastapi import FastAPI, Request
+from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
@@ -21,6 +21,7 @@ from bots.console.deps import Console, page_for
 from bots.console.pages import PageError, SignInNeeded, base_path, templates
 from bots.console.routes import audit, bulk, consultations, ideas, moderation, sign_in
 from bots.console.sessions import COOKIE
+from bots.nul import refuse_nul
 from bots.settings import Settings
 
 STATIC = Path(__file__).resolve().parent / "static"
@@ -44,7 +45,16 @@ def console_app(
     clock: Callable[[], datetime],
 ) -> FastAPI:
     """The console; `runtime` gives the server's database once it has started."""
-    app = FastAPI(title="consult console", docs_url=None, redoc_url=None, openapi_url=None)
+    no_nul = refuse_nul(
+        lambda slug: PageError(404, "console.error.unknown_consultation", slug=slug[:64])
+    )
+    app = FastAPI(
+        title="consult console",
+        docs_url=None,
+        redoc_url=None,
+        openapi_url=None,
+        dependencies=[Depends(no_nul)],  # every route: PostgreSQL refuses NUL in text
+    )
     app.state.console = Console(
         settings=settings,
         runtime=runtime,

@@ -12,6 +12,7 @@ from typing import Annotated
 
 from fastapi import Depends, Form, Header, Request
 from fastapi.templating import Jinja2Templates
+from pydantic import Field
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bots.bootstrap import Runtime
@@ -22,10 +23,13 @@ from bots.console.sessions import COOKIE, SessionSigner
 from bots.settings import Settings
 from core.definitions import consultation_by_slug
 from core.i18n import FALLBACK, Translator, available_locales, negotiate
+from core.ids import ID_MAX
 from core.models import Consultation
 from core.organisers import OrganiserView, Permission, organiser_by_id
 
 LANGUAGE_COOKIE = "consult_lang"
+# An id among a form's repeated fields (ticked proposals): one beyond any id is a 422.
+FormId = Annotated[int, Field(ge=1, le=ID_MAX)]
 
 
 @dataclass

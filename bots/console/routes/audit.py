@@ -8,6 +8,7 @@ from fastapi import APIRouter, Query
 from fastapi.responses import Response
 
 from bots.console.deps import ConsultationDep, PageDep, SessionDep
+from core.ids import ID_MAX
 from core.moderation import audit_log
 
 router = APIRouter()
@@ -20,7 +21,7 @@ async def audit(
     consultation: ConsultationDep,
     session: SessionDep,
     page: PageDep,
-    before: Annotated[int | None, Query(ge=1)] = None,
+    before: Annotated[int | None, Query(ge=1, le=ID_MAX)] = None,
 ) -> Response:
     assert consultation.id is not None
     async with session.begin():

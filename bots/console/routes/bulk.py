@@ -12,6 +12,7 @@ from bots.console.deps import (
     ConsoleDep,
     ConsultationDep,
     CsrfChecked,
+    FormId,
     ModeratedDep,
     OrganiserDep,
     PageDep,
@@ -19,7 +20,7 @@ from bots.console.deps import (
 )
 from bots.console.pages import Page, PageError
 from bots.console.refusals import refusal
-from bots.console.routes.moderation import actor_of, reasons_of
+from bots.console.routes.moderation import actor_of, original_of, reasons_of
 from bots.refusals import STATUS, status_label
 from core.models import Consultation, ProposalStatus
 from core.moderation import (
@@ -110,10 +111,7 @@ def _decision(action: str, reason: str, duplicate_of: str, text: str) -> Decisio
     if action == "accept":
         return Accept()
     if action == "refuse":
-        original = duplicate_of.strip().lstrip("#")
-        if original and not original.isdigit():
-            raise PageError(422, "console.refusal.duplicate_not_a_number", value=duplicate_of)
-        return Refuse(reason, int(original) if original else None)
+        return Refuse(reason, original_of(duplicate_of))
     others: dict[str, Decision] = {
         "postpone": Postpone(),
         "archive": Archive(),
@@ -132,7 +130,7 @@ async def bulk_decide(
     session: SessionDep,
     page: PageDep,
     action: Annotated[str, Form(max_length=16)],
-    ids: Annotated[list[int], Form()] = [],  # noqa: B006 - FastAPI copies a default per request
+    ids: Annotated[list[FormId], Form()] = [],  # noqa: B006 - FastAPI copies a default per request
     reason: Annotated[str, Form(max_length=64)] = "",
     duplicate_of: Annotated[str, Form(max_length=20)] = "",
     status: Annotated[str, Form(max_length=16)] = ProposalStatus.PENDING.value,

@@ -12,6 +12,7 @@ from fastapi.responses import RedirectResponse, Response
 from bots.console.deps import (
     ConsoleDep,
     CsrfChecked,
+    FormId,
     ModeratedDep,
     OrganiserDep,
     PageDep,
@@ -20,6 +21,7 @@ from bots.console.deps import (
 from bots.console.pages import PageError, base_path
 from bots.console.refusals import refusal
 from bots.console.routes.moderation import OrderField, actor_of
+from core.ids import parse_id
 from core.moderation import ModerationError, QueueOrder, add_to_idea, create_idea, ideas_of
 from core.moderation.ideas import NAME_LENGTH
 
@@ -35,7 +37,7 @@ async def group_into_idea(
     console: ConsoleDep,
     session: SessionDep,
     page: PageDep,
-    ids: Annotated[list[int], Form()] = [],  # noqa: B006 - FastAPI copies a default per request
+    ids: Annotated[list[FormId], Form()] = [],  # noqa: B006 - FastAPI copies a default per request
     idea: Annotated[str, Form(max_length=20)] = "",
     name: Annotated[str, Form(max_length=NAME_LENGTH + 50)] = "",
     order: OrderField = QueueOrder.OLDEST,
@@ -51,9 +53,10 @@ async def group_into_idea(
         async with session.begin():
             if idea.strip():
                 known = {i.id for i in await ideas_of(session, consultation.id)}
-                if not idea.strip().isdigit() or int(idea) not in known:
+                chosen = parse_id(idea.strip())
+                if chosen is None or chosen not in known:
                     raise PageError(404, "console.ideas.unknown", idea=idea[:20])
-                grouped = await add_to_idea(session, int(idea), ids, actor, now)
+                grouped = await add_to_idea(session, chosen, ids, actor, now)
             else:
                 grouped = await create_idea(session, consultation.id, name, actor, now, ids)
     except ModerationError as error:

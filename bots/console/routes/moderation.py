@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Annotated
 from urllib.parse import urlencode
 
-from fastapi import APIRouter, Depends, Form, Query
+from fastapi import APIRouter, Depends, Form, Path, Query
 from fastapi.responses import RedirectResponse, Response
 
 from bots.console.deps import (
@@ -26,6 +26,7 @@ from bots.console.pages import Page, PageError, base_path
 from bots.console.refusals import reason_label, refusal
 from bots.refusals import STATUS
 from core.definitions import settings_of
+from core.ids import ID_MAX, parse_id
 from core.models import Consultation, Proposal
 from core.moderation import (
     ALREADY_EXISTS,
@@ -59,6 +60,18 @@ def actor_of(organiser: OrganiserView) -> Actor:
     return Actor(organiser.email, Source.CONSOLE)
 
 
+def original_of(duplicate_of: str) -> int | None:
+    """The proposal a refusal as `already-exists` names ("12" or "#12"; None when blank);
+    422 for anything else, a number beyond any id included."""
+    typed = duplicate_of.strip().lstrip("#")
+    if not typed:
+        return None
+    original = parse_id(typed)
+    if original is None:
+        raise PageError(422, "console.refusal.duplicate_not_a_number", value=duplicate_of)
+    return original
+
+
 def reasons_of(page: Page, consultation: Consultation) -> list[tuple[str, str]]:
     """The consultation's refusal reasons: (id, label in the organiser's language)."""
     return [(r, reason_label(page.t, r)) for r in settings_of(consultation).refusal_reasons]
@@ -71,9 +84,9 @@ async def moderate(
     console: ConsoleDep,
     session: SessionDep,
     page: PageDep,
-    done: Annotated[int | None, Query()] = None,
+    done: Annotated[int | None, Query(ge=1, le=ID_MAX)] = None,
     order: Annotated[QueueOrder, Query()] = QueueOrder.OLDEST,
-    grouped: Annotated[int | None, Query()] = None,
+    grouped: Annotated[int | None, Query(ge=1, le=ID_MAX)] = None,
 ) -> Response:
     """Serve this moderator the next proposal (the one they hold first) and lock it for them,
     in the `order` they chose (oldest, flagged first, or the same author's next)."""
@@ -127,7 +140,7 @@ class _OnProposal:
     def __init__(
         self,
         consultation: ModeratedDep,
-        proposal_id: int,
+        proposal_id: Annotated[int, Path(ge=1, le=ID_MAX)],
         organiser: OrganiserDep,
         console: ConsoleDep,
         session: SessionDep,
@@ -185,10 +198,7 @@ async def refuse(
     order: OrderField = QueueOrder.OLDEST,
 ) -> Response:
     """Refuse with one of the consultation's reasons (`already-exists` names the original)."""
-    original = duplicate_of.strip().lstrip("#")
-    if original and not original.isdigit():
-        raise PageError(422, "console.refusal.duplicate_not_a_number", value=duplicate_of)
-    return await _decided(on, Refuse(reason, int(original) if original else None), order)
+    return await _decided(on, Refuse(reason, original_of(duplicate_of)), order)
 
 
 @router.post("/c/{slug}/proposals/{proposal_id}/postpone", dependencies=[CsrfChecked])
