@@ -9,10 +9,15 @@ import asyncio
 from sqlmodel import select
 
 from bots.notices import NoticeWorker
+from core.definitions import settings_of
+from core.identity import enrol
 from core.models import Notice
-from core.moderation import Accept, decide
+from core.moderation import Accept, Actor, Source, decide
 from core.notices import Handover
-from tests.core.test_notices import ANA, _author, _propose
+from core.proposals import submit_proposal
+from tests.conftest import SECRET
+
+ANA = Actor("ana@example.org", Source.CLI)
 
 
 class SlowChannel:
@@ -49,11 +54,21 @@ class Metronome:
 
 async def test_a_drain_beats_while_a_long_round_is_sent(sessions, clock, load_consultation):
     consultation = await load_consultation()
-    author = await _author(sessions, clock, "u1", "en")
-    text = "We should open libraries on Sundays"
-    pid = await _propose(sessions, clock, consultation, author, text, "en")
     async with sessions() as session, session.begin():
-        await decide(session, pid, Accept(), ANA, clock())
+        author = (await enrol(session, SECRET, "telegram", "u1", "addr-u1", clock())).participant
+        assert author.id is not None
+        proposal = await submit_proposal(
+            session,
+            author.id,
+            consultation.id,
+            "We should open libraries on Sundays",
+            "en",
+            settings_of(consultation),
+            clock(),
+        )
+        assert proposal.id is not None
+    async with sessions() as session, session.begin():
+        await decide(session, proposal.id, Accept(), ANA, clock())
     slow, metronome = SlowChannel(), Metronome()
     once = NoticeWorker(
         sessions, {"telegram": slow}, clock=clock, stale_after=10, pause=metronome.pause
