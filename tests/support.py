@@ -1,19 +1,24 @@
-"""Test helpers: a settable clock, a participant who plays a conversation, and what
-sequencing's tests need to see the pools it reads."""
+"""Test helpers: a settable clock, a participant who plays a conversation, proposals made
+through the core or the conversation, and what sequencing's tests need to see the pools it
+reads."""
 
 from __future__ import annotations
 
 import itertools
 import random
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+from sqlmodel import col, select
 
+from core.definitions import settings_of
 from core.flow import Flow
 from core.messages import Choice, Command, Event, FormSubmit, Reply, Start, Text
+from core.models import Proposal
+from core.proposals import submit_proposal
 from core.scoring import contender_scores
 from core.sequencing import ALGORITHMS, Candidate, SequenceBuilder
 
@@ -154,3 +159,49 @@ def scored_proposal(
         "created_at": created,
         "updated_at": created,
     }
+
+
+async def submitted(
+    sessions: Any,
+    clock: Callable[[], datetime],
+    consultation: Any,
+    author: int,
+    typed: str,
+    locale: str = "en",
+) -> int:
+    """The id of a pending proposal `author` submits through the core, as typed, now."""
+    async with sessions() as session, session.begin():
+        proposal = await submit_proposal(
+            session, author, consultation.id, typed, locale, settings_of(consultation), clock()
+        )
+        assert proposal.id is not None
+        return int(proposal.id)
+
+
+async def proposed_in_chat(chat: Any, sessions: Any, user: str, typed: str) -> int:
+    """The id of the proposal `user` makes by playing the conversation in English: the
+    propose command, the text, confirm."""
+    author = await chat(user, "en").enrol()
+    await author.command("propose")
+    await author.type(typed)
+    await author.tap("confirm")
+    async with sessions() as session:
+        query = select(Proposal.id).where(Proposal.text == f"We should {typed}")
+        return int((await session.exec(query)).one())
+
+
+async def status_of(sessions: Any, proposal_id: int) -> str:
+    """The proposal's status as the database has it now."""
+    async with sessions() as session:
+        proposal = await session.get(Proposal, proposal_id)
+        assert proposal is not None
+        return str(proposal.status)
+
+
+async def proposal_id_of(sessions: Any, fragment: str) -> int:
+    """The id of the one proposal whose text contains `fragment`."""
+    async with sessions() as session:
+        found = await session.exec(select(Proposal.id).where(col(Proposal.text).contains(fragment)))
+        proposal_id = found.one()
+    assert proposal_id is not None
+    return int(proposal_id)

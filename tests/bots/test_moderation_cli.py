@@ -10,25 +10,16 @@ from sqlmodel import select
 
 from core.models import Proposal
 from tests.bots.test_cli import run
+from tests.support import proposed_in_chat
 
 PARTICIPANT = "tg-4711-secret-user"  # appears in no organiser output
-
-
-async def _proposed(chat, sessions, user: str, typed: str) -> int:
-    author = await chat(user, "en").enrol()
-    await author.command("propose")
-    await author.type(typed)
-    await author.tap("confirm")
-    async with sessions() as session:
-        query = select(Proposal.id).where(Proposal.text == f"We should {typed}")
-        return (await session.exec(query)).one()
 
 
 async def test_a_proposal_accepted_from_the_cli_comes_up_in_sequences(
     load_consultation, chat, sessions, database_url: str, tmp_path: Path
 ) -> None:
     await load_consultation()
-    pending = await _proposed(chat, sessions, PARTICIPANT, "open libraries until midnight")
+    pending = await proposed_in_chat(chat, sessions, PARTICIPANT, "open libraries until midnight")
 
     queue = run(["moderation", "queue", "elders"], database_url, tmp_path)
     assert queue.returncode == 0, queue.stderr
@@ -66,7 +57,7 @@ async def test_every_refusal_is_a_clear_message_and_exit_2(
     load_consultation, chat, sessions, database_url: str, tmp_path: Path
 ) -> None:
     await load_consultation()
-    pending = await _proposed(chat, sessions, "carla", "plant trees in every school")
+    pending = await proposed_in_chat(chat, sessions, "carla", "plant trees in every school")
     async with sessions() as session:
         seed = (await session.exec(select(Proposal.id).where(Proposal.ref == "p1.en"))).one()
     cases = [
@@ -118,8 +109,8 @@ async def test_withdrawn_proposals_are_counted_apart_in_the_results(
 ) -> None:
     await load_consultation(settings={"sequence_size": 4, "moderation": "post"})
     ids = [
-        await _proposed(chat, sessions, "dora", "open libraries until midnight"),
-        await _proposed(chat, sessions, "eliott", "plant trees in every school"),
+        await proposed_in_chat(chat, sessions, "dora", "open libraries until midnight"),
+        await proposed_in_chat(chat, sessions, "eliott", "plant trees in every school"),
     ]
     withdrawn = run(["moderation", "withdraw", *map(str, ids)], database_url, tmp_path)
     assert withdrawn.returncode == 0, withdrawn.stderr

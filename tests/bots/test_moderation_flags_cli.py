@@ -6,31 +6,21 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from sqlmodel import select
-
-from core.models import Proposal
 from tests.bots.test_cli import run
+from tests.support import proposed_in_chat
 
 AUTHOR = "tg-4711-secret-user"  # appears in no organiser output
-
-
-async def _proposed(chat, sessions, user: str, typed: str) -> int:
-    author = await chat(user, "en").enrol()
-    await author.command("propose")
-    await author.type(typed)
-    await author.tap("confirm")
-    async with sessions() as session:
-        query = select(Proposal.id).where(Proposal.text == f"We should {typed}")
-        return (await session.exec(query)).one()
 
 
 async def test_the_queue_shows_flags_and_serves_the_flagged_first(
     load_consultation, chat, sessions, clock, database_url: str, tmp_path: Path
 ) -> None:
     await load_consultation()
-    plain = await _proposed(chat, sessions, AUTHOR, "open libraries until midnight")
+    plain = await proposed_in_chat(chat, sessions, AUTHOR, "open libraries until midnight")
     clock.advance(minutes=1)
-    flagged = await _proposed(chat, sessions, "someone-else", "read example.com, call 0612345678")
+    flagged = await proposed_in_chat(
+        chat, sessions, "someone-else", "read example.com, call 0612345678"
+    )
 
     queue = run(["moderation", "queue", "elders", "--flagged-first"], database_url, tmp_path)
     assert queue.returncode == 0, queue.stderr

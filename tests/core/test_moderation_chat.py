@@ -28,8 +28,8 @@ from core.moderation.chat import (
 from core.moderation.chat_posts import claim_posts, posted, queue_posts
 from core.notices import Handover, beat, mark_unknown, record
 from core.organisers import Role, add_organiser, revoke
-from core.proposals import submit_proposal
 from tests.conftest import SECRET
+from tests.support import submitted
 
 GROUP = "-1001234567890"
 ADMIN = Actor("cli:admin", Source.CLI)
@@ -49,12 +49,7 @@ async def _setup(sessions, clock, load_consultation, *, locale: str | None = Non
 
 
 async def _propose(sessions, clock, consultation, author: int, typed: str) -> int:
-    async with sessions() as session, session.begin():
-        proposal = await submit_proposal(
-            session, author, consultation.id, typed, "fr", settings_of(consultation), clock()
-        )
-        assert proposal.id is not None
-        return proposal.id
+    return await submitted(sessions, clock, consultation, author, typed, "fr")
 
 
 async def _claim(sessions, clock, channels=("telegram",)):

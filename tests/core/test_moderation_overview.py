@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from core.definitions import settings_of
 from core.models import Participant, Participation, VoteKey
 from core.moderation import Actor, Refuse, Source, decide
 from core.moderation.overview import (
@@ -14,8 +13,8 @@ from core.moderation.overview import (
     pending_counts,
     proposals_matching,
 )
-from core.proposals import submit_proposal
 from core.voting import record_vote
+from tests.support import submitted
 
 ANA = Actor("ana@example.org", Source.CONSOLE)
 
@@ -40,11 +39,7 @@ async def _author(sessions, clock, consultation) -> int:
 async def _propose(sessions, clock, consultation, author: int, *texts: str) -> list[int]:
     ids = []
     for typed in texts:
-        async with sessions() as session, session.begin():
-            proposal = await submit_proposal(
-                session, author, consultation.id, typed, "en", settings_of(consultation), clock()
-            )
-            ids.append(proposal.id)
+        ids.append(await submitted(sessions, clock, consultation, author, typed))
         clock.advance(minutes=10)
     return ids
 

@@ -9,7 +9,6 @@ from datetime import timedelta
 import pytest
 from sqlmodel import col, select
 
-from core.definitions import settings_of
 from core.identity import enrol, forget_participant
 from core.models import Notice, NoticeState, Participant, Proposal
 from core.moderation import (
@@ -36,8 +35,8 @@ from core.notices import (
     notices_needing_attention,
     record,
 )
-from core.proposals import submit_proposal
 from tests.conftest import SECRET
+from tests.support import submitted
 
 ANA = Actor("ana@example.org", Source.CLI)
 STALE = timedelta(seconds=10)
@@ -50,15 +49,6 @@ async def _author(sessions, clock, user: str, locale: str, channel: str = "teleg
         session.add(enrolment.participant)
         assert enrolment.participant.id is not None
         return enrolment.participant.id
-
-
-async def _propose(sessions, clock, consultation, author: int, typed: str, locale: str) -> int:
-    async with sessions() as session, session.begin():
-        proposal = await submit_proposal(
-            session, author, consultation.id, typed, locale, settings_of(consultation), clock()
-        )
-        assert proposal.id is not None
-        return proposal.id
 
 
 async def _decide(sessions, clock, proposal_id, decision):
@@ -88,7 +78,7 @@ async def test_accepting_and_refusing_write_the_authors_notice_and_nothing_else_
     consultation = await load_consultation()
     author = await _author(sessions, clock, "alice", "fr")
     ids = [
-        await _propose(sessions, clock, consultation, author, f"Il faut idée {n}", "fr")
+        await submitted(sessions, clock, consultation, author, f"Il faut idée {n}", "fr")
         for n in range(5)
     ]
     await _decide(sessions, clock, ids[0], Accept())
@@ -111,8 +101,8 @@ async def test_a_decision_refused_or_rolled_back_leaves_no_notice(
 ) -> None:
     consultation = await load_consultation()
     author = await _author(sessions, clock, "alice", "en")
-    first = await _propose(sessions, clock, consultation, author, "We should plant trees", "en")
-    second = await _propose(sessions, clock, consultation, author, "We should fix roads", "en")
+    first = await submitted(sessions, clock, consultation, author, "We should plant trees", "en")
+    second = await submitted(sessions, clock, consultation, author, "We should fix roads", "en")
     with pytest.raises(UnknownReason):
         await _decide(sessions, clock, first, Refuse("not-a-reason"))
 
@@ -138,9 +128,9 @@ async def test_a_claimed_notice_is_in_the_authors_language_with_the_reason_or_th
     async with sessions() as session:
         seeded = select(Proposal).where(Proposal.locale == "en", Proposal.status == "accepted")
         existing = (await session.exec(seeded.limit(1))).one()
-    accepted = await _propose(sessions, clock, consultation, french, "Il faut des bancs", "fr")
-    refused = await _propose(sessions, clock, consultation, english, "We should go", "en")
-    duplicate = await _propose(sessions, clock, consultation, english, "We should visit", "en")
+    accepted = await submitted(sessions, clock, consultation, french, "Il faut des bancs", "fr")
+    refused = await submitted(sessions, clock, consultation, english, "We should go", "en")
+    duplicate = await submitted(sessions, clock, consultation, english, "We should visit", "en")
     await _decide(sessions, clock, accepted, Accept())
     await _decide(sessions, clock, refused, Refuse("several-ideas"))
     await _decide(sessions, clock, duplicate, Refuse("already-exists", existing.id))
@@ -162,8 +152,8 @@ async def test_an_author_who_forgot_gets_no_notice_and_it_says_why(
 ) -> None:
     consultation = await load_consultation()
     author = await _author(sessions, clock, "alice", "en")
-    gone_before = await _propose(sessions, clock, consultation, author, "We should swim", "en")
-    gone_after = await _propose(sessions, clock, consultation, author, "We should run", "en")
+    gone_before = await submitted(sessions, clock, consultation, author, "We should swim", "en")
+    gone_after = await submitted(sessions, clock, consultation, author, "We should run", "en")
     await _decide(sessions, clock, gone_after, Accept())  # queued while they were there
     async with sessions() as session, session.begin():
         participant = await session.get(Participant, author)
@@ -182,7 +172,7 @@ async def test_what_becomes_of_a_send(load_consultation, sessions, clock) -> Non
     consultation = await load_consultation()
     author = await _author(sessions, clock, "alice", "en")
     ids = [
-        await _propose(sessions, clock, consultation, author, f"We should do {n}", "en")
+        await submitted(sessions, clock, consultation, author, f"We should do {n}", "en")
         for n in range(4)
     ]
     for proposal_id in ids:
@@ -217,7 +207,7 @@ async def test_whatsapp_without_a_template_waits_and_is_offered_again(
         settings={"sequence_size": 4, "whatsapp_notice_template": template}
     )
     author = await _author(sessions, clock, "alice", "en", channel="whatsapp")
-    proposal = await _propose(sessions, clock, consultation, author, "We should sing", "en")
+    proposal = await submitted(sessions, clock, consultation, author, "We should sing", "en")
     await _decide(sessions, clock, proposal, Accept())
     (outgoing,) = await _claim(sessions, clock, "w1", channels=("whatsapp",))
     assert outgoing.template is not None
@@ -246,7 +236,7 @@ async def test_a_notice_claimed_by_a_dead_worker_becomes_unknown_and_is_never_se
 ) -> None:
     consultation = await load_consultation()
     author = await _author(sessions, clock, "alice", "en")
-    proposal = await _propose(sessions, clock, consultation, author, "We should paint", "en")
+    proposal = await submitted(sessions, clock, consultation, author, "We should paint", "en")
     await _decide(sessions, clock, proposal, Accept())
     (outgoing,) = await _claim(sessions, clock, "dying")
     clock.advance(seconds=5)
@@ -270,7 +260,7 @@ async def test_two_workers_claiming_at_once_never_take_the_same_notice(
     consultation = await load_consultation()
     author = await _author(sessions, clock, "alice", "en")
     ids = [
-        await _propose(sessions, clock, consultation, author, f"We should try {n}", "en")
+        await submitted(sessions, clock, consultation, author, f"We should try {n}", "en")
         for n in range(40)
     ]
     async with sessions() as session, session.begin():
@@ -293,7 +283,7 @@ async def test_an_organiser_sends_an_unknown_or_failed_notice_again_and_it_is_au
     consultation = await load_consultation()
     author = await _author(sessions, clock, "alice", "en")
     ids = [
-        await _propose(sessions, clock, consultation, author, f"We should mend {n}", "en")
+        await submitted(sessions, clock, consultation, author, f"We should mend {n}", "en")
         for n in range(3)
     ]
     for proposal_id in ids:

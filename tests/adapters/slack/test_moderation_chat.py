@@ -26,15 +26,15 @@ from core.definitions import settings_of
 from core.flow import Flow, utc_now
 from core.i18n import Translator
 from core.identity import enrol
-from core.models import Consultation, Proposal
+from core.models import Consultation
 from core.moderation import Actor, Source
 from core.moderation.chat import chat_code, connect_chat
 from core.moderation.chat_posts import Button
 from core.organisers import Role, add_organiser
-from core.proposals import submit_proposal
 from tests.adapters.slack.conftest import Rig, make_channel
 from tests.conftest import SECRET, Loader
 from tests.fuzzing import FUZZ
+from tests.support import status_of, submitted
 
 MODERATORS = "C0GENERAL"  # where the fake's slash commands come from
 FR = Translator("fr")
@@ -82,24 +82,12 @@ class ChatRig:
     async def propose(self, typed: str) -> int:
         async with self.sessions() as session, session.begin():
             author = await enrol(session, SECRET, "slack", f"{TEAM}:U0AUTHOR", "x", utc_now())
-            assert author.participant.id is not None and self.consultation.id is not None
-            proposal = await submit_proposal(
-                session,
-                author.participant.id,
-                self.consultation.id,
-                typed,
-                "fr",
-                settings_of(self.consultation),
-                utc_now(),
-            )
-            assert proposal.id is not None
-            return proposal.id
+            assert author.participant.id is not None
+        participant = author.participant.id
+        return await submitted(self.sessions, utc_now, self.consultation, participant, typed, "fr")
 
     async def status(self, proposal_id: int) -> str:
-        async with self.sessions() as session:
-            proposal = await session.get(Proposal, proposal_id)
-            assert proposal is not None
-            return proposal.status
+        return await status_of(self.sessions, proposal_id)
 
 
 @pytest.fixture

@@ -30,7 +30,6 @@ from adapters.telegram.updates import TelegramUpdate
 from adapters.telegram.webhook import SECRET_HEADER, TelegramChannel, TelegramConfig
 from bench.fakes.telegram_api import FakeTelegram
 from bots.moderation_chat import post_round
-from core.definitions import settings_of
 from core.flow import Flow, utc_now
 from core.i18n import Translator
 from core.identity import enrol
@@ -39,9 +38,9 @@ from core.moderation import Actor, Source, next_for
 from core.moderation.chat import chat_code, connect_chat
 from core.moderation.chat_posts import Button
 from core.organisers import Role, add_organiser
-from core.proposals import submit_proposal
 from tests.conftest import SECRET, Loader
 from tests.fuzzing import FUZZ, LONG_TEXT, mutated, to_json
+from tests.support import status_of, submitted
 
 TOKEN = "123456789:AAH-chat_token"
 WEBHOOK_SECRET = "chat_secret"
@@ -92,24 +91,12 @@ class Rig:
     async def propose(self, typed: str) -> int:
         async with self.sessions() as session, session.begin():
             author = await enrol(session, SECRET, "telegram", typed[:20], "4242", utc_now())
-            assert author.participant.id is not None and self.consultation.id is not None
-            proposal = await submit_proposal(
-                session,
-                author.participant.id,
-                self.consultation.id,
-                typed,
-                "fr",
-                settings_of(self.consultation),
-                utc_now(),
-            )
-            assert proposal.id is not None
-            return proposal.id
+            assert author.participant.id is not None
+        participant = author.participant.id
+        return await submitted(self.sessions, utc_now, self.consultation, participant, typed, "fr")
 
     async def status(self, proposal_id: int) -> str:
-        async with self.sessions() as session:
-            proposal = await session.get(Proposal, proposal_id)
-            assert proposal is not None
-            return proposal.status
+        return await status_of(self.sessions, proposal_id)
 
 
 @pytest.fixture
