@@ -19,7 +19,6 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-import aiohttp
 from fastapi import BackgroundTasks
 from fastapi.responses import JSONResponse, Response
 from sqlalchemy.exc import (
@@ -34,11 +33,11 @@ from sqlalchemy.exc import (
 from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel.ext.asyncio.session import AsyncSession
 from telegram.constants import ParseMode
-from telegram.error import InvalidToken, NetworkError, RetryAfter, TelegramError
+from telegram.error import TelegramError
 from telegram.warnings import PTBUserWarning
 
 from adapters.telegram.render import CALLBACK_DATA_LIMIT, TEXT_LIMIT, Keyboard, escape
-from adapters.telegram.sender import ATTEMPTS, NO_PREVIEW, TelegramSender, markup
+from adapters.telegram.sender import NO_PREVIEW, TelegramSender, markup
 from adapters.telegram.updates import CHANNEL, TelegramUpdate
 from core.moderation.chat import Tap, link_code_of, link_member, tap_in_chat
 from core.moderation.chat_posts import Buttons, OutgoingPost, Posted
@@ -131,31 +130,9 @@ async def post_to_telegram(sender: TelegramSender, post: OutgoingPost) -> Posted
         "reply_markup": markup(keyboard),
         "link_preview_options": NO_PREVIEW,
     }
-    for attempt in range(ATTEMPTS):
-        await sender.pacer.wait(str(chat), rate=sender.group_rate, burst=1.0)
-        try:
-            sent = await sender.bot.do_api_request("sendMessage", api_kwargs=parameters)
-        except RetryAfter as error:
-            retry_after = error.retry_after
-            await sender.sleep(
-                retry_after if isinstance(retry_after, int) else retry_after.total_seconds()
-            )
-            continue
-        except InvalidToken:
-            log.error("telegram: the bot token was refused; a moderators' post waits")
-            return Posted(Handover.RETRY)
-        except NetworkError as error:
-            if not isinstance(error.__cause__, aiohttp.ClientConnectorError):
-                log.warning("telegram: a moderators' post may not have arrived: %s", error)
-                return Posted(Handover.UNKNOWN)
-            await sender.sleep(0.5 * 2.0**attempt)
-            continue
-        except TelegramError as error:  # the bot left the group, the group is gone...
-            log.warning("telegram refused a moderators' post: %s", error)
-            return Posted(Handover.REFUSED)
-        message_id = sent.get("message_id") if isinstance(sent, dict) else None
-        return Posted(Handover.SENT, None if message_id is None else str(message_id))
-    return Posted(Handover.RETRY)
+    handover, sent = await sender.send_once(parameters, "a moderators' post")
+    message_id = sent.get("message_id") if isinstance(sent, dict) else None
+    return Posted(handover, None if message_id is None else str(message_id))
 
 
 def transient(error: SQLAlchemyError) -> bool:

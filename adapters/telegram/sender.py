@@ -81,9 +81,7 @@ class TelegramSender:
         self.throttled = 0
 
     async def send(self, chat_id: int, message: TelegramMessage) -> None:
-        # Groups and channels have negative ids and a per-minute limit of their own.
-        group = {"rate": self.group_rate, "burst": 1.0} if chat_id < 0 else {}
-        await self.pacer.wait(str(chat_id), **group)
+        await self._pace(chat_id)
         await self._call(
             "sendMessage",
             chat_id,
@@ -97,41 +95,44 @@ class TelegramSender:
         )
 
     async def notify(self, chat_id: int, html: str) -> Handover:
-        """Send one notice (`core.notices`) and say what became of it. Unlike `send`, nothing
-        that may have reached Telegram is sent again (a timeout, a 5xx): an author told twice
-        is worse than a notice marked unknown. A 429 is waited out, and a connection refused
-        before the request was written is tried again, ATTEMPTS times at most."""
+        """Send one notice (`core.notices`) and say what became of it (see `send_once`)."""
         parameters = {
             "chat_id": chat_id,
             "text": html,
             "parse_mode": ParseMode.HTML,
             "link_preview_options": NO_PREVIEW,
         }
+        handover, _ = await self.send_once(parameters, f"a notice to chat {masked(chat_id)}")
+        return handover
+
+    async def send_once(self, parameters: dict[str, Any], what: str) -> tuple[Handover, Any]:
+        """sendMessage with `parameters`, and what became of it with Telegram's answer once sent.
+        Unlike `send`, nothing that may have reached Telegram is sent again (a timeout, a 5xx):
+        a person told twice is worse than a message marked unknown. A 429 is waited out, and a
+        connection refused before the request was written is tried again, ATTEMPTS times at
+        most. `what` names the message in the log, never by a participant's chat id."""
+        chat_id = int(parameters["chat_id"])
         for attempt in range(ATTEMPTS):
-            await self.pacer.wait(str(chat_id))
+            await self._pace(chat_id)
             try:
-                await self.bot.do_api_request("sendMessage", api_kwargs=parameters)
-                return Handover.SENT
+                sent = await self.bot.do_api_request("sendMessage", api_kwargs=parameters)
+                return Handover.SENT, sent
             except RetryAfter as error:
                 self.throttled += 1
                 await self.sleep(_seconds(error.retry_after))
-            except InvalidToken:  # our configuration, not the notice: try again once fixed
-                log.error("telegram: the bot token was refused; a notice waits")
-                return Handover.RETRY
+            except InvalidToken:  # our configuration, not the message: try again once fixed
+                log.error("telegram: the bot token was refused; %s waits", what)
+                return Handover.RETRY, None
             except NetworkError as error:
                 if not isinstance(error.__cause__, aiohttp.ClientConnectorError):
-                    log.warning(
-                        "telegram: a notice to chat %s may not have arrived: %s",
-                        masked(chat_id),
-                        error,
-                    )
-                    return Handover.UNKNOWN
+                    log.warning("telegram: %s may not have arrived: %s", what, error)
+                    return Handover.UNKNOWN, None
                 await self.sleep(0.5 * 2.0**attempt)
-            except TelegramError as error:  # blocked, chat not found...: refused for good
-                log.warning("telegram refused a notice to chat %s: %s", masked(chat_id), error)
+            except TelegramError as error:  # blocked, chat not found, bot removed: for good
+                log.warning("telegram refused %s: %s", what, error)
                 self.failures += 1
-                return Handover.REFUSED
-        return Handover.RETRY
+                return Handover.REFUSED, None
+        return Handover.RETRY, None
 
     async def edit(self, chat_id: int, message_id: int, html: str, keyboard: Keyboard = ()) -> bool:
         """Replace a message's text and its buttons (none unless `keyboard`); whether Telegram
@@ -156,6 +157,11 @@ class TelegramSender:
     async def answer(self, query_id: str) -> None:
         """Answer a callback query (Telegram shows a spinner on the button until then)."""
         await self._call("answerCallbackQuery", None, {"callback_query_id": query_id})
+
+    async def _pace(self, chat_id: int) -> None:
+        # Groups and channels have negative ids and a per-minute limit of their own.
+        group = {"rate": self.group_rate, "burst": 1.0} if chat_id < 0 else {}
+        await self.pacer.wait(str(chat_id), **group)
 
     async def _call(self, method: str, chat_id: int | None, parameters: dict[str, Any]) -> bool:
         """`method` through PTB's request path, without turning Telegram's answer into objects.
