@@ -45,6 +45,8 @@ from adapters.slack import inbound
 from adapters.slack.home import home_view
 from adapters.slack.moderation import (
     MODERATE_ACTION,
+    SEND_ERRORS,
+    handover_after,
     link_code,
     post_to_slack,
     tap_of,
@@ -453,19 +455,8 @@ class SlackChannel:
         await self.pacer.wait(dm)
         try:
             await once.chat_postMessage(channel=dm, text=escape_mrkdwn(notice.text))
-        except SlackApiError as error:
-            status = error.response.status_code
-            if status == 429:
-                return Handover.RETRY
-            if status >= 500:
-                return Handover.UNKNOWN
-            logger.warning("Slack refused a notice: %s", error.response.get("error"))
-            return Handover.REFUSED
-        except aiohttp.ClientConnectorError:
-            return Handover.RETRY
-        except (aiohttp.ClientError, TimeoutError) as error:
-            logger.warning("a Slack notice may not have arrived: %r", error)
-            return Handover.UNKNOWN
+        except SEND_ERRORS as error:
+            return handover_after(error, "a notice")
         return Handover.SENT
 
     async def post_consultation(self, channel_id: str, slug: str, team_id: str = "") -> str:

@@ -73,6 +73,30 @@ def link_code(text: str) -> str | None:
     return link_code_of(rest) if word.casefold() == LINK else None
 
 
+# What one request to Slack may raise that says what became of the message.
+SEND_ERRORS = (SlackApiError, aiohttp.ClientError, TimeoutError)
+
+
+def handover_after(error: Exception, what: str) -> Handover:
+    """What became of a message whose one request to Slack raised `error` (one of SEND_ERRORS,
+    after the client waited out the 429s it could): a 429 still, or a connection that never
+    opened, is tried again; a 5xx, or a connection dropped once the request may have been
+    written, is unknown (never sent twice); any other refusal is for good. `what` names the
+    message in the log."""
+    if isinstance(error, SlackApiError):
+        status = error.response.status_code
+        if status == 429:
+            return Handover.RETRY
+        if status >= 500:
+            return Handover.UNKNOWN
+        logger.warning("Slack refused %s: %s", what, error.response.get("error"))
+        return Handover.REFUSED
+    if isinstance(error, aiohttp.ClientConnectorError):
+        return Handover.RETRY
+    logger.warning("%s may not have reached Slack: %r", what, error)
+    return Handover.UNKNOWN
+
+
 async def post_to_slack(client: AsyncWebClient, pacer: Pacer, post: OutgoingPost) -> Posted:
     """Post in a moderators' channel, or edit the post (`post.message_id`, its ts). `client`
     waits out 429s and retries nothing else: a post whose request may have reached Slack (a
@@ -84,17 +108,6 @@ async def post_to_slack(client: AsyncWebClient, pacer: Pacer, post: OutgoingPost
             await client.chat_update(channel=post.chat_id, ts=post.message_id, **message)
             return Posted(Handover.SENT, post.message_id)
         response = await client.chat_postMessage(channel=post.chat_id, **message)
-    except SlackApiError as error:
-        status = error.response.status_code
-        if status == 429:
-            return Posted(Handover.RETRY)
-        if status >= 500:
-            return Posted(Handover.UNKNOWN)
-        logger.warning("Slack refused a moderators' post: %s", error.response.get("error"))
-        return Posted(Handover.REFUSED)
-    except aiohttp.ClientConnectorError:
-        return Posted(Handover.RETRY)
-    except (aiohttp.ClientError, TimeoutError) as error:
-        logger.warning("a moderators' post may not have reached Slack: %r", error)
-        return Posted(Handover.UNKNOWN)
+    except SEND_ERRORS as error:
+        return Posted(handover_after(error, "a moderators' post"))
     return Posted(Handover.SENT, str(response["ts"]))
