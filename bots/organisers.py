@@ -74,8 +74,12 @@ def add_organiser_commands(commands: Any) -> None:
 
 
 def sign_in_link(settings: Settings, code: str) -> str:
-    """The console's one-time sign-in page for `code` at the server's public address."""
-    return f"{settings.public_url.rstrip('/')}{SIGN_IN_PATH}?code={quote(code, safe='')}"
+    """The console's one-time sign-in page for `code` at the server's public address.
+
+    The code is in the fragment (after `#`), which browsers never send: no access log, proxy
+    or history of requests ever holds it. The page's script puts it in the sign-in form.
+    """
+    return f"{settings.public_url.rstrip('/')}{SIGN_IN_PATH}#code={quote(code, safe='')}"
 
 
 def _actor() -> Actor:

@@ -19,6 +19,7 @@ from bots.api import install_api
 from bots.bootstrap import Runtime, runtime
 from bots.channels import enabled_channels
 from bots.console import console_app
+from bots.console.access_log import hide_sign_in_codes
 from bots.delivery import Keeper
 from bots.notices import notice_worker
 from bots.results import results_router
@@ -40,6 +41,7 @@ def create_app(
     """
     settings = settings or Settings()
     mounted = enabled_channels(settings) if channels is None else channels
+    hide_sign_in_codes()  # a sign-in link from before the fragment (`?code=`) is not logged
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

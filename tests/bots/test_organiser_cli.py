@@ -17,8 +17,8 @@ from tests.bots.test_cli import run
 def _code(stdout: str, base: str = "http://localhost:8000") -> str:
     """The code of the sign-in link printed on the last line."""
     link = stdout.strip().splitlines()[-1]
-    assert link.startswith(f"{base}/console/sign-in?code="), stdout
-    return parse_qs(urlsplit(link).query)["code"][0]
+    assert link.startswith(f"{base}/console/sign-in#code="), stdout  # never sent to a server
+    return parse_qs(urlsplit(link).fragment)["code"][0]
 
 
 async def test_an_added_organiser_signs_in_with_the_printed_link_and_scripts_with_a_token(

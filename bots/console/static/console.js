@@ -94,3 +94,17 @@ document.addEventListener("change", (event) => {
     box.checked = event.target.checked;
   }
 });
+
+// A sign-in link carries its code after "#", which browsers never send to the server (so no
+// log holds it): put it in the sign-in form, and take it out of the address bar and history.
+// Without this script, the page asks to paste the code.
+(function fillSignInCode() {
+  const field = document.getElementById("sign-in-code");
+  if (!field || !location.hash) return;
+  const code = new URLSearchParams(location.hash.slice(1)).get("code");
+  if (!code) return;
+  field.value = code;
+  history.replaceState(null, "", location.pathname + location.search);
+  const button = field.form.querySelector("button[type=submit]");
+  if (button) button.focus();
+})();

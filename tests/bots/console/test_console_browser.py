@@ -20,6 +20,8 @@ import pytest
 from playwright.async_api import Browser, Page, async_playwright, expect
 from sqlmodel import col, select
 
+from bots.organisers import sign_in_link
+from bots.settings import Settings
 from core.models import AuditEntry, Consultation, ProposalEvent
 from core.organisers import Role
 from tests.bots.console.conftest import ConsoleServer
@@ -83,8 +85,11 @@ async def test_a_moderator_signs_in_and_moderates_a_queue_with_the_keyboard(
     )
     page.on("pageerror", lambda error: problems.append(str(error)))
 
-    # Sign in through the link: its page shows a button, the button signs in.
-    await page.goto(f"{server.console}/sign-in?code={code}")
+    # Sign in through the link `consult organiser add` prints: its code is after "#", never
+    # sent to the server; the page's script fills it in and takes it out of the address.
+    await page.goto(sign_in_link(Settings(public_url=server.url), code))
+    await expect(page.get_by_label("Sign-in code")).to_have_value(code)
+    assert page.url == f"{server.console}/sign-in"
     await _shoot(page, "1-sign-in", database)
     await page.get_by_role("button", name="Sign in").click()
     await page.wait_for_url(f"{server.console}/")
@@ -195,7 +200,7 @@ async def test_the_page_keeps_its_lock_and_a_forged_form_is_refused_in_french(
     code = await server.code_for("ana@example.org", Role.MODERATOR)
     context = await browser.new_context(viewport=PHONE, locale="fr-FR")
     page = await context.new_page()
-    await page.goto(f"{server.console}/sign-in?code={code}")
+    await page.goto(sign_in_link(Settings(public_url=server.url), code))
     await page.get_by_role("button", name="Me connecter").click()
     await page.wait_for_url(f"{server.console}/")
     await page.goto(f"{server.console}/c/elders/moderate")
@@ -227,4 +232,20 @@ async def test_the_page_keeps_its_lock_and_a_forged_form_is_refused_in_french(
     assert response is not None and response.status == 403
     await page.get_by_text("rien n'a été modifié").wait_for()
     await page.screenshot(path=ARTIFACTS / "11-forged-form-fr-phone.png", full_page=True)
+    await context.close()
+
+
+async def test_without_script_the_code_of_the_link_is_pasted(
+    browser: Browser, server: ConsoleServer
+) -> None:
+    code = await server.code_for("ana@example.org", Role.MODERATOR)
+    context = await browser.new_context(viewport=PHONE, locale="en-GB", java_script_enabled=False)
+    page = await context.new_page()
+    await page.goto(sign_in_link(Settings(public_url=server.url), code))
+    field = page.get_by_label("Sign-in code")
+    await expect(field).to_have_value("")  # nothing fills it in
+    await field.fill(code)
+    await page.get_by_role("button", name="Sign in").click()
+    await page.wait_for_url(f"{server.console}/")
+    await expect(page.get_by_text("How can we better care for our elders?")).to_be_visible()
     await context.close()

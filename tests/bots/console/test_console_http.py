@@ -4,12 +4,16 @@ way back to sign-in, with nothing changed."""
 
 from __future__ import annotations
 
+import logging
 import re
 from pathlib import Path
 
 import httpx
 
+from bots.console.access_log import ACCESS_LOGGER
 from bots.console.sessions import COOKIE
+from bots.organisers import sign_in_link
+from bots.settings import Settings
 from core.definitions import parse_consultation, upsert_consultation
 from core.models import ChannelIdentity, Notice, Participant
 from core.moderation import ideas_of
@@ -411,6 +415,45 @@ async def test_signing_out_ends_the_session_on_the_server(server: ConsoleServer)
     assert "You are signed out." in said.text
     unknown = await client.get(f"{server.console}/sign-in?notice=<b>")
     assert 'class="notice"' not in unknown.text and "<b>" not in unknown.text
+
+
+class _Lines(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__()
+        self.lines: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.lines.append(record.getMessage())
+
+
+async def test_no_sign_in_code_reaches_the_access_log(server: ConsoleServer, caplog) -> None:
+    caplog.set_level(logging.INFO, logger=ACCESS_LOGGER)  # `consult serve` logs at info
+    captured = _Lines()
+    logging.getLogger(ACCESS_LOGGER).addHandler(captured)
+    try:
+        client = server.client()
+        # The link `consult organiser add` prints: its code is after "#", never sent.
+        code = await server.code_for("ana@example.org", Role.MODERATOR)
+        page = await client.get(sign_in_link(Settings(public_url=server.url), code))
+        assert page.status_code == 200 and code not in page.text
+        assert 'name="code" value=""' in page.text  # to fill in (console.js) or to paste
+        signed = await client.post(
+            f"{server.console}/sign-in", data={"code": code, "csrf": csrf_of(page.text)}
+        )
+        assert signed.status_code == 303
+        # A link handed out before, with `?code=`, still signs in, and is logged without it.
+        old = await server.code_for("ben@example.org", Role.MODERATOR)
+        before = server.client()
+        page = await before.get(f"{server.console}/sign-in", params={"code": old})
+        assert page.status_code == 200 and f'value="{old}"' in page.text
+        signed = await before.post(
+            f"{server.console}/sign-in", data={"code": old, "csrf": csrf_of(page.text)}
+        )
+        assert signed.status_code == 303
+    finally:
+        logging.getLogger(ACCESS_LOGGER).removeHandler(captured)
+    assert any("GET /console/sign-in HTTP" in line for line in captured.lines), captured.lines
+    assert not [line for line in captured.lines if code in line or old in line], captured.lines
 
 
 async def test_the_overview_shows_notices_that_need_an_organiser(server: ConsoleServer) -> None:
