@@ -18,7 +18,7 @@ from typing import Any
 import httpx
 import pytest
 from sqlalchemy.ext.asyncio import async_sessionmaker
-from sqlmodel import col, select
+from sqlmodel import select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bench.fakes.telegram_api import FakeTelegram
@@ -29,6 +29,7 @@ from tests.adapters.telegram.test_telegram_http import TOKEN, environment, new_t
 from tests.bots.test_cli import consult
 from tests.bots.test_notices import join
 from tests.conftest import Loader
+from tests.support import proposal_id_of
 
 GROUP = -1001234567890
 AMELIE, BOB, CAROL = 3301, 4401, 5501
@@ -76,14 +77,6 @@ def _has_post(
         return post is not None and (decided is None or decided in post["text"])
 
     return seen
-
-
-async def _id_of(sessions: async_sessionmaker[AsyncSession], fragment: str) -> int:
-    async with sessions() as session:
-        found = await session.exec(select(Proposal.id).where(col(Proposal.text).contains(fragment)))
-        proposal_id = found.one()
-    assert proposal_id is not None
-    return proposal_id
 
 
 def propose(fake: FakeTelegram, chat: int, typed: str) -> None:
@@ -144,7 +137,7 @@ async def test_a_proposal_goes_from_a_participant_to_the_moderators_group_and_ba
         for name in ("ana", "ben")
     }
     code = _ran(["organiser", "chat-code", "ben@example.org"], env).split()[-1]
-    original = await _id_of(sessions, "former davantage d'aides-soignants")
+    original = await proposal_id_of(sessions, "former davantage d'aides-soignants")
 
     with consult_server(env) as url:
         fake.webhook_url = f"{url}/webhooks/telegram"
@@ -158,7 +151,7 @@ async def test_a_proposal_goes_from_a_participant_to_the_moderators_group_and_ba
         await asyncio.to_thread(join, fake, AMELIE, "fr")
         copy = "Il faut former davantage d'aides-soignants dans nos villes"
         await asyncio.to_thread(propose, fake, AMELIE, copy)
-        copied = await _id_of(sessions, "dans nos villes")
+        copied = await proposal_id_of(sessions, "dans nos villes")
         await asyncio.to_thread(until, fake, _has_post(fake, "dans nos villes"))
         post = _post_of(fake, "dans nos villes")
         assert post is not None
@@ -204,7 +197,7 @@ async def test_a_proposal_goes_from_a_participant_to_the_moderators_group_and_ba
         # Another proposal is accepted from the group by a linked member.
         await asyncio.to_thread(join, fake, BOB, "fr")
         await asyncio.to_thread(propose, fake, BOB, "Il faut des cafés pour les seniors")
-        cafes = await _id_of(sessions, "cafés pour les seniors")
+        cafes = await proposal_id_of(sessions, "cafés pour les seniors")
         await asyncio.to_thread(until, fake, _has_post(fake, "cafés pour les seniors"))
         linking = fake.text_update(MEMBER, f"/link@elders_bot {code}", chat_id=GROUP)
         assert fake.deliver(linking).status_code == 200

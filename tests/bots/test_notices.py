@@ -10,6 +10,7 @@ import signal
 import subprocess
 import sys
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -24,6 +25,7 @@ from core.models import Notice, Proposal
 from tests.adapters.telegram.test_telegram_http import TOKEN, environment, new_text, say, until
 from tests.bots.test_cli import consult
 from tests.conftest import Loader
+from tests.support import proposal_id_of
 
 AMELIE, BOB = 3301, 4401
 
@@ -56,12 +58,13 @@ def propose(fake: FakeTelegram, chat: int, locale: str, typed: str) -> None:
     until(fake, new_text(fake, chat, before, t("propose.thanks.pending")[:20]))
 
 
-async def _proposal_id(sessions: async_sessionmaker[AsyncSession], fragment: str) -> int:
-    async with sessions() as session:
-        found = await session.exec(select(Proposal.id).where(col(Proposal.text).contains(fragment)))
-        proposal_id = found.one()
-    assert proposal_id is not None
-    return proposal_id
+@contextmanager
+def _serving(env: dict[str, str], fake: FakeTelegram) -> Iterator[str]:
+    """`consult serve` with `env`, the fake Telegram sending its updates to it; its URL."""
+    with consult_server(env) as url:
+        fake.webhook_url = f"{url}/webhooks/telegram"
+        fake.webhook_secret = env["CONSULT_TELEGRAM_WEBHOOK_SECRET"]
+        yield url
 
 
 async def _accepted_seed(sessions: async_sessionmaker[AsyncSession]) -> Proposal:
@@ -80,19 +83,15 @@ async def test_the_author_is_told_in_their_language_once_by_the_server(
     await load_consultation()
     env = {**environment(database_url, tmp_path, fake), "CONSULT_NOTICES_EVERY_SECONDS": "0.2"}
     existing = await _accepted_seed(sessions)
-    with consult_server(env) as url:
-        fake.webhook_url, fake.webhook_secret = (
-            f"{url}/webhooks/telegram",
-            env["CONSULT_TELEGRAM_WEBHOOK_SECRET"],
-        )
+    with _serving(env, fake):
         await asyncio.to_thread(join, fake, AMELIE, "fr")
         await asyncio.to_thread(join, fake, BOB, "en")
         await asyncio.to_thread(propose, fake, AMELIE, "fr", "Il faut des bancs partout")
         await asyncio.to_thread(propose, fake, AMELIE, "fr", "Il faut visiter nos aînés")
         await asyncio.to_thread(propose, fake, BOB, "en", "We should sing to them")
-        bancs = await _proposal_id(sessions, "bancs partout")
-        visites = await _proposal_id(sessions, "visiter nos aînés")
-        sing = await _proposal_id(sessions, "sing to them")
+        bancs = await proposal_id_of(sessions, "bancs partout")
+        visites = await proposal_id_of(sessions, "visiter nos aînés")
+        sing = await proposal_id_of(sessions, "sing to them")
 
         before = len(fake.shown_texts(AMELIE))
         accepted = consult(["moderation", "accept", str(bancs)], env)
@@ -116,7 +115,7 @@ async def test_the_author_is_told_in_their_language_once_by_the_server(
 
         # A barrier: Amélie's next notice comes after anything the earlier ones could send.
         await asyncio.to_thread(propose, fake, AMELIE, "fr", "Il faut des cafés seniors")
-        cafes = await _proposal_id(sessions, "cafés seniors")
+        cafes = await proposal_id_of(sessions, "cafés seniors")
         before = len(fake.shown_texts(AMELIE))
         assert consult(["moderation", "accept", str(cafes)], env).returncode == 0
         until(fake, new_text(fake, AMELIE, before, "Il faut des cafés seniors"))
@@ -148,14 +147,10 @@ async def test_consult_deliver_sends_what_the_cli_decided_and_exits(
 ) -> None:
     await load_consultation()
     env = environment(database_url, tmp_path, fake)
-    with consult_server(env) as url:
-        fake.webhook_url, fake.webhook_secret = (
-            f"{url}/webhooks/telegram",
-            env["CONSULT_TELEGRAM_WEBHOOK_SECRET"],
-        )
+    with _serving(env, fake):
         await asyncio.to_thread(join, fake, BOB, "en")
         await asyncio.to_thread(propose, fake, BOB, "en", "We should plant trees")
-    proposal = await _proposal_id(sessions, "plant trees")  # the server is stopped now
+    proposal = await proposal_id_of(sessions, "plant trees")  # the server is stopped now
     assert consult(["moderation", "accept", str(proposal)], env).returncode == 0
     silent = consult(["moderation", "refuse", str(proposal), "--reason", "other"], env)
     assert silent.returncode == 2  # decided already: no second notice either
@@ -188,14 +183,10 @@ async def test_consult_deliver_runs_until_sigterm(
 ) -> None:
     await load_consultation()
     env = {**environment(database_url, tmp_path, fake), "CONSULT_NOTICES_EVERY_SECONDS": "0.2"}
-    with consult_server(env) as url:
-        fake.webhook_url, fake.webhook_secret = (
-            f"{url}/webhooks/telegram",
-            env["CONSULT_TELEGRAM_WEBHOOK_SECRET"],
-        )
+    with _serving(env, fake):
         await asyncio.to_thread(join, fake, BOB, "en")
         await asyncio.to_thread(propose, fake, BOB, "en", "We should plant trees")
-    proposal = await _proposal_id(sessions, "plant trees")
+    proposal = await proposal_id_of(sessions, "plant trees")
     deliver = subprocess.Popen(
         [sys.executable, "-m", "bots.cli", "deliver"],
         env={**os.environ, **env},
