@@ -8,6 +8,7 @@ participant: a proposal is its id, its text and its language.
 from __future__ import annotations
 
 import argparse
+import csv
 import json
 import os
 import sys
@@ -25,6 +26,7 @@ from bots.settings import Settings
 from core.definitions import consultation_by_slug
 from core.flow import utc_now
 from core.i18n import Translator
+from core.models import AuditEntry
 from core.moderation import (
     Accept,
     Actor,
@@ -38,11 +40,13 @@ from core.moderation import (
     Served,
     Source,
     Withdraw,
+    audit_log,
     decide_many,
     next_for,
     pending_proposals,
 )
 from core.moderation.flags import Flag
+from core.moderation.history import AUDIT_PAGE_MAX
 
 USAGE_ERROR = 2
 QUEUE_SHOWN = 200
@@ -87,6 +91,11 @@ def add_moderation_commands(commands: Any) -> None:
         help="send an unknown or failed notice again (the audit log records who did)",
     )
     _add_moderator(notices)
+    audit = actions.add_parser(
+        "audit", help="export the consultation's audit log, oldest first (JSON lines or CSV)"
+    )
+    audit.add_argument("slug", metavar="SLUG")
+    audit.add_argument("--csv", action="store_true", help="CSV with a header instead of JSON lines")
     decisions = (
         ("accept", "accept proposals (shown to participants)"),
         ("refuse", "refuse proposals with a reason"),
@@ -179,6 +188,8 @@ async def run_moderation(settings: Settings, args: argparse.Namespace, t: Transl
             return await _serve_next(settings, args, t)
         if args.action == "notices":
             return await show_notices(settings, args, t)
+        if args.action == "audit":
+            return await _export_audit(settings, args)
         return await _decide(settings, args, t)
     except OrganiserError as problem:
         print(t(problem.msgid, **problem.values), file=sys.stderr)
@@ -190,6 +201,44 @@ async def _consultation_id(session: Any, slug: str) -> int:
     if consultation is None or consultation.id is None:
         raise OrganiserError("cli.unknown_consultation", slug=slug)
     return consultation.id
+
+
+AUDIT_COLUMNS = ("id", "at", "actor", "action", "target", "source", "detail")
+
+
+async def _export_audit(settings: Settings, args: argparse.Namespace) -> int:
+    """The whole audit log of a consultation on standard output, oldest first, read page by
+    page; it names organisers and proposals, never a participant."""
+    async with runtime(settings) as rt, rt.sessions() as session:
+        consultation_id = await _consultation_id(session, args.slug)
+        entries: list[AuditEntry] = []
+        before: int | None = None
+        while page := await audit_log(
+            session, consultation_id, before=before, limit=AUDIT_PAGE_MAX
+        ):
+            entries.extend(page)
+            before = page[-1].id
+    rows = [
+        {
+            "id": entry.id,
+            "at": entry.at.isoformat(),
+            "actor": entry.actor,
+            "action": entry.action,
+            "target": entry.target,
+            "source": entry.source,
+            "detail": entry.detail,
+        }
+        for entry in reversed(entries)
+    ]
+    if args.csv:
+        writer = csv.DictWriter(sys.stdout, fieldnames=AUDIT_COLUMNS)
+        writer.writeheader()
+        for row in rows:
+            writer.writerow({**row, "detail": json.dumps(row["detail"], ensure_ascii=False)})
+    else:
+        for row in rows:
+            print(json.dumps(row, ensure_ascii=False))
+    return 0
 
 
 async def _show_queue(settings: Settings, args: argparse.Namespace, t: Translator) -> int:

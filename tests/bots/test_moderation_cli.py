@@ -3,6 +3,8 @@ participants play through the core: the central loop, propose -> moderate -> vot
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 from pathlib import Path
 
@@ -118,3 +120,40 @@ async def test_withdrawn_proposals_are_counted_apart_in_the_results(
     results = run(["results", "elders"], database_url, tmp_path)
     assert results.returncode == 0, results.stderr
     assert "2 withdrawn after acceptance" in results.stdout
+
+
+async def test_the_audit_log_exports_every_decision_oldest_first(
+    load_consultation, chat, sessions, database_url: str, tmp_path: Path
+) -> None:
+    await load_consultation()
+    first = await proposed_in_chat(chat, sessions, PARTICIPANT, "open libraries until midnight")
+    second = await proposed_in_chat(chat, sessions, "dora-77", "plant trees in every schoolyard")
+    for args in (
+        ["accept", str(first), "--as", "ana@example.org"],
+        ["refuse", str(second), "--reason", "off-topic", "--as", "ben@example.org"],
+    ):
+        decided = run(["moderation", *args], database_url, tmp_path)
+        assert decided.returncode == 0, decided.stderr
+
+    lines = run(["moderation", "audit", "elders"], database_url, tmp_path)
+    assert lines.returncode == 0, lines.stderr
+    entries = [json.loads(line) for line in lines.stdout.splitlines()]
+    assert [(e["actor"], e["target"], e["source"]) for e in entries] == [
+        ("ana@example.org", f"proposal:{first}", "cli"),
+        ("ben@example.org", f"proposal:{second}", "cli"),
+    ]
+    assert entries[0]["id"] < entries[1]["id"]
+    assert entries[1]["detail"]["reason"] == "off-topic"
+
+    table = run(["moderation", "audit", "elders", "--csv"], database_url, tmp_path)
+    assert table.returncode == 0, table.stderr
+    rows = list(csv.DictReader(io.StringIO(table.stdout)))
+    assert [(row["id"], row["action"]) for row in rows] == [
+        (str(e["id"]), e["action"]) for e in entries
+    ]
+    assert json.loads(rows[1]["detail"]) == entries[1]["detail"]
+    for output in (lines, table):
+        assert PARTICIPANT not in output.stdout and "dora-77" not in output.stdout
+
+    unknown = run(["moderation", "audit", "nowhere"], database_url, tmp_path)
+    assert unknown.returncode == 2 and 'there is no consultation "nowhere"' in unknown.stderr
