@@ -4,6 +4,8 @@ page they are shown, and the CSRF check every POST runs first."""
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -51,6 +53,13 @@ class Console:
     @cached_property
     def csrf(self) -> CsrfSigner:
         return CsrfSigner(self.settings.resolved_secret())
+
+    def attempts_key(self, client: str) -> str:
+        """What sign-in attempts from `client` (an address) are counted by: keyed with the
+        server's secret, so the stored hash cannot be reversed by trying every address."""
+        secret = self.settings.resolved_secret()
+        keyed = hmac.new(secret, f"console:{client}".encode(), hashlib.sha256).hexdigest()
+        return f"console:{keyed}"
 
 
 def _console(request: Request) -> Console:

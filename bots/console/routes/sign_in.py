@@ -50,7 +50,7 @@ async def sign_in(
     client = request.client.host if request.client else "unknown"
     # Its own transaction: a refused code must still count as an attempt.
     async with session.begin():
-        allowed = await sign_in_allowed(session, f"console:{client}", now=now)
+        allowed = await sign_in_allowed(session, console.attempts_key(client), now=now)
     if not allowed:
         error = page.t("console.sign_in.too_many")
         return page.render("sign_in.html", status=429, code="", notice=None, error=error)

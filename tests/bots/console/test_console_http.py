@@ -4,18 +4,20 @@ way back to sign-in, with nothing changed."""
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import re
 from pathlib import Path
 
 import httpx
+from sqlmodel import select
 
 from bots.console.access_log import ACCESS_LOGGER
 from bots.console.sessions import COOKIE
 from bots.organisers import sign_in_link
 from bots.settings import Settings
 from core.definitions import parse_consultation, upsert_consultation
-from core.models import ChannelIdentity, Notice, Participant
+from core.models import ChannelIdentity, Notice, Participant, SignInAttempt
 from core.moderation import ideas_of
 from core.organisers import Role, revoke
 from tests.bots.console.conftest import ConsoleServer, csrf_of
@@ -368,6 +370,13 @@ async def test_sign_in_attempts_are_limited_per_address(server: ConsoleServer) -
     held = await client.post(f"{server.console}/sign-in", data={"code": code, "csrf": token})
     assert held.status_code == 429 and "Too many sign-in attempts" in held.text
     assert (await client.get(f"{server.console}/")).status_code == 303
+    # What counts them is keyed with the server's secret: a hash of the address alone could be
+    # reversed by trying every address.
+    async with server.sessions() as session:
+        stored = set((await session.exec(select(SignInAttempt.key_hash))).all())
+    for plain in ("127.0.0.1", "console:127.0.0.1"):
+        assert hashlib.sha256(f"sign-in\x1f{plain}".encode()).hexdigest() not in stored
+    assert len(stored) == 1
     server.clock.advance(minutes=16)
     later = await client.post(f"{server.console}/sign-in", data={"code": code, "csrf": token})
     assert later.status_code == 303
