@@ -518,6 +518,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ArgumentError:
         print(t("cli.bad_database_url"), file=sys.stderr)
         return USAGE_ERROR
+    except BrokenPipeError:
+        # Whoever read the output stopped early (`consult ... | head`): nothing went wrong
+        # here. What is still buffered goes nowhere, instead of failing again at exit.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 1
     except (OperationalError, InterfaceError, OSError) as error:
         print(t("cli.database_unreachable", error=error), file=sys.stderr)
         return 1

@@ -134,3 +134,18 @@ def test_a_bad_setting_is_named_without_its_value(
     assert "Traceback" not in answer.stderr
     if len(value) > 2:  # a value may be a secret: it is not repeated
         assert value not in answer.stderr + answer.stdout
+
+
+def test_a_reader_that_stops_early_is_no_database_error(tmp_path: Path) -> None:
+    """`consult ... | head`: the pipe closes before the output is all written."""
+    url = f"sqlite:///{tmp_path / 'consult.sqlite3'}"
+    assert run(["demo"], url, tmp_path).returncode == 0
+    env = {**os.environ, "CONSULT_DATABASE_URL": url, "CONSULT_DATA_DIR": str(tmp_path / "data")}
+    queue = [sys.executable, "-m", "bots.cli", "moderation", "queue", "culture", "--json"]
+    reader, writer = os.pipe()
+    os.close(reader)  # closed before the command writes a byte
+    with subprocess.Popen(queue, stdout=writer, stderr=subprocess.PIPE, env=env) as command:
+        os.close(writer)
+        _, errors = command.communicate(timeout=120)
+    assert command.returncode == 1
+    assert b"database" not in errors and b"Traceback" not in errors, errors
