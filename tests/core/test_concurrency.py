@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import random
-import time
 from collections.abc import Callable
 from typing import Any
 
-from sqlalchemy import event, text
+from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlmodel import func, select
 
@@ -66,46 +65,32 @@ async def test_a_duplicate_delivered_to_two_workers_at_once_is_processed_once(
 
 
 class LockWait:
-    """Tells a test holding a transaction open when the other worker is waiting for its lock.
+    """Tells a test holding a transaction open when the other worker waits for its lock.
 
     On SQLite the other worker waits in its `BEGIN IMMEDIATE` (retried asynchronously by
     `core.sqlite`): a listener run just before that begin marks the moment, and the attempt
     follows on the same thread before anything else runs. On PostgreSQL it waits inside the
-    server, which `pg_stat_activity` shows.
+    server on its `SELECT ... FOR UPDATE`: a listener marks the moment that statement is handed
+    to the driver, which writes it to the server before this test's task runs again.
     """
 
     def __init__(self, database_url: str, waiter: AsyncEngine) -> None:
-        self.database_url = database_url
-        self.begun = asyncio.Event()
+        self.reached = asyncio.Event()
         if database_url.startswith("sqlite"):
             # Listeners run in the order they were added (`insert=True` does not put one ahead
             # of an engine's own): take the waiting begin off, add this one, put it back after.
             event.remove(waiter.sync_engine, "begin", begin_immediate)
             event.listen(waiter.sync_engine, "begin", self.on_begin)
             event.listen(waiter.sync_engine, "begin", begin_immediate)
+        else:
+            event.listen(waiter.sync_engine, "before_cursor_execute", self.on_statement)
 
     def on_begin(self, connection: Any) -> None:
-        self.begun.set()
+        self.reached.set()
 
-    async def reached(self) -> None:
-        if self.database_url.startswith("sqlite"):
-            await self.begun.wait()
-            return
-        probe = create_engine(self.database_url)
-        waiting = text(
-            "SELECT count(*) FROM pg_stat_activity "
-            "WHERE wait_event_type = 'Lock' AND datname = current_database()"
-        )
-        deadline = time.monotonic() + 30
-        try:
-            while True:
-                async with probe.connect() as connection:
-                    if (await connection.execute(waiting)).scalar_one():
-                        return
-                assert time.monotonic() < deadline, "the other worker never waited on the lock"
-                await asyncio.sleep(0.01)  # polls for the event; the test never waits on time
-        finally:
-            await probe.dispose()
+    def on_statement(self, connection: Any, cursor: Any, statement: str, *args: Any) -> None:
+        if "FOR UPDATE" in statement:
+            self.reached.set()
 
 
 async def test_two_workers_changing_one_vote_at_once_move_it_once_each(
@@ -132,7 +117,7 @@ async def test_two_workers_changing_one_vote_at_once_move_it_once_each(
                     session, person, proposal, VoteKey.DISAGREE, trusted=True, now=clock()
                 )
                 changed.set()
-                await lock_wait.reached()  # holds its transaction open until the other waits
+                await lock_wait.reached.wait()  # holds its transaction open until the other waits
 
         async def second_change() -> None:
             await changed.wait()
@@ -164,7 +149,7 @@ async def _while_another_holds_the_participant(
         async with session_factory(engine)() as session, session.begin():
             enrolment = await enrol(session, SECRET, "test", "p", None, clock())
             locked.set()
-            await lock_wait.reached()  # the other lookup has started and waits for this one
+            await lock_wait.reached.wait()  # the other lookup has started and waits for this one
             change(enrolment)
             session.add_all([enrolment.participant, *filter(None, [enrolment.participation])])
 
