@@ -46,7 +46,7 @@ from core.moderation import (
     pending_proposals,
 )
 from core.moderation.flags import Flag
-from core.moderation.history import AUDIT_PAGE_MAX
+from core.moderation.history import AUDIT_PAGE_MAX, audit_fields
 
 USAGE_ERROR = 2
 QUEUE_SHOWN = 200
@@ -218,18 +218,9 @@ async def _export_audit(settings: Settings, args: argparse.Namespace) -> int:
         ):
             entries.extend(page)
             before = page[-1].id
-    rows = [
-        {
-            "id": entry.id,
-            "at": entry.at.isoformat(),
-            "actor": entry.actor,
-            "action": entry.action,
-            "target": entry.target,
-            "source": entry.source,
-            "detail": entry.detail,
-        }
-        for entry in reversed(entries)
-    ]
+    rows = [audit_fields(entry) for entry in reversed(entries)]
+    for row in rows:
+        row["at"] = row["at"].isoformat()
     if args.csv:
         writer = csv.DictWriter(sys.stdout, fieldnames=AUDIT_COLUMNS)
         writer.writeheader()

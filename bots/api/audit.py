@@ -13,7 +13,7 @@ from bots.api.schemas import AuditPage, AuditPublic, Problem
 from core.ids import ID_MAX
 from core.models import AuditEntry, Consultation
 from core.moderation import audit_log
-from core.moderation.history import AUDIT_PAGE, AUDIT_PAGE_MAX
+from core.moderation.history import AUDIT_PAGE, AUDIT_PAGE_MAX, audit_fields
 from core.organisers import PERMISSIONS, Permission
 
 _RESPONSES: dict[int | str, dict[str, Any]] = {
@@ -30,14 +30,8 @@ Limit = Annotated[int, Query(ge=1, le=AUDIT_PAGE_MAX)]
 def _page(entries: list[AuditEntry], slugs: dict[int, str], limit: int) -> AuditPage:
     public = [
         AuditPublic(
-            id=e.id or 0,
             consultation=slugs.get(e.consultation_id) if e.consultation_id else None,
-            actor=e.actor,
-            action=e.action,
-            target=e.target,
-            source=e.source,
-            detail=e.detail,
-            at=e.at,
+            **audit_fields(e),
         )
         for e in entries
     ]

@@ -74,3 +74,17 @@ async def audit_log(
     limit = max(1, min(limit, AUDIT_PAGE_MAX))
     found = await session.exec(query.order_by(col(AuditEntry.id).desc()).limit(limit))
     return list(found)
+
+
+def audit_fields(entry: AuditEntry) -> dict[str, Any]:
+    """What an organiser reads of an audit entry (the API's, the CLI's export): who, what, on
+    what, from where, when."""
+    return {
+        "id": entry.id or 0,
+        "at": entry.at,
+        "actor": entry.actor,
+        "action": entry.action,
+        "target": entry.target,
+        "source": entry.source,
+        "detail": entry.detail,
+    }
