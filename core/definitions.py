@@ -4,7 +4,9 @@ and an idempotent create-or-update into the database."""
 from __future__ import annotations
 
 from datetime import datetime
+from datetime import time as clock_time
 from typing import Annotated, Any, Literal, Self
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 from sqlmodel import col, select
@@ -72,6 +74,57 @@ class NoticeTemplate(_Strict):
     languages: dict[str, str] = Field(default_factory=dict)
 
 
+class WhatsAppTemplate(_Strict):
+    """A WhatsApp template approved in Meta's WhatsApp Manager, as the consultation's registry
+    lists it: the only way to write outside the 24-hour window. `category` marketing may only
+    reach opted-in numbers; `parameters` names the body's variables in order (`text`: the
+    broadcast's text, `link`: the consultation's deep link, `name`: the consultation's question)."""
+
+    name: str = Field(pattern=r"^[a-z0-9_]+$", max_length=512)
+    language: str = Field(pattern=r"^[a-z]{2,3}(_[A-Z]{2})?$")
+    category: Literal["marketing", "utility"] = "marketing"
+    parameters: tuple[Literal["text", "link", "name"], ...] = ("text",)
+
+
+class ReminderSettings(_Strict):
+    """The automatic reminders (`core.broadcasts.reminders`), each with its off switch:
+    `stalled_after_hours` after a participant stopped mid-sequence (once); a `digest` of new
+    proposals since the last visit (at most every `digest_days`); `closing_before_hours` before
+    the consultation ends; `results` when they are published."""
+
+    stalled: bool = False
+    stalled_after_hours: int = Field(default=24, ge=1, le=24 * 30)
+    digest: bool = False
+    digest_days: int = Field(default=7, ge=7, le=90)
+    closing: bool = False
+    closing_before_hours: int = Field(default=48, ge=1, le=24 * 30)
+    results: bool = False
+
+
+class BroadcastSettings(_Strict):
+    """How broadcasts reach people (`core.broadcasts`): nothing is sent between `quiet_start`
+    and `quiet_end` in `time_zone` (an IANA name; a broadcast waits for the morning); no
+    participant gets more than `max_per_week` broadcast messages in seven days, reminders
+    included; `templates` is the WhatsApp template registry."""
+
+    time_zone: str = "UTC"
+    quiet_start: clock_time | None = clock_time(21, 0)
+    quiet_end: clock_time | None = clock_time(9, 0)
+    max_per_week: int = Field(default=3, ge=1, le=100)
+    templates: tuple[WhatsAppTemplate, ...] = ()
+    reminders: ReminderSettings = Field(default_factory=ReminderSettings)
+
+    @model_validator(mode="after")
+    def _known_zone(self) -> Self:
+        try:
+            ZoneInfo(self.time_zone)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"time_zone: {self.time_zone!r} is not a known time zone") from None
+        if (self.quiet_start is None) != (self.quiet_end is None):
+            raise ValueError("quiet_start and quiet_end: give both, or neither")
+        return self
+
+
 class ConsultationSettings(_Strict):
     """Per-consultation settings, each with a sensible default.
 
@@ -101,6 +154,7 @@ class ConsultationSettings(_Strict):
     moderation_lock_seconds: int = Field(default=30, ge=5, le=3600)
     whatsapp_notice_template: NoticeTemplate | None = None
     flags: FlagSettings = Field(default_factory=FlagSettings)
+    broadcasts: BroadcastSettings = Field(default_factory=BroadcastSettings)
 
     @model_validator(mode="after")
     def _lengths_ordered(self) -> Self:

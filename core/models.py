@@ -149,6 +149,9 @@ class ChannelIdentity(SQLModel, table=True):
     # When the participant last wrote on this channel (to the minute): WhatsApp only lets a
     # business send free text within 24 hours of it.
     last_seen_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    # When the platform said this address can no longer be reached (the participant blocked the
+    # bot, left the workspace): broadcasts skip it from then on; a message of theirs clears it.
+    unreachable_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
 
 
 class Participation(SQLModel, table=True):
@@ -583,3 +586,127 @@ class ChatPost(SQLModel, table=True):
     sent_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
     problem: str | None = Field(default=None, max_length=255)
     created_at: datetime = _now_field()
+
+
+class BroadcastKind(StrEnum):
+    """Who wrote a broadcast: an organiser, or the consultation's automatic reminders."""
+
+    MANUAL = "manual"
+    STALLED = "stalled"  # once, to a participant who stopped mid-sequence
+    DIGEST = "digest"  # new proposals to vote on since the last visit, at most weekly
+    CLOSING = "closing"  # the consultation closes soon
+    RESULTS = "results"  # the results are published
+
+
+class BroadcastState(StrEnum):
+    """scheduled (an occurrence is to come) -> done (none is); paused (nothing is planned or
+    sent until resumed); cancelled (for good: its queued messages are not sent)."""
+
+    SCHEDULED = "scheduled"
+    PAUSED = "paused"
+    CANCELLED = "cancelled"
+    DONE = "done"
+
+
+class Broadcast(SQLModel, table=True):
+    """A message an organiser (or a reminder) sends to an audience of a consultation, once or
+    on a schedule (`core.broadcasts`). `texts` holds one text per locale; `audience` is an
+    expression of `core.broadcasts.audience`; `every` a cron expression in the consultation's
+    time zone; `next_run_at` the next occurrence to plan (None when there is none)."""
+
+    __table_args__ = (Index("ix_broadcast_due", "state", "next_run_at"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    consultation_id: int = Field(foreign_key="consultation.id", index=True)
+    kind: str = Field(default=BroadcastKind.MANUAL, max_length=16)
+    texts: dict[str, str] = Field(default_factory=dict, sa_type=JSON)
+    button: bool = False
+    audience: str = Field(default="all", max_length=2000)
+    # A WhatsApp template for recipients outside the 24-hour window: {"name", "language":
+    # {locale: code}, "parameters": [...]}; None: such recipients wait for the window.
+    template: dict[str, Any] | None = Field(default=None, sa_type=JSON)
+    paid: bool = False  # Telegram's allow_paid_broadcast (faster, charged in Stars)
+    first_at: datetime = _now_field()
+    every: str | None = Field(default=None, max_length=120)
+    next_run_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    state: str = Field(default=BroadcastState.SCHEDULED, max_length=16)
+    created_by: str = Field(max_length=255)
+    created_at: datetime = _now_field()
+    updated_at: datetime = _now_field()
+
+
+class BroadcastRun(SQLModel, table=True):
+    """One occurrence of a broadcast, planned once (the unique constraint makes a second
+    planning of the same occurrence, by another process, a no-op): its recipients are
+    `BroadcastMessage` rows written in the same transaction."""
+
+    __table_args__ = (UniqueConstraint("broadcast_id", "fire_at"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    broadcast_id: int = Field(foreign_key="broadcast.id", index=True)
+    fire_at: datetime = _now_field()
+    planned_at: datetime = _now_field()
+    recipients: int = 0  # messages queued
+    skipped: dict[str, int] = Field(default_factory=dict, sa_type=JSON)  # why -> how many
+
+
+class BroadcastMessage(SQLModel, table=True):
+    """One recipient of one occurrence: the broadcasts' outbox, with the states of `Notice`
+    (queued -> claimed -> sent; failed, unknown, waiting). `recipient` names the recipient
+    within the run (`p:<participant id>`, or a keyed hash of an address for people the bot has
+    not met); `address` is kept only for those, only until the message is settled."""
+
+    __table_args__ = (
+        UniqueConstraint("run_id", "recipient"),
+        Index("ix_broadcastmessage_ready", "state", "next_attempt_at", "id"),
+        Index("ix_broadcastmessage_broadcast", "broadcast_id", "state"),
+        Index("ix_broadcastmessage_participant", "participant_id", "sent_at"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    run_id: int = Field(foreign_key="broadcastrun.id")
+    broadcast_id: int = Field(foreign_key="broadcast.id")
+    consultation_id: int = Field(foreign_key="consultation.id")
+    recipient: str = Field(max_length=64)
+    participant_id: int | None = Field(default=None, foreign_key="participant.id")
+    contact_id: int | None = Field(default=None, foreign_key="contact.id")
+    address: str | None = Field(default=None, max_length=255)
+    channel: str = Field(max_length=32)
+    locale: str = Field(max_length=16)
+    state: str = Field(default=NoticeState.QUEUED, max_length=16)
+    attempts: int = 0
+    next_attempt_at: datetime = _now_field()
+    claimed_by: str | None = Field(default=None, max_length=64)
+    claimed_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    sent_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    problem: str | None = Field(default=None, max_length=255)
+    created_at: datetime = _now_field()
+
+
+class Contact(SQLModel, table=True):
+    """Someone the bot has not met, whom an organiser may reach: a WhatsApp number imported
+    from a CRM's CSV with its opt-in. `identity_hash` is the keyed hash a participant on that
+    channel would get (`core.identity`), so a contact who joins is recognised; `address` is
+    what sending needs; an unsubscribed contact is never written to again."""
+
+    __table_args__ = (UniqueConstraint("consultation_id", "list_name", "channel", "identity_hash"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    consultation_id: int = Field(foreign_key="consultation.id", index=True)
+    list_name: str = Field(max_length=64)
+    channel: str = Field(max_length=32)
+    identity_hash: str = Field(max_length=64)
+    address: str | None = Field(default=None, max_length=255)
+    locale: str | None = Field(default=None, max_length=16)
+    opted_in_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    unsubscribed_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    created_at: datetime = _now_field()
+
+
+class SchedulerLease(SQLModel, table=True):
+    """Which process runs the scheduler (`bots.scheduler`): the one whose lease has not
+    expired; it renews it well before `expires_at`, and another takes it over after."""
+
+    name: str = Field(max_length=32, primary_key=True)
+    holder: str = Field(max_length=64)
+    expires_at: datetime = _now_field()

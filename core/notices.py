@@ -35,6 +35,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from core.definitions import ConsultationSettings
 from core.i18n import Translator, has_message
 from core.models import (
+    BroadcastMessage,
     ChannelIdentity,
     ChatPost,
     Consultation,
@@ -56,16 +57,18 @@ FORGOTTEN = "forgotten"  # `problem` of a notice whose author erased their addre
 
 _READY = (NoticeState.QUEUED, NoticeState.WAITING)
 _DUPLICATE = aliased(Proposal)
-# The outboxes these mechanics serve: authors' notices, and the posts of moderators' chats
-# (`core.moderation.chat`); both have the same state columns.
-Outbox = type[Notice] | type[ChatPost]
+# The outboxes these mechanics serve: authors' notices, the posts of moderators' chats
+# (`core.moderation.chat`) and the broadcasts' messages (`core.broadcasts`); all have the same
+# state columns.
+Outbox = type[Notice] | type[ChatPost] | type[BroadcastMessage]
 
 
 class Handover(StrEnum):
     """What became of one send, as the channel tells it."""
 
     SENT = "sent"
-    REFUSED = "refused"  # the platform refused it for good (blocked, unknown chat): not delivered
+    REFUSED = "refused"  # refused for good (unknown chat, bad request): not delivered
+    UNREACHABLE = "unreachable"  # the recipient blocked the bot or left: skip them from now on
     RETRY = "retry"  # certainly not delivered (throttled, connection refused): try again later
     UNKNOWN = "unknown"  # the request may have reached the platform (a timeout): never resent
     NEEDS_TEMPLATE = "needs-template"  # WhatsApp outside the window, and no template named
@@ -337,6 +340,8 @@ async def record(
         notice.state, notice.sent_at = NoticeState.SENT, now
     elif handover == Handover.REFUSED:
         notice.state, notice.problem = NoticeState.FAILED, "refused"
+    elif handover == Handover.UNREACHABLE:
+        notice.state, notice.problem = NoticeState.FAILED, "unreachable"
     elif handover == Handover.UNKNOWN:
         notice.state, notice.problem = NoticeState.UNKNOWN, "no-answer"
     elif handover == Handover.NEEDS_TEMPLATE:
