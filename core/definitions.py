@@ -125,6 +125,16 @@ class BroadcastSettings(_Strict):
         return self
 
 
+class WeightingSettings(_Strict):
+    """How participants are weighted to the population's margins (`core.results.weighting`):
+    a weight is trimmed at `trim` times the mean weight, then the weights are raked again."""
+
+    trim: float = Field(default=5.0, ge=1, le=1000)
+
+
+SHARE_TOLERANCE = 1e-6  # how far a question's shares may sum from one (rounding in a file)
+
+
 class ConsultationSettings(_Strict):
     """Per-consultation settings, each with a sensible default.
 
@@ -155,6 +165,15 @@ class ConsultationSettings(_Strict):
     whatsapp_notice_template: NoticeTemplate | None = None
     flags: FlagSettings = Field(default_factory=FlagSettings)
     broadcasts: BroadcastSettings = Field(default_factory=BroadcastSettings)
+    # The population's margins, per profile question and option (shares summing to one), that
+    # the results weight participants to; no margins, no weighting.
+    population: dict[str, dict[str, Annotated[float, Field(ge=0, le=1)]]] = Field(
+        default_factory=dict
+    )
+    weighting: WeightingSettings = Field(default_factory=WeightingSettings)
+    # Whether the votes of participants whose behaviour makes them untrusted
+    # (`core.results.trust`) are left out of the results' scores; they are counted either way.
+    exclude_untrusted: bool = False
 
     @model_validator(mode="after")
     def _lengths_ordered(self) -> Self:
@@ -164,6 +183,13 @@ class ConsultationSettings(_Strict):
             raise ValueError("refusal_reasons: list at least one reason")
         if len(set(self.refusal_reasons)) < len(self.refusal_reasons):
             raise ValueError("refusal_reasons: a reason is listed twice")
+        for question, shares in self.population.items():
+            total = sum(shares.values())
+            if abs(total - 1) > SHARE_TOLERANCE:
+                raise ValueError(
+                    f"population.{question}: the shares sum to {total:g}, not 1 "
+                    "(give each option its share of the population, all of them adding up to 1)"
+                )
         return self
 
 
@@ -214,6 +240,7 @@ class ConsultationSpec(_Strict):
                 where = f"profile_questions.{i}.options.{j}.label"
                 _require_locales(where, option.label, self.locales)
         settings = self.settings
+        _check_population(settings.population, self.profile_questions)
         refs = set()
         for i, seed in enumerate(self.proposals):
             if seed.ref in refs:
@@ -234,6 +261,25 @@ class ConsultationSpec(_Strict):
         if self.starts_at and self.ends_at and self.starts_at >= self.ends_at:
             raise ValueError("ends_at: must be after starts_at")
         return self
+
+
+def _check_population(
+    population: dict[str, dict[str, float]], questions: list[ProfileQuestion]
+) -> None:
+    """Margins name profile questions and their options, nothing else."""
+    options = {q.id: [o.id for o in q.options] for q in questions}
+    for question, shares in population.items():
+        if question not in options:
+            raise ValueError(
+                f"settings.population.{question}: not a profile question "
+                f"(valid: {', '.join(options) or 'none'})"
+            )
+        for option in shares:
+            if option not in options[question]:
+                raise ValueError(
+                    f"settings.population.{question}.{option}: not an option of {question} "
+                    f"(valid: {', '.join(options[question])})"
+                )
 
 
 def _require_locales(where: str, texts: dict[str, str], locales: list[str]) -> None:

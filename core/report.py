@@ -17,7 +17,7 @@ translations' counters are added up and it is reported as `p1`, in the requested
 from __future__ import annotations
 
 from collections import Counter, defaultdict
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -187,6 +187,11 @@ def _idea_of(proposal: Proposal, locales: Sequence[str]) -> str:
     return stem if dot and lang in locales else proposal.ref
 
 
+def idea_refs(proposals: Iterable[Proposal], locales: Sequence[str]) -> dict[int, str]:
+    """Proposal id -> the ref the report shows it under (a seed's translations share one)."""
+    return {p.id: _idea_of(p, locales) for p in proposals if p.id is not None}
+
+
 def _merged(parts: list[ProposalCounts]) -> ProposalCounts:
     sequence: Counter[str] = Counter()
     other: Counter[str] = Counter()
@@ -203,9 +208,12 @@ async def consultation_report(
     locale: str,
     segment_by: str | None = None,
     now: datetime,
+    left_out: Mapping[int, ProposalCounts] | None = None,
 ) -> Report:
     """The report of `consultation`, texts in `locale` (the default locale if not offered).
 
+    `left_out`: per proposal id, counts to take out of its counters before scoring (the votes
+    of untrusted participants, `core.results.trust`); the segment breakdown keeps every vote.
     Raises UnknownSegment when `segment_by` is not one of its profile questions.
     """
     assert consultation.id is not None
@@ -233,6 +241,8 @@ async def consultation_report(
     for ref, rows in ideas.items():
         merged = _merged([counts[p.id] for p in rows if p.id is not None])
         votes = sum(merged.sequence.get(k, 0) + merged.other.get(k, 0) for k in VoteKey)
+        if left_out:
+            merged = _without(merged, [left_out[p.id] for p in rows if p.id and p.id in left_out])
         total_votes += votes
         if rows[0].status != ProposalStatus.ACCEPTED:
             continue
@@ -293,6 +303,15 @@ async def consultation_report(
         limbo=_ranked(results, Zone.LIMBO, lambda r: r.neutral.value),
         breakdown=breakdown,
     )
+
+
+def _without(counts: ProposalCounts, parts: list[ProposalCounts]) -> ProposalCounts:
+    taken = _merged(parts)
+    sequence = Counter(counts.sequence)
+    other = Counter(counts.other)
+    sequence.subtract(taken.sequence)
+    other.subtract(taken.other)
+    return ProposalCounts(dict(sequence), dict(other))
 
 
 def _ranked(
