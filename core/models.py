@@ -710,3 +710,18 @@ class SchedulerLease(SQLModel, table=True):
     name: str = Field(max_length=32, primary_key=True)
     holder: str = Field(max_length=64)
     expires_at: datetime = _now_field()
+
+
+class ResultSnapshot(SQLModel, table=True):
+    """A consultation's results as computed at `computed_at` (opinion groups, consensus,
+    representative statements): the dashboard and the API read the latest one and never
+    recompute on a page view. `payload` is `core.results.snapshot`'s JSON; `seed` the seed
+    the computation drew its random starts from."""
+
+    __table_args__ = (Index("ix_resultsnapshot_latest", "consultation_id", "computed_at"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    consultation_id: int = Field(foreign_key="consultation.id")
+    computed_at: datetime = _now_field()
+    payload: dict[str, Any] = Field(default_factory=dict, sa_type=JSON)
+    seed: int = 0

@@ -1,0 +1,168 @@
+"""Results snapshots: opinion groups and what they agree on, computed once and stored.
+
+`refresh_snapshot` reads the votes (`core.results.matrix`), finds the groups
+(`core.results.groups`, continuing the k smoother of the latest snapshot), counts and ranks
+(`core.results.consensus`) and adds a `ResultSnapshot` row; the dashboard, the API and
+`consult results` read the latest with `latest_snapshot` and never recompute on a page view.
+
+The payload (JSON, `VERSION` 1):
+
+- `participants`, `votes`, `clustered`: counts of the matrix; `groups_reason`: null, or why
+  there are no groups (`core.results.groups` codes);
+- `k`: the chosen k, the silhouette of each k tried, and the smoother to continue;
+- `groups`: per group its id, size and representative statements; a group of fewer than the
+  consultation's `min_segment_size` people shows neither (`suppressed`), as segments do;
+- `map`: the base clusters (x, y, size, group), the opinion map Polis draws; no person's
+  position;
+- `proposals`: per accepted proposal its ref, the counts of everyone and of each shown group
+  ([agree, disagree, pass]), its group-informed consensus for agreement and disagreement;
+- `majority_agree`, `majority_disagree`, `uncertain`: refs, highest share first, at most
+  `MAX_LISTED`.
+
+No participant id, name or channel identifier is in it: only counts and proposal refs.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+import numpy as np
+from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from core.definitions import settings_of
+from core.models import Consultation, ResultSnapshot
+from core.results.consensus import (
+    counts_by_group,
+    everyone,
+    group_informed_consensus,
+    majority,
+    representative,
+    uncertain,
+)
+from core.results.groups import KSmoother, NoGroups, OpinionGroups, opinion_groups
+from core.results.matrix import VoteMatrix, vote_matrix
+
+VERSION = 1
+MAX_LISTED = 100
+
+
+def _round(x: float) -> float:
+    return round(float(x), 6)
+
+
+def results_payload(
+    matrix: VoteMatrix, found: OpinionGroups | NoGroups, *, min_group_size: int
+) -> dict[str, Any]:
+    """The snapshot's JSON for `matrix` and its groups (see the module docstring)."""
+    totals = everyone(matrix)
+    agree_up, disagree_up = majority(totals)
+    payload: dict[str, Any] = {
+        "version": VERSION,
+        "participants": matrix.shape[0],
+        "votes": matrix.votes,
+        "majority_agree": [matrix.refs[c] for c in agree_up[:MAX_LISTED]],
+        "majority_disagree": [matrix.refs[c] for c in disagree_up[:MAX_LISTED]],
+        "uncertain": [matrix.refs[c] for c in uncertain(totals)[:MAX_LISTED]],
+    }
+    all_counts = np.stack([totals.agree[0], totals.disagree[0], totals.passes[0]], axis=1)
+    if isinstance(found, NoGroups):
+        payload |= {
+            "clustered": found.clustered,
+            "groups_reason": found.reason,
+            "k": {"chosen": None, "silhouettes": {}, "smoother": found.smoother.as_dict()},
+            "groups": [],
+            "map": [],
+            "proposals": [
+                {"ref": ref, "counts": [int(n) for n in all_counts[c]], "groups": []}
+                for c, ref in enumerate(matrix.refs)
+            ],
+        }
+        return payload
+    counts = counts_by_group(matrix, found.labels, found.k)
+    consensus_agree, consensus_disagree = group_informed_consensus(counts)
+    chosen = representative(counts)
+    shown = [size >= min_group_size for size in found.sizes]
+    group_counts = np.stack([counts.agree, counts.disagree, counts.passes], axis=2)
+    payload |= {
+        "clustered": int(found.clustered.sum()),
+        "groups_reason": None,
+        "k": {
+            "chosen": found.k,
+            "silhouettes": {str(k): _round(s) for k, s in found.silhouettes.items()},
+            "smoother": found.smoother.as_dict(),
+        },
+        "groups": [
+            {"id": g, "size": size, "representative": [r.as_dict(matrix.refs) for r in chosen[g]]}
+            if shown[g]
+            else {"id": g, "suppressed": True, "fewer_than": min_group_size}
+            for g, size in enumerate(found.sizes)
+        ],
+        "map": [
+            {"x": _round(x), "y": _round(y), "size": int(n), "group": int(g)}
+            for (x, y), n, g in zip(
+                found.base_centres, found.base_sizes, found.base_groups, strict=True
+            )
+        ],
+        "proposals": [
+            {
+                "ref": ref,
+                "counts": [int(n) for n in all_counts[c]],
+                "groups": [
+                    [int(n) for n in group_counts[g, c]] if shown[g] else None
+                    for g in range(found.k)
+                ],
+                "consensus": {
+                    "agree": _round(consensus_agree[c]),
+                    "disagree": _round(consensus_disagree[c]),
+                },
+            }
+            for c, ref in enumerate(matrix.refs)
+        ],
+    }
+    return payload
+
+
+async def latest_snapshot(session: AsyncSession, consultation_id: int) -> ResultSnapshot | None:
+    """The consultation's most recent snapshot, if any."""
+    found = await session.exec(
+        select(ResultSnapshot)
+        .where(ResultSnapshot.consultation_id == consultation_id)
+        .order_by(col(ResultSnapshot.computed_at).desc(), col(ResultSnapshot.id).desc())
+        .limit(1)
+    )
+    return found.first()
+
+
+def previous_smoother(snapshot: ResultSnapshot | None) -> KSmoother | None:
+    """The k smoother a snapshot left, to continue it (None: start afresh)."""
+    if snapshot is None:
+        return None
+    k = snapshot.payload.get("k") or {}
+    return KSmoother.from_dict(k.get("smoother"))
+
+
+async def refresh_snapshot(
+    session: AsyncSession,
+    consultation: Consultation,
+    *,
+    seed: int,
+    now: datetime,
+    trusted_only: bool = False,
+) -> ResultSnapshot:
+    """Compute the consultation's results and add them as a new snapshot (in the session's
+    transaction: the caller commits)."""
+    assert consultation.id is not None
+    matrix = await vote_matrix(session, consultation, trusted_only=trusted_only)
+    previous = previous_smoother(await latest_snapshot(session, consultation.id))
+    found = opinion_groups(matrix, seed=seed, previous=previous)
+    payload = results_payload(
+        matrix, found, min_group_size=settings_of(consultation).min_segment_size
+    )
+    snapshot = ResultSnapshot(
+        consultation_id=consultation.id, computed_at=now, payload=payload, seed=seed
+    )
+    session.add(snapshot)
+    await session.flush()
+    return snapshot
