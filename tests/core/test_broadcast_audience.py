@@ -9,20 +9,27 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from core.broadcasts.audience import (
+    MSGIDS,
     AudienceError,
+    AudienceExpr,
     Outside,
     audience_size,
+    format_audience,
     outside_target,
     parse_audience,
     participant_recipients,
     resolve_audience,
     validate_audience,
 )
+from core.broadcasts.expression import And, Not, Or
+from core.definitions import parse_consultation
 from core.models import (
     ChannelIdentity,
     Consultation,
@@ -35,6 +42,7 @@ from core.models import (
     VoteKey,
 )
 from core.voting import add_proposal, record_vote
+from tests.conftest import consultation_data
 
 NOW = datetime(2026, 3, 20, 10, 0, tzinfo=UTC)
 
@@ -441,11 +449,126 @@ def test_bad_expressions_say_what_is_wrong_and_where(text: str, msgid: str, posi
         ("profile.age:ancient", "broadcast.audience.unknown_option", "young, old"),
     ],
 )
-async def test_terms_unknown_to_the_consultation_are_refused(
-    load_consultation, text: str, msgid: str, named: str
-) -> None:
-    consultation = await load_consultation()
+def test_terms_unknown_to_the_consultation_are_refused(text: str, msgid: str, named: str) -> None:
+    spec = parse_consultation(consultation_data())
+    consultation = Consultation(
+        id=1,
+        slug=spec.slug,
+        default_locale=spec.default_locale,
+        locales=spec.locales,
+        question=spec.question,
+        profile_questions=[q.model_dump(mode="json") for q in spec.profile_questions],
+    )
+    validate_audience(consultation, parse_audience("locale:en and profile.age:old or all"))
     with pytest.raises(AudienceError) as caught:
         validate_audience(consultation, parse_audience(text))
     assert caught.value.msgid == msgid
     assert named in str(caught.value)
+
+
+# -- any text: a tree or an AudienceError; a tree: its text gives it back ------------------------
+
+WORDS = st.sampled_from(
+    [
+        "all",
+        "top",
+        "proposed",
+        "accepted",
+        "unfinished",
+        "and",
+        "or",
+        "not",
+        "AND",
+        "Not",
+        "(",
+        ")",
+        "channel:telegram",
+        "locale:fr",
+        "source:paper",
+        "profile.age:young",
+        "votes<3",
+        "votes>=10",
+        "votes=0",
+        "inactive-since:2026-03-01",
+        "joined-since:2026-13-01",
+        "joined-within:7d",
+        "joined-within:2w",
+        "slack:members",
+        "whatsapp:list:clients",
+        "telegram:post:@newsroom",
+        "slack:channel:C0123",
+        "votes<",
+        "profile.:x",
+        ":",
+        "locale:",
+    ]
+)
+TEXTS = st.one_of(
+    st.text(max_size=60),
+    st.lists(WORDS, max_size=12).map(" ".join),
+    st.lists(st.one_of(WORDS, st.text(alphabet="()<>=:.-@ ax", max_size=4)), max_size=12).map(
+        "".join
+    ),
+)
+
+
+@settings(max_examples=600, deadline=None)
+@given(TEXTS)
+def test_any_text_parses_or_says_what_is_wrong(text: str) -> None:
+    try:
+        expr = parse_audience(text)
+    except AudienceError as problem:
+        assert problem.msgid in MSGIDS
+        assert problem.position is None or 1 <= problem.position <= len(text) + 1
+        return
+    assert parse_audience(format_audience(expr)) == expr
+    assert format_audience(parse_audience(format_audience(expr))) == format_audience(expr)
+
+
+TERMS = st.sampled_from(
+    [
+        "all",
+        "top",
+        "proposed",
+        "accepted",
+        "unfinished",
+        "channel:slack",
+        "locale:en",
+        "source:radio",
+        "profile.age:old",
+        "votes<=2",
+        "votes>1",
+        "inactive-since:2026-01-31",
+        "joined-since:2026-02-01",
+        "joined-within:36h",
+    ]
+)
+EXPRESSIONS = st.recursive(
+    TERMS.map(parse_audience),
+    lambda inner: st.one_of(
+        inner.map(Not),
+        st.lists(inner, min_size=2, max_size=4).map(lambda items: And(tuple(items))),
+        st.lists(inner, min_size=2, max_size=4).map(lambda items: Or(tuple(items))),
+    ),
+    max_leaves=12,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(EXPRESSIONS)
+def test_a_tree_written_out_parses_back_to_itself_once_flattened(expr: AudienceExpr) -> None:
+    once = parse_audience(format_audience(expr))
+    assert parse_audience(format_audience(once)) == once
+    assert _flat(expr) == once
+
+
+def _flat(expr: AudienceExpr) -> AudienceExpr:
+    """The tree the parser makes: nested nodes of one kind merged."""
+    if isinstance(expr, Not):
+        return Not(_flat(expr.item))
+    if isinstance(expr, And | Or):
+        items: list[AudienceExpr] = []
+        for item in map(_flat, expr.items):
+            items.extend(item.items if type(item) is type(expr) else (item,))  # type: ignore[union-attr]
+        return type(expr)(tuple(items))
+    return expr
