@@ -26,6 +26,7 @@ computation is deterministic for a seed, and groups are numbered by decreasing s
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -254,10 +255,12 @@ def opinion_groups(
     base_k: int = BASE_K,
     max_k: int = MAX_K,
     buffer: int = K_BUFFER,
+    lap: Callable[[str], None] | None = None,
 ) -> OpinionGroups | NoGroups:
     """The opinion groups of `matrix`, deterministic for `seed`; `previous` is the smoother of
     the last computation (None the first time). Returns NoGroups with a reason when there is
-    too little to split, never a made-up split."""
+    too little to split, never a made-up split. `lap("pca")` is called once the positions
+    are known (for a benchmark's stage times)."""
     smoother = previous or KSmoother()
     n_rows, n_columns = matrix.shape
     if n_columns < 2 or n_rows == 0:
@@ -268,6 +271,8 @@ def opinion_groups(
     rng = np.random.default_rng(seed)
     found = pca(matrix, rng)
     where = positions(matrix, found)
+    if lap is not None:
+        lap("pca")
     points = where[clustered]
     distinct = np.unique(np.round(points, 9), axis=0)
     if len(distinct) < 3:

@@ -46,6 +46,7 @@ from core.results.matrix import VoteMatrix, vote_matrix
 
 VERSION = 1
 MAX_LISTED = 100
+DEFAULT_SEED = 0  # the same seed each time: the same votes give the same groups
 
 
 def _round(x: float) -> float:
