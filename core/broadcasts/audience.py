@@ -13,8 +13,9 @@ here). What the participants' terms mean:
   proposal; `accepted`: wrote one moderation accepted; `top`: wrote one of the first TOP_SIZE
   of the report's consensus list (`resolve_audience`);
 - `unfinished`: their conversation is in this consultation and still on a card of a sequence
-  (steps `card`, `qualify`: they stopped answering mid-sequence; "stop for now" from the
-  menu, or a sequence's end, leaves it finished);
+  (steps `card`, `qualify`, or a detour such as /language taken from one: they stopped
+  answering mid-sequence; "stop for now" from the menu, or a sequence's end, leaves it
+  finished);
 - `inactive-since:DAY`: no vote cast or changed and no proposal written since DAY began;
   `joined-since:DAY`: joined the consultation since DAY began (days in the consultation's
   time zone); `joined-within:7d` (h, w): joined within that span before the occurrence.
@@ -80,6 +81,7 @@ CHANNELS = ("telegram", "whatsapp", "slack", "terminal")
 # A participant in the middle of a sequence of cards (core.conversation.cards) is on one of
 # these steps: `unfinished` is one who left it there.
 SEQUENCE_STEPS = ("card", "qualify")
+DETOURS = ("choose_language", "forget")  # core.conversation.commands
 
 
 # -- checked against the consultation ------------------------------------------------------------
@@ -240,9 +242,14 @@ def _condition(
         case Top(proposals):
             return _top(cid, consultation, proposals)
         case Unfinished():
+            # A detour (/language, /forget) keeps the step it comes back to in state.resume.
+            resume: ColumnElement[str] = col(Participant.state)["resume"].as_string()
             return and_(
                 col(Participant.current_consultation_id) == cid,
-                col(Participant.step).in_(SEQUENCE_STEPS),
+                or_(
+                    col(Participant.step).in_(SEQUENCE_STEPS),
+                    and_(col(Participant.step).in_(DETOURS), resume.in_(SEQUENCE_STEPS)),
+                ),
             )
         case InactiveSince(day):
             since = _day_start(day, consultation)

@@ -60,6 +60,7 @@ class Person:
     unreachable: bool = False
     joined: datetime = NOW - timedelta(days=30)
     step: str = "idle"
+    state: dict[str, str] = field(default_factory=dict)
     votes: int = 0
     voted_at: datetime = NOW - timedelta(days=20)
     proposal: str | None = None  # the status of a proposal they wrote
@@ -81,7 +82,10 @@ PEOPLE: dict[str, Person] = {
     "cyd": Person(
         channel="slack", locale="de", proposal="pending", joined=NOW - timedelta(days=20)
     ),
-    "dan": Person(locale="en", source="radio", votes=2, step="qualify"),
+    # dan asked for /language while answering a card: the detour comes back to it
+    "dan": Person(
+        locale="en", source="radio", votes=2, step="choose_language", state={"resume": "qualify"}
+    ),
     "eve": Person(locale=None, unreachable=True, second_channel="whatsapp", votes=3),
     "stopped": Person(subscribed=False),
     "no-consent": Person(consented=False),
@@ -112,6 +116,7 @@ async def _populate(
             locale=person.locale,
             current_consultation_id=consultation.id,
             step=person.step,
+            state=person.state,
             created_at=person.joined,
             forgotten_at=NOW - timedelta(days=1) if person.forgotten else None,
         )
