@@ -9,6 +9,8 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Request
@@ -29,6 +31,8 @@ from core.report import (
     consultation_report,
     consultation_slugs,
 )
+from core.results.trust import Reason, TrustSummary, consultation_trust
+from core.results.weighting import UnreachableMargin, WeightedProposal, Weighting, weighted_figures
 from core.scoring import Estimate
 
 USAGE_ERROR = 2
@@ -44,24 +48,55 @@ _STATUS = {
 }
 
 
-async def _report(session: AsyncSession, slug: str, locale: str, segment_by: str | None) -> Report:
+# Why a participant is untrusted, as an organiser reads it (`core.results.trust`).
+_REASON = {
+    Reason.TOO_FAST: "results.reason.too_fast",
+    Reason.SAME_ANSWER: "results.reason.same_answer",
+    Reason.SOURCE_BURST: "results.reason.source_burst",
+    Reason.ONE_PROPOSAL: "results.reason.one_proposal",
+}
+
+
+@dataclass(frozen=True)
+class Results:
+    """The report, with what trust (always) and weighting (with declared margins) add."""
+
+    report: Report
+    trust: TrustSummary
+    weighting: Weighting | None
+
+    def as_dict(self) -> dict[str, Any]:
+        weighting = None if self.weighting is None else self.weighting.as_dict()
+        return {**self.report.as_dict(), "trust": self.trust.as_dict(), "weighting": weighting}
+
+
+async def _report(session: AsyncSession, slug: str, locale: str, segment_by: str | None) -> Results:
     consultation = await consultation_by_slug(session, slug)
     if consultation is None:
         known = ", ".join(await consultation_slugs(session)) or "-"
         raise OrganiserError("results.unknown_slug", slug=slug, known=known)
+    trust = await consultation_trust(session, consultation)
+    left_out = trust.untrusted if trust.summary.exclude_untrusted else frozenset()
     try:
-        return await consultation_report(
+        report = await consultation_report(
             session,
             consultation,
             locale=negotiate(locale, consultation.locales) or consultation.default_locale,
             segment_by=segment_by,
             now=utc_now(),
+            left_out=trust.left_out,
         )
+        weighting = await weighted_figures(session, consultation, left_out=left_out)
     except UnknownSegment as error:
         valid = ", ".join(error.valid) or "-"
         raise OrganiserError(
             "results.unknown_question", slug=slug, question=error.question, valid=valid
         ) from None
+    except UnreachableMargin as error:
+        raise OrganiserError(
+            "results.unreachable_margin", slug=slug, question=error.question, option=error.option
+        ) from None
+    return Results(report, trust.summary, weighting)
 
 
 # --- the command ------------------------------------------------------------------------------
@@ -84,15 +119,68 @@ async def show_results(settings: Settings, args: argparse.Namespace, t: Translat
     """Print the report; an unknown slug or question is a message and exit code 2."""
     async with runtime(settings) as rt, rt.sessions() as session:
         try:
-            report = await _report(session, args.slug, args.locale or t.locale, args.by)
+            results = await _report(session, args.slug, args.locale or t.locale, args.by)
         except OrganiserError as problem:
             print(f"consult: {t(problem.msgid, **problem.values)}", file=sys.stderr)
             return USAGE_ERROR
     if args.json:
-        print(json.dumps(report.as_dict(), indent=2, ensure_ascii=False))
+        print(json.dumps(results.as_dict(), indent=2, ensure_ascii=False))
     else:
-        print(render_report(report, t))
+        print(render_results(results, t))
     return 0
+
+
+def render_results(results: Results, t: Translator) -> str:
+    """The report as text, with its trust and weighting lines."""
+    weighted = None
+    if results.weighting is not None:
+        weighted = {proposal.ref: proposal for proposal in results.weighting.proposals}
+    lines = [render_report(results.report, t, weighted), "", *_trust_lines(results.trust, t)]
+    if results.weighting is not None:
+        lines += ["", *_weighting_lines(results.weighting, t)]
+    return "\n".join(lines)
+
+
+def _trust_lines(trust: TrustSummary, t: Translator) -> list[str]:
+    reasons = ", ".join(
+        f"{t(_REASON[reason])} {t.number(trust.reasons.get(reason.value, 0))}"
+        for reason in Reason
+        if trust.reasons.get(reason.value, 0)
+    )
+    values = {
+        "untrusted": t.number(trust.untrusted),
+        "participants": t.number(trust.participants),
+        "votes": t.number(trust.untrusted_votes),
+        "reasons": reasons or "-",
+    }
+    if trust.exclude_untrusted:
+        return [t("results.trust_left_out", **values)]
+    return [t("results.trust_kept", **values)]
+
+
+def _weighting_lines(weighting: Weighting, t: Translator) -> list[str]:
+    lines = [
+        t("results.section.weighting", questions=", ".join(weighting.questions)),
+        "  "
+        + t(
+            "results.weighting",
+            participants=t.number(weighting.participants - weighting.unplaced),
+            effective=t.number(round(weighting.effective_size, 1)),
+            design_effect=t.number(round(weighting.design_effect, 2)),
+        ),
+        "  " + t("results.weighting_unplaced", count=t.number(weighting.unplaced)),
+        "  "
+        + t(
+            "results.weighting_trim",
+            trim=t.number(weighting.trim or 0),
+            count=t.number(weighting.trimmed),
+        ),
+    ]
+    if not weighting.within_cap:
+        lines.append("  " + t("results.weighting_cap_not_held"))
+    if not weighting.converged:
+        lines.append("  " + t("results.weighting_not_converged"))
+    return lines
 
 
 def _rate(t: Translator, estimate: Estimate) -> str:
@@ -104,8 +192,11 @@ def _score(t: Translator, estimate: Estimate) -> str:
     return f"{t.number(round(estimate.value, 2))} ± {t.number(round(estimate.margin, 2))}"
 
 
-def render_report(report: Report, t: Translator) -> str:
-    """The report as text for a terminal, in the organiser's language."""
+def render_report(
+    report: Report, t: Translator, weighted: Mapping[str, WeightedProposal] | None = None
+) -> str:
+    """The report as text for a terminal, in the organiser's language; `weighted` puts each
+    proposal's weighted rates under its own."""
     statuses = ", ".join(
         f"{t(_STATUS[status]) if status in _STATUS else status} {t.number(count)}"
         for status, count in report.proposals_by_status.items()
@@ -156,6 +247,19 @@ def render_report(report: Report, t: Translator) -> str:
                     rejection=_score(t, p.rejection),
                 )
             )
+            if weighted is not None and p.ref in weighted:
+                w = weighted[p.ref]
+                lines.append(
+                    "      "
+                    + t(
+                        "results.weighted",
+                        agree=_rate(t, w.rates["agree"]),
+                        disagree=_rate(t, w.rates["disagree"]),
+                        neutral=_rate(t, w.rates["neutral"]),
+                        effective=t.number(round(w.effective_voters, 1)),
+                        voters=t.number(w.voters),
+                    )
+                )
     if report.breakdown is not None:
         breakdown = report.breakdown
         lines += ["", t("results.breakdown", question=breakdown.label)]
@@ -224,10 +328,10 @@ def results_router(settings: Settings) -> APIRouter:
             if consultation is not None and consultation.id is not None:
                 require(organiser, Permission.READ, consultation.id)
             try:
-                report = await _report(session, slug, locale or "", by)
+                results = await _report(session, slug, locale or "", by)
             except OrganiserError as problem:
                 status = 404 if problem.msgid == "results.unknown_slug" else 422
                 raise HTTPException(status, t(problem.msgid, **problem.values)) from None
-        return JSONResponse(report.as_dict())
+        return JSONResponse(results.as_dict())
 
     return router

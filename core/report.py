@@ -213,7 +213,8 @@ async def consultation_report(
     """The report of `consultation`, texts in `locale` (the default locale if not offered).
 
     `left_out`: per proposal id, counts to take out of its counters before scoring (the votes
-    of untrusted participants, `core.results.trust`); the segment breakdown keeps every vote.
+    of untrusted participants, `core.results.trust`); a proposal only they voted on is in no
+    list, and the segment breakdown keeps every vote.
     Raises UnknownSegment when `segment_by` is not one of its profile questions.
     """
     assert consultation.id is not None
@@ -238,11 +239,14 @@ async def consultation_report(
     results: list[ProposalResult] = []
     total_votes = 0
     zones = ZoneThresholds(**settings.zones.model_dump())
+    only_left_out: set[str] = set()  # voted on, but only by participants left out
     for ref, rows in ideas.items():
         merged = _merged([counts[p.id] for p in rows if p.id is not None])
         votes = sum(merged.sequence.get(k, 0) + merged.other.get(k, 0) for k in VoteKey)
         if left_out:
             merged = _without(merged, [left_out[p.id] for p in rows if p.id and p.id in left_out])
+            if not any(merged.sequence.values()) and not any(merged.other.values()):
+                only_left_out.add(ref)
         total_votes += votes
         if rows[0].status != ProposalStatus.ACCEPTED:
             continue
@@ -265,6 +269,7 @@ async def consultation_report(
             )
         )
 
+    listed = [r for r in results if r.ref not in only_left_out]
     participants = await _consenting(session, consultation.id)
     breakdown = None
     if segment_by is not None:
@@ -297,10 +302,10 @@ async def consultation_report(
         proposals_by_status=dict(sorted(statuses.items())),
         proposals=tuple(results),
         # Unvoted proposals sit in no list: their smoothed rates are the prior, not an opinion.
-        consensus=_ranked(results, Zone.CONSENSUS, lambda r: r.top.value),
-        controversies=_ranked(results, Zone.CONTROVERSY, lambda r: r.controversy.value),
-        rejected=_ranked(results, Zone.REJECTION, lambda r: r.rejection.value),
-        limbo=_ranked(results, Zone.LIMBO, lambda r: r.neutral.value),
+        consensus=_ranked(listed, Zone.CONSENSUS, lambda r: r.top.value),
+        controversies=_ranked(listed, Zone.CONTROVERSY, lambda r: r.controversy.value),
+        rejected=_ranked(listed, Zone.REJECTION, lambda r: r.rejection.value),
+        limbo=_ranked(listed, Zone.LIMBO, lambda r: r.neutral.value),
         breakdown=breakdown,
     )
 

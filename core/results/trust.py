@@ -19,8 +19,10 @@ A participant is untrusted when one of these rules holds (each names itself in `
   majority on each proposal). A campaign that brings many honest people at once does not
   trip it: honest people differ.
 - `one_proposal`: a new identity (its first vote within `new_identity_hours` of its creation)
-  whose every vote is one answer on one proposal, alongside at least `crowd - 1` others that
-  did exactly the same.
+  whose every vote is one answer on one proposal, cast outside a sequence (through a link to
+  that proposal: in a sequence the card is chosen for the participant, so a sequence cannot be
+  aimed at a proposal, and many honest people stop after their first card), alongside at
+  least `crowd - 1` others that did exactly the same.
 
 A network address would tell more (many identities from one address), but none of our
 channels gives one: Telegram, WhatsApp and Slack deliver a user id, never the sender's
@@ -63,13 +65,14 @@ class Reason(StrEnum):
 
 @dataclass(frozen=True)
 class Card:
-    """One vote as trust reads it: on which proposal, which answer, when, and how long the
-    card's text is (characters)."""
+    """One vote as trust reads it: on which proposal, which answer, when, how long the card's
+    text is (characters), and whether it was cast in a sequence (`Vote.trusted`)."""
 
     proposal_id: int
     key: str
     at: datetime
     chars: int
+    in_sequence: bool = True
 
 
 @dataclass(frozen=True)
@@ -189,12 +192,15 @@ def _voting_as_one(burst: list[Behaviour], agreement: float) -> set[int]:
 
 
 def one_proposal_crowds(behaviours: Iterable[Behaviour], rules: TrustRules) -> set[int]:
-    """New identities that each gave one answer on one proposal, `crowd` or more alike."""
+    """New identities that each gave one answer on one proposal outside a sequence, `crowd`
+    or more alike."""
     newcomer = timedelta(hours=rules.new_identity_hours)
     alike: dict[tuple[int, str], list[int]] = defaultdict(list)
     for behaviour in behaviours:
         cards = behaviour.cards
         if not cards or cards[0].at - behaviour.created_at > newcomer:
+            continue
+        if any(c.in_sequence for c in cards):
             continue
         if len({c.proposal_id for c in cards}) == 1 and len({c.key for c in cards}) == 1:
             alike[cards[0].proposal_id, cards[0].key].append(behaviour.participant_id)
@@ -341,7 +347,8 @@ async def _behaviours(
     in_sequence: dict[tuple[int, int, str], bool] = {}
     for vote, chars in votes:
         pid = vote.participant_id
-        cards[pid].append(Card(vote.proposal_id, vote.key, vote.created_at, int(chars)))
+        card = Card(vote.proposal_id, vote.key, vote.created_at, int(chars), vote.trusted)
+        cards[pid].append(card)
         in_sequence[pid, vote.proposal_id, vote.key] = vote.trusted
     behaviours = []
     for pid, (source, joined, created) in known.items():

@@ -4,6 +4,7 @@ people are not), and a stored consultation whose untrusted votes leave the score
 from __future__ import annotations
 
 import random
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 from sqlalchemy.ext.asyncio import async_sessionmaker
@@ -152,7 +153,7 @@ def test_new_identities_that_each_vote_once_on_one_proposal() -> None:
             None,
             START + timedelta(minutes=i),
             START + timedelta(minutes=i),
-            (Card(7, "disagree", START + timedelta(minutes=i, seconds=30), 60),),
+            (Card(7, "disagree", START + timedelta(minutes=i, seconds=30), 60, False),),
         )
         for i in range(6)
     ]
@@ -160,6 +161,19 @@ def test_new_identities_that_each_vote_once_on_one_proposal() -> None:
     assert found == {s.participant_id: {Reason.ONE_PROPOSAL} for s in sockpuppets}
     # One newcomer who votes once and leaves is just that; so are four.
     assert untrusted([*crowd, *sockpuppets[:4]]) == {}
+    # Six newcomers who each answered the first card of their sequence alike and left: the
+    # sequence chose that card for them, nobody aimed at it.
+    dropped = [
+        Behaviour(
+            s.participant_id,
+            None,
+            s.joined_at,
+            s.created_at,
+            (replace(s.cards[0], in_sequence=True),),
+        )
+        for s in sockpuppets
+    ]
+    assert untrusted([*crowd, *dropped]) == {}
     # Old identities voting once are not new identities.
     old = [
         Behaviour(s.participant_id, None, s.joined_at, START - timedelta(days=30), s.cards)
@@ -200,6 +214,7 @@ async def test_untrusted_votes_are_counted_and_left_out_when_the_setting_says_so
     assert {p.ref: p.votes for p in kept.proposals} == {p.ref: p.votes for p in cleaned.proposals}
     # p5 to p8: only the troll voted; left out, their disagreement is gone from the scores.
     assert by_ref["p8"].weighted_votes == 0
+    assert "p8" in kept.rejected and "p8" not in {*cleaned.rejected, *cleaned.controversies}
     assert {p.ref: p for p in kept.proposals}["p8"].weighted_votes == 1
     assert by_ref["p1"].disagree.value < {p.ref: p for p in kept.proposals}["p1"].disagree.value
 
