@@ -11,6 +11,7 @@ from typing import Protocol
 
 from fastapi import APIRouter
 
+from core.broadcasts.delivery import BroadcastOutgoing
 from core.flow import Flow, Outcome
 from core.notices import Handover, Outgoing
 
@@ -35,3 +36,9 @@ class WebhookChannel(Protocol):
     async def notify(self, notice: Outgoing) -> Handover:
         """Send a moderation notice to its author (`core.notices`), paced like the replies, and
         say what became of it; never resend what may have reached the platform."""
+
+    async def broadcast(self, message: BroadcastOutgoing) -> Handover:
+        """Send one broadcast message (`core.broadcasts.delivery`), with its button when it
+        has one, and say what became of it: a person who blocked the bot or left is
+        `UNREACHABLE`; what may have reached the platform is never sent again. The caller
+        paces the sends (the rate of the token, number or workspace)."""

@@ -10,27 +10,24 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import json
 import logging
 import os
 import signal
 import sys
-from collections import Counter
-from collections.abc import Awaitable, Callable, Mapping
-from datetime import datetime, timedelta
+from collections.abc import Mapping
 from typing import Any
 
 from babel.dates import format_timedelta
 from sqlalchemy.exc import SQLAlchemyError
-from sqlalchemy.ext.asyncio import async_sessionmaker
-from sqlmodel.ext.asyncio.session import AsyncSession
 
 from adapters.channel import WebhookChannel
 from bots.bootstrap import Runtime, runtime
+from bots.broadcast_worker import broadcast_worker
 from bots.channels import enabled_channels
 from bots.errors import ChannelNotConfigured, OrganiserError
 from bots.moderation_chat import post_round
+from bots.outbox_worker import OutboxWorker
 from bots.settings import Settings
 from core.definitions import consultation_by_slug
 from core.flow import utc_now
@@ -40,17 +37,15 @@ from core.moderation.resend import NotResendable, UnknownNotice, resend_notice
 from core.notices import (
     Handover,
     Outgoing,
-    beat,
     claim,
     mark_unknown,
-    new_worker_id,
     notice_counts,
     notices_needing_attention,
     record,
 )
 
 log = logging.getLogger("consult.notices")
-BATCH = 50
+
 USAGE_ERROR = 2
 
 
@@ -68,76 +63,9 @@ def notice_worker(
     )
 
 
-class NoticeWorker:
+class NoticeWorker(OutboxWorker):
     """Sends the notices of the channels this process runs, every `every` seconds, and marks
     unknown those of workers silent for `stale_after` seconds."""
-
-    def __init__(
-        self,
-        sessions: async_sessionmaker[AsyncSession],
-        channels: Mapping[str, WebhookChannel],
-        *,
-        clock: Callable[[], datetime],
-        every: float = 2.0,
-        beat_every: float = 2.0,
-        stale_after: float = 10.0,
-        worker: str | None = None,
-        pause: Callable[[float], Awaitable[object]] = asyncio.sleep,
-    ) -> None:
-        self.sessions = sessions
-        self.pause = pause  # how the beating task waits between beats (injected by tests)
-        self.channels = channels
-        self.clock = clock
-        self.every = every
-        self.beat_every = beat_every
-        self.stale_after = timedelta(seconds=stale_after)
-        self.worker = worker or new_worker_id()
-        self.outcomes: Counter[Handover] = Counter()
-        self._unrecorded: list[tuple[int, Handover]] = []  # sent, their record not committed
-        self._stopping = asyncio.Event()
-        self._beater: asyncio.Task[None] | None = None
-        self._sender: asyncio.Task[None] | None = None
-
-    async def start(self) -> None:
-        """Beat once (a worker that has not beaten looks dead), then beat and send in the
-        background."""
-        await self.beat()
-        self._stopping.clear()
-        loop = asyncio.get_running_loop()
-        self._beater = loop.create_task(self._beating())
-        self._sender = loop.create_task(self._sending())
-
-    async def stop(self, *, timeout: float = 30.0) -> None:
-        """Stop claiming, and let the batch under way finish (within `timeout`: past it, its
-        notices stay claimed by this worker and become unknown, since they may have gone out)."""
-        self._stopping.set()
-        if self._sender is not None:
-            await asyncio.wait({self._sender}, timeout=timeout)
-        for task in (self._sender, self._beater):
-            if task is not None:
-                task.cancel()
-        await asyncio.gather(
-            *(t for t in (self._sender, self._beater) if t), return_exceptions=True
-        )
-        self._sender = self._beater = None
-
-    async def beat(self) -> None:
-        async with self.sessions() as session, session.begin():
-            await beat(session, self.worker, self.clock())
-
-    async def drain(self) -> Counter[Handover]:
-        """Send rounds until no notice is ready (for `consult deliver --once`); what became of
-        the notices sent. It beats all along, as `start` does: a long round (pacing, a slow
-        platform) must not look dead to a `consult serve` running meanwhile."""
-        await self.beat()
-        beater = asyncio.get_running_loop().create_task(self._beating())
-        try:
-            while await self.round():
-                pass
-        finally:
-            beater.cancel()
-            await asyncio.gather(beater, return_exceptions=True)
-        return self.outcomes
 
     async def round(self) -> int:
         """Mark the dead workers' notices unknown, claim a batch, send it, record it; how
@@ -147,7 +75,7 @@ class NoticeWorker:
         async with self.sessions() as session, session.begin():
             now = self.clock()
             unknown = await mark_unknown(session, now, self.stale_after)
-            batch = await claim(session, self.worker, tuple(self.channels), now, limit=BATCH)
+            batch = await claim(session, self.worker, tuple(self.channels), now, limit=self.batch)
         if unknown:
             log.warning(
                 "%d notice(s) were being sent by a worker that died: marked unknown", unknown
@@ -181,26 +109,6 @@ class NoticeWorker:
                 await record(session, self.worker, notice_id, handover, self.clock())
         self._unrecorded = []
 
-    async def _beating(self) -> None:
-        while True:
-            await self.pause(self.beat_every)
-            try:
-                await self.beat()
-            except (SQLAlchemyError, OSError) as error:
-                log.warning("the notices worker could not beat: %s", error)
-
-    async def _sending(self) -> None:
-        while not self._stopping.is_set():
-            try:
-                while await self.round() == BATCH:  # more ready: no pause
-                    pass
-            except (SQLAlchemyError, OSError) as error:  # the database is away: try later
-                log.warning("could not send the notices: %s", error)
-            except Exception:  # a bug: keep going, the next round may do better
-                log.exception("sending the notices failed")
-            with contextlib.suppress(TimeoutError):  # a pause, cut short by stop()
-                await asyncio.wait_for(self._stopping.wait(), self.every)
-
 
 def add_deliver_command(commands: Any) -> None:
     """`consult deliver [--once]`."""
@@ -226,12 +134,13 @@ async def run_deliver(settings: Settings, args: argparse.Namespace, t: Translato
     async with runtime(settings) as rt:
         opened: list[WebhookChannel] = []
         worker = notice_worker(rt, by_name, settings)
+        broadcasts = broadcast_worker(rt, by_name, settings)
         try:
             for channel in mounted:
                 await channel.open(rt.flow)
                 opened.append(channel)
             if args.once:
-                done = await worker.drain()
+                done = await worker.drain() + await broadcasts.drain()
                 counts = {handover.name.lower(): done[handover] for handover in Handover}
                 print(
                     t(
@@ -250,9 +159,11 @@ async def run_deliver(settings: Settings, args: argparse.Namespace, t: Translato
             for number in (signal.SIGTERM, signal.SIGINT):
                 loop.add_signal_handler(number, stopping.set)
             await worker.start()
+            await broadcasts.start()
             await stopping.wait()
             return 0
         finally:
+            await broadcasts.stop()
             await worker.stop()
             for channel in reversed(opened):
                 await channel.close()

@@ -17,6 +17,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from adapters.channel import WebhookChannel
 from bots.api import install_api
 from bots.bootstrap import Runtime, runtime
+from bots.broadcast_worker import broadcast_worker
 from bots.channels import enabled_channels
 from bots.console import console_app
 from bots.console.access_log import hide_sign_in_codes
@@ -51,6 +52,7 @@ def create_app(
             by_name = {channel.name: channel for channel in mounted}
             keeper = Keeper(rt.flow, by_name, every=settings.delivery_beat_seconds)
             notices = notice_worker(rt, by_name, settings)
+            broadcasts = broadcast_worker(rt, by_name, settings)
             # The language flag's model loads beside the event loop, not at the first proposal.
             loading = asyncio.create_task(asyncio.to_thread(load_model))
             try:
@@ -59,8 +61,10 @@ def create_app(
                     opened.append(channel)
                 await keeper.start()
                 await notices.start()
+                await broadcasts.start()
                 yield
             finally:
+                await broadcasts.stop()
                 await notices.stop()
                 await keeper.stop()
                 for channel in reversed(opened):

@@ -7,6 +7,7 @@ import os
 import secrets
 import tempfile
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, SecretStr, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -75,6 +76,23 @@ class Settings(BaseSettings):
     delivery_stale_seconds: float = Field(default=10.0, gt=0)
     # How often a server (or `consult deliver`) looks for authors' notices to send (core.notices).
     notices_every_seconds: float = Field(default=2.0, gt=0)
+    # The broadcasts' scheduler (bots.scheduler): how often the process holding its lease
+    # plans the due broadcasts and reminders, and how long the lease lasts unrenewed (another
+    # process takes over after it when the holder dies).
+    scheduler_every_seconds: float = Field(default=10.0, gt=0)
+    scheduler_lease_seconds: float = Field(default=30.0, gt=0)
+    # Broadcasts' pacing (bots.broadcast_worker), per bot token, phone number and workspace,
+    # shared by the delivery processes running: Telegram about 30 messages a second per bot
+    # (1,000 with allow_paid_broadcast, charged in Stars); WhatsApp the number's throughput
+    # (CONSULT_WHATSAPP_MESSAGES_PER_SECOND) and the business's messaging tier (unique people
+    # reached outside the 24-hour window per 24 hours); Slack about one message a second per
+    # conversation, within the workspace's overall rate.
+    telegram_broadcast_per_second: float = Field(default=30.0, gt=0)
+    telegram_paid_broadcast_per_second: float = Field(default=1000.0, gt=0)
+    whatsapp_tier: Literal["250", "2000", "10000", "100000", "unlimited"] = "250"
+    slack_messages_per_second: float = Field(default=20.0, gt=0)
+    slack_conversation_messages_per_second: float = Field(default=1.0, gt=0)
+    broadcasts_every_seconds: float = Field(default=2.0, gt=0)
 
     @field_validator("delivery_stale_seconds")
     @classmethod

@@ -61,6 +61,7 @@ from adapters.slack.render import (
     PROPOSAL_FORM,
     WRITE_PROPOSAL_ACTION,
     answered_blocks,
+    broadcast_post,
     consultation_post,
     continued,
     escape_mrkdwn,
@@ -68,6 +69,7 @@ from adapters.slack.render import (
     proposal_modal,
     render_reply,
 )
+from core.broadcasts.delivery import BroadcastOutgoing
 from core.definitions import consultation_by_slug
 from core.flow import Flow, Outcome
 from core.i18n import FALLBACK, Translator, available_locales, negotiate
@@ -80,6 +82,8 @@ from core.participation import open_consultations_for
 logger = logging.getLogger(__name__)
 
 EVENTS_PATH = "/webhooks/slack/events"
+# Slack's errors for a member the app can no longer write to: skipped from then on.
+GONE = frozenset({"user_not_found", "account_inactive", "cannot_dm_bot", "user_disabled"})
 # Users whose DM channel id and locale are remembered per process (delivery details only).
 _CACHE_SIZE = 10_000
 
@@ -457,6 +461,33 @@ class SlackChannel:
             await once.chat_postMessage(channel=dm, text=escape_mrkdwn(notice.text))
         except SEND_ERRORS as error:
             return handover_after(error, "a notice")
+        return Handover.SENT
+
+    async def broadcast(self, message: BroadcastOutgoing) -> Handover:
+        """Post a broadcast's message in a member's DM (their address: "{team}:{DM or user
+        id}"; a user id posts in the app's DM with them), with a button that starts the
+        consultation again where they left it. A member gone from the workspace, deactivated
+        or a bot is unreachable; a 429 is waited out, and nothing that may have been posted is
+        posted again."""
+        team, _, dm = message.address.partition(":")
+        try:
+            client = await self._client_for(team)
+        except LookupError:  # uninstalled from the workspace since
+            return Handover.REFUSED
+        retry = AsyncRateLimitErrorRetryHandler(max_retry_count=self.rate_limit_retries)
+        once = AsyncWebClient(token=client.token, base_url=self.api_url, retry_handlers=[retry])
+        label = self.translator(message.locale)("broadcast.button")
+        await self.pacer.wait(dm)
+        try:
+            await once.chat_postMessage(
+                channel=dm, **broadcast_post(message.text, message.button, label)
+            )
+        except SlackApiError as error:
+            if error.response.get("error") in GONE:
+                return Handover.UNREACHABLE
+            return handover_after(error, "a broadcast message")
+        except SEND_ERRORS as error:
+            return handover_after(error, "a broadcast message")
         return Handover.SENT
 
     async def post_consultation(self, channel_id: str, slug: str, team_id: str = "") -> str:

@@ -204,3 +204,21 @@ def consultation_post(t: Translator, question: str, slug: str) -> dict[str, Any]
         {"type": "actions", "block_id": "participate", "elements": [participate_button(t, slug)]},
     ]
     return {"text": shorten(escape_mrkdwn(question), SECTION_TEXT), "blocks": blocks}
+
+
+def broadcast_post(text: str, payload: str | None, label: str) -> dict[str, Any]:
+    """A broadcast's message as chat.postMessage arguments: its text (shown as typed) and,
+    with a deep-link `payload`, a button that starts the consultation it names again (the
+    "Participate" action: the participant's sequence resumes)."""
+    shown = escape_mrkdwn(text)
+    blocks: list[Block] = list(text_blocks(text))
+    if payload is not None:
+        button = {
+            "type": "button",
+            "action_id": f"{PARTICIPATE_ACTION}:{payload}",
+            "text": plain(shorten(label, BUTTON_TEXT)),
+            "value": payload,
+            "style": "primary",
+        }
+        blocks.append({"type": "actions", "elements": [button]})
+    return {"text": shorten(shown, SECTION_TEXT), "blocks": blocks}

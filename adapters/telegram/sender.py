@@ -105,15 +105,26 @@ class TelegramSender:
         handover, _ = await self.send_once(parameters, f"a notice to chat {masked(chat_id)}")
         return handover
 
-    async def send_once(self, parameters: dict[str, Any], what: str) -> tuple[Handover, Any]:
+    async def send_once(
+        self,
+        parameters: dict[str, Any],
+        what: str,
+        *,
+        forbidden: Handover = Handover.REFUSED,
+        paced: bool = True,
+    ) -> tuple[Handover, Any]:
         """sendMessage with `parameters`, and what became of it with Telegram's answer once sent.
         Unlike `send`, nothing that may have reached Telegram is sent again (a timeout, a 5xx):
         a person told twice is worse than a message marked unknown. A 429 is waited out, and a
         connection refused before the request was written is tried again, ATTEMPTS times at
-        most. `what` names the message in the log, never by a participant's chat id."""
-        chat_id = int(parameters["chat_id"])
+        most. `what` names the message in the log, never by a participant's chat id.
+        `forbidden` is what a 403 (the person blocked the bot) means to the caller; `paced`
+        False leaves the pacing to the caller (a paid broadcast goes faster than the bot's
+        usual overall rate)."""
+        chat_id = parameters["chat_id"]
         for attempt in range(ATTEMPTS):
-            await self._pace(chat_id)
+            if paced:
+                await self._pace(chat_id)
             try:
                 sent = await self.bot.do_api_request("sendMessage", api_kwargs=parameters)
                 return Handover.SENT, sent
@@ -128,7 +139,11 @@ class TelegramSender:
                     log.warning("telegram: %s may not have arrived: %s", what, error)
                     return Handover.UNKNOWN, None
                 await self.sleep(0.5 * 2.0**attempt)
-            except TelegramError as error:  # blocked, chat not found, bot removed: for good
+            except Forbidden as error:  # blocked by the person, removed from the channel
+                log.warning("telegram refused %s: %s", what, error)
+                self.failures += 1
+                return forbidden, None
+            except TelegramError as error:  # chat not found, bad request: for good
                 log.warning("telegram refused %s: %s", what, error)
                 self.failures += 1
                 return Handover.REFUSED, None
@@ -158,9 +173,10 @@ class TelegramSender:
         """Answer a callback query (Telegram shows a spinner on the button until then)."""
         await self._call("answerCallbackQuery", None, {"callback_query_id": query_id})
 
-    async def _pace(self, chat_id: int) -> None:
-        # Groups and channels have negative ids and a per-minute limit of their own.
-        group = {"rate": self.group_rate, "burst": 1.0} if chat_id < 0 else {}
+    async def _pace(self, chat_id: int | str) -> None:
+        # Groups and channels have negative ids (or an @username) and a per-minute limit of
+        # their own.
+        group = {"rate": self.group_rate, "burst": 1.0} if _is_group(chat_id) else {}
         await self.pacer.wait(str(chat_id), **group)
 
     async def _call(self, method: str, chat_id: int | None, parameters: dict[str, Any]) -> bool:
@@ -224,6 +240,10 @@ async def with_retries(
         "telegram: gave up %s to chat %s after %d attempts", method, masked(chat_id), ATTEMPTS
     )
     return False
+
+
+def _is_group(chat_id: int | str) -> bool:
+    return (isinstance(chat_id, str) and chat_id.startswith("@")) or int(chat_id) < 0
 
 
 def _seconds(period: int | timedelta) -> float:

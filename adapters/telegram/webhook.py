@@ -19,14 +19,16 @@ from typing import Any
 
 from fastapi import APIRouter, BackgroundTasks, HTTPException, Request
 from fastapi.responses import JSONResponse, Response
-from telegram import Bot
+from telegram import Bot, InlineKeyboardButton, InlineKeyboardMarkup
+from telegram.constants import ParseMode
 from telegram.error import InvalidToken, TelegramError
 
 from adapters.inbound import Ignored, note_ignored, parse_object, read_body
 from adapters.pacing import InOrder, Pacer
+from adapters.telegram.links import telegram_link
 from adapters.telegram.moderation import TelegramModeration, from_group, post_to_telegram
 from adapters.telegram.render import answered_card, continued, render_reply
-from adapters.telegram.sender import TelegramSender, masked
+from adapters.telegram.sender import NO_PREVIEW, TelegramSender, masked
 from adapters.telegram.transport import AiohttpRequest
 from adapters.telegram.updates import (
     Inbound,
@@ -35,7 +37,9 @@ from adapters.telegram.updates import (
     inbound_from_update,
     parse_update,
 )
+from core.broadcasts.delivery import BroadcastOutgoing
 from core.flow import Flow, Outcome
+from core.i18n import Translator
 from core.messages import Reply
 from core.moderation.chat_posts import OutgoingPost, Posted
 from core.notices import Handover, Outgoing
@@ -210,6 +214,34 @@ class TelegramChannel:
         chat = int(notice.address)
         async with self.order.turn(str(chat)):
             return await self.sender.notify(chat, html.escape(notice.text, quote=False))
+
+    async def broadcast(self, message: BroadcastOutgoing) -> Handover:
+        """Send a broadcast's message (`core.broadcasts.delivery`) to a participant's chat, or
+        post it in a Telegram channel the bot administers (`message.post`: "@name" or
+        "-100..."), with a URL button to the bot's deep link when it has one (a /start that
+        resumes the participant's sequence). A person who blocked the bot is unreachable; a
+        paid broadcast (`allow_paid_broadcast`) is paced by the caller alone."""
+        address = message.address
+        chat: int | str = address if address.startswith("@") else int(address)
+        parameters: dict[str, Any] = {
+            "chat_id": chat,
+            "text": html.escape(message.text, quote=False),
+            "parse_mode": ParseMode.HTML,
+            "link_preview_options": NO_PREVIEW,
+        }
+        if message.button is not None and self.bot.username:
+            label = Translator(message.locale)("broadcast.button")
+            url = telegram_link(self.bot.username, message.button)
+            button = InlineKeyboardButton(label, url=url)
+            parameters["reply_markup"] = InlineKeyboardMarkup([[button]])
+        if message.paid:
+            parameters["allow_paid_broadcast"] = True
+        what = f"broadcast message {message.id}"
+        async with self.order.turn(str(chat)):
+            handover, _ = await self.sender.send_once(
+                parameters, what, forbidden=Handover.UNREACHABLE, paced=not message.paid
+            )
+        return handover
 
     async def post_to_chat(self, post: OutgoingPost) -> Posted:
         """Post a proposal in a moderators' group, or edit its post (`core.moderation.chat`)."""

@@ -30,8 +30,9 @@ from adapters.whatsapp.inbound import (
     recipient_of,
     signature_matches,
 )
-from adapters.whatsapp.render import render_reply
+from adapters.whatsapp.render import broadcast_message, render_reply
 from adapters.whatsapp.sender import GraphSender, template_message, within_window
+from core.broadcasts.delivery import BroadcastOutgoing
 from core.flow import Flow, Outcome
 from core.i18n import FALLBACK, Translator
 from core.notices import Handover, Outgoing
@@ -186,6 +187,30 @@ class WhatsAppChannel:
             return Handover.NEEDS_TEMPLATE
         async with self.order.turn(to):
             return await self.sender.notify(business, to, message)
+
+    async def broadcast(self, message: BroadcastOutgoing) -> Handover:
+        """Send a broadcast's message: within the 24-hour window as text (with a reply button
+        that starts the consultation again where the person left it, when it has a button),
+        outside it as the broadcast's template (parameters from `template_values`), else not
+        at all (`NEEDS_TEMPLATE`: it waits for the window or a template). A number that is
+        not on WhatsApp or blocked the business is unreachable."""
+        named, to = recipient_of(message.address)
+        business = named or self.phone_number_id
+        if not business or not to:
+            log.warning("cannot broadcast to a WhatsApp number: no business number to send from")
+            return Handover.REFUSED
+        if within_window(message.last_seen_at, self.sender.clock()):
+            body: dict[str, Any] = broadcast_message(
+                message.text, message.button, Translator(message.locale)("broadcast.button")
+            )
+        elif message.template is not None:
+            template = message.template
+            values = [message.template_values.get(name, "") for name in template.parameters]
+            body = template_message(template.name, template.language, values)
+        else:
+            return Handover.NEEDS_TEMPLATE
+        async with self.order.turn(to):
+            return await self.sender.notify(business, to, body, undeliverable=Handover.UNREACHABLE)
 
     async def _send_replies(
         self, business: str, to: str, outcome: Outcome, written_at: datetime

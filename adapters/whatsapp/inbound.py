@@ -213,7 +213,13 @@ def event_of(message: WhatsAppMessage, phone_number_id: str) -> Event | None:
     if kind == "interactive" and interactive is not None:
         reply = {"button_reply": interactive.button_reply, "list_reply": interactive.list_reply}
         chosen = reply.get(interactive.type)
-        return None if chosen is None else Choice(option=chosen.id, **common)
+        if chosen is None:
+            return None
+        # A broadcast's button (`start <payload>`) starts the consultation again, as its link.
+        started = START_TEXT.match(chosen.id)
+        if started:
+            return Start(payload=started.group(1), **common)
+        return Choice(option=chosen.id, **common)
     if kind == "button":  # a quick-reply button of a template message
         button = message.button
         return None if button is None else Choice(option=button.payload, **common)

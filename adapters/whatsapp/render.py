@@ -135,3 +135,17 @@ def _row(option: Option) -> Message:
     if description:
         row["description"] = shorten(description, ROW_DESCRIPTION_MAX)
     return row
+
+
+def broadcast_message(text: str, payload: str | None, label: str) -> Message:
+    """A broadcast's text, with a reply button whose id the inbound side reads as a /start
+    with `payload` (`start <payload>`, as a wa.me link pre-fills it); plain text without a
+    payload or when the text is too long for an interactive message's body."""
+    if payload is None or len(text) > INTERACTIVE_BODY_MAX:
+        return {"type": "text", "text": {"body": text[:TEXT_BODY_MAX]}}
+    button = {
+        "type": "reply",
+        "reply": {"id": f"start {payload}", "title": shorten(label, BUTTON_TITLE_MAX)},
+    }
+    interactive = {"type": "button", "body": {"text": text}, "action": {"buttons": [button]}}
+    return {"type": "interactive", "interactive": interactive}

@@ -35,6 +35,8 @@ WINDOW = timedelta(hours=24)
 THROUGHPUT_ERRORS = frozenset({130429, 131056, 80007})
 # Meta's refusal of a free-form message outside the 24-hour window ("Re-engagement message").
 OUTSIDE_WINDOW = 131047
+# Meta's "message undeliverable": not a WhatsApp number, or one that blocked the business.
+UNDELIVERABLE = 131026
 MAX_DELAY = 60.0
 
 
@@ -143,10 +145,19 @@ class GraphSender:
         """Send an approved template message (allowed outside the 24-hour window)."""
         return await self._post(phone_number_id, to, template_message(name, language, parameters))
 
-    async def notify(self, phone_number_id: str, to: str, message: dict[str, Any]) -> Handover:
+    async def notify(
+        self,
+        phone_number_id: str,
+        to: str,
+        message: dict[str, Any],
+        *,
+        undeliverable: Handover = Handover.REFUSED,
+    ) -> Handover:
         """Send one notice (`core.notices`) and say what became of it. Unlike the replies,
         nothing that may have reached Meta is sent again (a timeout, a 5xx); a throughput
-        error or a connection that never opened is tried again, `max_attempts` times."""
+        error or a connection that never opened is tried again, `max_attempts` times.
+        `undeliverable` is what Meta's 131026 (the number is not on WhatsApp, or blocked the
+        business) means to the caller."""
         client, url, body = self._request(phone_number_id, to, message)
         for attempt in range(1, self.max_attempts + 1):
             await self.pacer.wait(to)
@@ -165,6 +176,9 @@ class GraphSender:
                 if code == OUTSIDE_WINDOW:
                     self.refused_outside_window += 1
                     return Handover.NEEDS_TEMPLATE
+                if code == UNDELIVERABLE:
+                    self.failed += 1
+                    return undeliverable
                 if response.status_code >= 500:
                     log.warning("a notice to %s may not have arrived: %s", _masked(to), problem)
                     return Handover.UNKNOWN

@@ -51,6 +51,8 @@ class FakeGraphAPI:
     # Recipients who last wrote more than 24 hours ago: Meta refuses them any message but a
     # template (error 131047, "Re-engagement message").
     outside_window: set[str] = field(default_factory=set)
+    # Numbers not on WhatsApp or that blocked the business: error 131026, "Message undeliverable".
+    undeliverable: set[str] = field(default_factory=set)
     calls: list[Call] = field(default_factory=list)
     # Called with each call once recorded, in the event loop serving the fake.
     listeners: list[Callable[[Call], None]] = field(default_factory=list)
@@ -91,6 +93,8 @@ class FakeGraphAPI:
         problem = problem_with(body)
         if problem is not None:
             return 400, graph_error(131009, f"Parameter value is not valid: {problem}"), {}
+        if body["to"] in self.undeliverable:
+            return 400, graph_error(131026, "Message undeliverable"), {}
         if body["to"] in self.outside_window and body.get("type") != "template":
             message = "Re-engagement message: more than 24 hours since the recipient last replied"
             return 400, graph_error(131047, message), {}

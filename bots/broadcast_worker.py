@@ -1,0 +1,212 @@
+"""The delivery worker of broadcasts (`core.broadcasts.delivery`): inside `consult serve`, next
+to the notices' worker, or in `consult deliver`.
+
+It lives as the notices' worker does (`bots.outbox_worker.OutboxWorker`: beating in a task of its
+own, rounds until stopped, `drain` for `--once`) and differs in its round: a batch of up to
+BATCH messages is claimed in one committed transaction, sent concurrently within the pacing,
+and its outcomes recorded in ONE transaction. The pacing is per bot token, phone number and
+workspace (this process has one of each per channel), and shared: with several delivery
+processes alive, each takes the limit divided by the number of broadcast workers that beat
+recently, counted again at every beat.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+import uuid
+from collections.abc import Awaitable, Callable, Mapping
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import func
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.ext.asyncio import async_sessionmaker
+from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from adapters.pacing import Pacer
+from bots.bootstrap import Runtime
+from bots.outbox_worker import OutboxWorker
+from bots.settings import Settings
+from core.broadcasts.delivery import (
+    BroadcastOutgoing,
+    claim_messages,
+    record_messages,
+    within_window,
+)
+from core.models import BroadcastMessage, DeliveryWorker
+from core.notices import Handover, beat, mark_unknown
+
+log = logging.getLogger("consult.broadcasts")
+BATCH = 500
+PREFIX = "broadcasts-"  # the delivery workers' rows this worker shares the rate with
+PAID = "telegram-paid"  # Telegram's paid broadcasts have a rate of their own
+
+
+def new_broadcast_worker_id() -> str:
+    return f"{PREFIX}{uuid.uuid4().hex}"
+
+
+def broadcast_worker(
+    rt: Runtime, channels: Mapping[str, Any], settings: Settings
+) -> BroadcastWorker:
+    """The worker of a server or of `consult deliver`, paced by the settings."""
+    tier = None if settings.whatsapp_tier == "unlimited" else int(settings.whatsapp_tier)
+    return BroadcastWorker(
+        rt.sessions,
+        channels,
+        clock=rt.flow.clock,
+        rates={
+            "telegram": settings.telegram_broadcast_per_second,
+            PAID: settings.telegram_paid_broadcast_per_second,
+            "whatsapp": settings.whatsapp_messages_per_second,
+            "slack": settings.slack_messages_per_second,
+        },
+        whatsapp_tier=tier,
+        every=settings.broadcasts_every_seconds,
+        beat_every=settings.delivery_beat_seconds,
+        stale_after=settings.delivery_stale_seconds,
+    )
+
+
+async def live_workers(session: AsyncSession, now: datetime, stale_after: timedelta) -> int:
+    """How many broadcast workers beat within `stale_after` (at least one: the caller)."""
+    counted = await session.exec(
+        select(func.count()).where(
+            col(DeliveryWorker.id).startswith(PREFIX),
+            col(DeliveryWorker.beat_at) >= now - stale_after,
+        )
+    )
+    return max(1, int(counted.one()))
+
+
+class BroadcastWorker(OutboxWorker):
+    """Sends the broadcast messages of the channels this process runs, at `rates` (messages
+    per second per channel, shared by the live workers), and marks unknown those claimed by
+    workers silent for `stale_after` seconds. `whatsapp_tier` caps the unique recipients
+    reached outside WhatsApp's window per 24 hours (None: unlimited). `monotonic` and `sleep`
+    drive the pacing (injected by tests)."""
+
+    batch = BATCH
+
+    def __init__(
+        self,
+        sessions: async_sessionmaker[AsyncSession],
+        channels: Mapping[str, Any],
+        *,
+        clock: Callable[[], datetime],
+        rates: Mapping[str, float] | None = None,
+        whatsapp_tier: int | None = None,
+        every: float = 2.0,
+        beat_every: float = 2.0,
+        stale_after: float = 10.0,
+        worker: str | None = None,
+        pause: Callable[[float], Awaitable[object]] = asyncio.sleep,
+        monotonic: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    ) -> None:
+        super().__init__(
+            sessions,
+            {name: c for name, c in channels.items() if hasattr(c, "broadcast")},
+            clock=clock,
+            every=every,
+            beat_every=beat_every,
+            stale_after=stale_after,
+            worker=worker or new_broadcast_worker_id(),
+            pause=pause,
+        )
+        self.rates = dict(rates or {"telegram": 30.0, PAID: 1000.0, "whatsapp": 80.0})
+        self.whatsapp_tier = whatsapp_tier
+        self.monotonic = monotonic
+        self.sleep = sleep
+        self.live = 0
+        self.pacers: dict[str, Pacer] = {}
+        self._share(1)
+        self._outside: set[int] = set()  # of the unrecorded: sent as WhatsApp templates
+
+    def _share(self, live: int) -> None:
+        """Pace each channel at its rate divided by the `live` workers."""
+        if live == self.live:
+            return
+        self.live = live
+        self.pacers = {
+            name: Pacer(
+                rate / live,
+                rate / live,
+                per_key_burst=max(1.0, rate / live),  # one key: the overall bucket decides
+                clock=self.monotonic,
+                sleep=self.sleep,
+            )
+            for name, rate in self.rates.items()
+        }
+
+    async def beat(self) -> None:
+        """Say this worker is alive, and take its share of the rates anew."""
+        async with self.sessions() as session, session.begin():
+            now = self.clock()
+            await beat(session, self.worker, now)
+            live = await live_workers(session, now, self.stale_after)
+        self._share(live)
+
+    async def round(self) -> int:
+        """Mark the dead workers' messages unknown, claim a batch, send it within the pacing,
+        record it in one transaction; how many messages were sent."""
+        if self._unrecorded:
+            await self._record_left()
+        async with self.sessions() as session, session.begin():
+            now = self.clock()
+            unknown = await mark_unknown(session, now, self.stale_after, table=BroadcastMessage)
+            tier = self.whatsapp_tier if "whatsapp" in self.channels else None
+            batch = await claim_messages(
+                session,
+                self.worker,
+                tuple(self.channels),
+                now,
+                limit=self.batch,
+                whatsapp_tier=tier,
+            )
+        if unknown:
+            log.warning(
+                "%d broadcast message(s) were being sent by a worker that died: marked unknown",
+                unknown,
+            )
+        if not batch:
+            return 0
+        outcomes = await asyncio.gather(*(self._send_message(message) for message in batch))
+        now = self.clock()
+        outside = {
+            message.id
+            for message in batch
+            if message.channel == "whatsapp"
+            and message.template is not None
+            and not within_window(message.last_seen_at, now)
+        }
+        try:
+            async with self.sessions() as session, session.begin():
+                await record_messages(session, self.worker, outcomes, now, outside_window=outside)
+        except (SQLAlchemyError, OSError) as error:  # the sends are done: record them next round
+            log.warning("could not record %d broadcast message(s): %s", len(outcomes), error)
+            self._unrecorded.extend(outcomes)
+            self._outside |= outside
+        return len(batch)
+
+    async def _send_message(self, message: BroadcastOutgoing) -> tuple[int, Handover]:
+        pacer = self.pacers.get(PAID if message.paid else message.channel)
+        if pacer is not None:
+            await pacer.wait(message.channel)
+        try:
+            handover: Handover = await self.channels[message.channel].broadcast(message)
+        except Exception:  # a bug in a channel: it may have sent, so it is not sent again
+            log.exception("sending broadcast message %d on %s failed", message.id, message.channel)
+            handover = Handover.UNKNOWN
+        self.outcomes[handover] += 1
+        return message.id, handover
+
+    async def _record_left(self) -> None:
+        async with self.sessions() as session, session.begin():
+            await record_messages(
+                session, self.worker, self._unrecorded, self.clock(), outside_window=self._outside
+            )
+        self._unrecorded, self._outside = [], set()
