@@ -79,8 +79,13 @@ PEOPLE: dict[str, Person] = {
         joined=NOW - timedelta(days=3),
         voted_at=NOW - timedelta(days=2),
     ),
+    # cyd can be reached on Slack and on Telegram: written to once, on the first
     "cyd": Person(
-        channel="slack", locale="de", proposal="pending", joined=NOW - timedelta(days=20)
+        channel="slack",
+        locale="de",
+        proposal="pending",
+        joined=NOW - timedelta(days=20),
+        second_channel="telegram",
     ),
     # dan asked for /language while answering a card: the detour comes back to it
     "dan": Person(
@@ -287,37 +292,27 @@ async def test_progress_terms_select_exactly_whom_they_say(world, sessions) -> N
         assert set(await _chosen(sessions, consultation, names, text)) == expected, text
 
 
-async def test_a_day_is_a_day_in_the_consultations_time_zone(world, sessions) -> None:
-    consultation, names = world
-    async with sessions() as session, session.begin():
-        joined = datetime(2026, 3, 16, 23, 30, tzinfo=UTC)  # already the 17th in Paris
-        found = await session.exec(
-            select(Participation).where(
-                col(Participation.participant_id).in_(
-                    [pid for pid, name in names.items() if name == "cyd"]
-                )
-            )
-        )
-        participation = found.one()
-        participation.created_at = joined
-        session.add(participation)
-    assert set(await _chosen(sessions, consultation, names, "joined-since:2026-03-17")) == {
-        "bob",
-        "cyd",
-    }
-
-
-async def test_joined_within_counts_back_from_the_occurrence(world, sessions) -> None:
+async def test_joined_within_counts_back_from_the_occurrence_and_days_are_local(
+    world, sessions
+) -> None:
     consultation, names = world  # bob joined 3 days before NOW, cyd 20 days before
     for days_later, expected in ((3, {"bob"}), (5, set()), (-15, {"bob", "cyd"})):
         fire_at = NOW + timedelta(days=days_later)
         found = await _chosen(sessions, consultation, names, "joined-within:7d", fire_at)
         assert set(found) == expected, days_later
+    # A day starts at midnight in the consultation's time zone (Paris: UTC+1 in March).
+    async with sessions() as session, session.begin():
+        cyd = next(pid for pid, name in names.items() if name == "cyd")
+        found = await session.exec(select(Participation).where(Participation.participant_id == cyd))
+        participation = found.one()
+        participation.created_at = datetime(2026, 3, 16, 23, 30, tzinfo=UTC)  # the 17th there
+        session.add(participation)
+    found = await _chosen(sessions, consultation, names, "joined-since:2026-03-17")
+    assert set(found) == {"bob", "cyd"}
 
 
-async def test_top_is_the_authors_of_the_top_consensus(world, sessions, clock) -> None:
+async def test_top_is_the_authors_of_the_top_consensus(world, sessions) -> None:
     consultation, names = world
-    ids = {name: pid for pid, name in names.items()}
     async with sessions() as session, session.begin():
         found = await session.exec(
             select(Proposal).where(
@@ -350,7 +345,6 @@ async def test_top_is_the_authors_of_the_top_consensus(world, sessions, clock) -
             )
         ).all()
     assert {names[row[0]] for row in rows} == {"ana"}
-    assert ids  # the population is there
 
 
 async def test_sizes_count_by_channel_and_locale(world, sessions) -> None:
@@ -517,7 +511,7 @@ TEXTS = st.one_of(
 )
 
 
-@settings(max_examples=600, deadline=None)
+@settings(max_examples=400, deadline=None)
 @given(TEXTS)
 def test_any_text_parses_or_says_what_is_wrong(text: str) -> None:
     try:
