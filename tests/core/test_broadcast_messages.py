@@ -151,3 +151,12 @@ def test_every_refusal_is_said_in_both_languages(locale: str) -> None:
     for msgid in (*audience.MSGIDS, *messages.MSGIDS):
         said = Translator(locale)(msgid, **values)
         assert said != msgid and "{" not in said, (locale, msgid)
+
+
+@pytest.mark.parametrize("locale", ["en", "fr"])
+def test_a_text_too_long_names_its_language_its_length_and_the_limit(locale: str) -> None:
+    with pytest.raises(MessageError) as caught:
+        parse_message({"text": {"fr": "a", "en": "b" * 1100}, "button": True}, CONSULTATION)
+    said = Translator(locale)(caught.value.msgid, **caught.value.values)
+    assert "'en'" in said or "« en »" in said
+    assert "1100" in said and "1024" in said
