@@ -16,7 +16,7 @@ import asyncio
 import logging
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -36,6 +36,8 @@ from core.broadcasts.delivery import (
     record_messages,
     within_window,
 )
+from core.broadcasts.planning import PlannedRun, add_outside_recipients
+from core.identity import identity_hash
 from core.models import BroadcastMessage, DeliveryWorker
 from core.notices import Handover, beat, mark_unknown
 
@@ -210,3 +212,42 @@ class BroadcastWorker(OutboxWorker):
                 session, self.worker, self._unrecorded, self.clock(), outside_window=self._outside
             )
         self._unrecorded, self._outside = [], set()
+
+
+async def resolve_outside(
+    sessions: async_sessionmaker[AsyncSession],
+    channels: Mapping[str, Any],
+    run: PlannedRun,
+    now: datetime,
+) -> int:
+    """Queue the recipients of an occurrence whose audience lives outside the consultation,
+    asked of the platform: every member of the Slack workspace or channel (paginated, without
+    bots, deactivated accounts or the app itself), or the Telegram channel a post goes to;
+    how many were added. A WhatsApp list is queued by the planning itself (0 here), and so is
+    a run whose channel this process does not run (logged)."""
+    outside = run.outside
+    if outside is None or outside.kind == "whatsapp-list":
+        return 0
+    channel_name = "slack" if outside.kind == "slack-members" else "telegram"
+    channel = channels.get(channel_name)
+    if channel is None:
+        log.warning("broadcast %d: %s is not configured", run.broadcast_id, channel_name)
+        return 0
+    secret = channel.flow.secret
+
+    def hasher(address: str) -> str:
+        return identity_hash(secret, channel_name, address)
+
+    if outside.kind == "telegram-post":
+        pages: AsyncIterator[list[tuple[str, str | None]]] = _one([(outside.name or "", None)])
+    else:
+        pages = channel.members(outside.name)
+    added = 0
+    async for page in pages:
+        async with sessions() as session, session.begin():
+            added += await add_outside_recipients(session, run.run_id, page, hasher, now)
+    return added
+
+
+async def _one(page: list[tuple[str, str | None]]) -> AsyncIterator[list[tuple[str, str | None]]]:
+    yield page

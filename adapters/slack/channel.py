@@ -20,7 +20,7 @@ import asyncio
 import logging
 import re
 from collections import Counter
-from collections.abc import Coroutine
+from collections.abc import AsyncIterator, Coroutine
 from typing import Any
 
 import aiohttp
@@ -489,6 +489,41 @@ class SlackChannel:
         except SEND_ERRORS as error:
             return handover_after(error, "a broadcast message")
         return Handover.SENT
+
+    async def members(
+        self, channel_id: str | None = None, *, team_id: str = "", page: int = 200
+    ) -> AsyncIterator[list[tuple[str, str | None]]]:
+        """The people of the workspace (or of the Slack channel `channel_id`) a broadcast may
+        write to, a page at a time, as (address "{team}:{user id}", Slack locale) pairs: no
+        bot, no deactivated account, not the app itself (users.list or conversations.members,
+        paginated; a channel's members are looked up with users.info)."""
+        client = await self._client_for(team_id)
+        me = await client.auth_test()
+        team, bot_user = str(me["team_id"]), str(me.get("user_id") or "")
+        cursor: str | None = None
+        while True:
+            if channel_id is None:
+                listed = await client.users_list(cursor=cursor, limit=page, include_locale=True)
+                users = list(listed.get("members") or [])
+            else:
+                listed = await client.conversations_members(
+                    channel=channel_id, cursor=cursor, limit=page
+                )
+                users = []
+                for user in listed.get("members") or []:
+                    info = await client.users_info(user=user, include_locale=True)
+                    users.append(info.get("user") or {})
+            yield [
+                (inbound.user_key(team, str(user["id"])), user.get("locale"))
+                for user in users
+                if user.get("id")
+                and user["id"] not in (bot_user, "USLACKBOT")
+                and not user.get("is_bot")
+                and not user.get("deleted")
+            ]
+            cursor = (listed.get("response_metadata") or {}).get("next_cursor") or None
+            if not cursor:
+                return
 
     async def post_consultation(self, channel_id: str, slug: str, team_id: str = "") -> str:
         """Post a consultation's question in a channel with a "Participate" button; its ts.

@@ -119,7 +119,14 @@ class FakeSlack:
         self.listeners: list[Callable[[Call], None]] = []
         self.messages: dict[tuple[str, str], dict[str, Any]] = {}
         self.rates: dict[str, float] = {}  # method -> calls allowed per second
+        # method -> calls allowed per second in one conversation (chat.postMessage: about 1)
+        self.conversation_rates: dict[str, float] = {}
         self.retry_after = 1
+        # The workspace's people (users.list: id -> user object) and channels' members
+        # (conversations.members); `gone`: users whose DMs fail with account_inactive.
+        self.users: dict[str, dict[str, Any]] = {}
+        self.channel_members: dict[str, list[str]] = {}
+        self.gone: set[str] = set()
         self._recent: dict[str, list[float]] = {}
         self.app = Starlette(routes=[Route("/api/{method}", self._serve, methods=["GET", "POST"])])
         self.api_url = ""
@@ -178,7 +185,7 @@ class FakeSlack:
 
     def _answer(self, request: Request, call: Call) -> JSONResponse:
         method, args = call.method, call.args
-        if self._over_rate(method):
+        if self._over_conversation_rate(method, args) or self._over_rate(method):
             call.status, call.answer = 429, {"ok": False, "error": "ratelimited"}
             headers = {"Retry-After": str(self.retry_after)}
             return JSONResponse(call.answer, status_code=429, headers=headers)
@@ -202,6 +209,18 @@ class FakeSlack:
         now = self.clock()
         recent = [t for t in self._recent.get(method, []) if now - t < 1.0]
         self._recent[method] = recent
+        if len(recent) >= rate:
+            return True
+        recent.append(now)
+        return False
+
+    def _over_conversation_rate(self, method: str, args: dict[str, Any]) -> bool:
+        rate = self.conversation_rates.get(method)
+        if rate is None:
+            return False
+        key, now = f"{method} {args.get('channel')}", self.clock()
+        recent = [t for t in self._recent.get(key, []) if now - t < 1.0]
+        self._recent[key] = recent
         if len(recent) >= rate:
             return True
         recent.append(now)
@@ -254,12 +273,23 @@ class FakeSlack:
 
     def _users_info(self, team: str, args: dict[str, Any]) -> dict[str, Any]:
         user = str(args.get("user", ""))
-        found = {"id": user, "team_id": team, "name": f"name-of-{user}"}
+        found = {"id": user, "team_id": team, "name": f"name-of-{user}", **self.users.get(user, {})}
         if user in self.locales:
             found["locale"] = self.locales[user]
         return {"ok": True, "user": found}
 
+    def _users_list(self, team: str, args: dict[str, Any]) -> dict[str, Any]:
+        return _page(list(self.users.values()), "members", args)
+
+    def _conversations_members(self, team: str, args: dict[str, Any]) -> dict[str, Any]:
+        members = self.channel_members.get(str(args.get("channel")))
+        if members is None:
+            return {"ok": False, "error": "channel_not_found"}
+        return _page(members, "members", args)
+
     def _chat_postMessage(self, team: str, args: dict[str, Any]) -> dict[str, Any]:
+        if str(args.get("channel")) in self.gone:
+            return {"ok": False, "error": "account_inactive"}
         blocks = _json(args.get("blocks", []))
         problems = block_problems(blocks, MESSAGE_BLOCKS)
         if problems or not (args.get("text") or blocks):
@@ -306,6 +336,15 @@ class FakeSlack:
         if not args.get("user_id"):
             return {"ok": False, "error": "invalid_arguments"}
         return self._view(args)
+
+
+def _page(items: list[Any], key: str, args: dict[str, Any]) -> dict[str, Any]:
+    """One page of `items` from the `cursor` (an offset here), `limit` long, as Slack pages."""
+    start, limit = int(args.get("cursor") or 0), int(args.get("limit") or 100)
+    rest = items[start + limit :]
+    cursor = str(start + limit) if rest else ""
+    answer = {"ok": True, key: items[start : start + limit]}
+    return {**answer, "response_metadata": {"next_cursor": cursor}}
 
 
 async def _arguments(request: Request) -> dict[str, Any]:

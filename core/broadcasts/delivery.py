@@ -27,11 +27,11 @@ from sqlalchemy.sql.elements import ColumnElement
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from core.broadcasts.control import sendable_broadcasts
 from core.definitions import ConsultationSettings, WhatsAppTemplate
 from core.models import (
     Broadcast,
     BroadcastMessage,
-    BroadcastState,
     ChannelIdentity,
     Consultation,
     Contact,
@@ -77,14 +77,6 @@ class BroadcastOutgoing:
     post: bool = False
 
 
-def sendable() -> ColumnElement[bool]:
-    """Messages whose broadcast is neither paused nor cancelled."""
-    stopped = select(Broadcast.id).where(
-        col(Broadcast.state).in_((BroadcastState.PAUSED, BroadcastState.CANCELLED))
-    )
-    return col(BroadcastMessage.broadcast_id).not_in(stopped)
-
-
 def within_window(last_seen_at: datetime | None, now: datetime) -> bool:
     """Whether WhatsApp lets a business write free text: the person wrote less than 24 h ago."""
     return last_seen_at is not None and now - last_seen_at < WINDOW
@@ -110,7 +102,7 @@ async def claim_messages(
         worker,
         now,
         limit,
-        sendable(),
+        sendable_broadcasts(),
         col(BroadcastMessage.channel).in_(list(channels)),
     )
     if not ids:

@@ -1,0 +1,88 @@
+"""A broadcast to the members of a Slack channel, through slack_sdk and the fake Web API, on
+both databases: planned by the core, its recipients listed from the platform (paginated, no
+bot, no deactivated account, not the app), each member DMed once at the paced rate (counted
+from the pacing's waits in virtual time, never waited), with a button that starts the
+consultation again; a member gone from the workspace is unreachable."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import pytest
+
+from adapters.slack import SlackChannel
+from bench.fakes.slack_api import BOT_USER, FakeSlack
+from bots.broadcast_worker import BroadcastWorker, resolve_outside
+from core.broadcasts.messages import parse_message
+from core.broadcasts.planning import create_broadcast, plan_due
+from core.notices import Handover
+from tests.adapters.slack.conftest import make_channel
+from tests.bots.broadcasting import VirtualTime, states
+
+MEMBERS = [f"U0M{i:03d}" for i in range(12)]
+RATE = 2.0  # messages a second in the workspace, for this test
+
+
+def never(expression: str, after, zone: str):  # a broadcast sent once
+    return None
+
+
+@pytest.fixture
+async def slack(fake_slack: FakeSlack, flow) -> AsyncIterator[SlackChannel]:
+    for user in MEMBERS:
+        fake_slack.users[user] = {"id": user, "locale": "en-US"}
+    fake_slack.users["U0ROBOT"] = {"id": "U0ROBOT", "is_bot": True}
+    fake_slack.users["U0LEFT"] = {"id": "U0LEFT", "deleted": True}
+    fake_slack.users[BOT_USER] = {"id": BOT_USER}
+    everyone = [*MEMBERS, "U0ROBOT", "U0LEFT", BOT_USER]
+    fake_slack.channel_members["C0STAFF"] = everyone
+    channel = make_channel(fake_slack)
+    await channel.open(flow)
+    yield channel
+    await channel.close()
+
+
+async def test_channel_members_get_a_dm_each_at_the_paced_rate(
+    load_consultation, sessions, clock, slack, fake_slack
+) -> None:
+    consultation = await load_consultation()
+    content = parse_message(
+        {"text": {"fr": "Votez !", "en": "Vote!"}, "button": True}, consultation
+    )
+    async with sessions() as session, session.begin():
+        broadcast = await create_broadcast(
+            session, consultation, content, "slack:channel:C0STAFF", clock(), None, never,
+            "ana@example.org", clock(),
+        )  # fmt: skip
+        (run,) = await plan_due(session, clock(), never)
+    assert run.outside is not None and run.queued == 0
+    assert await resolve_outside(sessions, {"slack": slack}, run, clock()) == len(MEMBERS)
+    fake_slack.gone.add(MEMBERS[-1])  # left the company since
+    time = VirtualTime()
+    worker = BroadcastWorker(
+        sessions,
+        {"slack": slack},
+        clock=clock,
+        rates={"slack": RATE},
+        monotonic=time,
+        sleep=time.sleep,
+    )
+    worker.batch = 5  # pages of the listing and batches of sending differ: neither matters
+    assert await worker.drain() == {Handover.SENT: 11, Handover.UNREACHABLE: 1}
+    posted = [call.args["channel"] for call in fake_slack.ok_calls("chat.postMessage")]
+    assert sorted(posted) == sorted(MEMBERS[:-1])  # once each, none to a bot or a leaver
+    assert [s for s, _ in await states(sessions, broadcast.id)][-1] == "failed"
+    # The pace: a burst of RATE, then one every 1/RATE s, batch after batch.
+    assert time.now - 1000.0 == pytest.approx((len(MEMBERS) - RATE) / RATE)
+    message = fake_slack.ok_calls("chat.postMessage")[0].args
+    assert "Vote!" in message["text"]
+    (action,) = [b for b in _blocks(message) if b["type"] == "actions"]
+    assert action["elements"][0]["value"] == "elders"
+    assert action["elements"][0]["action_id"] == "participate:elders"
+
+
+def _blocks(args: dict) -> list[dict]:
+    import json
+
+    blocks = args.get("blocks")
+    return json.loads(blocks) if isinstance(blocks, str) else list(blocks or [])
