@@ -15,6 +15,7 @@ from sqlalchemy.exc import ArgumentError, InterfaceError, OperationalError
 
 from adapters.terminal import TerminalSession
 from bots.bootstrap import runtime
+from bots.broadcasts import add_broadcast_commands, run_broadcast
 from bots.channels import enabled_channels
 from bots.definitions_file import read_definition
 from bots.demo import seed_demo
@@ -144,6 +145,7 @@ def _parser() -> argparse.ArgumentParser:
     add_whatsapp_commands(commands)
     add_slack_commands(commands)
     add_deliver_command(commands)
+    add_broadcast_commands(commands)
 
     ingest = benchmarks.add_parser(
         "ingest", help="votes per second through the Telegram webhook, against a bare baseline"
@@ -500,6 +502,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return asyncio.run(run_whatsapp(settings, args, t))
         if args.command == "slack":
             return asyncio.run(run_slack(settings, args, t))
+        if args.command == "broadcast":
+            return asyncio.run(run_broadcast(settings, args, t))
         if args.command == "deliver":
             return asyncio.run(run_deliver(settings, args, t))
         if args.command == "consultation":
