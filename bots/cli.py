@@ -199,6 +199,26 @@ def _parser() -> argparse.ArgumentParser:
     flags.add_argument("--json", action="store_true", help="print the figures as JSON")
     _add_postgres_option(flags)
 
+    brigade = benchmarks.add_parser(
+        "brigade",
+        help="how much a brigade of accounts pushing chosen proposals moves the top 10, with "
+        "and without the trust filter",
+    )
+    brigade.add_argument(
+        "--participants", type=int, default=3000, help="honest participants (default: 3000)"
+    )
+    brigade.add_argument(
+        "--accounts", type=int, default=300, help="brigade accounts (default: 300)"
+    )
+    brigade.add_argument(
+        "--targets", type=int, default=5, help="proposals the brigade pushes (default: 5)"
+    )
+    brigade.add_argument(
+        "--proposals", type=int, default=120, help="accepted proposals (default: 120)"
+    )
+    brigade.add_argument("--seed", type=int, default=1, help="the random seed (default: 1)")
+    brigade.add_argument("--json", action="store_true", help="print the figures as JSON")
+
     db = commands.add_parser("db", help="manage the database")
     db_actions = db.add_subparsers(dest="action", required=True, metavar="ACTION")
     db_actions.add_parser("upgrade", help="apply pending migrations")
@@ -383,6 +403,8 @@ def run_bench(args: argparse.Namespace) -> int:
         return run_ingest_bench(args)
     if args.benchmark == "similarity":
         return run_similarity_bench(args)
+    if args.benchmark == "brigade":
+        return run_brigade_bench(args)
     if args.benchmark == "flags":
         return run_flags_bench(args)
     if args.benchmark == "flow":
@@ -437,6 +459,18 @@ def run_similarity_bench(args: argparse.Namespace) -> int:
         return USAGE_ERROR
     report = similarity.run_similarity(args.proposals, args.lookups, args.postgres)
     return _print_report(similarity.table(report), report, args.json)
+
+
+def run_brigade_bench(args: argparse.Namespace) -> int:
+    from bench import brigade  # only the benchmark needs it
+
+    counts = (args.participants, args.accounts, args.targets)
+    if min(counts) < 1 or args.proposals < brigade.FIRST_TARGET + args.targets:
+        least = brigade.FIRST_TARGET + args.targets
+        print(_organiser_translator()("cli.brigade_bad_counts", least=least), file=sys.stderr)
+        return USAGE_ERROR
+    report = brigade.run_brigade(*counts, args.proposals, args.seed)
+    return _print_report(brigade.table(report), report, args.json)
 
 
 def run_flags_bench(args: argparse.Namespace) -> int:
