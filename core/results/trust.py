@@ -43,6 +43,7 @@ from itertools import pairwise
 from typing import Any
 
 from sqlalchemy import func
+from sqlalchemy import select as select_columns
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -337,19 +338,27 @@ async def _behaviours(
         .where(Participation.consultation_id == consultation_id)
     )
     known = {pid: (source, joined, created) for pid, source, joined, created in people}
-    votes = await session.exec(
-        select(Vote, func.length(Proposal.text))
+    # Columns, not Vote objects: a consultation's votes are many, and the ORM's identity map
+    # would cost more than the rules.
+    connection = await session.connection()
+    votes = await connection.execute(
+        select_columns(
+            col(Vote.participant_id),
+            col(Vote.proposal_id),
+            col(Vote.key),
+            col(Vote.created_at),
+            col(Vote.trusted),
+            func.length(col(Proposal.text)),
+        )
         .join(Proposal, col(Proposal.id) == col(Vote.proposal_id))
-        .where(Proposal.consultation_id == consultation_id)
+        .where(col(Proposal.consultation_id) == consultation_id)
         .order_by(col(Vote.participant_id), col(Vote.created_at), col(Vote.id))
     )
     cards: dict[int, list[Card]] = defaultdict(list)
     in_sequence: dict[tuple[int, int, str], bool] = {}
-    for vote, chars in votes:
-        pid = vote.participant_id
-        card = Card(vote.proposal_id, vote.key, vote.created_at, int(chars), vote.trusted)
-        cards[pid].append(card)
-        in_sequence[pid, vote.proposal_id, vote.key] = vote.trusted
+    for pid, proposal, key, at, counted, chars in votes:
+        cards[pid].append(Card(proposal, key, at, int(chars), bool(counted)))
+        in_sequence[pid, proposal, key] = bool(counted)
     behaviours = []
     for pid, (source, joined, created) in known.items():
         behaviours.append(Behaviour(pid, source, joined, created, tuple(cards.get(pid, ()))))
