@@ -1,7 +1,8 @@
 """`consult bench results`: opinion groups and consensus at scale, and against Polis.
 
 Scale: a synthetic consultation (by default 10,000,000 votes, 30,000 proposals, 2,000,000
-participants in three camps, each voting on a run of proposals, most a few, some many) is
+participants in three camps, each voting on a run of proposals, most a few, some many, the
+runs starting mostly among the first proposals) is
 bulk-inserted into an SQLite file and, when a server answers, into PostgreSQL; then, in a fresh
 child process (so that its memory is the computation's alone), each stage is timed: reading the
 votes into the matrix, PCA, clustering, consensus and representative statements, writing the
@@ -158,7 +159,9 @@ async def _generate(url: str, votes: int, people: int, proposals: int, seed: int
             n = per_person[person:stop]
             owner = np.repeat(np.arange(person, stop), n)
             offset = np.arange(len(owner)) - np.repeat(np.cumsum(n) - n, n)
-            first = rng.integers(0, proposals, size=stop - person)
+            # Runs start mostly among the first proposals (as the popular ones are seen by
+            # many), so that people's votes overlap and opinions have a shape to find.
+            first = (proposals * rng.random(stop - person) ** 4).astype(np.int64)
             column = (np.repeat(first, n) + offset) % proposals
             likes = (column % CAMPS) == camp[owner]
             draw = rng.random(len(owner))

@@ -6,14 +6,14 @@ Follows compdemocracy/polis, math/src/polismath/math/:
   min(7, number of comments) comments (Polis's greedy top-up to 15 people is left out: with too
   few people there are no groups, rather than groups of people who hardly voted);
 - PCA (pca.clj, `powerit-pca`; conversation.clj, `:mat`): unseen votes imputed with the
-  column's mean, columns centred, two components by power iteration. Imputing the mean then
-  centring leaves 0 where nobody voted, so the centred matrix is as sparse as the votes and
-  is never made dense; the two components are found together (block power iteration with a QR
-  step, the same subspace as Polis's power iteration with deflation, `factor-matrix`);
+  column's mean, columns centred, the two leading components. Imputing the mean then centring
+  leaves 0 where nobody voted, so the centred matrix is as sparse as the votes and is never
+  made dense (see `pca` for how the components are found);
 - positions (pca.clj, `sparsity-aware-project-ptpt`): each participant's centred votes
   projected on the components, scaled by sqrt(comments / comments voted on);
 - base clusters (conversation.clj, `:base-clusters`, k = 100; clusters.clj, `kmeans`):
-  k-means over the clustered participants' positions, until the centres move less than 0.01;
+  k-means over the clustered participants' positions, until the centres move less than 0.01
+  (beyond BASE_SAMPLE people, fitted on a sample, see `opinion_groups`);
 - opinion groups (conversation.clj, `:group-clusterings`): k-means over the base clusters'
   centres weighted by their sizes, for k from 2 to min(5, 2 + base clusters / 12), k chosen by
   the silhouette over the base centres (clusters.clj, `silhouette`), smoothed by
@@ -32,6 +32,8 @@ from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
+from scipy.sparse.linalg import svds
+from scipy.spatial import cKDTree
 
 from core.results.matrix import VoteMatrix
 
@@ -39,8 +41,8 @@ MIN_VOTES = 7  # conversation.clj, :in-conv: min(7, n-cmts)
 BASE_K = 100  # conversation.clj, :base-k
 MAX_K = 5  # conversation.clj, :max-k
 K_BUFFER = 4  # conversation.clj, :group-k-buffer
-PCA_ITERATIONS = 100  # conversation.clj, :pca-iters
 BASE_ITERATIONS = 100  # conversation.clj, :base-iters
+BASE_SAMPLE = 20_000  # base centres are fitted on a sample of this many clustered people
 SAME_CLUSTERING = 0.01  # clusters.clj, same-clustering? threshold
 GROUP_STARTS = 10  # k-means++ starts per k for groups; the least inertia wins
 MIN_PARTICIPANTS = 10  # fewer clustered participants: no groups (a split of a handful says little)
@@ -91,6 +93,7 @@ class KSmoother:
 class Pca:
     center: NDArray[np.float64]  # per column
     components: NDArray[np.float64]  # (2, columns), unit rows
+    centred: Any = field(repr=False, compare=False)  # the sparse centred votes it came from
 
 
 @dataclass(frozen=True)
@@ -125,48 +128,43 @@ class NoGroups:
     smoother: KSmoother
 
 
-def pca(matrix: VoteMatrix, rng: np.random.Generator, iterations: int = PCA_ITERATIONS) -> Pca:
-    """Two principal components of the imputed, centred votes (see the module docstring)."""
+def pca(matrix: VoteMatrix, rng: np.random.Generator) -> Pca:
+    """Two principal components of the imputed, centred votes (see the module docstring).
+
+    Polis finds them by power iteration (pca.clj, powerit-pca); the same two leading singular
+    vectors of the sparse centred matrix are found here by ARPACK's Lanczos iteration (scipy's
+    svds, started from a seeded vector), which needs far fewer products at millions of rows;
+    a small matrix takes a dense SVD. Signs are fixed (largest entry positive).
+    """
     center = matrix.column_means()
     centred = matrix.centred(center)
-    n = matrix.shape[1]
-    basis, _ = np.linalg.qr(rng.standard_normal((n, 2)))
-    for _ in range(iterations):
-        product = centred.T @ (centred @ basis)
-        updated, _ = np.linalg.qr(product)
-        # Converged when the new basis spans the old one (signs may flip, the plane does not).
-        moved = np.linalg.norm(updated - basis @ (basis.T @ updated))
-        basis = updated
-        if moved < 1e-9:
-            break
-    # Order the two by variance (Rayleigh-Ritz on the plane), sign fixed by the largest entry.
-    projected = centred @ basis
-    _, rotation = np.linalg.eigh(projected.T @ projected)
-    components = (basis @ rotation[:, ::-1]).T
+    if min(matrix.shape) <= 3 or matrix.shape[0] * matrix.shape[1] <= 250_000:
+        _, _, vt = np.linalg.svd(centred.toarray(), full_matrices=False)
+        components = vt[:2]
+    else:
+        start = rng.standard_normal(min(matrix.shape))
+        # Positions need a few digits, not machine precision: tol bounds the products.
+        _, values, vt = svds(centred, k=2, v0=start, solver="arpack", tol=1e-5)
+        components = vt[np.argsort(-values)]
+    components = np.array(components, dtype=np.float64)
     for i in range(components.shape[0]):
         if components[i, np.argmax(np.abs(components[i]))] < 0:
             components[i] = -components[i]
-    return Pca(center=center, components=np.ascontiguousarray(components))
+    return Pca(center=center, components=components, centred=centred)
 
 
 def positions(matrix: VoteMatrix, found: Pca) -> NDArray[np.float64]:
     """Polis's sparsity-aware projection of every row (pca.clj, sparsity-aware-project-ptpt)."""
-    projected = matrix.centred(found.center) @ found.components.T
+    projected = found.centred @ found.components.T
     voted = np.maximum(matrix.votes_per_row(), 1)
     scale: NDArray[np.float64] = np.sqrt(matrix.shape[1] / voted)
     return np.asarray(projected * scale[:, None], dtype=np.float64)
 
 
 def _nearest(points: NDArray[np.float64], centres: NDArray[np.float64]) -> NDArray[np.int64]:
-    """Index of each point's nearest centre, in slices so memory stays small at millions."""
-    out = np.empty(len(points), dtype=np.int64)
-    norms = (centres**2).sum(axis=1)
-    step = max(1, 4_000_000 // max(len(centres), 1))
-    for start in range(0, len(points), step):
-        chunk = points[start : start + step]
-        # |p - c|^2 = |p|^2 - 2 p.c + |c|^2; |p|^2 is the same for every centre
-        out[start : start + step] = np.argmin(norms - 2.0 * chunk @ centres.T, axis=1)
-    return out
+    """Index of each point's nearest centre (a k-d tree over the centres)."""
+    _, found = cKDTree(centres).query(points)
+    return np.asarray(found, dtype=np.int64)
 
 
 def kmeans(
@@ -274,14 +272,22 @@ def opinion_groups(
     if lap is not None:
         lap("pca")
     points = where[clustered]
-    distinct = np.unique(np.round(points, 9), axis=0)
-    if len(distinct) < 3:
+    # k-means++ starts, drawn from a sample's distinct positions: spread-out starts make the
+    # base clusters depend less on the draw than Polis's first distinct rows, at a cost
+    # bounded at millions.
+    drawn = points[rng.choice(len(points), size=min(len(points), BASE_SAMPLE), replace=False)]
+    sample = np.unique(np.round(drawn, 9), axis=0)
+    if len(sample) < 3 and len(np.unique(np.round(points, 9), axis=0)) < 3:
         return NoGroups(NO_SPREAD, int(clustered.sum()), smoother)
-    # k-means++ starts, drawn from a sample: spread-out starts make the base clusters depend
-    # less on the draw than Polis's first distinct rows, at a cost bounded at millions.
-    sample = distinct[rng.choice(len(distinct), size=min(len(distinct), 20_000), replace=False)]
     start = _kmeans_plus_plus(sample, np.ones(len(sample)), min(base_k, len(sample)), rng)
-    base_centres, base_of = kmeans(points, start)
+    if len(points) > BASE_SAMPLE:
+        # Fitted on a seeded sample, then everyone joins their nearest centre and the centres
+        # move to their members' mean (Polis admits at most 100,000 participants at all,
+        # conversation.clj :max-ptpts; here nobody is left out, and the cost stays bounded).
+        fitted, _ = kmeans(points[rng.choice(len(points), BASE_SAMPLE, replace=False)], start)
+        base_centres, base_of = kmeans(points, fitted, iterations=1)
+    else:
+        base_centres, base_of = kmeans(points, start)
     base_sizes = np.bincount(base_of, minlength=len(base_centres)).astype(np.int64)
     top = min(max_k, 2 + len(base_centres) // 12, len(base_centres) - 1)
     if top < 2:

@@ -17,16 +17,15 @@ from __future__ import annotations
 import itertools
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import scipy.sparse as sp
 from numpy.typing import NDArray
-from sqlalchemy import Connection, case, true
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from core.models import Consultation, Proposal, ProposalStatus, Vote, VoteKey
-from core.report import _idea_of
+from core.models import Consultation, Proposal, ProposalStatus
 
 CHUNK = 200_000  # rows fetched at a time
 
@@ -104,6 +103,32 @@ def matrix_from_arrays(
     )
 
 
+def _idea(proposal_id: int, ref: str | None, locales: Sequence[str]) -> str:
+    """The column a proposal falls in, named as `core.report` names ideas: the seed ref its
+    translations share ("p1" for "p1.fr"), else its own ref, else "#<id>"."""
+    if ref is None:
+        return f"#{proposal_id}"
+    stem, dot, lang = ref.rpartition(".")
+    return stem if dot and lang in locales else ref
+
+
+# Plain SQL read through the driver's own cursor: at ten million rows, the per-row cost of
+# result objects is most of the time. PostgreSQL joins as it sees fit; SQLite would walk the
+# proposals and fetch each one's votes through the index, jumping about the table, so it
+# scans the votes in order instead ("+" keeps it off the index) over the range of the
+# consultation's proposal ids, and the votes on other proposals are dropped afterwards.
+_KEY = "CASE v.key WHEN 'agree' THEN 1 WHEN 'disagree' THEN -1 ELSE 0 END"
+_POSTGRES_VOTES = (
+    f"SELECT v.participant_id, v.proposal_id, {_KEY} "
+    "FROM vote v JOIN proposal p ON p.id = v.proposal_id "
+    "WHERE p.consultation_id = $1 AND p.status = $2"
+)
+_SQLITE_VOTES = (
+    f"SELECT v.participant_id, v.proposal_id, {_KEY} "
+    "FROM vote v WHERE +v.proposal_id BETWEEN ? AND ?"
+)
+
+
 async def vote_matrix(
     session: AsyncSession, consultation: Consultation, *, trusted_only: bool = False
 ) -> VoteMatrix:
@@ -124,28 +149,13 @@ async def vote_matrix(
     column_of: dict[int, int] = {}
     for proposal_id, ref in found:
         assert proposal_id is not None
-        idea = _idea_of(
-            Proposal(id=proposal_id, ref=ref, locale="", text="", consultation_id=0),
-            consultation.locales,
+        column_of[proposal_id] = refs.setdefault(
+            _idea(proposal_id, ref, consultation.locales), len(refs)
         )
-        column_of[proposal_id] = refs.setdefault(idea, len(refs))
     lookup = np.full(max(column_of, default=0) + 1, -1, dtype=np.int64)
     for proposal_id, column in column_of.items():
         lookup[proposal_id] = column
-    value = case(
-        (col(Vote.key) == VoteKey.AGREE.value, 1),
-        (col(Vote.key) == VoteKey.DISAGREE.value, -1),
-        else_=0,
-    )
-    statement = (
-        select(col(Vote.participant_id), col(Vote.proposal_id), value)
-        .join(Proposal, col(Proposal.id) == col(Vote.proposal_id))
-        .where(
-            Proposal.consultation_id == consultation.id,
-            Proposal.status == ProposalStatus.ACCEPTED,
-            col(Vote.trusted) if trusted_only else true(),
-        )
-    )
+    trusted = " AND v.trusted" if trusted_only else ""
     parts: list[NDArray[np.int64]] = []
 
     def add(rows: Sequence[Sequence[int]]) -> None:
@@ -153,19 +163,23 @@ async def vote_matrix(
         parts.append(flat.reshape(-1, 3))
 
     connection = await session.connection()
-    if connection.dialect.supports_server_side_cursors:  # PostgreSQL: a server-side cursor
-        result = await connection.stream(statement.execution_options(yield_per=CHUNK))
-        async for rows in result.partitions(CHUNK):
+    raw = await connection.get_raw_connection()
+    driver: Any = raw.driver_connection
+    if not column_of:
+        pass
+    elif connection.dialect.name == "postgresql":  # asyncpg, in the session's transaction
+        args = (consultation.id, ProposalStatus.ACCEPTED.value)
+        cursor = await driver.cursor(_POSTGRES_VOTES + trusted, *args)
+        while rows := await cursor.fetch(CHUNK):
             add(rows)
-    else:  # SQLite, called inline (core.sqlite): its cursor reads lazily, CHUNK at a time
-
-        def read(sync: Connection) -> None:
-            for rows in sync.execute(statement).partitions(CHUNK):
-                add(rows)
-
-        await connection.run_sync(read)
+    else:  # sqlite3, called inline (core.sqlite): its cursor reads lazily
+        cursor = driver.execute(_SQLITE_VOTES + trusted, (min(column_of), max(column_of)))
+        while rows := cursor.fetchmany(CHUNK):
+            add(rows)
+        cursor.close()
     triples = np.concatenate(parts) if parts else np.zeros((0, 3), dtype=np.int64)
-    columns = lookup[triples[:, 1]] if len(triples) else triples[:, 1]
+    triples = triples[lookup[triples[:, 1]] >= 0]  # only accepted proposals of this one
+    columns = lookup[triples[:, 1]]
     values = triples[:, 2].astype(np.int8)
     # A vote is unique per (participant, proposal); only translations can repeat a column.
     unique = len(refs) == len(column_of)
