@@ -9,6 +9,7 @@ from datetime import datetime
 from fastapi import Depends, FastAPI
 
 from bots.api.audit import audit_router
+from bots.api.broadcasts import broadcasts_router
 from bots.api.deps import ApiProblem, install_problems
 from bots.api.moderation import moderation_router
 from bots.nul import refuse_nul
@@ -30,3 +31,4 @@ def install_api(
     )
     app.include_router(moderation_router(), dependencies=[no_nul])
     app.include_router(audit_router(), dependencies=[no_nul])
+    app.include_router(broadcasts_router(), dependencies=[no_nul])

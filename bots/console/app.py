@@ -19,7 +19,15 @@ from fastapi.staticfiles import StaticFiles
 from bots.bootstrap import Runtime
 from bots.console.deps import Console, page_for
 from bots.console.pages import PageError, SignInNeeded, base_path, templates
-from bots.console.routes import audit, bulk, consultations, ideas, moderation, sign_in
+from bots.console.routes import (
+    audit,
+    broadcasts,
+    bulk,
+    consultations,
+    ideas,
+    moderation,
+    sign_in,
+)
 from bots.console.sessions import COOKIE
 from bots.nul import refuse_nul
 from bots.settings import Settings
@@ -63,7 +71,7 @@ def console_app(
         session_lifetime=timedelta(hours=settings.console_session_hours),
     )
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
-    for routes in (sign_in, consultations, moderation, ideas, bulk, audit):
+    for routes in (sign_in, consultations, moderation, ideas, bulk, broadcasts, audit):
         app.include_router(routes.router)
 
     @app.middleware("http")
