@@ -76,6 +76,7 @@ from core.models import (
     ProposalStatus,
     Vote,
 )
+from core.report import consultation_report
 
 TOP_SIZE = 10  # `top`: the authors of the consultation's first ten consensus proposals
 CHANNELS = ("telegram", "whatsapp", "slack", "terminal")
@@ -131,8 +132,6 @@ async def resolve_audience(
     translations). Call it before `participant_recipients` when the expression has `top`."""
     if not any(isinstance(term, Top) for term in terms_of(expr)):
         return expr
-    from core.report import consultation_report  # the report reads the whole consultation
-
     report = await consultation_report(
         session, consultation, locale=consultation.default_locale, now=now
     )
