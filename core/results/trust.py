@@ -12,7 +12,8 @@ A participant is untrusted when one of these rules holds (each names itself in `
   the default, 50 characters a second, is twice that: only answers no reader could give
   count as too fast.
 - `same_answer`: the same answer on at least a whole sequence of cards in a row
-  (`sequence_size`, the consultation's).
+  (`sequence_size`, the consultation's), and on `min_same_answers` (8) at least: with short
+  sequences, a run of four alike is what chance gives one honest person in three.
 - `source_burst`: they joined in a burst from one recruitment source (`burst_size` people or
   more within `burst_minutes`, the thresholds moderation flags use) whose members vote as one
   (at least `burst_agreement` of their votes, theirs and the burst's, with the burst's
@@ -97,6 +98,7 @@ class TrustRules:
     min_timed: int = 5
     session_gap_seconds: float = 30 * 60
     sequence_size: int = 12
+    min_same_answers: int = 8
     burst_minutes: int = 10
     burst_size: int = 20
     burst_agreement: float = 0.8
@@ -132,7 +134,7 @@ def same_answer(cards: Sequence[Card], rules: TrustRules) -> bool:
     for i, card in enumerate(cards):
         run = run + 1 if i and card.key == cards[i - 1].key else 1
         longest = max(longest, run)
-    return longest >= max(rules.sequence_size, 2)
+    return longest >= max(rules.sequence_size, rules.min_same_answers)
 
 
 def source_bursts(behaviours: Sequence[Behaviour], rules: TrustRules) -> set[int]:
@@ -154,13 +156,14 @@ def _bursts(joiners: list[Behaviour], window: timedelta, size: int) -> list[list
     """Runs of joiners where every one is within `window` of `size - 1` others (overlapping
     windows of `size` joins merged into one burst)."""
     inside = [False] * len(joiners)
-    start = 0
+    start, marked = 0, -1  # marked: the last joiner known inside, so each is marked once
     for end in range(len(joiners)):
         while joiners[end].joined_at - joiners[start].joined_at > window:
             start += 1
         if end - start + 1 >= size:
-            for i in range(start, end + 1):
+            for i in range(max(start, marked + 1), end + 1):
                 inside[i] = True
+            marked = end
     bursts: list[list[Behaviour]] = []
     for i, member in enumerate(joiners):
         if not inside[i]:

@@ -28,6 +28,7 @@ from typing import Any
 
 import numpy as np
 import numpy.typing as npt
+from sqlalchemy import select as select_columns
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -258,24 +259,29 @@ def weigh(
     ids = list(profiles)
     raking, placed = rake([profiles[i] for i in ids], population, trim=trim)
     weight_of = {ids[i]: float(w) for i, w in zip(placed, raking.weights, strict=True)}
-    by_ref: dict[str, tuple[list[float], dict[str, list[float]]]] = {}
+    refs: dict[str, int] = {}
+    at_ref: list[int] = []
+    keyed: list[str] = []
+    weights: list[float] = []
     for ballot in ballots:
         weight = weight_of.get(ballot.participant_id)
-        if weight is None:
-            continue
-        weights, hits = by_ref.setdefault(ballot.ref, ([], {key: [] for key in keys}))
-        weights.append(weight * ballot.weight)
-        for key in keys:
-            hits[key].append(1.0 if ballot.key == key else 0.0)
-    proposals = tuple(
-        WeightedProposal(
-            ref=ref,
-            voters=len(weights),
-            effective_voters=effective_size(weights),
-            rates={key: weighted_rate(hits[key], weights) for key in keys},
-        )
-        for ref, (weights, hits) in sorted(by_ref.items())
-    )
+        if weight is not None:
+            at_ref.append(refs.setdefault(ballot.ref, len(refs)))
+            keyed.append(ballot.key)
+            weights.append(weight * ballot.weight)
+    # Per ref sums by np.bincount: one pass over the ballots, whatever their number.
+    where, w, count = np.array(at_ref, dtype=np.int64), np.array(weights), len(refs)
+    total = np.bincount(where, weights=w, minlength=count)
+    squares = np.bincount(where, weights=w * w, minlength=count)
+    voters = np.bincount(where, minlength=count)
+    chose = np.array(keyed, dtype=object)
+    hits = {k: np.bincount(where, weights=w * (chose == k), minlength=count) for k in keys}
+    proposals = []
+    for ref, i in sorted(refs.items()):
+        n_eff = float(total[i]) ** 2 / float(squares[i]) if squares[i] > 0 else 0.0
+        share = {k: float(hits[k][i] / total[i]) if total[i] > 0 else 0.0 for k in keys}
+        rates = {k: smoothed(share[k] * n_eff, n_eff) for k in keys}
+        proposals.append(WeightedProposal(ref, int(voters[i]), n_eff, rates))
     return Weighting(
         questions=tuple(population),
         participants=len(ids),
@@ -286,7 +292,7 @@ def weigh(
         trimmed=raking.trimmed,
         within_cap=raking.within_cap,
         converged=raking.converged,
-        proposals=proposals,
+        proposals=tuple(proposals),
     )
 
 
@@ -320,10 +326,11 @@ async def weighted_figures(
     refs = idea_refs(accepted, consultation.locales)
     ballots: list[Ballot] = []
     if refs:
-        votes = await session.exec(
-            select(Vote.participant_id, Vote.proposal_id, Vote.key, Vote.trusted).where(
-                col(Vote.proposal_id).in_(list(refs))
-            )
+        connection = await session.connection()  # columns, not objects: votes are many
+        votes = await connection.execute(
+            select_columns(
+                col(Vote.participant_id), col(Vote.proposal_id), col(Vote.key), col(Vote.trusted)
+            ).where(col(Vote.proposal_id).in_(list(refs)))
         )
         other = settings.other_vote_weight
         ballots = [
