@@ -7,12 +7,16 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import httpx
 import pytest
 
+from bench.processes import consult_server
 from tests.bots.test_cli import run
 from tests.conftest import Loader
 from tests.core.test_report import Sessions, enrol, vote
 from tests.support import Clock
+
+TOKEN = "organiser-secret-token"
 
 SETTINGS = {
     "sequence_size": 4,
@@ -79,3 +83,32 @@ async def test_a_margin_nobody_can_reach_is_a_message_and_exit_2(
     assert result.returncode == 2
     assert "no participant answered 'old' to 'age'" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+async def test_the_api_gives_the_same_figures_and_a_422_for_an_unreachable_margin(
+    sessions: Sessions, load_consultation: Loader, clock: Clock, database_url: str, tmp_path: Path
+) -> None:
+    consultation = await load_consultation(settings=SETTINGS)
+    young = await enrol(sessions, consultation, clock, {"age": "young"})
+    await vote(sessions, clock, young, "p1.en", "agree")
+    env = {
+        "CONSULT_DATABASE_URL": database_url,
+        "CONSULT_DATA_DIR": str(tmp_path),
+        "CONSULT_ORGANISER_TOKEN": TOKEN,
+    }
+    auth = {"Authorization": f"Bearer {TOKEN}"}
+    with consult_server(env) as url:
+        results = f"{url}/api/consultations/elders/results"
+        unreachable = httpx.get(results, params={"locale": "fr"}, headers=auth)
+        assert unreachable.status_code == 422
+        assert "aucun participant n'a répondu « old » à « age »" in unreachable.json()["detail"]
+        old = await enrol(sessions, consultation, clock, {"age": "old"})
+        await vote(sessions, clock, old, "p1.en", "disagree")
+        ok = httpx.get(results, headers=auth)
+        assert ok.status_code == 200, ok.text
+        report = ok.json()
+        assert report["trust"]["untrusted"] == 0 and report["trust"]["exclude_untrusted"]
+        assert report["weighting"]["participants"] == 2
+        assert report["weighting"]["proposals"][0]["agree"]["value"] == pytest.approx(
+            (0.5 * 2 + 0.33) / 3, abs=1e-4
+        )
