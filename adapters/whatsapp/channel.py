@@ -14,6 +14,7 @@ import asyncio
 import hmac
 import logging
 from collections import Counter
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
@@ -33,8 +34,10 @@ from adapters.whatsapp.inbound import (
 from adapters.whatsapp.render import broadcast_message, render_reply
 from adapters.whatsapp.sender import GraphSender, template_message, within_window
 from core.broadcasts.delivery import BroadcastOutgoing
+from core.broadcasts.unsubscribe import is_stop_word, unsubscribe_everywhere
 from core.flow import Flow, Outcome
 from core.i18n import FALLBACK, Translator
+from core.messages import Text
 from core.notices import Handover, Outgoing
 
 log = logging.getLogger("consult.whatsapp")
@@ -122,10 +125,15 @@ class WhatsAppChannel:
         if self.flow is None:
             raise HTTPException(503, "the WhatsApp channel is not open yet")
         batch: Batch = []
+        stops: list[tuple[Inbound, str]] = []  # opt-out replies, and their confirmation
         status = 200
         for inbound in delivery.messages:
+            event = inbound.event
             try:
-                outcome = await self.flow.handle(inbound.event)
+                if isinstance(event, Text) and is_stop_word(event.text):
+                    stops.append((inbound, await self._unsubscribe(event.user_id)))
+                    continue
+                outcome = await self.flow.handle(event)
             except Exception:
                 # Meta delivers again on a 5xx; handled messages are then duplicates.
                 log.exception("could not handle WhatsApp message %s", inbound.event.key)
@@ -133,14 +141,32 @@ class WhatsAppChannel:
                 break
             if outcome.replies:
                 batch.append((inbound, outcome))
-        if not batch:
+        if not batch and not stops:
             return Response(status_code=status)
         self._pending += 1
         self._idle.clear()
-        return Response(status_code=status, background=BackgroundTask(self._send_batch, batch))
+        sending = BackgroundTask(self._send_batch, batch, stops)
+        return Response(status_code=status, background=sending)
 
-    async def _send_batch(self, batch: Batch) -> None:
+    async def _unsubscribe(self, user_id: str) -> str:
+        """A STOP-style reply: no broadcast writes to them again (`core.broadcasts.unsubscribe`);
+        the confirmation, in their language."""
+        flow = self._flow()
+        async with flow.sessions() as session, session.begin():
+            locale = await unsubscribe_everywhere(
+                session, flow.secret, CHANNEL, user_id, flow.clock()
+            )
+        return Translator(locale or FALLBACK)("broadcast.unsubscribed")
+
+    async def _send_batch(self, batch: Batch, stops: Sequence[tuple[Inbound, str]] = ()) -> None:
         try:
+            for inbound, confirmation in stops:
+                to = inbound.event.user_id
+                async with self.order.turn(to):
+                    message = {"type": "text", "text": {"body": confirmation}}
+                    await self.sender.send_messages(
+                        inbound.phone_number_id, to, [message], last_inbound=inbound.written_at
+                    )
             for inbound, outcome in batch:
                 async with self.order.turn(inbound.event.user_id):
                     await self._send_replies(

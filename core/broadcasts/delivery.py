@@ -7,10 +7,11 @@ batch in ONE transaction (`record_messages`), so that a thousand messages a seco
 few transactions, not a thousand.
 
 What a claim skips: messages of a paused or cancelled broadcast (never claimed), recipients
-who erased their address (/forget: failed, "forgotten") or whom a platform said unreachable
-since the planning (failed, "unreachable"), and WhatsApp recipients outside the 24-hour
-window past the business's messaging tier (unique recipients outside the window per rolling
-24 hours): they are put back, to be tried when the oldest of those sends is a day old.
+who erased their address (/forget: failed, "forgotten"), unsubscribed since the planning
+(failed, "unsubscribed") or whom a platform said unreachable since (failed, "unreachable"),
+and WhatsApp recipients outside the 24-hour window past the business's messaging tier
+(unique recipients outside the window per rolling 24 hours): they are put back, to be tried
+when the oldest of those sends is a day old.
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ from core.models import (
     Contact,
     NoticeState,
     Participant,
+    Participation,
 )
 from core.notices import (
     FORGOTTEN,
@@ -52,6 +54,7 @@ WINDOW = timedelta(hours=24)  # WhatsApp's customer-service window
 # messaging tier counts.
 OUTSIDE_WINDOW = "outside-window"
 UNREACHABLE = "unreachable"
+UNSUBSCRIBED = "unsubscribed"
 # A template parameter holds no line break and stays well within a template body's 1024 characters.
 TEMPLATE_PARAMETER_LENGTH = 900
 
@@ -108,7 +111,7 @@ async def claim_messages(
     if not ids:
         return []
     rows = await session.exec(
-        select(  # type: ignore[call-overload]  # seven entities: beyond sqlmodel's overloads
+        select(  # type: ignore[call-overload]  # eight entities: beyond sqlmodel's overloads
             BroadcastMessage,
             Broadcast,
             Consultation,
@@ -116,6 +119,7 @@ async def claim_messages(
             Contact.opted_in_at,
             Participant.forgotten_at,
             Contact.unsubscribed_at,
+            Participation.subscribed,
         )
         .join(Broadcast, col(Broadcast.id) == BroadcastMessage.broadcast_id)
         .join(Consultation, col(Consultation.id) == BroadcastMessage.consultation_id)
@@ -128,6 +132,13 @@ async def claim_messages(
             ),
         )
         .outerjoin(Contact, col(Contact.id) == BroadcastMessage.contact_id)
+        .outerjoin(
+            Participation,
+            and_(
+                col(Participation.participant_id) == BroadcastMessage.participant_id,
+                col(Participation.consultation_id) == BroadcastMessage.consultation_id,
+            ),
+        )
         .where(col(BroadcastMessage.id).in_(ids))
         .order_by(col(BroadcastMessage.id), col(ChannelIdentity.id))
     )
@@ -135,7 +146,10 @@ async def claim_messages(
     outgoing: list[BroadcastOutgoing] = []
     failed: dict[str, list[int]] = defaultdict(list)
     settings_of: dict[int, ConsultationSettings] = {}
-    for message, broadcast, consultation, identity, opted_in_at, forgotten_at, gone in rows:
+    for row in rows:
+        message, broadcast, consultation, identity, opted_in_at, forgotten_at, gone, subscribed = (
+            row
+        )
         assert message.id is not None and consultation.id is not None
         if message.id in seen:  # a second identity on the same channel: the first one serves
             continue
@@ -145,8 +159,11 @@ async def claim_messages(
         if forgotten_at is not None or not address:
             failed[FORGOTTEN].append(message.id)
             continue
-        if (person and identity is not None and identity.unreachable_at is not None) or gone:
+        if person and identity is not None and identity.unreachable_at is not None:
             failed[UNREACHABLE].append(message.id)
+            continue
+        if gone is not None or subscribed is False:  # since the planning (STOP, /stop)
+            failed[UNSUBSCRIBED].append(message.id)
             continue
         if consultation.id not in settings_of:
             settings_of[consultation.id] = ConsultationSettings.model_validate(

@@ -1,7 +1,8 @@
 """WhatsApp broadcasts over real HTTP to the fake Graph API, on both databases: inside the
 24-hour window a text with a reply button that starts the consultation again, outside it the
 broadcast's template, or, without one, the message waits; the messaging tier holds back the
-people past it; a number that blocked the business is marked and skipped."""
+people past it; a number that blocked the business is marked and skipped; a STOP-style reply
+unsubscribes them from everything, confirmed in their language."""
 
 from __future__ import annotations
 
@@ -13,12 +14,20 @@ from sqlmodel import col, select
 
 from adapters.whatsapp import WhatsAppChannel
 from adapters.whatsapp.inbound import address_of, parse_delivery
-from bench.fakes.whatsapp_api import PHONE_NUMBER_ID, FakeGraphAPI, button_reply, delivery
+from bench.fakes.whatsapp_api import (
+    PHONE_NUMBER_ID,
+    FakeGraphAPI,
+    button_reply,
+    delivery,
+    text_message,
+)
 from bots.broadcast_worker import BroadcastWorker
 from bots.settings import Settings
 from bots.whatsapp import whatsapp_channel
+from core.i18n import Translator
+from core.identity import enrol, identity_hash
 from core.messages import Start
-from core.models import BroadcastMessage
+from core.models import BroadcastMessage, Contact, Participation
 from core.notices import Handover
 from tests.bots.broadcasting import enrolled, queued_broadcast, states
 
@@ -141,3 +150,52 @@ async def test_a_number_that_blocked_the_business_is_marked_unreachable(
     worker = BroadcastWorker(sessions, {"whatsapp": channel}, clock=clock, rates=RATES)
     assert await worker.drain() == {Handover.UNREACHABLE: 1}
     assert await states(sessions, broadcast) == [("failed", "unreachable")]
+
+
+@pytest.mark.parametrize("word", ["ARRÊT", "stop", "Unsubscribe."])
+async def test_a_stop_reply_unsubscribes_from_everything_and_is_confirmed(
+    load_consultation, sessions, clock, running, settings, word
+) -> None:
+    elders = await load_consultation()
+    other = await load_consultation(slug="other")
+    secret = settings.resolved_secret()
+    wa_id = "33600000041"
+    async with sessions() as session, session.begin():
+        enrolment = await enrol(session, secret, "whatsapp", wa_id, at_number(wa_id), clock())
+        person = enrolment.participant
+        person.locale = "fr"
+        session.add(person)
+        for consultation in (elders, other):
+            session.add(
+                Participation(
+                    participant_id=person.id,
+                    consultation_id=consultation.id,
+                    consented_at=clock(),
+                    created_at=clock(),
+                    updated_at=clock(),
+                )
+            )
+        hashed = identity_hash(secret, "whatsapp", wa_id)
+        session.add(
+            Contact(
+                consultation_id=other.id,
+                list_name="crm",
+                channel="whatsapp",
+                identity_hash=hashed,
+                created_at=clock(),
+            )
+        )
+    queued = await queued_broadcast(sessions, clock, elders, [(person.id, "whatsapp", "fr")])
+    response = await running.deliver(delivery(text_message(wa_id, word)))
+    assert response.status_code == 200
+    async with sessions() as session:
+        subscribed = (await session.exec(select(Participation.subscribed))).all()
+        contact = (await session.exec(select(Contact))).one()
+    assert subscribed == [False, False]
+    assert contact.unsubscribed_at is not None
+    (confirmation,) = running.graph.sent_to(wa_id)
+    assert confirmation["text"]["body"] == Translator("fr")("broadcast.unsubscribed")
+    # What was queued for them before is not sent.
+    worker = BroadcastWorker(sessions, {"whatsapp": running.channel}, clock=clock, rates=RATES)
+    assert await worker.drain() == {}
+    assert await states(sessions, queued) == [("failed", "unsubscribed")]
