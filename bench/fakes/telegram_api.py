@@ -57,6 +57,7 @@ _INT_FIELDS = frozenset({"chat_id", "message_id", "reply_to_message_id", "messag
 _INT_FIELDS |= {"max_connections", "cache_time"}
 _BOOL_FIELDS = frozenset({"show_alert", "disable_notification", "protect_content"})
 _BOOL_FIELDS |= {"drop_pending_updates", "disable_web_page_preview", "has_spoiler"}
+_BOOL_FIELDS |= {"allow_paid_broadcast"}
 _SECRET_TOKEN = re.compile(r"[A-Za-z0-9_-]{1,256}")
 T = TypeVar("T")
 
@@ -211,7 +212,8 @@ def _entity_for(
 @dataclass(frozen=True)
 class RateLimits:
     """Telegram's documented send limits: ~1 message/s per chat (burst 3 here), 20 per minute in
-    a group, 30 per second overall. Only sendMessage/sendPhoto count unless `limit_edits`."""
+    a group, 30 per second overall (1000 for paid broadcasts). Only sendMessage/sendPhoto count
+    unless `limit_edits`."""
 
     per_chat_per_second: float = 1.0
     per_chat_burst: float = 3.0
@@ -219,6 +221,9 @@ class RateLimits:
     group_burst: float = 20.0
     overall_per_second: float = 30.0
     overall_burst: float = 30.0
+    # Messages sent with allow_paid_broadcast (charged in Stars) count against this instead.
+    paid_per_second: float = 1000.0
+    paid_burst: float = 1000.0
     limit_edits: bool = False
 
 
@@ -349,6 +354,8 @@ class FakeTelegram:
         self.webhook_secret: str | None = None
         self.messages: dict[int, dict[int, dict[str, Any]]] = {}  # chat -> message id -> Message
         self.blocked: set[int] = set()  # chats whose user blocked the bot: sends get 403
+        # Channels the bot administers, by @username -> chat id (a post may name either).
+        self.channels: dict[str, int] = {}
         # Requests `hold(method, params)` picks are never answered, until the bot goes away (a
         # test kills it mid-request); `held` records them, `held_listeners` hear of them.
         self.hold: Callable[[str, dict[str, Any]], bool] | None = None
@@ -717,7 +724,9 @@ class FakeTelegram:
         wanted = [("chat", chat_id, limits.per_chat_per_second, limits.per_chat_burst)]
         if chat_id < 0:
             wanted.append(("group", chat_id, limits.group_per_minute / 60, limits.group_burst))
-        if method in SENDING_METHODS:
+        if method in SENDING_METHODS and params.get("allow_paid_broadcast") is True:
+            wanted.append(("paid", 0, limits.paid_per_second, limits.paid_burst))
+        elif method in SENDING_METHODS:
             wanted.append(("all", 0, limits.overall_per_second, limits.overall_burst))
         buckets = []
         for kind, key, rate, burst in wanted:
@@ -813,6 +822,8 @@ class FakeTelegram:
         chat_id = params.get("chat_id")
         if chat_id in (None, ""):
             raise bad_request("chat_id is empty")
+        if isinstance(chat_id, str) and chat_id in self.channels:
+            chat_id = params["chat_id"] = self.channels[chat_id]
         if not isinstance(chat_id, int):
             raise bad_request("chat not found")
         if chat_id in self.blocked:
