@@ -219,6 +219,42 @@ def _parser() -> argparse.ArgumentParser:
     brigade.add_argument("--seed", type=int, default=1, help="the random seed (default: 1)")
     brigade.add_argument("--json", action="store_true", help="print the figures as JSON")
 
+    broadcast = benchmarks.add_parser(
+        "broadcast",
+        help="a broadcast to N recipients through consult deliver, over fake Telegram, WhatsApp "
+        "and Slack APIs enforcing their limits: rate, 429s, duplicates, lost, memory, and the "
+        "same after the delivery process is killed mid-way",
+    )
+    broadcast.add_argument(
+        "--recipients", type=int, default=100_000, help="recipients (default: 100000)"
+    )
+    broadcast.add_argument(
+        "--time-scale",
+        type=float,
+        default=1.0,
+        metavar="K",
+        help="multiply every platform limit by K, in the fakes and in the pacing (the shares "
+        "reported are of the scaled limits; at 1, 100000 recipients take about an hour)",
+    )
+    broadcast.add_argument(
+        "--paid", action="store_true", help="Telegram's paid broadcasts (1000 messages/s)"
+    )
+    broadcast.add_argument(
+        "--tier-upgraded", action="store_true", help="a WhatsApp number upgraded to 1000/s"
+    )
+    broadcast.add_argument(
+        "--no-kill", action="store_true", help="leave out the run killed and restarted mid-way"
+    )
+    broadcast.add_argument("--json", action="store_true", help="print the figures as JSON")
+    broadcast.add_argument(
+        "--postgres",
+        type=_postgres_url,
+        default=None,
+        metavar="URL",
+        help="a PostgreSQL server to measure too, if it answers (in its database "
+        "consult_bench_broadcast; default: SQLite only)",
+    )
+
     db = commands.add_parser("db", help="manage the database")
     db_actions = db.add_subparsers(dest="action", required=True, metavar="ACTION")
     db_actions.add_parser("upgrade", help="apply pending migrations")
@@ -407,6 +443,8 @@ def run_bench(args: argparse.Namespace) -> int:
         return run_brigade_bench(args)
     if args.benchmark == "flags":
         return run_flags_bench(args)
+    if args.benchmark == "broadcast":
+        return run_broadcast_bench(args)
     if args.benchmark == "flow":
         from bench import flow  # only the benchmark needs it
 
@@ -481,6 +519,23 @@ def run_flags_bench(args: argparse.Namespace) -> int:
         return USAGE_ERROR
     report = flags.run_flags(args.proposals, args.submissions, args.postgres)
     return _print_report(flags.table(report), report, args.json)
+
+
+def run_broadcast_bench(args: argparse.Namespace) -> int:
+    from bench import broadcast  # only the benchmark needs it
+
+    if args.recipients < 30 or not 0 < args.time_scale <= 1000:
+        print(_organiser_translator()("cli.broadcast_bench_bad_arguments"), file=sys.stderr)
+        return USAGE_ERROR
+    options = broadcast.Options(
+        recipients=args.recipients,
+        time_scale=args.time_scale,
+        paid=args.paid,
+        tier_upgraded=args.tier_upgraded,
+        kill=not args.no_kill,
+    )
+    report = broadcast.run_broadcast(options, args.postgres)
+    return _print_report(broadcast.table(report), report, args.json)
 
 
 def run_ingest_bench(args: argparse.Namespace) -> int:
