@@ -10,6 +10,7 @@ from typing import Any
 
 from slack_sdk.errors import SlackApiError
 
+from adapters.pacing import Pacer
 from adapters.slack import OAuthApp, SlackChannel
 from bots.bootstrap import runtime
 from bots.errors import ChannelNotConfigured
@@ -38,6 +39,11 @@ def slack_channel(settings: Settings) -> SlackChannel:
         bot_token=bot_token.get_secret_value() if bot_token else None,
         oauth=oauth,
         max_body_bytes=settings.webhook_max_body_bytes,
+        pacer=Pacer(
+            settings.slack_messages_per_second,
+            settings.slack_conversation_messages_per_second,
+            per_key_burst=5.0,
+        ),
     )
 
 
