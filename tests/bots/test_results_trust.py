@@ -69,8 +69,6 @@ def test_weighted_figures_and_trust_in_the_results(database_url: str, tmp_path: 
     assert "1 participants without an answer to weight on" in table.stdout
     assert "Trust: 1 of 10 participants untrusted from their behaviour" in table.stdout
     assert "their 8 votes are kept but left out of the scores" in table.stdout
-    french = run(["results", "elders"], database_url, tmp_path, language="fr_FR.UTF-8")
-    assert "effet de plan" in french.stdout and "exclus des scores" in french.stdout
 
 
 async def test_a_margin_nobody_can_reach_is_a_message_and_exit_2(
