@@ -40,6 +40,7 @@ def whatsapp_channel(settings: Settings, **sender_options: Any) -> WhatsAppChann
         verify_token=settings.whatsapp_verify_token.get_secret_value(),
         max_body_bytes=settings.webhook_max_body_bytes,
         phone_number_id=settings.whatsapp_phone_number_id,
+        phone_number=settings.whatsapp_phone_number,
     )
 
 

@@ -31,6 +31,7 @@ from adapters.whatsapp.inbound import (
     recipient_of,
     signature_matches,
 )
+from adapters.whatsapp.links import whatsapp_link
 from adapters.whatsapp.render import broadcast_message, render_reply
 from adapters.whatsapp.sender import GraphSender, template_message, within_window
 from core.broadcasts.delivery import BroadcastOutgoing
@@ -62,9 +63,11 @@ class WhatsAppChannel:
         max_body_bytes: int = 256 * 1024,
         path: str = "/webhooks/whatsapp",
         phone_number_id: str | None = None,
+        phone_number: str | None = None,
     ) -> None:
         self.sender = sender
         self.phone_number_id = phone_number_id  # the business number, when there is one
+        self.phone_number = phone_number  # its number as people dial it, for wa.me links
         self.app_secret = app_secret
         self.verify_token = verify_token
         self.max_body_bytes = max_body_bytes
@@ -231,12 +234,21 @@ class WhatsAppChannel:
             )
         elif message.template is not None:
             template = message.template
-            values = [message.template_values.get(name, "") for name in template.parameters]
+            known = {**message.template_values, "link": self._link(message.consultation_slug)}
+            values = [known.get(name, "") for name in template.parameters]
             body = template_message(template.name, template.language, values)
         else:
             return Handover.NEEDS_TEMPLATE
         async with self.order.turn(to):
             return await self.sender.notify(business, to, body, undeliverable=Handover.UNREACHABLE)
+
+    def _link(self, payload: str) -> str:
+        """The wa.me link that opens the chat with the consultation's start typed ("" without
+        the business's number)."""
+        try:
+            return whatsapp_link(self.phone_number, payload) if self.phone_number else ""
+        except ValueError:
+            return ""
 
     async def _send_replies(
         self, business: str, to: str, outcome: Outcome, written_at: datetime

@@ -64,7 +64,8 @@ class BroadcastOutgoing:
     """A claimed broadcast message, ready for its channel: where to, what in the recipient's
     language, the deep-link payload of its button (None without one), and what the channel
     needs to choose how (WhatsApp's window and template, Telegram's paid broadcast, a post in
-    a Telegram channel rather than to a person)."""
+    a Telegram channel rather than to a person). `template_values` holds the template
+    parameters the core knows (`text`, `name`); the channel adds `link`, its own deep link."""
 
     id: int
     channel: str
@@ -190,7 +191,6 @@ async def claim_messages(
                 template_values={
                     "text": " ".join(text.split())[:TEMPLATE_PARAMETER_LENGTH],
                     "name": " ".join(name.split())[:TEMPLATE_PARAMETER_LENGTH],
-                    "link": consultation.slug,
                 },
                 paid=broadcast.paid,
                 post=not person and message.contact_id is None,

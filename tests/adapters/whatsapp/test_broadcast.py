@@ -31,7 +31,7 @@ from core.models import BroadcastMessage, Contact, Participation
 from core.notices import Handover
 from tests.bots.broadcasting import enrolled, queued_broadcast, states
 
-TEMPLATE = {"name": "consultation_news", "language": "fr", "parameters": ["text"]}
+TEMPLATE = {"name": "consultation_news", "language": "fr", "parameters": ["text", "link"]}
 RATES = {"whatsapp": 1000.0}
 
 
@@ -78,7 +78,8 @@ async def test_inside_the_window_a_button_outside_the_template(
     (template,) = fake.sent_to("33600000002")
     assert template["template"]["name"] == "consultation_news"
     assert template["template"]["components"][0]["parameters"] == [
-        {"type": "text", "text": "Bonjour !"}
+        {"type": "text", "text": "Bonjour !"},
+        {"type": "text", "text": "https://wa.me/15550783881?text=start%20elders"},
     ]
     # The tap on the button comes back as the /start of the consultation's deep link.
     parsed = parse_delivery(delivery(button_reply("33600000001", "start elders")))
