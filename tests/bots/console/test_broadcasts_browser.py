@@ -20,7 +20,7 @@ from core.broadcasts.planning import plan_due
 from core.models import AuditEntry, Broadcast, BroadcastMessage
 from core.organisers import Role
 from tests.bots.console.conftest import ConsoleServer
-from tests.bots.console.test_console_browser import DESKTOP, _shoot, browser
+from tests.bots.console.test_console_browser import ARTIFACTS, DESKTOP, PHONE, _shoot, browser
 from tests.bots.test_api_broadcasts import people
 
 __all__ = ["browser"]  # the fixture, shared with the moderation story
@@ -157,6 +157,14 @@ async def test_an_admin_composes_a_broadcast_with_a_live_audience_count(
                 .order_by(col(AuditEntry.id))
             )
         )
+    # In French, on a phone.
+    await page.get_by_role("link", name="FR").click()
+    await page.get_by_role("link", name="Rédiger une diffusion").click()
+    await expect(page.locator("#audience-count")).to_contain_text("5 destinataires")
+    await page.set_viewport_size(PHONE)
+    await page.screenshot(
+        path=ARTIFACTS / f"25-broadcast-compose-fr-{database}-phone.png", full_page=True
+    )
     assert actions == [
         "broadcast-create",
         "broadcast-pause",
