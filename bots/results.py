@@ -31,6 +31,8 @@ from core.report import (
     consultation_report,
     consultation_slugs,
 )
+from core.results.groups import NO_PROPOSALS, NO_SPREAD, TOO_FEW_PARTICIPANTS
+from core.results.snapshot import DEFAULT_SEED, latest_snapshot, refresh_snapshot
 from core.results.trust import Reason, TrustSummary, consultation_trust
 from core.results.weighting import UnreachableMargin, WeightedProposal, Weighting, weighted_figures
 from core.scoring import Estimate
@@ -54,6 +56,7 @@ _REASON = {
     Reason.SAME_ANSWER: "results.reason.same_answer",
     Reason.SOURCE_BURST: "results.reason.source_burst",
     Reason.ONE_PROPOSAL: "results.reason.one_proposal",
+    Reason.PUSHED_LINKS: "results.reason.pushed_links",
 }
 
 
@@ -113,6 +116,11 @@ def add_results_command(commands: Any) -> None:
     results.add_argument(
         "--locale", help="the language of the proposals' texts (default: yours, if offered)"
     )
+    results.add_argument(
+        "--refresh",
+        action="store_true",
+        help="compute the opinion groups again (else the latest stored results are shown)",
+    )
 
 
 async def show_results(settings: Settings, args: argparse.Namespace, t: Translator) -> int:
@@ -123,10 +131,12 @@ async def show_results(settings: Settings, args: argparse.Namespace, t: Translat
         except OrganiserError as problem:
             print(f"consult: {t(problem.msgid, **problem.values)}", file=sys.stderr)
             return USAGE_ERROR
+        groups = await opinion_groups_of(session, args.slug, refresh=args.refresh)
     if args.json:
-        print(json.dumps(results.as_dict(), indent=2, ensure_ascii=False))
+        print(json.dumps(results.as_dict() | groups, indent=2, ensure_ascii=False))
     else:
         print(render_results(results, t))
+        print("\n" + render_groups(groups, results.report, t))
     return 0
 
 
@@ -335,3 +345,100 @@ def results_router(settings: Settings) -> APIRouter:
         return JSONResponse(results.as_dict())
 
     return router
+
+
+# --- opinion groups (core.results.snapshot) ---------------------------------------------------
+
+# Why there are no groups, as an organiser reads it (codes of `core.results.groups`).
+_NO_GROUPS = {
+    NO_PROPOSALS: "results.groups.no_proposals",
+    TOO_FEW_PARTICIPANTS: "results.groups.too_few_participants",
+    NO_SPREAD: "results.groups.no_spread",
+}
+SHOWN_CONSENSUS = 5
+
+
+async def opinion_groups_of(session: AsyncSession, slug: str, *, refresh: bool) -> dict[str, Any]:
+    """The latest stored groups of `slug` as `{"opinion_groups": payload, "computed_at": ...}`,
+    computed and stored first when asked (`refresh`) or when none is stored yet; commits the
+    session's transaction."""
+    consultation = await consultation_by_slug(session, slug)
+    assert consultation is not None and consultation.id is not None
+    snapshot = None if refresh else await latest_snapshot(session, consultation.id)
+    if snapshot is None:
+        snapshot = await refresh_snapshot(session, consultation, seed=DEFAULT_SEED, now=utc_now())
+    await session.commit()
+    return {"opinion_groups": snapshot.payload, "computed_at": snapshot.computed_at.isoformat()}
+
+
+def _group_name(index: int) -> str:
+    """Groups are lettered as Polis letters them: A, B, C..."""
+    return chr(ord("A") + index) if index < 26 else str(index + 1)
+
+
+def render_groups(groups: dict[str, Any], report: Report, t: Translator) -> str:
+    """The opinion groups, what each stands for, and what they agree on, as text."""
+    payload = groups["opinion_groups"]
+    # On one line each: texts imported from elsewhere may hold line breaks.
+    texts = {proposal.ref: " ".join(proposal.text.split()) for proposal in report.proposals}
+    lines = [t("results.groups.computed", at=groups["computed_at"])]
+    if payload["groups_reason"] is not None:
+        reason = t(_NO_GROUPS.get(payload["groups_reason"], "results.groups.no_spread"))
+        lines.append(
+            t("results.groups.none", reason=reason, clustered=t.number(payload["clustered"]))
+        )
+    else:
+        lines.append(
+            t(
+                "results.groups.heading",
+                count=t.number(len(payload["groups"])),
+                clustered=t.number(payload["clustered"]),
+            )
+        )
+        for group in payload["groups"]:
+            name = _group_name(group["id"])
+            if group.get("suppressed"):
+                minimum = group["fewer_than"]
+                lines.append("  " + t("results.groups.suppressed", name=name, minimum=minimum))
+                continue
+            lines.append("  " + t("results.groups.group", name=name, size=t.number(group["size"])))
+            for statement in group["representative"]:
+                msgid = (
+                    "results.groups.agreed"
+                    if statement["repful_for"] == "agree"
+                    else "results.groups.disagreed"
+                )
+                share = statement["n_success"] / max(statement["n_trials"], 1)
+                lines.append(
+                    "    "
+                    + t(
+                        msgid,
+                        ref=statement["ref"],
+                        text=texts.get(statement["ref"], ""),
+                        share=t.percent(share),
+                        count=t.number(statement["n_success"]),
+                        seen=t.number(statement["n_trials"]),
+                    )
+                )
+        ranked = sorted(
+            (p for p in payload["proposals"] if sum(p["counts"])),
+            key=lambda p: -p["consensus"]["agree"],
+        )
+        lines += ["", t("results.groups.consensus")]
+        for proposal in ranked[:SHOWN_CONSENSUS]:
+            value = t.number(round(proposal["consensus"]["agree"], 3))
+            lines.append(f"  {proposal['ref']}  {texts.get(proposal['ref'], '')}  ({value})")
+    for msgid, key in (
+        ("results.groups.majority_agree", "majority_agree"),
+        ("results.groups.majority_disagree", "majority_disagree"),
+        ("results.groups.uncertain", "uncertain"),
+    ):
+        lines += ["", t(msgid)]
+        refs = payload[key]
+        if not refs:
+            lines.append("  " + t("results.none"))
+        lines += [f"  {ref}  {texts.get(ref, '')}" for ref in refs[:SHOWN_CONSENSUS]]
+        if len(refs) > SHOWN_CONSENSUS:
+            more = t.number(len(refs) - SHOWN_CONSENSUS)
+            lines.append("  " + t("results.groups.more", count=more))
+    return "\n".join(lines)
