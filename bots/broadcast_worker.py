@@ -28,6 +28,8 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from adapters.pacing import Pacer
 from bots.bootstrap import Runtime
+from bots.channels import enabled_channels
+from bots.errors import ChannelNotConfigured
 from bots.outbox_worker import OutboxWorker
 from bots.settings import Settings
 from core.broadcasts.delivery import (
@@ -215,28 +217,67 @@ class BroadcastWorker(OutboxWorker):
 
 
 async def resolve_outside(
-    sessions: async_sessionmaker[AsyncSession],
-    channels: Mapping[str, Any],
+    sessions: async_sessionmaker[AsyncSession] | Runtime,
+    channels: Mapping[str, Any] | Settings,
     run: PlannedRun,
-    now: datetime,
+    now: datetime | None = None,
 ) -> int:
     """Queue the recipients of an occurrence whose audience lives outside the consultation,
     asked of the platform: every member of the Slack workspace or channel (paginated, without
     bots, deactivated accounts or the app itself), or the Telegram channel a post goes to;
     how many were added. A WhatsApp list is queued by the planning itself (0 here), and so is
-    a run whose channel this process does not run (logged)."""
+    a run whose channel is not configured (logged).
+
+    Called with the opened `channels` of a server, or as `(runtime, settings, run)` by the
+    scheduler, which has none: the channel is then built from the settings for the call."""
     outside = run.outside
     if outside is None or outside.kind == "whatsapp-list":
         return 0
-    channel_name = "slack" if outside.kind == "slack-members" else "telegram"
-    channel = channels.get(channel_name)
+    name = "slack" if outside.kind == "slack-members" else "telegram"
+    if isinstance(sessions, Runtime):
+        assert isinstance(channels, Settings)
+        return await _resolve_with_settings(sessions, channels, run, name)
+    assert not isinstance(channels, Settings)
+    channel = channels.get(name)
     if channel is None:
-        log.warning("broadcast %d: %s is not configured", run.broadcast_id, channel_name)
+        log.warning("broadcast %d: %s is not configured", run.broadcast_id, name)
         return 0
-    secret = channel.flow.secret
+    return await _resolve(sessions, channel, channel.flow.secret, run, now or channel.flow.clock())
+
+
+async def _resolve_with_settings(
+    rt: Runtime, settings: Settings, run: PlannedRun, name: str
+) -> int:
+    if name == "telegram":  # a post: nothing to ask Telegram
+        return await _resolve(rt.sessions, None, rt.flow.secret, run, rt.flow.clock())
+    try:
+        found = [c for c in enabled_channels(settings) if c.name == name]
+    except ChannelNotConfigured:
+        found = []
+    if not found:
+        log.warning("broadcast %d: %s is not configured", run.broadcast_id, name)
+        return 0
+    (channel,) = found
+    await channel.open(rt.flow)
+    try:
+        return await _resolve(rt.sessions, channel, rt.flow.secret, run, rt.flow.clock())
+    finally:
+        await channel.close()
+
+
+async def _resolve(
+    sessions: async_sessionmaker[AsyncSession],
+    channel: Any,
+    secret: bytes,
+    run: PlannedRun,
+    now: datetime,
+) -> int:
+    assert run.outside is not None
+    outside = run.outside
+    name = "slack" if outside.kind == "slack-members" else "telegram"
 
     def hasher(address: str) -> str:
-        return identity_hash(secret, channel_name, address)
+        return identity_hash(secret, name, address)
 
     if outside.kind == "telegram-post":
         pages: AsyncIterator[list[tuple[str, str | None]]] = _one([(outside.name or "", None)])

@@ -11,12 +11,13 @@ from collections.abc import AsyncIterator
 import pytest
 
 from adapters.slack import SlackChannel
-from bench.fakes.slack_api import BOT_USER, FakeSlack
+from bench.fakes.slack_api import BOT_TOKEN, BOT_USER, FakeSlack
+from bots.bootstrap import Runtime
 from bots.broadcast_worker import BroadcastWorker, resolve_outside
 from core.broadcasts.messages import parse_message
 from core.broadcasts.planning import create_broadcast, plan_due
 from core.notices import Handover
-from tests.adapters.slack.conftest import make_channel
+from tests.adapters.slack.conftest import make_channel, settings_for
 from tests.bots.broadcasting import VirtualTime, states
 
 MEMBERS = [f"U0M{i:03d}" for i in range(12)]
@@ -86,3 +87,23 @@ def _blocks(args: dict) -> list[dict]:
 
     blocks = args.get("blocks")
     return json.loads(blocks) if isinstance(blocks, str) else list(blocks or [])
+
+
+async def test_the_scheduler_finds_the_workspace_members_from_the_settings(
+    load_consultation, sessions, engine, flow, clock, fake_slack, database_url, tmp_path
+) -> None:
+    for user in MEMBERS[:3]:
+        fake_slack.users[user] = {"id": user, "locale": "fr-FR"}
+    fake_slack.users[BOT_USER] = {"id": BOT_USER}
+    consultation = await load_consultation()
+    content = parse_message({"text": {"fr": "Votez !"}}, consultation)
+    async with sessions() as session, session.begin():
+        await create_broadcast(
+            session, consultation, content, "slack:members", clock(), None, never, "ana", clock()
+        )
+        (run,) = await plan_due(session, clock(), never)
+    settings = settings_for(
+        database_url, tmp_path, slack_bot_token=BOT_TOKEN, slack_api_url=fake_slack.api_url
+    )
+    # As the scheduler calls it: no opened channel, the Slack app built from the settings.
+    assert await resolve_outside(Runtime(engine, sessions, flow), settings, run) == 3
