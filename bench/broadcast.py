@@ -36,6 +36,7 @@ import sys
 import tempfile
 import time
 from collections import Counter
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -397,15 +398,19 @@ async def _bench_database(server_url: str) -> str | None:
     return url.render_as_string(hide_password=False)
 
 
-def measure_backend(database_url: str, options: Options, scratch: Path) -> dict[str, Any]:
-    """The three runs on one database."""
+def measure_backend(
+    database: Callable[[str], str], options: Options, scratch: Path
+) -> dict[str, Any]:
+    """The three runs on one database server (`database(run)`: the URL of each run's)."""
     small = max(len(CHANNELS), round(options.recipients * options.small_share))
     runs = {
-        "small": measure_run(database_url, small, options, scratch, kill=False),
-        "full": measure_run(database_url, options.recipients, options, scratch, kill=False),
+        "small": measure_run(database("small"), small, options, scratch, kill=False),
+        "full": measure_run(database("full"), options.recipients, options, scratch, kill=False),
     }
     if options.kill:
-        runs["killed"] = measure_run(database_url, options.recipients, options, scratch, kill=True)
+        runs["killed"] = measure_run(
+            database("killed"), options.recipients, options, scratch, kill=True
+        )
     peaks = [run["delivery_peak_rss_kib"][0] for run in (runs["small"], runs["full"])]
     ratio = round(peaks[1] / peaks[0], 2) if peaks[0] and peaks[1] else None
     return {"runs": runs, "peak_rss_full_over_small": ratio}
@@ -418,12 +423,15 @@ def run_broadcast(options: Options, postgres_url: str | None) -> dict[str, Any]:
     }
     results = []
     with tempfile.TemporaryDirectory(prefix="consult-bench-") as scratch:
-        backends = [("sqlite", f"sqlite:///{Path(scratch) / 'broadcast.sqlite3'}")]
+        folder = Path(scratch)
+        backends: list[tuple[str, Callable[[str], str]]] = [
+            ("sqlite", lambda run: f"sqlite:///{folder / f'broadcast-{run}.sqlite3'}")  # new files
+        ]
         bench_url = asyncio.run(_bench_database(postgres_url)) if postgres_url else None
         if bench_url:
-            backends.append(("postgresql", bench_url))
-        for name, url in backends:
-            results.append({"backend": name, **measure_backend(url, options, Path(scratch))})
+            backends.append(("postgresql", lambda run: bench_url))  # emptied by each run
+        for name, database in backends:
+            results.append({"backend": name, **measure_backend(database, options, folder)})
     return report(options, baseline, results)
 
 
