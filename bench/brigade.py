@@ -7,8 +7,9 @@ a wave of them within twenty minutes (a burst of honest people, which the rules 
 mistake for a brigade). Each honest participant answers one sequence of 12 cards drawn at
 random, as their group would; the time they take on a card is the card's length read at a
 speed drawn per person (log-normal, median 20 characters a second, most between 11 and 36)
-plus a pause to tap (log-normal, median 2 s). These timings and the uniform cards are the
-bench's assumptions, not measurements.
+plus a pause to tap (log-normal, median 2 s). One in five also answers 1 to 3 of the six most
+agreed-upon proposals through links the organiser shared (outside a sequence, as they think).
+These timings, links and uniform cards are the bench's assumptions, not measurements.
 
 A brigade of N accounts (300 by default) then pushes `targets` chosen proposals (ranked 30th
 to 35th by the true agree rate: plausible, but not in the top 10), in one of three ways:
@@ -19,7 +20,7 @@ to 35th by the true agree rate: plausible, but not in the top 10), in one of thr
   target through its link and leaving;
 - `patient`: accounts spread over three days and over the honest sources, each answering a
   whole sequence as an honest person would before agreeing with the targets through their
-  links (the rules do not see it: the bench says so rather than hide it).
+  links (only the links give them away: their answers there are not the sequences').
 
 The ranking is the report's: the top score of the smoothed rates (`core.scoring.score`),
 votes outside a sequence weighted 0.5. Figures: targets in the top 10, the top 10's overlap
@@ -46,6 +47,8 @@ SOURCES = ("poster", "ad", "school", "partner", "newsletter")
 STRATEGIES = ("burst", "sockpuppets", "patient")
 TOP = 10
 FIRST_TARGET = 30  # targets are ranked from here by the true agree rate
+SHARED = 6  # the organiser shares the most agreed-upon proposals by link...
+LINK_FOLLOWERS = 0.2  # ... and this share of honest participants answer 1 to 3 of them
 
 
 @dataclass(frozen=True)
@@ -79,6 +82,8 @@ def _sequence(
 def honest_crowd(population: Population, participants: int, seed: int) -> Crowd:
     rng = random.Random(seed)
     behaviours = []
+    agree = [population.population_rate(population.agree, p) for p in range(len(population.texts))]
+    shared = sorted(range(len(agree)), key=lambda p: -agree[p])[:SHARED]
     groups = rng.choices(range(len(population.shares)), weights=population.shares, k=participants)
     wave = participants // 10  # the newsletter's wave, within twenty minutes
     for pid, group in enumerate(groups):
@@ -88,9 +93,19 @@ def honest_crowd(population: Population, participants: int, seed: int) -> Crowd:
             source = rng.choice(SOURCES)
             joined = START + timedelta(minutes=rng.uniform(0, 3 * 24 * 60))
         cards = _sequence(population, group, joined, rng)
+        if rng.random() < LINK_FOLLOWERS:  # they also answer proposals shared by link
+            at = cards[-1].at
+            seen = {c.proposal_id for c in cards}
+            for proposal in rng.sample(shared, rng.randint(1, 3)):
+                if proposal not in seen:
+                    at += timedelta(seconds=rng.uniform(30, 600))
+                    key = _answer(population, group, proposal, rng)
+                    cards.append(Card(proposal, key, at, len(population.texts[proposal]), False))
         created = joined - timedelta(days=rng.uniform(0, 60))
         behaviours.append(Behaviour(pid, source, joined, created, tuple(cards)))
-    in_sequence = {(b.participant_id, c.proposal_id): True for b in behaviours for c in b.cards}
+    in_sequence = {
+        (b.participant_id, c.proposal_id): c.in_sequence for b in behaviours for c in b.cards
+    }
     return Crowd(behaviours, in_sequence)
 
 

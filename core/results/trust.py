@@ -24,6 +24,13 @@ A participant is untrusted when one of these rules holds (each names itself in `
   that proposal: in a sequence the card is chosen for the participant, so a sequence cannot be
   aimed at a proposal, and many honest people stop after their first card), alongside at
   least `crowd - 1` others that did exactly the same.
+- `pushed_links`: answers cast outside a sequence (through a proposal's link) on two or more
+  proposals that those links push: on a pushed proposal, the link votes take one answer far
+  more often than the sequences' votes do (by `push_gap` or more, and a two-proportion z above
+  `push_z`); and `crowd - 1` others gave the same pushed answers. A sequence shows each card to
+  whom it chooses, so its votes are the honest reference: people who follow a link an
+  organiser shared answer as the sequences do, while accounts sent to push a list of
+  proposals do exactly what they were told, however honestly they behave otherwise.
 
 A network address would tell more (many identities from one address), but none of our
 channels gives one: Telegram, WhatsApp and Slack deliver a user id, never the sender's
@@ -35,6 +42,7 @@ out of the results' scores, and the results say how many were left out either wa
 
 from __future__ import annotations
 
+import math
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -63,6 +71,7 @@ class Reason(StrEnum):
     SAME_ANSWER = "same_answer"
     SOURCE_BURST = "source_burst"
     ONE_PROPOSAL = "one_proposal"
+    PUSHED_LINKS = "pushed_links"
 
 
 @dataclass(frozen=True)
@@ -104,6 +113,8 @@ class TrustRules:
     burst_agreement: float = 0.8
     new_identity_hours: float = 24
     crowd: int = 5
+    push_gap: float = 0.25
+    push_z: float = 3.0
 
 
 @dataclass(frozen=True)
@@ -211,6 +222,41 @@ def one_proposal_crowds(behaviours: Iterable[Behaviour], rules: TrustRules) -> s
     return {pid for crowd in alike.values() if len(crowd) >= rules.crowd for pid in crowd}
 
 
+def pushed_links(behaviours: Sequence[Behaviour], rules: TrustRules) -> set[int]:
+    """Participants who gave the same pushed answers through links on two or more proposals
+    as at least `crowd - 1` others (see the module docstring)."""
+    linked: dict[int, Counter[str]] = defaultdict(Counter)
+    sequenced: dict[int, Counter[str]] = defaultdict(Counter)
+    for behaviour in behaviours:
+        for card in behaviour.cards:
+            (sequenced if card.in_sequence else linked)[card.proposal_id][card.key] += 1
+    pushed = {
+        (proposal, key)
+        for proposal, tally in linked.items()
+        for key in tally
+        if _pushed(tally[key], sum(tally.values()), sequenced[proposal], key, rules)
+    }
+    alike: dict[frozenset[tuple[int, str]], list[int]] = defaultdict(list)
+    for behaviour in behaviours:
+        mine = {(c.proposal_id, c.key) for c in behaviour.cards if not c.in_sequence}
+        if len(mine & pushed) >= 2:
+            alike[frozenset(mine & pushed)].append(behaviour.participant_id)
+    return {pid for crowd in alike.values() if len(crowd) >= rules.crowd for pid in crowd}
+
+
+def _pushed(hits: int, links: int, sequence: Counter[str], key: str, rules: TrustRules) -> bool:
+    """Whether `hits` of `links` link votes for `key` are far more than the sequences give it:
+    a two-proportion z-test (pooled), with the gap between the shares large as well."""
+    seen = sum(sequence.values())
+    if links < rules.crowd or seen == 0:
+        return False
+    link_share, sequence_share = hits / links, sequence[key] / seen
+    pooled = (hits + sequence[key]) / (links + seen)
+    spread = math.sqrt(pooled * (1 - pooled) * (1 / links + 1 / seen))
+    gap = link_share - sequence_share
+    return gap >= rules.push_gap and (spread == 0 or gap / spread >= rules.push_z)
+
+
 def assess(behaviours: Sequence[Behaviour], rules: TrustRules) -> dict[int, Verdict]:
     """Every participant's verdict (all rules, every reason that holds)."""
     reasons: dict[int, list[Reason]] = {b.participant_id: [] for b in behaviours}
@@ -223,6 +269,8 @@ def assess(behaviours: Sequence[Behaviour], rules: TrustRules) -> dict[int, Verd
         reasons[pid].append(Reason.SOURCE_BURST)
     for pid in one_proposal_crowds(behaviours, rules):
         reasons[pid].append(Reason.ONE_PROPOSAL)
+    for pid in pushed_links(behaviours, rules):
+        reasons[pid].append(Reason.PUSHED_LINKS)
     return {
         pid: Verdict(pid, Level.UNTRUSTED if why else Level.TRUSTED, tuple(why))
         for pid, why in reasons.items()

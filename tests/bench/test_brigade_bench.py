@@ -20,9 +20,10 @@ def test_a_tiny_run_reports_every_strategy_with_and_without_the_filter() -> None
         assert 0 <= row["top10_overlap_with_filter"] <= 10
         assert row["honest_flagged"] == 0  # the newsletter's honest wave is no brigade
     burst = rows["burst"]
-    assert burst["brigade_caught"] == 120 and burst["reasons"] == {"source_burst": 120}
+    assert burst["brigade_caught"] == 120 and burst["reasons"]["source_burst"] == 120
     assert burst["targets_in_top10_with_filter"] <= burst["targets_in_top10_without_filter"]
     assert rows["sockpuppets"]["brigade_caught"] == 120
+    assert rows["patient"]["reasons"].get("pushed_links") == 120
     assert "burst" in table(report) and "without / with" in table(report)
 
 

@@ -182,6 +182,30 @@ def test_new_identities_that_each_vote_once_on_one_proposal() -> None:
     assert untrusted([*crowd, *old]) == {}
 
 
+def test_the_same_answers_through_links_that_push_proposals() -> None:
+    rng = random.Random(11)
+    crowd = people(200, seed=4)  # cards 0 to 39, answered a third each way in sequences
+    # Honest people who follow shared links to 0 and 1 answer as the sequences do.
+    followers = []
+    for i in range(40):
+        at = START + timedelta(hours=i)
+        cards = (Card(0, rng.choice(KEYS), at, 60, False), Card(1, rng.choice(KEYS), at, 60, False))
+        followers.append(Behaviour(3000 + i, "poster", at, at - timedelta(days=9), cards))
+    # Patient accounts: a whole honest-looking sequence, then 'agree' on 5 and 6 by link.
+    patient = []
+    for i in range(10):
+        honest_part = honest(4000 + i, rng, joined=START + timedelta(hours=3 * i), cards=8)
+        at = honest_part.cards[-1].at + timedelta(minutes=2)
+        kept = [c for c in honest_part.cards if c.proposal_id not in (5, 6)]
+        links = [Card(5, "agree", at, 60, False), Card(6, "agree", at, 60, False)]
+        cards = (*kept, *links)
+        patient.append(Behaviour(4000 + i, "poster", honest_part.joined_at, START, cards))
+    found = untrusted([*crowd, *followers, *patient])
+    assert found == {b.participant_id: {Reason.PUSHED_LINKS} for b in patient}
+    # Four such accounts are not yet a crowd.
+    assert untrusted([*crowd, *followers, *patient[:4]]) == {}
+
+
 async def test_untrusted_votes_are_counted_and_left_out_when_the_setting_says_so(
     sessions: Sessions, load_consultation: Loader, clock: Clock
 ) -> None:
