@@ -342,7 +342,16 @@ def results_router(settings: Settings) -> APIRouter:
             except OrganiserError as problem:
                 status = 404 if problem.msgid == "results.unknown_slug" else 422
                 raise HTTPException(status, t(problem.msgid, **problem.values)) from None
-        return JSONResponse(results.as_dict())
+            assert consultation is not None and consultation.id is not None
+            # The latest stored groups, never computed on a request (null until computed).
+            snapshot = await latest_snapshot(session, consultation.id)
+        groups: dict[str, Any] = {"opinion_groups": None, "computed_at": None}
+        if snapshot is not None:
+            groups = {
+                "opinion_groups": snapshot.payload,
+                "computed_at": snapshot.computed_at.isoformat(),
+            }
+        return JSONResponse(results.as_dict() | groups)
 
     return router
 
