@@ -18,6 +18,7 @@ from core.models import (
     BroadcastMessage,
     ChannelIdentity,
     Consultation,
+    Contact,
     Participant,
     Participation,
 )
@@ -120,6 +121,39 @@ async def test_the_audience_is_counted_by_channel_and_locale(crowd: Rig) -> None
     assert broken.json()["field"] == "audience" and broken.json()["position"] >= 1
     assert broken.json()["detail"].startswith("audience: ")
     assert ADDRESS not in everyone.text + some.text + broken.text
+
+
+async def test_people_the_bot_has_not_met_are_counted_where_we_know_them(
+    rig: Rig, sessions: Sessions, clock: Clock
+) -> None:
+    async with sessions() as session, session.begin():
+        for n, opted_in in enumerate((True, True, False)):  # the third never opted in
+            session.add(
+                Contact(
+                    consultation_id=rig.elders.id,
+                    list_name="clients",
+                    channel="whatsapp",
+                    identity_hash=f"h{n}",
+                    address=f"{ADDRESS}{n}",
+                    locale="en",
+                    opted_in_at=clock() if opted_in else None,
+                    created_at=clock(),
+                )
+            )
+    listed = await rig.post(
+        "/api/consultations/elders/audience", json={"audience": "whatsapp:list:clients"}
+    )
+    assert listed.status_code == 200, listed.text
+    assert listed.json() == {
+        "total": 2,
+        "by_channel": {"whatsapp": 2},
+        "by_locale": {"en": 2},
+        "outside": {"kind": "whatsapp-list", "name": "clients"},
+    }
+    slack = await rig.post("/api/consultations/elders/audience", json={"audience": "slack:members"})
+    assert slack.json()["outside"] == {"kind": "slack-members", "name": None}
+    assert slack.json()["total"] == 0  # Slack says how many when the broadcast goes
+    assert ADDRESS not in listed.text
 
 
 async def test_an_admin_schedules_a_broadcast_that_everyone_of_the_consultation_reads(
