@@ -255,6 +255,34 @@ def _parser() -> argparse.ArgumentParser:
         "consult_bench_broadcast; default: SQLite only)",
     )
 
+    results = benchmarks.add_parser(
+        "results",
+        help="opinion groups and consensus: each stage's time and peak memory on a large "
+        "synthetic consultation, or (--polis) our groups and consensus against Polis's",
+    )
+    results.add_argument(
+        "--votes", type=int, default=10_000_000, help="votes generated (default: 10000000)"
+    )
+    results.add_argument(
+        "--participants",
+        type=int,
+        default=2_000_000,
+        help="participants generated (default: 2000000)",
+    )
+    results.add_argument(
+        "--proposals", type=int, default=30_000, help="proposals generated (default: 30000)"
+    )
+    results.add_argument("--seed", type=int, default=1, help="the random seed (default: 1)")
+    results.add_argument(
+        "--polis",
+        nargs="*",
+        type=Path,
+        metavar="DIR",
+        help="compare with Polis on these exports instead (default: the shared conversations)",
+    )
+    results.add_argument("--json", action="store_true", help="print the figures as JSON")
+    _add_postgres_option(results)
+
     db = commands.add_parser("db", help="manage the database")
     db_actions = db.add_subparsers(dest="action", required=True, metavar="ACTION")
     db_actions.add_parser("upgrade", help="apply pending migrations")
@@ -443,6 +471,8 @@ def run_bench(args: argparse.Namespace) -> int:
         return run_brigade_bench(args)
     if args.benchmark == "flags":
         return run_flags_bench(args)
+    if args.benchmark == "results":
+        return run_results_bench(args)
     if args.benchmark == "broadcast":
         return run_broadcast_bench(args)
     if args.benchmark == "flow":
@@ -509,6 +539,24 @@ def run_brigade_bench(args: argparse.Namespace) -> int:
         return USAGE_ERROR
     report = brigade.run_brigade(*counts, args.proposals, args.seed)
     return _print_report(brigade.table(report), report, args.json)
+
+
+def run_results_bench(args: argparse.Namespace) -> int:
+    from bench import results  # only the benchmark needs it
+
+    if args.polis is not None:
+        directories = args.polis or results.shared_conversations()
+        if not directories:
+            print(_organiser_translator()("cli.results_bench_no_polis"), file=sys.stderr)
+            return USAGE_ERROR
+        report = results.run_polis(directories)
+        return _print_report(results.table(report), report, args.json)
+    counts = (args.votes, args.participants, args.proposals)
+    if min(counts) < 1 or args.participants > args.votes:
+        print(_organiser_translator()("cli.results_bench_bad_counts"), file=sys.stderr)
+        return USAGE_ERROR
+    report = results.run_scale(*counts, args.postgres, args.seed)
+    return _print_report(results.table(report), report, args.json)
 
 
 def run_flags_bench(args: argparse.Namespace) -> int:
