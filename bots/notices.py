@@ -28,6 +28,7 @@ from bots.channels import enabled_channels
 from bots.errors import ChannelNotConfigured, OrganiserError
 from bots.moderation_chat import post_round
 from bots.outbox_worker import OutboxWorker
+from bots.scheduler import scheduler_for
 from bots.settings import Settings
 from core.definitions import consultation_by_slug
 from core.flow import utc_now
@@ -135,11 +136,13 @@ async def run_deliver(settings: Settings, args: argparse.Namespace, t: Translato
         opened: list[WebhookChannel] = []
         worker = notice_worker(rt, by_name, settings)
         broadcasts = broadcast_worker(rt, by_name, settings)
+        scheduler = scheduler_for(rt, settings)  # plans due broadcasts, if no other process does
         try:
             for channel in mounted:
                 await channel.open(rt.flow)
                 opened.append(channel)
             if args.once:
+                await scheduler.run_once()
                 done = await worker.drain() + await broadcasts.drain()
                 counts = {handover.name.lower(): done[handover] for handover in Handover}
                 print(
@@ -160,9 +163,11 @@ async def run_deliver(settings: Settings, args: argparse.Namespace, t: Translato
                 loop.add_signal_handler(number, stopping.set)
             await worker.start()
             await broadcasts.start()
+            await scheduler.start()
             await stopping.wait()
             return 0
         finally:
+            await scheduler.stop()
             await broadcasts.stop()
             await worker.stop()
             for channel in reversed(opened):

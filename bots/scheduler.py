@@ -237,6 +237,16 @@ class LeasedScheduler:
             for job in self.jobs:
                 scheduler.modify_job(job.id, next_run_time=datetime.now(UTC))
 
+    async def run_once(self) -> int:
+        """One round of every job now, if the lease can be had, then give it up (`consult
+        deliver --once`: what is due is planned, then sent); how much was planned."""
+        await self.keep_lease()
+        planned = 0
+        for job in self.jobs:
+            planned += await self.run_job(job)
+        await self.stop()
+        return planned
+
     async def stop(self) -> None:
         """Stop the jobs and give the lease up, if held."""
         if self._scheduler is not None:

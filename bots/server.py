@@ -24,6 +24,7 @@ from bots.console.access_log import hide_sign_in_codes
 from bots.delivery import Keeper
 from bots.notices import notice_worker
 from bots.results import results_router
+from bots.scheduler import scheduler_for
 from bots.settings import Settings
 from core.flow import utc_now
 from core.moderation.language import load_model
@@ -53,6 +54,7 @@ def create_app(
             keeper = Keeper(rt.flow, by_name, every=settings.delivery_beat_seconds)
             notices = notice_worker(rt, by_name, settings)
             broadcasts = broadcast_worker(rt, by_name, settings)
+            scheduler = scheduler_for(rt, settings)  # runs where it holds the lease
             # The language flag's model loads beside the event loop, not at the first proposal.
             loading = asyncio.create_task(asyncio.to_thread(load_model))
             try:
@@ -62,8 +64,10 @@ def create_app(
                 await keeper.start()
                 await notices.start()
                 await broadcasts.start()
+                await scheduler.start()
                 yield
             finally:
+                await scheduler.stop()
                 await broadcasts.stop()
                 await notices.stop()
                 await keeper.stop()

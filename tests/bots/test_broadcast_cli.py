@@ -3,6 +3,7 @@ counts and texts but never an address, and every bad input named on stderr with 
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -16,6 +17,7 @@ from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from bench.fakes.telegram_api import FakeTelegram
 from bots.broadcasts import first_moment, run_broadcast, telegram_stars, whatsapp_days
 from bots.cli import _parser
 from bots.contacts import e164_digits
@@ -26,9 +28,15 @@ from core.broadcasts.planning import plan_due
 from core.i18n import Translator
 from core.identity import enrol
 from core.models import BroadcastMessage, ChannelIdentity, Consultation, Contact, Participation
+from tests.adapters.telegram.test_broadcast import join_in_english
+from tests.adapters.telegram.test_telegram_http import environment
+from tests.bots.test_cli import consult as consult_process
 from tests.bots.test_cli import run
+from tests.bots.test_notices import AMELIE, BOB, _serving, join
+from tests.bots.test_notices import fake as fake  # the fake Telegram, as a fixture here too
 from tests.conftest import SECRET, Loader
 
+WAIT = 60.0  # a bound on a hang: the wait ends when the messages arrive
 ADDRESS = "tg-4711-secret"  # a participant's address: in no organiser output
 MESSAGE = 'text:\n  fr: "Votez avant dimanche !"\n  en: "Vote before Sunday!"\nbutton: true\n'
 
@@ -318,3 +326,48 @@ def test_numbers_costs_and_days() -> None:
     assert whatsapp_days(0, "250") == 0
     assert whatsapp_days(251, "250") == 2
     assert whatsapp_days(10**6, "unlimited") == 1
+
+
+async def test_a_broadcast_typed_in_the_cli_reaches_each_participant_once_in_their_language(
+    load_consultation: Loader, database_url: str, tmp_path: Path, fake: FakeTelegram
+) -> None:
+    """The README's story, over real HTTP: two participants join on Telegram; a broadcast
+    created `--at now` is planned by `consult serve`'s scheduler and sent by its worker; a
+    second one, created while no server runs, waits and goes with `consult deliver --once`."""
+    quiet_off = {"broadcasts": {"quiet_start": None, "quiet_end": None}}  # tests run at night too
+    await load_consultation(settings={"sequence_size": 4, **quiet_off})
+    env = {
+        **environment(database_url, tmp_path, fake),
+        "CONSULT_SCHEDULER_EVERY_SECONDS": "0.2",
+        "CONSULT_BROADCASTS_EVERY_SECONDS": "0.2",
+    }
+    message = _message(tmp_path)
+    create = ["broadcast", "create", "elders", "--message", message, "--at", "now"]
+    with _serving(env, fake):
+        await asyncio.to_thread(join, fake, AMELIE, "fr")
+        # A language hint is not kept: a participant is written to in theirs once chosen.
+        await asyncio.to_thread(join_in_english, fake, BOB)
+        created = consult_process([*create, "--audience", "all"], env)
+        assert created.returncode == 0, created.stderr
+        await asyncio.to_thread(
+            fake.wait_for,
+            lambda: (
+                _received(fake, BOB, "Vote before Sunday!")
+                and _received(fake, AMELIE, "Votez avant dimanche !")
+            ),
+            timeout=WAIT,
+        )
+    later = consult_process([*create, "--audience", "locale:en"], env)
+    waiting = json.loads(
+        consult_process(["broadcast", "show", later.stdout.strip(), "--json"], env).stdout
+    )
+    assert (waiting["queued"], waiting["sent"]) == (0, 0)  # no scheduler ran yet
+    delivered = consult_process(["deliver", "--once"], env)
+    assert delivered.returncode == 0, delivered.stderr
+    assert _received(fake, BOB, "Vote before Sunday!") == 2
+    assert _received(fake, AMELIE, "Votez avant dimanche !") == 1
+    assert _received(fake, AMELIE, "Vote before Sunday!") == 0
+
+
+def _received(fake: FakeTelegram, chat: int, text: str) -> int:
+    return sum(text in sent for sent in fake.sent_texts(chat))
