@@ -8,8 +8,10 @@ from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 from sqlalchemy.ext.asyncio import async_sessionmaker
+from sqlmodel import select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from core.models import Proposal, QualificationKey
 from core.report import consultation_report
 from core.results.trust import (
     Behaviour,
@@ -21,6 +23,7 @@ from core.results.trust import (
     consultation_trust,
     reading_seconds,
 )
+from core.voting import record_qualification
 from tests.conftest import Loader
 from tests.core.test_report import enrol, vote
 from tests.support import Clock
@@ -221,8 +224,13 @@ async def test_untrusted_votes_are_counted_and_left_out_when_the_setting_says_so
     for j in range(8):
         clock.advance(seconds=0.2)
         await vote(sessions, clock, troll, f"p{j + 1}.en", "disagree")
+    async with sessions() as session, session.begin():  # and says "no way" to p8
+        p8 = (await session.exec(select(Proposal).where(Proposal.ref == "p8.en"))).one()
+        assert p8.id is not None
+        await record_qualification(session, troll, p8.id, QualificationKey.NO_WAY, now=clock())
     async with sessions() as session:
         trust = await consultation_trust(session, consultation)
+    assert trust.left_out[p8.id].sequence == {"disagree": 1, "noWay": 1}
     summary = trust.summary
     assert trust.untrusted == {troll}
     assert summary.participants == 4 and summary.untrusted == 1
