@@ -121,12 +121,16 @@ def rake(
     Returns the raking and, for each weight, the index in `profiles` it belongs to (those
     placed in a cell of every weighting question). `trim` caps a weight at `trim` times the
     mean, then the weights are raked again (up to TRIM_ROUNDS times). Raises
-    UnreachableMargin for a share above zero that nobody's answer matches.
+    UnreachableMargin for a share above zero that nobody's answer matches, once somebody can
+    be placed (with nobody yet, as when a consultation opens, there is nothing to weight).
     """
     questions = list(population)
     shared = {q: {o for o, share in population[q].items() if share > 0} for q in questions}
     placed = [i for i, p in enumerate(profiles) if all(p.get(q) in shared[q] for q in questions)]
     unplaced = len(profiles) - len(placed)
+    weights = np.ones(len(placed), dtype=np.float64)
+    if not placed or not questions:
+        return Raking(weights, unplaced, 0, True, 0, trim, True), placed
     cells = {q: np.array([profiles[i][q] for i in placed], dtype=object) for q in questions}
     targets: list[tuple[npt.NDArray[np.bool_], float]] = []
     for question in questions:
@@ -136,9 +140,6 @@ def rake(
             if not members.any():
                 raise UnreachableMargin(question, option, share)
             targets.append((members, share))
-    weights = np.ones(len(placed), dtype=np.float64)
-    if not placed or not questions:
-        return Raking(weights, unplaced, 0, True, 0, trim, True), placed
 
     iterations, converged = _ipf(weights, targets, tolerance)
     cut = np.zeros(len(weights), dtype=np.bool_)

@@ -204,6 +204,19 @@ async def test_weighted_figures_of_a_stored_consultation(
             await weighted_figures(session, consultation, left_out={old})
 
 
+async def test_a_consultation_nobody_answered_yet_has_nothing_to_weight(
+    sessions: Sessions, load_consultation: Loader, clock: Clock
+) -> None:
+    settings = {"population": {"age": {"young": 0.5, "old": 0.5}}}
+    consultation = await load_consultation(settings=settings)
+    await enrol(sessions, consultation, clock, {"age": ""})
+    async with sessions() as session:
+        figures = await weighted_figures(session, consultation)
+    assert figures is not None
+    assert (figures.participants, figures.unplaced, figures.proposals) == (1, 1, ())
+    assert figures.effective_size == 0 and figures.design_effect == 1.0
+
+
 async def test_no_margins_no_weighting(
     sessions: Sessions, load_consultation: Loader, clock: Clock
 ) -> None:
