@@ -11,23 +11,20 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import math
 import os
 import re
 import sys
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, is_dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import func
-from sqlalchemy import select as rows_of
-from sqlmodel import col
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bots.bootstrap import runtime
+from bots.broadcast_preview import counts_by, show_preview
 from bots.contacts import ContactsError, import_contacts
 from bots.errors import OrganiserError
 from bots.scheduler import next_fire
@@ -35,35 +32,21 @@ from bots.settings import Settings
 from core.broadcasts.audience import (
     AudienceError,
     AudienceExpr,
-    audience_size,
-    outside_target,
     parse_audience,
-    participant_recipients,
-    resolve_audience,
     validate_audience,
 )
 from core.broadcasts.control import BroadcastStateError, cancel, pause, resume
-from core.broadcasts.messages import BroadcastContent, MessageError, load_message_file, text_for
+from core.broadcasts.messages import BroadcastContent, MessageError, load_message_file
 from core.broadcasts.planning import ScheduleError, create_broadcast
 from core.broadcasts.stats import broadcast_stats, list_broadcasts
 from core.definitions import consultation_by_slug, settings_of
 from core.flow import utc_now
 from core.i18n import Translator
 from core.ids import ID_MAX
-from core.models import Broadcast, ChannelIdentity, Consultation
+from core.models import Broadcast, Consultation
 
 USAGE_ERROR = 2
 FOLLOW_EVERY = 1.0  # seconds between two readings of `show --follow`
-
-# Telegram's paid broadcasts: past the free ~30 messages a second, each message sent with
-# allow_paid_broadcast costs 0.1 Star, up to 1,000 a second
-# (https://core.telegram.org/bots/faq#how-can-i-message-all-of-my-bot-39s-subscribers-at-once,
-# https://core.telegram.org/bots/api#sendmessage, `allow_paid_broadcast`).
-TELEGRAM_STARS_PER_PAID_MESSAGE = 0.1
-TELEGRAM_FREE_PER_SECOND = 30
-# WhatsApp's 24-hour customer service window: past it, only templates reach a person, and
-# those count in the business's messaging tier (unique people per 24 hours).
-WHATSAPP_WINDOW = timedelta(hours=24)
 
 
 def add_broadcast_commands(commands: Any) -> None:
@@ -162,7 +145,7 @@ async def run_broadcast(settings: Settings, args: argparse.Namespace, t: Transla
         if args.action == "show":
             return await _show(settings, args, t)
         if args.action == "preview":
-            return await _preview(settings, args, t)
+            return await show_preview(settings, args, t)
         if args.action == "contacts":
             return await _import_contacts(settings, args, t)
         return await _control(settings, args, t)
@@ -332,7 +315,7 @@ async def _show(settings: Settings, args: argparse.Namespace, t: Translator) -> 
         print(t("cli.broadcast_every", every=found.every, next=upcoming, zone=time_zone))
     print(f"  {_figures(t, counts)}")
     if counts.get("skipped"):
-        print(t("cli.broadcast_skipped", counts=_by(t, counts["skipped"])))
+        print(t("cli.broadcast_skipped", counts=counts_by(t, counts["skipped"])))
     print(t("cli.broadcast_came_back", count=t.number(int(counts.get("came_back", 0)))))
     for channel, figures in sorted((counts.get("by_channel") or {}).items()):
         print(f"  {channel}: {_figures(t, figures)}")
@@ -430,96 +413,6 @@ async def _control(settings: Settings, args: argparse.Namespace, t: Translator) 
         await _broadcast(session, args.id)
         await change(session, args.id, _actor(), utc_now())
     print(t(said[args.action], id=args.id))
-    return 0
-
-
-async def _outside_window(
-    session: AsyncSession, consultation: Consultation, expression: AudienceExpr, now: datetime
-) -> int:
-    """How many of the audience's WhatsApp participants are outside the 24-hour window: only a
-    template reaches them, and they count in the business's messaging tier."""
-    chosen = participant_recipients(consultation, expression, now).subquery()
-    query = (
-        rows_of(func.count())
-        .select_from(chosen)
-        .join(
-            ChannelIdentity,
-            (col(ChannelIdentity.participant_id) == chosen.c.participant_id)
-            & (col(ChannelIdentity.channel) == chosen.c.channel),
-        )
-        .where(
-            chosen.c.channel == "whatsapp",
-            (col(ChannelIdentity.last_seen_at).is_(None))
-            | (col(ChannelIdentity.last_seen_at) < now - WHATSAPP_WINDOW),
-        )
-    )
-    connection = await session.connection()
-    return int((await connection.execute(query)).scalar_one())
-
-
-def _by(t: Translator, counts: Mapping[str, int]) -> str:
-    return ", ".join(f"{key} {t.number(n)}" for key, n in sorted(counts.items()))
-
-
-def telegram_stars(messages: int, paid_per_second: float) -> float:
-    """What a paid Telegram broadcast of `messages` costs at most, in Stars: 0.1 each past the
-    free 30 a second, sent at `paid_per_second`."""
-    seconds = math.ceil(messages / paid_per_second) if messages else 0
-    charged = max(0, messages - TELEGRAM_FREE_PER_SECOND * seconds)
-    return round(charged * TELEGRAM_STARS_PER_PAID_MESSAGE, 1)
-
-
-def whatsapp_days(outside: int, tier: str) -> int:
-    """Days a broadcast takes to reach `outside` people at the messaging tier (unique people
-    outside the window per 24 hours)."""
-    if outside == 0 or tier == "unlimited":
-        return 1 if outside else 0
-    return math.ceil(outside / int(tier))
-
-
-async def _preview(settings: Settings, args: argparse.Namespace, t: Translator) -> int:
-    now = utc_now()
-    async with runtime(settings) as rt, rt.sessions() as session:
-        consultation = await _consultation(session, args.slug)
-        content = _message(args.message, consultation)
-        expression = _audience(consultation, args.audience)
-        size = await audience_size(session, consultation, expression, now)
-        outside = 0
-        if outside_target(expression) is None:
-            resolved = await resolve_audience(session, consultation, expression, now)
-            outside = await _outside_window(session, consultation, resolved, now)
-        elif size.outside is not None and size.outside.kind == "whatsapp-list":
-            outside = size.total  # numbers the bot has never talked to
-    print(t("cli.broadcast_preview_size", slug=args.slug, total=t.number(size.total)))
-    if size.outside is not None and size.outside.kind != "whatsapp-list":
-        print(t("cli.broadcast_preview_outside", kind=size.outside.kind))
-    if size.by_channel:
-        print(t("cli.broadcast_preview_by_channel", counts=_by(t, size.by_channel)))
-    if size.by_locale:
-        print(t("cli.broadcast_preview_by_locale", counts=_by(t, size.by_locale)))
-    for locale in consultation.locales:
-        text = text_for(content.texts, locale, consultation.default_locale)
-        print(t("cli.broadcast_preview_text", locale=locale))
-        for line in text.splitlines() or [""]:
-            print(f"    {line}")
-    if content.button:
-        print(t("cli.broadcast_preview_button"))
-    if outside:
-        days = whatsapp_days(outside, settings.whatsapp_tier)
-        print(
-            t(
-                "cli.broadcast_preview_whatsapp",
-                outside=t.number(outside),
-                tier=settings.whatsapp_tier,
-                days=t.number(days),
-            )
-        )
-        if content.template is None:
-            print(t("cli.broadcast_preview_no_template"))
-    telegram = size.by_channel.get("telegram", 0)
-    if args.paid and telegram:
-        stars = telegram_stars(telegram, settings.telegram_paid_broadcast_per_second)
-        print(t("cli.broadcast_preview_stars", stars=t.number(stars), count=t.number(telegram)))
     return 0
 
 

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import importlib
 import logging
 import os
 import re
@@ -39,6 +38,7 @@ from sqlmodel import col, select, update
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bots.bootstrap import Runtime, runtime
+from bots.broadcast_worker import resolve_outside
 from bots.settings import Settings
 from core.broadcasts.planning import PlannedRun, plan_due
 from core.broadcasts.reminders import plan_reminders
@@ -289,8 +289,10 @@ class LeasedScheduler:
                     self.holding = False
         except (SQLAlchemyError, OSError) as error:  # the database is away: next round
             log.warning("scheduler job %s could not run: %s", job.id, error)
+            return 0
         except Exception:  # a bug in a job: the next round may do better
             log.exception("scheduler job %s failed", job.id)
+            return 0
         if planned:
             log.info("scheduler job %s planned %d", job.id, planned)
         if job.after is not None:
@@ -310,24 +312,16 @@ def planning_jobs(rt: Runtime, settings: Settings) -> list[Job]:
 
     async def plan_broadcasts(session: AsyncSession, now: datetime) -> int:
         planned = await plan_due(session, now, next_fire)
-        outside.extend(run for run in planned if run.outside is not None)
+        # for `after`, which runs once this round has committed (never for a failed one)
+        outside[:] = [run for run in planned if run.outside is not None]
         return len(planned)
 
     async def find_outside_recipients() -> None:
-        # After the planning commits: asking Slack or Telegram who is there takes time.
+        # After the planning commits: asking Slack who is there takes time.
         runs, outside[:] = list(outside), []
-        resolver = _outside_resolver()
         for run in runs:
-            if resolver is None:
-                log.warning(
-                    "broadcast %d: occurrence %d goes to people the bot has not met, which "
-                    "this version cannot reach yet: skipped",
-                    run.broadcast_id,
-                    run.run_id,
-                )
-                continue
             try:
-                await resolver(rt, settings, run)
+                await resolve_outside(rt, settings, run)
             except Exception:  # one platform failing does not stop the others
                 log.exception("broadcast %d: finding its recipients failed", run.broadcast_id)
 
@@ -344,17 +338,6 @@ def planning_jobs(rt: Runtime, settings: Settings) -> list[Job]:
         Job("broadcasts-plan", plan_broadcasts, after=find_outside_recipients),
         Job("reminders-plan", plan_all_reminders),
     ]
-
-
-def _outside_resolver() -> Callable[[Runtime, Settings, PlannedRun], Awaitable[object]] | None:
-    """`bots.broadcast_worker.resolve_outside` (who is in a Slack workspace or channel, the
-    Telegram channel's post), if this version has it."""
-    try:
-        module = importlib.import_module("bots.broadcast_worker")
-    except ImportError:
-        return None
-    resolver = getattr(module, "resolve_outside", None)
-    return resolver if callable(resolver) else None
 
 
 def scheduler_for(

@@ -18,7 +18,8 @@ from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bench.fakes.telegram_api import FakeTelegram
-from bots.broadcasts import first_moment, run_broadcast, telegram_stars, whatsapp_days
+from bots.broadcast_preview import telegram_stars, whatsapp_days
+from bots.broadcasts import first_moment, run_broadcast
 from bots.cli import _parser
 from bots.contacts import e164_digits
 from bots.errors import OrganiserError
@@ -252,6 +253,8 @@ async def test_preview_counts_by_channel_and_locale_and_says_the_cost(
     assert "Read in fr:\n    Votez avant dimanche !" in out
     assert "Read in en:\n    Vote before Sunday!" in out
     assert "WhatsApp recipients outside the 24-hour window: 1" in out
+    assert "on whatsapp, with the button: Continue" in out  # WhatsApp's reply button
+    assert "on telegram, with the button: Continue" in out
     assert "at most 0 Stars for 2 messages" in out  # within the free 30 a second
     _no_address(out, preview.stderr)
     async with sessions() as session:
