@@ -345,3 +345,32 @@ async def test_two_processes_fire_each_occurrence_once_and_one_takes_over(
     assert len(await _runs(sessions, second_id)) == 1
     assert await _messages(sessions, first_id) == 5
     assert await _messages(sessions, second_id) == 5
+
+
+async def test_an_occurrence_for_a_telegram_channel_post_gets_its_one_recipient(
+    rt: Runtime, clock: Clock, load_consultation: Loader
+) -> None:
+    """People the bot has not met: the scheduler asks for them once the occurrence is planned
+    (a Telegram channel's post is one message, to the channel)."""
+    consultation = await load_consultation()
+    content = parse_message({"text": {"fr": "Participez !"}, "button": True}, consultation)
+    async with rt.sessions() as session, session.begin():
+        created = await create_broadcast(
+            session,
+            consultation,
+            content,
+            "telegram:post:@elders_news",
+            clock(),
+            None,
+            next_fire,
+            "cli:test",
+            clock(),
+        )
+    assert created.id is not None
+    assert await _plan_once(rt, "outside") == 1
+    async with rt.sessions() as session:
+        found = await session.exec(
+            select(BroadcastMessage.channel).where(col(BroadcastMessage.broadcast_id) == created.id)
+        )
+        assert found.all() == ["telegram"]
+    assert await _runs(rt.sessions, created.id) == [clock()]
