@@ -13,6 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Annotated, Any, Literal
+from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Depends, Path, Query, Request
 from fastapi.responses import RedirectResponse, Response
@@ -146,6 +147,7 @@ async def broadcasts(
         consultation=consultation,
         broadcasts=listed,
         shown_state=shown_state,
+        zone=zone_of(consultation),
         can_send=organiser.can(Permission.ADMINISTER, consultation.id),
     )
 
@@ -261,6 +263,11 @@ def _moment(form: Form) -> datetime | Literal["now"]:
         raise Invalid("at", "console.broadcasts.at_unreadable") from None
 
 
+def zone_of(consultation: Consultation) -> ZoneInfo:
+    """The consultation's time zone: times are shown as its organisers schedule them."""
+    return ZoneInfo(settings_of(consultation).broadcasts.time_zone)
+
+
 def shown_state(state: str, running: bool) -> str:
     """The state an organiser reads: a broadcast whose messages are still going out is
     "sending", even when no occurrence is left to plan (done) or one is to come (scheduled)."""
@@ -295,7 +302,13 @@ async def _figures(
     async with session.begin():
         stats = await broadcast_stats(session, broadcast_id, now)
     counts = {state: int(getattr(stats, state, 0)) for state in (*SETTLED, *PENDING)}
-    return {"view": view, "stats": stats, "shown_state": shown_state, **progress(counts)}
+    return {
+        "view": view,
+        "stats": stats,
+        "shown_state": shown_state,
+        "zone": zone_of(consultation),
+        **progress(counts),
+    }
 
 
 @router.get("/c/{slug}/broadcasts/{broadcast_id}")

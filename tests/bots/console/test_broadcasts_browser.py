@@ -14,10 +14,10 @@ from playwright.async_api import Browser, expect
 from sqlmodel import col, select, update
 
 from bots.organisers import sign_in_link
-from bots.scheduler import next_fire
+from bots.scheduler import LEASE, next_fire
 from bots.settings import Settings
 from core.broadcasts.planning import plan_due
-from core.models import AuditEntry, Broadcast, BroadcastMessage
+from core.models import AuditEntry, Broadcast, BroadcastMessage, SchedulerLease
 from core.organisers import Role
 from tests.bots.console.conftest import ConsoleServer
 from tests.bots.console.test_console_browser import ARTIFACTS, DESKTOP, PHONE, _shoot, browser
@@ -26,10 +26,22 @@ from tests.bots.test_api_broadcasts import people
 __all__ = ["browser"]  # the fixture, shared with the moderation story
 
 
+async def hold_the_scheduler(server: ConsoleServer) -> None:
+    """The test plans occurrences itself: it holds the scheduler's lease, as another process
+    would, so the server's own scheduler plans nothing (before any broadcast exists)."""
+    until = server.clock() + timedelta(days=30)
+    async with server.sessions() as session, session.begin():
+        lease = await session.get(SchedulerLease, LEASE)
+        lease = lease or SchedulerLease(name=LEASE, holder="", expires_at=until)
+        lease.holder, lease.expires_at = "the-test", until
+        session.add(lease)
+
+
 async def test_an_admin_composes_a_broadcast_with_a_live_audience_count(
     server: ConsoleServer, browser: Browser, database_url: str
 ) -> None:
     database = "postgres" if database_url.startswith("postgresql") else "sqlite"
+    await hold_the_scheduler(server)
     await people(
         server.sessions,
         server.clock,
@@ -115,7 +127,7 @@ async def test_an_admin_composes_a_broadcast_with_a_live_audience_count(
     await expect(page.locator("h1")).to_have_text(f"Broadcast #{broadcast.id}")
     await expect(page.locator("#state")).to_have_text("scheduled")
 
-    # Its occurrence is planned (as the scheduler would): the page follows the outbox.
+    # Its occurrence is planned, as the scheduler does: the page follows the outbox.
     async with server.sessions() as session, session.begin():
         planned = await plan_due(session, server.clock(), next_fire)
     assert [run.queued for run in planned] == [2]
