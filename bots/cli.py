@@ -20,6 +20,7 @@ from bots.channels import enabled_channels
 from bots.definitions_file import read_definition
 from bots.demo import seed_demo
 from bots.errors import ChannelNotConfigured
+from bots.exports import add_export_commands, run_export
 from bots.moderation import add_moderation_commands, run_moderation
 from bots.notices import add_deliver_command, run_deliver
 from bots.organisers import add_organiser_commands, run_organiser
@@ -282,6 +283,8 @@ def _parser() -> argparse.ArgumentParser:
     )
     results.add_argument("--json", action="store_true", help="print the figures as JSON")
     _add_postgres_option(results)
+
+    add_export_commands(commands)
 
     db = commands.add_parser("db", help="manage the database")
     db_actions = db.add_subparsers(dest="action", required=True, metavar="ACTION")
@@ -629,6 +632,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return run_bench(args)
         if args.command == "results":
             return asyncio.run(show_results(settings, args, t))
+        if args.command == "export":
+            return asyncio.run(run_export(settings, args, t))
         if args.command == "moderation":
             return asyncio.run(run_moderation(settings, args, t))
         if args.command == "organiser":

@@ -25,7 +25,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from core.definitions import parse_consultation, upsert_consultation
 from core.identity import enrol_many
-from core.models import Consultation, Proposal, ProposalStatus, Vote, VoteKey
+from core.models import ChannelIdentity, Consultation, Proposal, ProposalStatus, Vote, VoteKey
 from core.polis import PolisConversation, PolisFormatError
 from core.voting import CastVote, add_proposal, import_votes
 
@@ -119,6 +119,7 @@ async def import_polis(
         channel = polis_channel(slug)
         ids = await enrol_many(session, secret, channel, [str(v) for v in everyone], now)
         people = {voter: ids[str(voter)] for voter in everyone}
+        await _keep_polis_numbers(session, channel, people)
         created, updated, proposals = await _proposals(
             session, consultation.id, conversation, people, locale, now
         )
@@ -152,6 +153,23 @@ async def import_polis(
         votes_imported=len(pending),
         votes_skipped=len(conversation.votes) - len(pending),
     )
+
+
+async def _keep_polis_numbers(session: AsyncSession, channel: str, people: dict[int, int]) -> None:
+    """Write each participant's Polis number on their identity (`ChannelIdentity.ref`), so that
+    `consult export polis` gives the conversation back with its own ids. Identities imported
+    before the column existed get theirs when the export is imported again."""
+    number = {participant: str(voter) for voter, participant in people.items()}
+    found = await session.exec(
+        select(ChannelIdentity).where(
+            ChannelIdentity.channel == channel, col(ChannelIdentity.ref).is_(None)
+        )
+    )
+    for identity in found:
+        if identity.participant_id in number:
+            identity.ref = number[identity.participant_id]
+            session.add(identity)
+    await session.flush()
 
 
 async def _refuse_foreign(session: AsyncSession, slug: str) -> None:

@@ -725,3 +725,15 @@ class ResultSnapshot(SQLModel, table=True):
     computed_at: datetime = _now_field()
     payload: dict[str, Any] = Field(default_factory=dict, sa_type=JSON)
     seed: int = 0
+
+
+class ParticipantTrust(SQLModel, table=True):
+    """An untrusted participant of one consultation, as last assessed from their behaviour
+    (`core.results.trust`): `reasons` are the rules that held, separated by spaces. A
+    participant without a row was trusted at `assessed_at` of the consultation's others; the
+    rows are replaced whole at each assessment. Organisers only ever see counts of them."""
+
+    consultation_id: int = Field(foreign_key="consultation.id", primary_key=True)
+    participant_id: int = Field(foreign_key="participant.id", primary_key=True)
+    reasons: str = Field(max_length=255)
+    assessed_at: datetime = _now_field()

@@ -51,13 +51,21 @@ from enum import StrEnum
 from itertools import pairwise
 from typing import Any
 
-from sqlalchemy import func
+from sqlalchemy import func, insert
 from sqlalchemy import select as select_columns
-from sqlmodel import col, select
+from sqlmodel import col, delete, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from core.definitions import settings_of
-from core.models import Consultation, Participant, Participation, Proposal, Qualification, Vote
+from core.models import (
+    Consultation,
+    Participant,
+    ParticipantTrust,
+    Participation,
+    Proposal,
+    Qualification,
+    Vote,
+)
 from core.scoring import ProposalCounts
 
 
@@ -335,6 +343,7 @@ class Trust:
     summary: TrustSummary
     untrusted: frozenset[int]
     left_out: Mapping[int, ProposalCounts]
+    verdicts: Mapping[int, Verdict] = field(default_factory=dict)  # the untrusted ones
 
 
 async def consultation_trust(session: AsyncSession, consultation: Consultation) -> Trust:
@@ -370,7 +379,45 @@ async def consultation_trust(session: AsyncSession, consultation: Consultation) 
             proposal: ProposalCounts(dict(sequence[proposal]), dict(other[proposal]))
             for proposal in set(sequence) | set(other)
         }
-    return Trust(summary_of(verdicts, votes_by, exclude), untrusted, left_out)
+    summary = summary_of(verdicts, votes_by, exclude)
+    return Trust(summary, untrusted, left_out, {p: verdicts[p] for p in untrusted})
+
+
+async def record_trust(session: AsyncSession, consultation: Consultation, now: datetime) -> Trust:
+    """Assess the consultation's participants and store who is untrusted and why
+    (`ParticipantTrust`), in place of the last assessment; in the caller's transaction."""
+    assert consultation.id is not None
+    trust = await consultation_trust(session, consultation)
+    await session.exec(
+        delete(ParticipantTrust).where(col(ParticipantTrust.consultation_id) == consultation.id)
+    )
+    rows = [
+        {
+            "consultation_id": consultation.id,
+            "participant_id": pid,
+            "reasons": " ".join(reason.value for reason in verdict.reasons),
+            "assessed_at": now,
+        }
+        for pid, verdict in trust.verdicts.items()
+    ]
+    if rows:
+        await session.exec(insert(ParticipantTrust), params=rows)
+    return trust
+
+
+async def stored_untrusted(session: AsyncSession, consultation_id: int) -> dict[int, Verdict]:
+    """The untrusted participants of the last stored assessment, with their reasons."""
+    found = await session.exec(
+        select(ParticipantTrust).where(ParticipantTrust.consultation_id == consultation_id)
+    )
+    return {
+        row.participant_id: Verdict(
+            row.participant_id,
+            Level.UNTRUSTED,
+            tuple(Reason(reason) for reason in row.reasons.split()),
+        )
+        for row in found
+    }
 
 
 async def _behaviours(

@@ -19,9 +19,12 @@ from core.results.trust import (
     Level,
     Reason,
     TrustRules,
+    Verdict,
     assess,
     consultation_trust,
     reading_seconds,
+    record_trust,
+    stored_untrusted,
 )
 from core.voting import record_qualification
 from tests.conftest import Loader
@@ -249,6 +252,35 @@ async def test_untrusted_votes_are_counted_and_left_out_when_the_setting_says_so
     assert "p8" in kept.rejected and "p8" not in {*cleaned.rejected, *cleaned.controversies}
     assert {p.ref: p for p in kept.proposals}["p8"].weighted_votes == 1
     assert by_ref["p1"].disagree.value < {p.ref: p for p in kept.proposals}["p1"].disagree.value
+
+
+async def test_an_assessment_is_stored_in_place_of_the_last(
+    sessions: Sessions, load_consultation: Loader, clock: Clock
+) -> None:
+    consultation = await load_consultation()
+    honest_one = await enrol(sessions, consultation, clock, {"age": "young"})
+    troll = await enrol(sessions, consultation, clock, {"age": "old"})
+    for j in range(6):
+        clock.advance(seconds=0.2)
+        await vote(sessions, clock, troll, f"p{j + 1}.en", ["agree", "disagree"][j % 2])
+    for j in range(6):
+        clock.advance(seconds=20)
+        await vote(sessions, clock, honest_one, f"p{j + 1}.en", "neutral")
+    async with sessions() as session, session.begin():
+        trust = await record_trust(session, consultation, clock())
+    assert trust.untrusted == {troll}
+    assert consultation.id is not None
+    async with sessions() as session:
+        stored = await stored_untrusted(session, consultation.id)
+    assert stored == {troll: Verdict(troll, Level.UNTRUSTED, (Reason.TOO_FAST,))}
+    # The troll slows down and votes on: the next assessment no longer finds them.
+    for j in range(6, 14):
+        clock.advance(seconds=40)
+        await vote(sessions, clock, troll, f"p{j + 1}.en", ["agree", "disagree"][j % 2])
+    async with sessions() as session, session.begin():
+        await record_trust(session, consultation, clock())
+    async with sessions() as session:
+        assert await stored_untrusted(session, consultation.id) == {}
 
 
 async def test_without_the_setting_untrusted_votes_stay_in_the_scores(
