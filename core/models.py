@@ -152,6 +152,9 @@ class ChannelIdentity(SQLModel, table=True):
     # When the platform said this address can no longer be reached (the participant blocked the
     # bot, left the workspace): broadcasts skip it from then on; a message of theirs clears it.
     unreachable_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    # The id this person had on the platform a conversation was imported from (a Polis
+    # participant number, not a channel's user id): exports give it back (`core.results.export`).
+    ref: str | None = Field(default=None, max_length=64)
 
 
 class Participation(SQLModel, table=True):
