@@ -28,6 +28,7 @@ from sqlalchemy.sql.elements import ColumnElement
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from core.broadcasts.audience import AudienceError, outside_target, parse_audience
 from core.broadcasts.control import sendable_broadcasts
 from core.definitions import ConsultationSettings, WhatsAppTemplate
 from core.models import (
@@ -147,6 +148,7 @@ async def claim_messages(
     outgoing: list[BroadcastOutgoing] = []
     failed: dict[str, list[int]] = defaultdict(list)
     settings_of: dict[int, ConsultationSettings] = {}
+    posts: dict[int, bool] = {}
     for row in rows:
         message, broadcast, consultation, identity, opted_in_at, forgotten_at, gone, subscribed = (
             row
@@ -193,7 +195,7 @@ async def claim_messages(
                     "name": " ".join(name.split())[:TEMPLATE_PARAMETER_LENGTH],
                 },
                 paid=broadcast.paid,
-                post=not person and message.contact_id is None,
+                post=_is_post(broadcast, posts),
             )
         )
     for problem, failing in failed.items():
@@ -246,6 +248,18 @@ async def _within_tier(
     )
     held = set(later)
     return [m for m in outgoing if m.id not in held]
+
+
+def _is_post(broadcast: Broadcast, known: dict[int, bool]) -> bool:
+    """Whether the broadcast is a post in a Telegram channel (its audience says so)."""
+    assert broadcast.id is not None
+    if broadcast.id not in known:
+        try:
+            outside = outside_target(parse_audience(broadcast.audience))
+        except AudienceError:  # checked when it was created: not a post, then
+            outside = None
+        known[broadcast.id] = outside is not None and outside.kind == "telegram-post"
+    return known[broadcast.id]
 
 
 def _text_for(texts: dict[str, str], locale: str, default_locale: str) -> str:
