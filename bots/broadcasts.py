@@ -271,7 +271,8 @@ async def _list(settings: Settings, args: argparse.Namespace, t: Translator) -> 
         plain = _plain(view)
         upcoming = _when(getattr(view, "next_run_at", None), time_zone)
         every = plain.get("every") or "-"
-        print(f"  #{plain['id']}  {plain['state']}  {plain['audience']}  {every}  {upcoming}")
+        state = _said(t, _STATES, plain["state"])
+        print(f"  #{plain['id']}  {state}  {plain['audience']}  {every}  {upcoming}")
     return 0
 
 
@@ -295,7 +296,7 @@ async def _show(settings: Settings, args: argparse.Namespace, t: Translator) -> 
     found, counts, consultation = await _read_stats(settings, args.id)
     slug, time_zone = consultation.slug, settings_of(consultation).broadcasts.time_zone
     if args.follow:
-        counts = await _follow(settings, args.id, counts, t)
+        counts = await _follow(settings, found, counts, t)
     if args.json:
         shown = {
             "id": found.id,
@@ -362,22 +363,25 @@ def _settled(counts: Mapping[str, Any]) -> int:
 
 async def _follow(
     settings: Settings,
-    broadcast_id: int,
+    found: Broadcast,
     counts: dict[str, Any],
     t: Translator,
     *,
     pause: Callable[[float], Any] = asyncio.sleep,
 ) -> dict[str, Any]:
-    """Redraw the progress on standard error until nothing is queued or being sent; the last
-    counts read."""
-    draw = progress_bar(t("cli.broadcast_progress", id=broadcast_id))
+    """Redraw the progress on standard error until nothing is queued or being sent, and no
+    occurrence is due without being planned yet (a broadcast created `--at now` a moment
+    ago: the scheduler plans it within CONSULT_SCHEDULER_EVERY_SECONDS); the last counts."""
+    assert found.id is not None
+    draw = progress_bar(t("cli.broadcast_progress", id=found.id))
     while True:
         done = _settled(counts)
         draw(done, done + _remaining(counts))
-        if _remaining(counts) == 0:
+        upcoming = found.next_run_at if found.state == "scheduled" else None
+        if _remaining(counts) == 0 and (upcoming is None or upcoming > utc_now()):
             return counts
         await pause(FOLLOW_EVERY)
-        counts = (await _read_stats(settings, broadcast_id))[1]
+        found, counts, _ = await _read_stats(settings, found.id)
 
 
 def progress_bar(label: str, stream: Any = None) -> Callable[[int, int], None]:
