@@ -53,6 +53,8 @@ class FakeGraphAPI:
     outside_window: set[str] = field(default_factory=set)
     # Numbers not on WhatsApp or that blocked the business: error 131026, "Message undeliverable".
     undeliverable: set[str] = field(default_factory=set)
+    # Seconds, for the throughput limit (a test injects its own).
+    clock: Callable[[], float] = time.monotonic
     calls: list[Call] = field(default_factory=list)
     # Called with each call once recorded, in the event loop serving the fake.
     listeners: list[Callable[[Call], None]] = field(default_factory=list)
@@ -98,7 +100,7 @@ class FakeGraphAPI:
         if body["to"] in self.outside_window and body.get("type") != "template":
             message = "Re-engagement message: more than 24 hours since the recipient last replied"
             return 400, graph_error(131047, message), {}
-        now = time.monotonic()
+        now = self.clock()
         while self._accepted_at and now - self._accepted_at[0] >= 1.0:
             self._accepted_at.popleft()
         if self.max_per_second is not None and len(self._accepted_at) >= self.max_per_second:

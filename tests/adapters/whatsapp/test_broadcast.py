@@ -29,7 +29,7 @@ from core.identity import enrol, identity_hash
 from core.messages import Start
 from core.models import BroadcastMessage, Contact, Participation
 from core.notices import Handover
-from tests.bots.broadcasting import enrolled, queued_broadcast, states
+from tests.bots.broadcasting import VirtualTime, enrolled, queued_broadcast, states
 
 TEMPLATE = {"name": "consultation_news", "language": "fr", "parameters": ["text", "link"]}
 RATES = {"whatsapp": 1000.0}
@@ -200,3 +200,30 @@ async def test_a_stop_reply_unsubscribes_from_everything_and_is_confirmed(
     worker = BroadcastWorker(sessions, {"whatsapp": running.channel}, clock=clock, rates=RATES)
     assert await worker.drain() == {}
     assert await states(sessions, queued) == [("failed", "unsubscribed")]
+
+
+async def test_a_throughput_error_is_waited_out_once(
+    load_consultation, sessions, clock, settings, graph, flow
+) -> None:
+    fake, _ = graph
+    time = VirtualTime()
+    fake.clock, fake.max_per_second, fake.retry_after = time, 1, 1.0
+    consultation = await load_consultation()
+    users = ["33600000051", "33600000052"]
+    people = await enrolled(sessions, clock, "whatsapp", users, seen=clock(), address=at_number)
+    await queued_broadcast(sessions, clock, consultation, [(p, "whatsapp", "fr") for p in people])
+    channel = whatsapp_channel(
+        settings,
+        recipient_messages_per_second=1000.0,
+        recipient_burst=1000.0,
+        clock=clock,
+        sleep=time.sleep,
+    )
+    await channel.open(flow)
+    try:
+        worker = BroadcastWorker(sessions, {"whatsapp": channel}, clock=clock, rates=RATES)
+        assert await worker.drain() == {Handover.SENT: 2}
+    finally:
+        await channel.close()
+    assert sorted(call.status for call in fake.calls) == [200, 200, 429]
+    assert time.waits == [1.0]  # Meta's Retry-After, once: no storm
