@@ -37,7 +37,14 @@ from bots.settings import Settings
 from core.definitions import consultation_by_slug, profile_questions_of, settings_of
 from core.flow import utc_now
 from core.i18n import Translator, negotiate
-from core.models import ChannelIdentity, Consultation, Proposal, Vote
+from core.models import (
+    ChannelIdentity,
+    Consultation,
+    Participant,
+    Participation,
+    Proposal,
+    Vote,
+)
 from core.moderation import Actor, Source, record_action
 from core.report import consultation_report, consultation_slugs, idea_refs
 from core.results.consensus import counts_by_group, group_informed_consensus
@@ -50,6 +57,7 @@ from core.results.export import (
     numbering,
     polis_files,
     proposal_records,
+    segment_breakdown,
 )
 from core.results.groups import (
     NO_PROPOSALS,
@@ -214,11 +222,59 @@ async def _results(
         )
         assert by.breakdown is not None
         breakdowns.append(by.breakdown.as_dict())
+    refs = [p.ref for p in report.proposals]
+    breakdowns += await _other_segments(session, consultation, refs)
     results = report.as_dict() | {
         "trust": trust.summary.as_dict(),
         "weighting": None if weighting is None else weighting.as_dict(),
     }
     return results, breakdowns, {"trust": trust.summary, "weighting": weighting}
+
+
+async def _other_segments(
+    session: AsyncSession, consultation: Consultation, refs: list[str]
+) -> list[dict[str, Any]]:
+    """The vote shares by recruitment source, by channel and by locale (`min_segment_size`
+    holds: `core.results.export.segment_breakdown`)."""
+    assert consultation.id is not None
+    proposals = list(
+        await session.exec(
+            select(Proposal).where(
+                Proposal.consultation_id == consultation.id, Proposal.status == "accepted"
+            )
+        )
+    )
+    idea_of = idea_refs(proposals, consultation.locales)
+    votes = [
+        (participant, idea_of[proposal], key)
+        for participant, proposal, key in await session.exec(
+            select(Vote.participant_id, Vote.proposal_id, Vote.key).where(
+                col(Vote.proposal_id).in_(list(idea_of))
+            )
+        )
+    ]
+    people = {participant for participant, _, _ in votes}
+    source: dict[int, str | None] = dict.fromkeys(people)
+    locale: dict[int, str | None] = dict.fromkeys(people)
+    channel: dict[int, str | None] = dict.fromkeys(people)
+    for participant, origin, language in await session.exec(
+        select(Participation.participant_id, Participation.source, Participant.locale)
+        .join(Participant, col(Participant.id) == col(Participation.participant_id))
+        .where(Participation.consultation_id == consultation.id)
+    ):
+        source[participant], locale[participant] = origin, language
+        channel.setdefault(participant, None)
+    for participant, name in await session.exec(
+        select(ChannelIdentity.participant_id, ChannelIdentity.channel)
+        .where(col(ChannelIdentity.participant_id).in_(sorted(channel)))
+        .order_by(col(ChannelIdentity.id).desc())  # the first identity wins
+    ):
+        channel[participant] = name
+    minimum = settings_of(consultation).min_segment_size
+    return [
+        segment_breakdown(dimension, segment_of, votes, refs, minimum)
+        for dimension, segment_of in (("source", source), ("channel", channel), ("locale", locale))
+    ]
 
 
 def _groups_said(groups: dict[str, Any], t: Translator) -> str:

@@ -322,3 +322,64 @@ def _quoted(name: str) -> str:
     out = io.StringIO()
     csv.writer(out, lineterminator="").writerow([name])
     return out.getvalue()
+
+
+def _shown(sizes: Mapping[str, int], total: int, minimum: int) -> dict[str, int]:
+    """The segments that may be shown: `minimum` people each, and leaving out of `total`
+    nobody or at least `minimum` (as `core.report` hides segments: no small group is revealed
+    by subtraction). Hides the smallest first."""
+    shown = {name: size for name, size in sizes.items() if size >= minimum}
+    while shown and 0 < total - sum(shown.values()) < minimum:
+        del shown[min(shown, key=lambda name: (shown[name], name))]
+    return shown
+
+
+def segment_breakdown(
+    dimension: str,
+    segment_of: Mapping[int, str | None],
+    votes: Iterable[tuple[int, str, str]],
+    refs: Sequence[str],
+    minimum: int,
+) -> dict[str, Any]:
+    """Vote shares per segment of one `dimension` (recruitment source, channel, locale), in the
+    shape of the report's breakdown by a profile question.
+
+    `segment_of`: participant id -> segment (None: unknown, counted in totals, never shown);
+    `votes`: (participant id, proposal ref, key). Segments and cells of fewer than `minimum`
+    people are hidden, with complementary suppression.
+    """
+    sizes: dict[str, int] = {}
+    for segment in segment_of.values():
+        if segment is not None:
+            sizes[segment] = sizes.get(segment, 0) + 1
+    tallies: dict[tuple[str, str], dict[str, int]] = {}
+    voters: dict[str, int] = {}
+    for participant, ref, key in votes:
+        voters[ref] = voters.get(ref, 0) + 1
+        segment = segment_of.get(participant)
+        if segment is not None:
+            cell = tallies.setdefault((segment, ref), {})
+            cell[key] = cell.get(key, 0) + 1
+    shown = _shown(sizes, len(segment_of), minimum)
+    cells_shown = {
+        ref: _shown(
+            {s: sum(tallies.get((s, ref), {}).values()) for s in shown}, voters.get(ref, 0), minimum
+        )
+        for ref in refs
+    }
+    segments: list[dict[str, Any]] = []
+    for segment in sorted(sizes):
+        if segment not in shown:
+            segments.append({"option": segment, "suppressed": True, "fewer_than": minimum})
+            continue
+        proposals = []
+        for ref in refs:
+            tally = tallies.get((segment, ref), {})
+            n = sum(tally.values())
+            if segment not in cells_shown[ref] or n == 0:
+                proposals.append({"ref": ref, "suppressed": True})
+            else:
+                keys = ("agree", "disagree", "neutral")
+                proposals.append({"ref": ref, **{k: round(tally.get(k, 0) / n, 4) for k in keys}})
+        segments.append({"option": segment, "participants": shown[segment], "proposals": proposals})
+    return {"question": dimension, "min_segment_size": minimum, "segments": segments}

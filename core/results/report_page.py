@@ -173,7 +173,9 @@ def report_page(
     )
     totals = t(
         "report.totals",
-        participants=t.number(results["participants"]),
+        # Those who consented, or those who voted when more: an imported conversation has no
+        # consents, and its voters are its participants.
+        participants=t.number(max(results["participants"], groups.get("participants", 0))),
         votes=t.number(results["votes"]),
         proposals=t.number(len(results["proposals"])),
     )

@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 from openpyxl import load_workbook
 from sqlalchemy.ext.asyncio import async_sessionmaker
-from sqlmodel import select
+from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bots.exports import add_export_commands, run_export
@@ -25,7 +25,7 @@ from bots.polis_import import default_slug, import_polis
 from bots.settings import Settings
 from core.i18n import Translator
 from core.identity import identity_hash
-from core.models import AuditEntry, ChannelIdentity, Consultation, Proposal
+from core.models import AuditEntry, ChannelIdentity, Consultation, Participation, Proposal
 from core.polis import read_polis
 from core.results.export import COMMENTS_HEADER
 from tests.bots.test_cli import run
@@ -148,7 +148,16 @@ async def _addressed(sessions: Sessions, load_consultation: Loader, clock: Clock
 async def test_every_export_is_audited_and_names_nobody(
     sessions: Sessions, load_consultation: Loader, clock: Clock, consult: Any, tmp_path: Path
 ) -> None:
-    await _addressed(sessions, load_consultation, clock)
+    consultation = await _addressed(sessions, load_consultation, clock)
+    async with sessions() as session, session.begin():
+        found = await session.exec(
+            select(Participation)
+            .where(Participation.consultation_id == consultation.id)
+            .order_by(col(Participation.id))
+        )
+        for n, participation in enumerate(found):
+            participation.source = "newsletter" if n < 4 else "poster"
+            session.add(participation)
     targets = {
         "polis": tmp_path / "polis",
         "csv": tmp_path / "results.csv",
@@ -183,10 +192,15 @@ async def test_every_export_is_audited_and_names_nobody(
     p1 = next(p for p in document["proposals"] if p["ref"] == "p1")
     assert p1["votes"] == 6 and p1["weighted"]["voters"] == 6
     assert p1["rates"]["agree"]["low"] <= p1["rates"]["agree"]["value"]
-    assert {(s["question"], s["option"]) for s in p1["segments"]} == {
-        ("age", "young"),
-        ("age", "old"),
-    }
+    segments = {(s["question"], s["option"]): s for s in p1["segments"]}
+    assert {("age", "young"), ("age", "old"), ("source", "newsletter"), ("source", "poster")} <= (
+        segments.keys()
+    )
+    assert segments["source", "newsletter"]["agree"] + segments["source", "newsletter"][
+        "disagree"
+    ] == pytest.approx(1)
+    # One person per channel: fewer than min_segment_size (2), so no share is shown.
+    assert all(segments["channel", name].get("suppressed") for name in ADDRESSES)
     with targets["csv"].open(encoding="utf-8") as file:
         rows = {row["ref"]: row for row in csv.DictReader(file)}
     assert float(rows["p1"]["weighted_agree"]) >= 0 and rows["p1"]["age=old_agree"] != ""
