@@ -265,7 +265,8 @@ async def test_bad_destinations_and_slugs_are_said_and_nothing_is_written(
     assert audit == []
 
 
-def test_the_command_line_says_what_to_fix(database_url: str, tmp_path: Path) -> None:
-    result = run(["export", "json", "nobody"], database_url, tmp_path)
+def test_the_command_line_says_what_to_fix(tmp_path: Path) -> None:
+    """The command is wired into `consult` (one database is enough for that)."""
+    result = run(["export", "json", "nobody"], f"sqlite:///{tmp_path / 'c.sqlite3'}", tmp_path)
     assert result.returncode == 2
     assert "there is no consultation 'nobody'" in result.stderr
