@@ -119,10 +119,41 @@ def _idea(proposal_id: int, ref: str | None, locales: Sequence[str]) -> str:
 # consultation's proposal ids, and the votes on other proposals are dropped afterwards.
 _KEY = "CASE v.key WHEN 'agree' THEN 1 WHEN 'disagree' THEN -1 ELSE 0 END"
 _POSTGRES_VOTES = (
-    f"SELECT v.participant_id, v.proposal_id, {_KEY} "
+    f"SELECT v.participant_id::int4, v.proposal_id::int4, ({_KEY})::int4 "
     "FROM vote v JOIN proposal p ON p.id = v.proposal_id "
     "WHERE p.consultation_id = $1 AND p.status = $2"
 )
+# PostgreSQL's binary COPY: a 19-byte header, then per row a field count (int16) and, per
+# field, its length (int32) and its bytes; every field here is an int4, so rows are 26 bytes,
+# and a -1 field count ends the data.
+_COPY_HEADER = 19
+_COPY_ROW = np.dtype(
+    [
+        ("n", ">i2"),
+        ("l1", ">i4"),
+        ("a", ">i4"),
+        ("l2", ">i4"),
+        ("b", ">i4"),
+        ("l3", ">i4"),
+        ("c", ">i4"),
+    ]
+)
+
+
+async def _copied(driver: Any, query: str, args: tuple[Any, ...]) -> NDArray[np.int64]:
+    """The (int4, int4, int4) rows of `query` through asyncpg's binary COPY, as an (n, 3)
+    array: no Python object per row."""
+    received = bytearray()
+
+    async def keep(chunk: bytes) -> None:
+        received.extend(chunk)
+
+    await driver.copy_from_query(query, *args, output=keep, format="binary")
+    body = memoryview(received)[_COPY_HEADER : len(received) - 2]
+    rows = np.frombuffer(body, dtype=_COPY_ROW)
+    return np.stack([rows["a"], rows["b"], rows["c"]], axis=1).astype(np.int64)
+
+
 _SQLITE_VOTES = (
     f"SELECT v.participant_id, v.proposal_id, {_KEY} "
     "FROM vote v WHERE +v.proposal_id BETWEEN ? AND ?"
@@ -167,11 +198,9 @@ async def vote_matrix(
     driver: Any = raw.driver_connection
     if not column_of:
         pass
-    elif connection.dialect.name == "postgresql":  # asyncpg, in the session's transaction
+    elif connection.dialect.name == "postgresql":  # asyncpg: COPY out, in binary
         args = (consultation.id, ProposalStatus.ACCEPTED.value)
-        cursor = await driver.cursor(_POSTGRES_VOTES + trusted, *args)
-        while rows := await cursor.fetch(CHUNK):
-            add(rows)
+        parts.append(await _copied(driver, _POSTGRES_VOTES + trusted, args))
     else:  # sqlite3, called inline (core.sqlite): its cursor reads lazily
         cursor = driver.execute(_SQLITE_VOTES + trusted, (min(column_of), max(column_of)))
         while rows := cursor.fetchmany(CHUNK):
