@@ -27,7 +27,7 @@ from core.i18n import Translator
 from core.identity import identity_hash
 from core.models import AuditEntry, ChannelIdentity, Consultation, Participation, Proposal
 from core.polis import read_polis
-from core.results.export import COMMENTS_HEADER
+from core.results.export import COMMENTS_HEADER, numbering, segment_breakdown
 from tests.bots.test_cli import run
 from tests.conftest import SECRET, Loader
 from tests.core.test_report import enrol, vote
@@ -270,3 +270,21 @@ def test_the_command_line_says_what_to_fix(tmp_path: Path) -> None:
     result = run(["export", "json", "nobody"], f"sqlite:///{tmp_path / 'c.sqlite3'}", tmp_path)
     assert result.returncode == 2
     assert "there is no consultation 'nobody'" in result.stderr
+
+
+def test_numbers_keep_imported_ids_and_give_new_ones_after_them() -> None:
+    assert numbering([5, 7, 9], {}) == {5: 5, 7: 7, 9: 9}  # nothing imported: our own ids
+    # Imported people keep their Polis number; a newcomer gets the next free one.
+    assert numbering([5, 7, 9, 12], {5: 0, 7: 3}) == {5: 0, 7: 3, 9: 4, 12: 5}
+
+
+def test_segments_hide_the_small_and_what_subtraction_would_reveal() -> None:
+    segment_of = {1: "a", 2: "a", 3: "a", 4: "b", 5: "b", 6: "b", 7: "c", 8: None}
+    votes = [(p, "p1", "agree" if p < 4 else "disagree") for p in range(1, 9)]
+    found = segment_breakdown("source", segment_of, votes, ["p1"], minimum=3)
+    by = {s["option"]: s for s in found["segments"]}
+    assert by["c"] == {"option": "c", "suppressed": True, "fewer_than": 3}
+    # a and b shown would leave c and the unknown (2 people) to subtraction: one of them goes
+    # (the smallest; a, by name, between equals), and the rest is then 5 people.
+    assert by["a"]["suppressed"] and by["b"]["participants"] == 3
+    assert by["b"]["proposals"] == [{"ref": "p1", "agree": 0.0, "disagree": 1.0, "neutral": 0.0}]
