@@ -11,6 +11,7 @@ from datetime import UTC, datetime
 from typing import Any, Literal
 from zoneinfo import ZoneInfo
 
+from bots.broadcast_preview import rendered
 from core.broadcasts.audience import (
     AudienceError,
     AudienceExpr,
@@ -19,6 +20,7 @@ from core.broadcasts.audience import (
 )
 from core.broadcasts.messages import BroadcastContent, MessageError, parse_message, text_for
 from core.definitions import settings_of
+from core.i18n import Translator
 from core.models import Consultation
 
 
@@ -114,3 +116,31 @@ def preview_texts(consultation: Consultation, content: BroadcastContent) -> dict
     text gets the default locale's)."""
     default = consultation.default_locale
     return {locale: text_for(content.texts, locale, default) for locale in consultation.locales}
+
+
+@dataclass(frozen=True)
+class LocalePreview:
+    """What one locale's recipients read: the text, the button's label (in their language),
+    and, per channel of the audience that shows it otherwise, that channel's text and buttons."""
+
+    locale: str
+    text: str
+    button: str | None
+    channels: dict[str, tuple[str, list[str]]]
+
+
+def preview_of(
+    consultation: Consultation, content: BroadcastContent, channels: list[str]
+) -> list[LocalePreview]:
+    """Each of the consultation's locales as the audience's channels render it (the adapters'
+    own renderers, as `consult broadcast preview` shows them)."""
+    previews = []
+    for locale, text in preview_texts(consultation, content).items():
+        label = Translator(locale)("broadcast.button")
+        shown: dict[str, tuple[str, list[str]]] = {}
+        for channel in sorted(channels):
+            seen, buttons = rendered(channel, text, content.button, label)
+            if seen != text or buttons != ([label] if content.button else []):
+                shown[channel] = (seen, buttons)
+        previews.append(LocalePreview(locale, text, label if content.button else None, shown))
+    return previews

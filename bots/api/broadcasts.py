@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Path
+from fastapi import APIRouter, Path, Request
 from pydantic import BaseModel, ConfigDict, Field
 
 from bots.api.deps import (
@@ -29,8 +29,9 @@ from bots.broadcast_input import (
     check_audience,
     compose,
     first_moment,
-    preview_texts,
+    preview_of,
 )
+from bots.broadcast_preview import telegram_stars
 from bots.scheduler import next_fire
 from core.broadcasts.audience import AudienceExpr, audience_size
 from core.broadcasts.control import BroadcastStateError, cancel, pause, resume
@@ -109,11 +110,26 @@ class AudiencePublic(BaseModel):
     outside: OutsidePublic | None
 
 
+class PreviewBody(MessageBody):
+    paid: bool = Field(default=False, description="say what a paid Telegram broadcast costs")
+
+
+class RenderedPublic(BaseModel):
+    text: str
+    buttons: list[str]
+
+
 class PreviewPublic(BaseModel):
     texts: dict[str, str] = Field(description="what each locale's recipients read")
     button: bool
     template: str | None
     audience: AudiencePublic
+    channels: dict[str, dict[str, RenderedPublic]] = Field(
+        description="locale -> channel -> what that channel shows, where it differs"
+    )
+    telegram_stars: float | None = Field(
+        description="with `paid`: what a paid Telegram broadcast to this audience costs at most"
+    )
 
 
 class BroadcastPublic(BaseModel):
@@ -310,14 +326,15 @@ def broadcasts_router() -> APIRouter:
     )
     async def preview(
         slug: str,
-        body: MessageBody,
+        body: PreviewBody,
+        request: Request,
         rt: RuntimeDep,
         t: TranslatorDep,
         now: NowDep,
         organiser: OrganiserDep,
     ) -> Any:
-        """What each locale's recipients would read, and how many there are; nothing is
-        written."""
+        """What each locale's recipients would read, as their channels show it, how many
+        there are, and what a paid Telegram broadcast costs; nothing is written."""
         consultation = await consultation_for(rt, organiser, slug, Permission.READ)
         try:
             composed = compose(consultation, body.text, body.button, body.template, body.audience)
@@ -325,11 +342,22 @@ def broadcasts_router() -> APIRouter:
             raise _field_problem(t, error.field, error) from None
         size = await _size(rt, consultation, composed.expression, now)
         content = composed.content
+        previews = preview_of(consultation, content, list(size.by_channel))
+        telegram = size.by_channel.get("telegram", 0)
+        per_second = request.app.state.api_settings.telegram_paid_broadcast_per_second
         return PreviewPublic(
-            texts=preview_texts(consultation, content),
+            texts={shown.locale: shown.text for shown in previews},
             button=content.button,
             template=content.template,
             audience=audience_public(size),
+            channels={
+                shown.locale: {
+                    channel: RenderedPublic(text=seen, buttons=buttons)
+                    for channel, (seen, buttons) in shown.channels.items()
+                }
+                for shown in previews
+            },
+            telegram_stars=telegram_stars(telegram, per_second) if body.paid else None,
         )
 
     return router

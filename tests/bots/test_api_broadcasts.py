@@ -12,6 +12,7 @@ import pytest
 from hypothesis import example, given, settings
 from sqlmodel import func, select
 
+from bots.scheduler import LEASE
 from core.models import (
     AuditEntry,
     Broadcast,
@@ -21,6 +22,7 @@ from core.models import (
     Contact,
     Participant,
     Participation,
+    SchedulerLease,
 )
 from tests.bots import test_api_moderation as api
 from tests.bots.test_api_moderation import Rig, Sessions
@@ -68,6 +70,18 @@ async def people(
             )
 
 
+async def hold_the_scheduler(sessions: Sessions) -> None:
+    """The test decides when occurrences are planned: it holds the scheduler's lease, as
+    another process would, so the server's own scheduler (which may read the machine's clock,
+    past every date here) plans nothing. Taken before any broadcast exists."""
+    until = datetime(2100, 1, 1, tzinfo=UTC)
+    async with sessions() as session, session.begin():
+        lease = await session.get(SchedulerLease, LEASE)
+        lease = lease or SchedulerLease(name=LEASE, holder="", expires_at=until)
+        lease.holder, lease.expires_at = "the-test", until
+        session.add(lease)
+
+
 async def written(sessions: Sessions) -> tuple[int, int, int]:
     """Broadcasts, their messages and audit entries: what a refused request must not change."""
     async with sessions() as session:
@@ -84,7 +98,8 @@ def body(**changes: Any) -> dict[str, Any]:
 @pytest.fixture
 async def crowd(rig: Rig, sessions: Sessions, clock: Clock) -> Rig:
     """Five consenting participants (Telegram and WhatsApp, French and English) and one who
-    never consented."""
+    never consented; the scheduler held by the test."""
+    await hold_the_scheduler(sessions)
     await people(
         sessions,
         clock,
@@ -296,6 +311,16 @@ async def test_the_preview_shows_each_locale_and_the_audience(crowd: Rig) -> Non
     # English readers get the default locale's text: the consultation's default is French
     assert preview["texts"] == {"fr": "Votez !", "en": "Votez !"}
     assert preview["button"] is True and preview["audience"]["total"] == 2
+    assert preview["telegram_stars"] is None  # not asked
+    # WhatsApp shows a button message's body within its 1,024 characters, with its button
+    assert preview["channels"]["fr"].get("whatsapp", {"buttons": ["Continuer"]})["buttons"] == [
+        "Continuer"
+    ]
+    paid = await crowd.post(
+        "/api/consultations/elders/broadcasts/preview",
+        json={"text": {"fr": "Votez !"}, "paid": True},
+    )
+    assert paid.json()["telegram_stars"] == 0  # 3 messages: within the free 30 a second
     empty = await crowd.post(
         "/api/consultations/elders/broadcasts/preview", json={"text": {"fr": ""}}
     )

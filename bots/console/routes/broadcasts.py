@@ -24,8 +24,9 @@ from bots.broadcast_input import (
     check_message,
     compose,
     first_moment,
-    preview_texts,
+    preview_of,
 )
+from bots.broadcast_preview import telegram_stars
 from bots.console.deps import (
     ConsoleDep,
     ConsultationDep,
@@ -185,22 +186,42 @@ async def audience_count(
 
 
 @router.post("/c/{slug}/broadcasts/preview", dependencies=[CsrfChecked])
-async def preview(request: Request, consultation: ConsultationDep, page: PageDep) -> Response:
-    """What each locale's recipients would read (an htmx fragment), or what to fix first."""
+async def preview(
+    request: Request,
+    consultation: ConsultationDep,
+    console: ConsoleDep,
+    session: SessionDep,
+    page: PageDep,
+) -> Response:
+    """What each locale's recipients would read, as the audience's channels show it, and
+    what a paid Telegram broadcast costs (an htmx fragment), or what to fix first."""
     form = await _read_form(request, consultation)
     if not any(text.strip() for text in form.texts.values()):
-        return page.render("broadcast_preview.html", fault=None, texts={})  # nothing typed yet
+        return page.render("broadcast_preview.html", fault=None, previews=[], stars=None)
     try:
         content = check_message(
             consultation, _typed_texts(form, consultation), form.button, form.template or None
         )
     except Invalid as error:
-        return page.render("broadcast_preview.html", fault=_fault(page, error), texts={})
+        return page.render(
+            "broadcast_preview.html", fault=_fault(page, error), previews=[], stars=None
+        )
+    channels: dict[str, int] = {}
+    try:
+        expression = check_audience(consultation, form.audience)
+    except Invalid:  # said under the audience field already
+        expression = None
+    if expression is not None:
+        async with session.begin():
+            size = await audience_size(session, consultation, expression, console.clock())
+        channels = size.by_channel
+    telegram = channels.get("telegram", 0)
+    per_second = console.settings.telegram_paid_broadcast_per_second
     return page.render(
         "broadcast_preview.html",
         fault=None,
-        texts=preview_texts(consultation, content),
-        button=content.button,
+        previews=preview_of(consultation, content, list(channels)),
+        stars=telegram_stars(telegram, per_second) if form.paid and telegram else None,
     )
 
 

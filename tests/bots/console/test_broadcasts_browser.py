@@ -14,34 +14,23 @@ from playwright.async_api import Browser, expect
 from sqlmodel import col, select, update
 
 from bots.organisers import sign_in_link
-from bots.scheduler import LEASE, next_fire
+from bots.scheduler import next_fire
 from bots.settings import Settings
 from core.broadcasts.planning import plan_due
-from core.models import AuditEntry, Broadcast, BroadcastMessage, SchedulerLease
+from core.models import AuditEntry, Broadcast, BroadcastMessage
 from core.organisers import Role
 from tests.bots.console.conftest import ConsoleServer
 from tests.bots.console.test_console_browser import ARTIFACTS, DESKTOP, PHONE, _shoot, browser
-from tests.bots.test_api_broadcasts import people
+from tests.bots.test_api_broadcasts import hold_the_scheduler, people
 
 __all__ = ["browser"]  # the fixture, shared with the moderation story
-
-
-async def hold_the_scheduler(server: ConsoleServer) -> None:
-    """The test plans occurrences itself: it holds the scheduler's lease, as another process
-    would, so the server's own scheduler plans nothing (before any broadcast exists)."""
-    until = server.clock() + timedelta(days=30)
-    async with server.sessions() as session, session.begin():
-        lease = await session.get(SchedulerLease, LEASE)
-        lease = lease or SchedulerLease(name=LEASE, holder="", expires_at=until)
-        lease.holder, lease.expires_at = "the-test", until
-        session.add(lease)
 
 
 async def test_an_admin_composes_a_broadcast_with_a_live_audience_count(
     server: ConsoleServer, browser: Browser, database_url: str
 ) -> None:
     database = "postgres" if database_url.startswith("postgresql") else "sqlite"
-    await hold_the_scheduler(server)
+    await hold_the_scheduler(server.sessions)
     await people(
         server.sessions,
         server.clock,
@@ -92,7 +81,7 @@ async def test_an_admin_composes_a_broadcast_with_a_live_audience_count(
     await page.get_by_label("Add a button").check()
     preview = page.locator("#preview")
     await expect(preview).to_contain_text("Vote before Sunday!")
-    await expect(preview).to_contain_text("Open the consultation")
+    await expect(preview.locator(".button").first).to_have_text("Continuer")  # in French
     await page.get_by_label("At a date and time").check()
     tomorrow = server.clock() + timedelta(days=1)
     await page.get_by_label("Date and time of the first sending").fill(

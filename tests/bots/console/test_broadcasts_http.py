@@ -10,7 +10,7 @@ from sqlmodel import func, select
 from core.models import AuditEntry, Broadcast
 from core.organisers import Role
 from tests.bots.console.conftest import ConsoleServer, csrf_of
-from tests.bots.test_api_broadcasts import people
+from tests.bots.test_api_broadcasts import hold_the_scheduler, people
 
 
 async def _count(server: ConsoleServer) -> int:
@@ -79,11 +79,19 @@ async def test_a_refused_form_is_shown_again_with_its_fault_and_nothing_written(
     assert 'id="audience-fault"' in fragment.text and "^" in fragment.text
     counted = await admin.get(f"{base}/audience", params={"audience": "channel:telegram"})
     assert "1 recipient" in counted.text and "telegram 1" in counted.text
+    shown = await admin.post(
+        f"{base}/preview",
+        data=_form(token, button="on", paid="on"),
+        headers={"X-CSRF-Token": token},
+    )
+    assert shown.status_code == 200 and ">Continuer<" in shown.text and ">Continue<" in shown.text
+    assert 'id="stars"' in shown.text and "at most 0 Stars" in shown.text
 
 
 async def test_a_recurring_broadcast_is_scheduled_then_cancelled_once(
     server: ConsoleServer,
 ) -> None:
+    await hold_the_scheduler(server.sessions)
     admin = await server.signed_in("root@example.org", Role.ADMIN)
     base = f"{server.console}/c/elders/broadcasts"
     token = csrf_of((await admin.get(f"{base}/new")).text)
