@@ -172,6 +172,9 @@ class Participation(SQLModel, table=True):
     consented_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
     profile: dict[str, str] = Field(default_factory=dict, sa_type=JSON)
     subscribed: bool = True
+    # The language the participant was last written to in this consultation (their choice, else
+    # their app's language): what a broadcast or a reminder is written in.
+    locale: str | None = Field(default=None, max_length=16)
     created_at: datetime = _now_field()
     updated_at: datetime = _now_field()
 

@@ -177,9 +177,11 @@ def _day_start(day: date, consultation: Consultation) -> datetime:
 
 
 def _locale_of(consultation: Consultation) -> ColumnElement[str]:
-    """The participant's locale if the consultation speaks it, else its default."""
+    """The participant's chosen locale if the consultation speaks it, else the one they were
+    last written to in it (their app's), else the consultation's default."""
     return case(
         (col(Participant.locale).in_(consultation.locales), col(Participant.locale)),
+        (col(Participation.locale).in_(consultation.locales), col(Participation.locale)),
         else_=consultation.default_locale,
     )
 

@@ -221,6 +221,18 @@ class Turn:
         set_committed_value(self.participant, "step", self._step)
         set_committed_value(self.participant, "state", self.state)
         participation = self.participation
-        if participation is not None and outdated(participation.updated_at, self.now):
+        if participation is None:
+            return
+        # Broadcasts and reminders write to a participant later, without an event of theirs to
+        # read a language from: they read the one this turn spoke (written only when it changes).
+        spoken = self.t.locale
+        if (
+            participation.locale != spoken
+            and self.consultation
+            and spoken in self.consultation.locales
+        ):
+            participation.locale = spoken
+            self.session.add(participation)
+        if outdated(participation.updated_at, self.now):
             participation.updated_at = self.now
             self.session.add(participation)
