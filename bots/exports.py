@@ -36,7 +36,7 @@ from bots.errors import OrganiserError
 from bots.settings import Settings
 from core.definitions import consultation_by_slug, profile_questions_of, settings_of
 from core.flow import utc_now
-from core.i18n import Translator, negotiate
+from core.i18n import Translator, available_locales, negotiate
 from core.models import (
     ChannelIdentity,
     Consultation,
@@ -421,6 +421,8 @@ def _write_xlsx(
 async def run_export(settings: Settings, args: argparse.Namespace, t: Translator) -> int:
     """Write the export `args.kind` asks for; an organiser's mistake is exit code 2."""
     kind: str = args.kind
+    if getattr(args, "locale", None):  # what it says, too, in that language if we have it
+        t = Translator(negotiate(args.locale, available_locales()) or t.locale)
     target: Path | None = {
         "polis": getattr(args, "directory", None),
         "report": getattr(args, "file", None),

@@ -219,7 +219,9 @@ async def test_report_in_french_and_a_formula_stays_text(
         proposal.text = '=HYPERLINK("http://example.invalid","clic")'
         session.add(proposal)
     assert consultation.id is not None
-    code, _, _ = await consult("report", "elders", str(tmp_path / "r.html"), locale="fr")
+    # An organiser working in English asks for a report in French for their client.
+    code, said, _ = await consult("report", "elders", str(tmp_path / "r.html"), "--locale", "fr")
+    assert "écrit dans" in said
     assert code == 0
     page = (tmp_path / "r.html").read_text(encoding="utf-8")
     assert (
