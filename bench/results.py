@@ -182,6 +182,12 @@ async def _generate(url: str, votes: int, people: int, proposals: int, seed: int
             )
             written += len(owner)
             person = stop
+    # Statistics as autovacuum (PostgreSQL) or an organiser (SQLite) would have gathered them
+    # on a database that grew over weeks: without them, PostgreSQL plans the read for a
+    # handful of votes.
+    async with engine.connect() as connection:
+        await connection.execution_options(isolation_level="AUTOCOMMIT")
+        await connection.execute(text("ANALYZE"))
     await engine.dispose()
     return written
 
