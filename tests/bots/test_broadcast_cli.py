@@ -332,7 +332,11 @@ def test_numbers_costs_and_days() -> None:
 
 
 async def test_a_broadcast_typed_in_the_cli_reaches_each_participant_once_in_their_language(
-    load_consultation: Loader, database_url: str, tmp_path: Path, fake: FakeTelegram
+    load_consultation: Loader,
+    database_url: str,
+    tmp_path: Path,
+    fake: FakeTelegram,
+    consult: Consult,
 ) -> None:
     """The README's story, over real HTTP: two participants join on Telegram; a broadcast
     created `--at now` is planned by `consult serve`'s scheduler and sent by its worker; a
@@ -350,7 +354,7 @@ async def test_a_broadcast_typed_in_the_cli_reaches_each_participant_once_in_the
         await asyncio.to_thread(join, fake, AMELIE, "fr")
         # A language hint is not kept: a participant is written to in theirs once chosen.
         await asyncio.to_thread(join_in_english, fake, BOB)
-        created = consult_process([*create, "--audience", "all"], env)
+        created = await consult([*create, "--audience", "all"])
         assert created.returncode == 0, created.stderr
         await asyncio.to_thread(
             fake.wait_for,
@@ -360,9 +364,9 @@ async def test_a_broadcast_typed_in_the_cli_reaches_each_participant_once_in_the
             ),
             timeout=WAIT,
         )
-    later = consult_process([*create, "--audience", "locale:en"], env)
+    later = await consult([*create, "--audience", "locale:en"])
     waiting = json.loads(
-        consult_process(["broadcast", "show", later.stdout.strip(), "--json"], env).stdout
+        (await consult(["broadcast", "show", later.stdout.strip(), "--json"])).stdout
     )
     assert (waiting["queued"], waiting["sent"]) == (0, 0)  # no scheduler ran yet
     delivered = consult_process(["deliver", "--once"], env)
