@@ -498,7 +498,10 @@ async def _export(
     if kind == "report":
         assert target is not None
         reason = t(_NO_GROUPS.get(groups["groups_reason"] or "", "results.groups.no_spread"))
-        page = report_page(results, groups, t, no_groups_reason=reason, lines=_notes(summaries, t))
+        lines = _notes(summaries, t)
+        if any(p["ref"].startswith("polis-") for p in results["proposals"]):
+            lines.append(t("report.polis_source"))  # the data's licence asks for attribution
+        page = report_page(results, groups, t, no_groups_reason=reason, lines=lines)
         write_file(target, lambda path: _text(path, page))
         return said
     records = proposal_records(results, groups, breakdowns)

@@ -110,6 +110,10 @@ async def test_polis_round_trip_keeps_ids_and_votes(
     # Our groups, numbered from 0 as Polis numbers its own; blank for the unclustered.
     assert {g for g in ours.groups.values()} <= {None, 0, 1, 2, 3, 4}
     assert any(g is not None for g in ours.groups.values())
+    # A report on an imported conversation keeps the data's attribution.
+    code, _, _ = await consult("report", slug, str(tmp_path / "report.html"))
+    page = (tmp_path / "report.html").read_text(encoding="utf-8")
+    assert code == 0 and "CC BY 4.0, The Computational Democracy Project" in page
 
 
 async def _addressed(sessions: Sessions, load_consultation: Loader, clock: Clock) -> Consultation:
