@@ -28,7 +28,11 @@ from core.proposals import compose_proposal, submit_proposal
 from core.voting import CastVote, import_votes
 
 DEMO_FILE = Path(__file__).resolve().parent / "culture.yaml"
-SIMULATED_CHANNEL = "simulation"
+# The simulated participants live on Telegram, under chat ids no real chat has (from
+# SIMULATED_CHAT_IDS on), so that a broadcast to them can be sent for real to the local stand-in
+# for Telegram that the tests use (README, "Broadcasting"); a real bot never reaches them.
+SIMULATED_CHANNEL = "telegram"
+SIMULATED_CHAT_IDS = 9_000_000_001
 SIMULATED_PARTICIPANTS = 300
 VOTES_EACH = 12
 GROUP_SHARES = (0.5, 0.3, 0.2)
@@ -160,7 +164,8 @@ async def _simulate(
     votes: list[CastVote] = []
     participants: list[int] = []
     for index in range(SIMULATED_PARTICIPANTS):
-        enrolment = await enrol(session, secret, SIMULATED_CHANNEL, f"sim-{index:04d}", None, now)
+        chat_id = str(SIMULATED_CHAT_IDS + index)
+        enrolment = await enrol(session, secret, SIMULATED_CHANNEL, chat_id, chat_id, now)
         participant = enrolment.participant
         assert participant.id is not None
         participants.append(participant.id)
