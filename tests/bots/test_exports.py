@@ -169,6 +169,7 @@ async def test_every_export_is_audited_and_names_nobody(
         "xlsx": tmp_path / "results.xlsx",
         "report": tmp_path / "report.html",
     }
+    targets["polis"].mkdir()  # an empty folder is as good as a new one
     for kind, target in targets.items():
         where = [str(target)] if kind in ("polis", "report") else ["--out", str(target)]
         code, said, err = await consult(kind, "elders", *where)
