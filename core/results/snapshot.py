@@ -11,7 +11,8 @@ The payload (JSON, `VERSION` 1):
   there are no groups (`core.results.groups` codes);
 - `k`: the chosen k, the silhouette of each k tried, and the smoother to continue;
 - `groups`: per group its id, size and representative statements; a group of fewer than the
-  consultation's `min_segment_size` people shows neither (`suppressed`), as segments do;
+  consultation's `min_segment_size` people shows neither (`suppressed`), as segments do; a
+  group keeps its id from one snapshot to the next (`continued`);
 - `map`: the base clusters (x, y, size, group), the opinion map Polis draws; no person's
   position;
 - `proposals`: per accepted proposal its ref, the counts of everyone and of each shown group
@@ -24,10 +25,12 @@ No participant id, name or channel identifier is in it: only counts and proposal
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
 import numpy as np
+from scipy.optimize import linear_sum_assignment
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -125,6 +128,41 @@ def results_payload(
     return payload
 
 
+def continued(
+    found: OpinionGroups, matrix: VoteMatrix, previous: dict[str, Any] | None
+) -> OpinionGroups:
+    """`found` with its groups renumbered to follow the `previous` payload's: each new group
+    takes the number of the previous group that voted most like it (mean gap between their
+    (agree - disagree) / seen over the proposals both have, matched one to one by the
+    Hungarian method), the unmatched ones come after. A group keeps its number from one
+    computation to the next even when sizes change order or the map's axes flip; without a
+    previous payload (or groups), groups stay numbered by size."""
+    if not previous or not previous.get("groups"):
+        return found
+    before = len(previous["groups"])
+    cells = {p["ref"]: p.get("groups") or [] for p in previous.get("proposals", [])}
+    columns = [c for c, ref in enumerate(matrix.refs) if cells.get(ref)]
+    if not columns:
+        return found
+    counts = counts_by_group(matrix, found.labels, found.k)
+    seen = np.maximum(counts.seen, 1)
+    new = ((counts.agree - counts.disagree) / seen)[:, columns]
+    old = np.zeros((before, len(columns)))
+    for j, c in enumerate(columns):
+        for g, cell in enumerate(cells[matrix.refs[c]][:before]):
+            if cell is not None:
+                agree, disagree, passed = cell
+                old[g, j] = (agree - disagree) / max(agree + disagree + passed, 1)
+    cost = np.abs(new[:, None, :] - old[None, :, :]).mean(axis=2)
+    rows, matched = linear_sum_assignment(cost)
+    number = {int(r): int(m) for r, m in zip(rows, matched, strict=True)}
+    order = sorted(range(found.k), key=lambda g: number.get(g, before + g))
+    rank = np.empty(found.k, dtype=np.int64)
+    rank[order] = np.arange(found.k)
+    labels = np.where(found.labels >= 0, rank[np.maximum(found.labels, 0)], -1)
+    return replace(found, labels=labels, base_groups=rank[found.base_groups])
+
+
 async def latest_snapshot(session: AsyncSession, consultation_id: int) -> ResultSnapshot | None:
     """The consultation's most recent snapshot, if any."""
     found = await session.exec(
@@ -156,8 +194,10 @@ async def refresh_snapshot(
     transaction: the caller commits)."""
     assert consultation.id is not None
     matrix = await vote_matrix(session, consultation, trusted_only=trusted_only)
-    previous = previous_smoother(await latest_snapshot(session, consultation.id))
-    found = opinion_groups(matrix, seed=seed, previous=previous)
+    last = await latest_snapshot(session, consultation.id)
+    found = opinion_groups(matrix, seed=seed, previous=previous_smoother(last))
+    if isinstance(found, OpinionGroups):
+        found = continued(found, matrix, None if last is None else last.payload)
     payload = results_payload(
         matrix, found, min_group_size=settings_of(consultation).min_segment_size
     )

@@ -21,7 +21,7 @@ from core.results.groups import (
     opinion_groups,
 )
 from core.results.matrix import VoteMatrix, matrix_from_arrays, vote_matrix
-from core.results.snapshot import latest_snapshot, refresh_snapshot
+from core.results.snapshot import continued, latest_snapshot, refresh_snapshot, results_payload
 from core.voting import CastVote, import_votes
 from tests.conftest import Loader
 from tests.support import Clock
@@ -166,6 +166,22 @@ def test_groups_keep_the_previous_k_until_the_new_one_has_won_enough() -> None:
         found = opinion_groups(matrix, seed=3, previous=found.smoother)
         assert isinstance(found, OpinionGroups)
     assert found.k == 2
+
+
+def test_groups_keep_their_numbers_from_one_snapshot_to_the_next() -> None:
+    matrix, _ = camps(sizes=(30, 20))
+    first = opinion_groups(matrix, seed=3)
+    assert isinstance(first, OpinionGroups)
+    payload = results_payload(matrix, first, min_group_size=1)
+    assert first.labels[0] == 0  # camp 0, the larger, is group 0
+    # Camp 1 grows past camp 0: by size it would now be group 0.
+    grown, truth = camps(sizes=(30, 45))
+    found = opinion_groups(grown, seed=3)
+    assert isinstance(found, OpinionGroups) and found.sizes == [45, 30]
+    kept = continued(found, grown, payload)
+    assert kept.sizes == [30, 45] and kept.labels[0] == 0
+    assert same_partition(kept.labels, truth)
+    assert continued(found, grown, None) is found
 
 
 # --- on the databases -------------------------------------------------------------------------
