@@ -261,7 +261,7 @@ def opinion_groups(
     are known (for a benchmark's stage times)."""
     smoother = previous or KSmoother()
     n_rows, n_columns = matrix.shape
-    if n_columns < 2 or n_rows == 0:
+    if n_columns < 2:
         return NoGroups(NO_PROPOSALS, 0, smoother)
     clustered = matrix.votes_per_row() >= min(MIN_VOTES, n_columns)
     if int(clustered.sum()) < min_participants:

@@ -126,6 +126,8 @@ def test_too_few_votes_each_gives_no_groups() -> None:
     )
     found = opinion_groups(matrix, seed=1)
     assert isinstance(found, NoGroups) and found.reason == TOO_FEW_PARTICIPANTS
+    nobody = matrix_from_arrays(people[:0], columns[:0], np.ones(0, np.int8), ["a", "b", "c"])
+    assert opinion_groups(nobody, seed=1) == NoGroups(TOO_FEW_PARTICIPANTS, 0, KSmoother())
     assert opinion_groups(
         matrix_from_arrays(people[:0], columns[:0], np.ones(0, np.int8), []), seed=1
     ) == NoGroups(NO_PROPOSALS, 0, KSmoother())
