@@ -81,6 +81,9 @@ class Settings(BaseSettings):
     # process takes over after it when the holder dies).
     scheduler_every_seconds: float = Field(default=10.0, gt=0)
     scheduler_lease_seconds: float = Field(default=30.0, gt=0)
+    # How often an open consultation's results are computed again into a stored snapshot
+    # (the scheduler's job; the dashboard and the API read the latest, never compute).
+    results_every_minutes: float = Field(default=5.0, gt=0)
     # Broadcasts' pacing (bots.broadcast_worker), per bot token, phone number and workspace,
     # shared by the delivery processes running: Telegram about 30 messages a second per bot
     # (1,000 with allow_paid_broadcast, charged in Stars); WhatsApp the number's throughput

@@ -24,6 +24,7 @@ from bots.console.routes import (
     broadcasts,
     bulk,
     consultations,
+    dashboard,
     ideas,
     moderation,
     sign_in,
@@ -71,7 +72,7 @@ def console_app(
         session_lifetime=timedelta(hours=settings.console_session_hours),
     )
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
-    for routes in (sign_in, consultations, moderation, ideas, bulk, broadcasts, audit):
+    for routes in (sign_in, consultations, dashboard, moderation, ideas, bulk, broadcasts, audit):
         app.include_router(routes.router)
 
     @app.middleware("http")

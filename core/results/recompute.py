@@ -1,0 +1,167 @@
+"""The periodic recomputation of a consultation's results into a stored snapshot.
+
+`recompute_results` assesses trust (storing who is untrusted, `core.results.trust`), computes
+the opinion groups (`core.results.snapshot.refresh_snapshot`, leaving untrusted votes out when
+the consultation says so), and adds to that snapshot's payload, under `dashboard`, what the
+console's Results and Live pages and the API show, so that none of them computes anything on a
+request:
+
+- `reports`: the report (`core.report`) per language, `all` votes and, when someone is
+  untrusted, `trusted` (their votes left out), for the dashboard's trust filter;
+- `breakdowns`: per profile question, the report's breakdown by its answers (segments below
+  `min_segment_size` hidden there);
+- `trust`: the counts of `TrustSummary`; `weighting`: the weighted figures or None, or
+  `weighting_problem` when a declared margin cannot be reached;
+- `qualifications`: per proposal ref, its qualifications' counts by key;
+- `live`: `core.results.live.live_figures`.
+
+`due` says which consultations need a new snapshot: an open one whose latest is older than
+the interval, any other (not a draft) that changed since its latest, and any without one.
+Only the latest KEEP snapshots of a consultation are kept: pages read the latest only.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import delete, func
+from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from core.definitions import profile_questions_of
+from core.models import (
+    Consultation,
+    Proposal,
+    ProposalStatus,
+    Qualification,
+    ResultSnapshot,
+    Status,
+)
+from core.report import consultation_report, idea_refs
+from core.results.live import live_figures
+from core.results.snapshot import DEFAULT_SEED, latest_snapshot, refresh_snapshot
+from core.results.trust import record_trust
+from core.results.weighting import UnreachableMargin, weighted_figures
+
+KEEP = 3
+DASHBOARD = "dashboard"
+
+
+async def due(session: AsyncSession, now: datetime, every: timedelta) -> list[Consultation]:
+    """The consultations whose results should be computed again at `now` (module docstring)."""
+    found = await session.exec(select(Consultation).where(col(Consultation.status) != Status.DRAFT))
+    chosen = []
+    for consultation in found.all():
+        assert consultation.id is not None
+        latest = await latest_snapshot(session, consultation.id)
+        if latest is None or DASHBOARD not in latest.payload:
+            chosen.append(consultation)
+        elif consultation.status == Status.OPEN or consultation.status == Status.VOTE_ONLY:
+            if latest.computed_at + every <= now:
+                chosen.append(consultation)
+        elif latest.computed_at < consultation.updated_at:
+            chosen.append(consultation)
+    return chosen
+
+
+async def recompute_results(
+    session: AsyncSession, consultation: Consultation, now: datetime, *, seed: int = DEFAULT_SEED
+) -> ResultSnapshot:
+    """Compute the consultation's results and store them as its latest snapshot, in the
+    caller's transaction (see the module docstring for the payload's `dashboard`)."""
+    assert consultation.id is not None
+    trust = await record_trust(session, consultation, now)
+    exclude = trust.summary.exclude_untrusted
+    snapshot = await refresh_snapshot(
+        session, consultation, seed=seed, now=now, trusted_only=exclude
+    )
+    reports: dict[str, dict[str, Any]] = {"all": {}, "trusted": {}}
+    for locale in consultation.locales:
+        report = await consultation_report(session, consultation, locale=locale, now=now)
+        reports["all"][locale] = report.as_dict()
+        if trust.untrusted:
+            trusted = await consultation_report(
+                session, consultation, locale=locale, now=now, left_out=trust.left_out
+            )
+            reports["trusted"][locale] = trusted.as_dict()
+    left_out = trust.left_out if exclude else None
+    breakdowns = {}
+    for question in profile_questions_of(consultation):
+        report = await consultation_report(
+            session,
+            consultation,
+            locale=consultation.default_locale,
+            segment_by=question.id,
+            now=now,
+            left_out=left_out,
+        )
+        if report.breakdown is not None:
+            breakdowns[question.id] = report.breakdown.as_dict()
+    weighting: dict[str, Any] | None = None
+    problem: dict[str, str] | None = None
+    try:
+        weighed = await weighted_figures(
+            session, consultation, left_out=trust.untrusted if exclude else frozenset()
+        )
+        weighting = None if weighed is None else weighed.as_dict()
+    except UnreachableMargin as error:
+        problem = {"question": error.question, "option": error.option}
+    snapshot.payload = snapshot.payload | {
+        DASHBOARD: {
+            "reports": reports,
+            "breakdowns": breakdowns,
+            "trust": trust.summary.as_dict(),
+            "weighting": weighting,
+            "weighting_problem": problem,
+            "qualifications": await _qualifications(session, consultation),
+            "live": await live_figures(session, consultation),
+        }
+    }
+    session.add(snapshot)
+    await session.flush()
+    await _prune(session, consultation.id)
+    return snapshot
+
+
+async def _qualifications(
+    session: AsyncSession, consultation: Consultation
+) -> dict[str, dict[str, int]]:
+    """Per accepted proposal's reported ref, its qualifications' counts by key."""
+    accepted = await session.exec(
+        select(Proposal).where(
+            Proposal.consultation_id == consultation.id,
+            Proposal.status == ProposalStatus.ACCEPTED,
+        )
+    )
+    refs = idea_refs(accepted, consultation.locales)
+    if not refs:
+        return {}
+    grouped = await session.exec(
+        select(Qualification.proposal_id, Qualification.key, func.count())
+        .where(col(Qualification.proposal_id).in_(list(refs)))
+        .group_by(col(Qualification.proposal_id), col(Qualification.key))
+    )
+    counts: dict[str, dict[str, int]] = defaultdict(dict)
+    for proposal_id, key, count in grouped:
+        ref = refs[proposal_id]
+        counts[ref][key] = counts[ref].get(key, 0) + int(count)
+    return dict(counts)
+
+
+async def _prune(session: AsyncSession, consultation_id: int) -> None:
+    """Drop all but the latest KEEP snapshots of the consultation."""
+    kept = await session.exec(
+        select(ResultSnapshot.id)
+        .where(ResultSnapshot.consultation_id == consultation_id)
+        .order_by(col(ResultSnapshot.computed_at).desc(), col(ResultSnapshot.id).desc())
+        .limit(KEEP)
+    )
+    ids = [i for i in kept.all() if i is not None]
+    await session.exec(
+        delete(ResultSnapshot).where(
+            col(ResultSnapshot.consultation_id) == consultation_id,
+            col(ResultSnapshot.id).not_in(ids),
+        )
+    )
