@@ -149,7 +149,7 @@ async def run_deliver(settings: Settings, args: argparse.Namespace, t: Translato
                     t(
                         "cli.deliver_drained",
                         sent=counts["sent"],
-                        failed=counts["refused"],
+                        failed=counts["refused"] + counts["unreachable"],
                         waiting=counts["needs_template"],
                         unknown=counts["unknown"],
                         retry=counts["retry"],

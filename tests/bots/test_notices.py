@@ -158,12 +158,12 @@ async def test_consult_deliver_sends_what_the_cli_decided_and_exits(
 
     delivered = consult(["deliver", "--once"], env)
     assert delivered.returncode == 0, delivered.stderr
-    assert "Notices: 1 sent, 0 failed, 0 waiting, 0 unknown, 0 to try again later." in (
+    assert "(notices and broadcasts): 1 sent, 0 failed, 0 waiting, 0 unknown, 0 to try again later." in (
         delivered.stdout
     )
     assert fake.sent_texts(BOB)[-1].startswith("Your proposal is now shown to other participants")
     again = consult(["deliver", "--once"], env)
-    assert "Notices: 0 sent" in again.stdout
+    assert "(notices and broadcasts): 0 sent" in again.stdout
     assert len(fake.calls("sendMessage", chat_id=BOB)) == calls + 1
 
     no_channel = {k: v for k, v in env.items() if not k.startswith("CONSULT_TELEGRAM")}
