@@ -43,6 +43,8 @@ from bots.settings import Settings
 from core.broadcasts.planning import PlannedRun, plan_due
 from core.broadcasts.reminders import plan_reminders
 from core.models import Consultation, SchedulerLease, Status
+from core.results.recompute import due as results_due
+from core.results.recompute import recompute_results
 
 log = logging.getLogger("consult.scheduler")
 LEASE = "scheduler"
@@ -307,7 +309,9 @@ class LeasedScheduler:
 
 def planning_jobs(rt: Runtime, settings: Settings) -> list[Job]:
     """The scheduler's jobs: plan the due broadcasts' occurrences, then the reminders of the
-    consultations under way. Each is idempotent: an occurrence or a reminder is planned once."""
+    consultations under way. Each is idempotent: an occurrence or a reminder is planned once.
+    Then compute again the results of the consultations due (`core.results.recompute.due`,
+    every `results_every_minutes`), stored as snapshots the dashboard and the API read."""
     outside: list[PlannedRun] = []
 
     async def plan_broadcasts(session: AsyncSession, now: datetime) -> int:
@@ -334,9 +338,25 @@ def planning_jobs(rt: Runtime, settings: Settings) -> list[Job]:
             planned += await plan_reminders(session, consultation, now)
         return planned
 
+    every = timedelta(minutes=settings.results_every_minutes)
+
+    async def recompute_due_results(session: AsyncSession, now: datetime) -> int:
+        # Each consultation's results in a transaction of its own (a savepoint): one that
+        # fails to compute does not keep the others' from being stored.
+        computed = 0
+        for consultation in await results_due(session, now, every):
+            try:
+                async with session.begin_nested():
+                    await recompute_results(session, consultation, now)
+                computed += 1
+            except Exception:
+                log.exception("results of %s could not be computed", consultation.slug)
+        return computed
+
     return [
         Job("broadcasts-plan", plan_broadcasts, after=find_outside_recipients),
         Job("reminders-plan", plan_all_reminders),
+        Job("results-recompute", recompute_due_results),
     ]
 
 

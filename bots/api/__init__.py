@@ -12,6 +12,7 @@ from bots.api.audit import audit_router
 from bots.api.broadcasts import broadcasts_router
 from bots.api.deps import ApiProblem, install_problems
 from bots.api.moderation import moderation_router
+from bots.api.results import stored_results_router
 from bots.nul import refuse_nul
 from bots.settings import Settings
 from core.flow import utc_now
@@ -32,3 +33,6 @@ def install_api(
     app.include_router(moderation_router(), dependencies=[no_nul])
     app.include_router(audit_router(), dependencies=[no_nul])
     app.include_router(broadcasts_router(), dependencies=[no_nul])
+    app.include_router(
+        stored_results_router(settings.results_every_minutes), dependencies=[no_nul]
+    )
