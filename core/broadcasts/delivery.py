@@ -23,7 +23,8 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from pydantic import ValidationError
-from sqlalchemy import and_, func, update
+from sqlalchemy import and_, exists, func, update
+from sqlalchemy.orm import aliased
 from sqlalchemy.sql.elements import ColumnElement
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -58,6 +59,11 @@ UNREACHABLE = "unreachable"
 UNSUBSCRIBED = "unsubscribed"
 # A template parameter holds no line break and stays well within a template body's 1024 characters.
 TEMPLATE_PARAMETER_LENGTH = 900
+# Someone the bot has not met as a recipient (a Slack member, a contact), may have met it since
+# all the same: `recipient` is then the keyed hash of their identity on that channel.
+_MET = aliased(ChannelIdentity)
+_MET_IN = aliased(Participation)
+_GONE_CONTACT = aliased(Contact)
 
 
 @dataclass(frozen=True)
@@ -122,6 +128,9 @@ async def claim_messages(
             Participant.forgotten_at,
             Contact.unsubscribed_at,
             Participation.subscribed,
+            _MET.unreachable_at,
+            _MET_IN.subscribed,
+            _stopped_as_contact(),
         )
         .join(Broadcast, col(Broadcast.id) == BroadcastMessage.broadcast_id)
         .join(Consultation, col(Consultation.id) == BroadcastMessage.consultation_id)
@@ -141,6 +150,21 @@ async def claim_messages(
                 col(Participation.consultation_id) == BroadcastMessage.consultation_id,
             ),
         )
+        .outerjoin(
+            _MET,
+            and_(
+                col(BroadcastMessage.participant_id).is_(None),
+                col(_MET.channel) == BroadcastMessage.channel,
+                col(_MET.identity_hash) == BroadcastMessage.recipient,
+            ),
+        )
+        .outerjoin(
+            _MET_IN,
+            and_(
+                col(_MET_IN.participant_id) == _MET.participant_id,
+                col(_MET_IN.consultation_id) == BroadcastMessage.consultation_id,
+            ),
+        )
         .where(col(BroadcastMessage.id).in_(ids))
         .order_by(col(BroadcastMessage.id), col(ChannelIdentity.id))
     )
@@ -151,8 +175,9 @@ async def claim_messages(
     posts: dict[int, bool] = {}
     for row in rows:
         message, broadcast, consultation, identity, opted_in_at, forgotten_at, gone, subscribed = (
-            row
+            row[:8]
         )
+        met_unreachable_at, met_subscribed, stopped_as_contact = row[8:]
         assert message.id is not None and consultation.id is not None
         if message.id in seen:  # a second identity on the same channel: the first one serves
             continue
@@ -165,7 +190,13 @@ async def claim_messages(
         if person and identity is not None and identity.unreachable_at is not None:
             failed[UNREACHABLE].append(message.id)
             continue
-        if gone is not None or subscribed is False:  # since the planning (STOP, /stop)
+        if met_unreachable_at is not None:  # a Slack member, a contact: a participant too
+            failed[UNREACHABLE].append(message.id)
+            continue
+        # Since the planning (STOP, /stop); for someone reached from outside the consultation
+        # (a Slack member, a contact of a list), also a /stop they sent as its participant,
+        # or a STOP they sent as a contact of another list.
+        if gone is not None or False in (subscribed, met_subscribed) or stopped_as_contact:
             failed[UNSUBSCRIBED].append(message.id)
             continue
         if consultation.id not in settings_of:
@@ -250,6 +281,21 @@ async def _within_tier(
     return [m for m in outgoing if m.id not in held]
 
 
+def _stopped_as_contact() -> ColumnElement[bool]:
+    """Whether a message to someone the bot has not met goes to a number that replied STOP
+    as a contact of any list (imported again since, say)."""
+    return (
+        exists()
+        .where(
+            col(BroadcastMessage.participant_id).is_(None),
+            col(_GONE_CONTACT.channel) == BroadcastMessage.channel,
+            col(_GONE_CONTACT.identity_hash) == BroadcastMessage.recipient,
+            col(_GONE_CONTACT.unsubscribed_at).is_not(None),
+        )
+        .label("stopped_as_contact")
+    )
+
+
 def _is_post(broadcast: Broadcast, known: dict[int, bool]) -> bool:
     """Whether the broadcast is a post in a Telegram channel (its audience says so)."""
     assert broadcast.id is not None
@@ -302,13 +348,25 @@ async def record_messages(
     now: datetime,
     *,
     outside_window: Collection[int] = (),
+    released: Collection[int] = (),
 ) -> None:
     """Record what became of `worker`'s sends, a batch in a few statements. Rows no longer
     `worker`'s (taken for dead meanwhile) stay as they are, unless sent. `outside_window`:
     the ids sent as a WhatsApp template (the messaging tier counts them). An unreachable
     recipient is marked so (`ChannelIdentity.unreachable_at`, `Contact.unsubscribed_at`):
     later broadcasts skip them. Addresses of people the bot has not met are erased once their
-    message is settled."""
+    message is settled. `released`: claimed but never handed to a platform (the worker
+    stopped first): queued again as they were, for a live worker."""
+    if released:
+        await session.exec(
+            update(BroadcastMessage)
+            .where(
+                col(BroadcastMessage.claimed_by) == worker,
+                col(BroadcastMessage.state) == NoticeState.CLAIMED,
+                col(BroadcastMessage.id).in_(list(released)),
+            )
+            .values(state=NoticeState.QUEUED, claimed_by=None, claimed_at=None)
+        )
     by_handover: dict[Handover, list[int]] = defaultdict(list)
     for message_id, handover in outcomes:
         by_handover[handover].append(message_id)
