@@ -129,6 +129,7 @@ class BroadcastWorker(OutboxWorker):
         self.pacers: dict[str, Pacer] = {}
         self._share(1)
         self._outside: set[int] = set()  # of the unrecorded: sent as WhatsApp templates
+        self._released: list[int] = []  # claimed, never sent (stopped first), not recorded
 
     def _share(self, live: int) -> None:
         """Pace each channel at its rate divided by the `live` workers."""
@@ -157,7 +158,7 @@ class BroadcastWorker(OutboxWorker):
     async def round(self) -> int:
         """Mark the dead workers' messages unknown, claim a batch, send it within the pacing,
         record it in one transaction; how many messages were sent."""
-        if self._unrecorded:
+        if self._unrecorded or self._released:
             await self._record_left()
         async with self.sessions() as session, session.begin():
             now = self.clock()
@@ -178,7 +179,9 @@ class BroadcastWorker(OutboxWorker):
             )
         if not batch:
             return 0
-        outcomes = await asyncio.gather(*(self._send_message(message) for message in batch))
+        sends = await asyncio.gather(*(self._send_message(message) for message in batch))
+        outcomes = [(message_id, handover) for message_id, handover in sends if handover]
+        released = [message_id for message_id, handover in sends if handover is None]
         now = self.clock()
         outside = {
             message.id
@@ -189,17 +192,27 @@ class BroadcastWorker(OutboxWorker):
         }
         try:
             async with self.sessions() as session, session.begin():
-                await record_messages(session, self.worker, outcomes, now, outside_window=outside)
+                await record_messages(
+                    session,
+                    self.worker,
+                    outcomes,
+                    now,
+                    outside_window=outside,
+                    released=released,
+                )
         except (SQLAlchemyError, OSError) as error:  # the sends are done: record them next round
             log.warning("could not record %d broadcast message(s): %s", len(outcomes), error)
             self._unrecorded.extend(outcomes)
             self._outside |= outside
+            self._released.extend(released)
         return len(batch)
 
-    async def _send_message(self, message: BroadcastOutgoing) -> tuple[int, Handover]:
+    async def _send_message(self, message: BroadcastOutgoing) -> tuple[int, Handover | None]:
+        """Send one message in its turn; None if the worker was stopped before its turn came
+        (never handed to the platform: it is released, for a live worker to send)."""
         pacer = self.pacers.get(PAID if message.paid else message.channel)
-        if pacer is not None:
-            await pacer.wait(message.channel)
+        if pacer is not None and not await self._turn(pacer, message.channel):
+            return message.id, None
         try:
             handover: Handover = await self.channels[message.channel].broadcast(message)
         except Exception:  # a bug in a channel: it may have sent, so it is not sent again
@@ -208,12 +221,33 @@ class BroadcastWorker(OutboxWorker):
         self.outcomes[handover] += 1
         return message.id, handover
 
+    async def _turn(self, pacer: Pacer, key: str) -> bool:
+        """Wait for the pacing's slot; False if `stop` came first. A slow pace (a small share
+        of a rate, a workspace's) can hold a batch for minutes: cut off by stop's timeout, its
+        messages still waiting would be taken for sent maybe, and never sent."""
+        if self._stopping.is_set():
+            return False
+        slot = asyncio.ensure_future(pacer.wait(key))
+        stop = asyncio.ensure_future(self._stopping.wait())
+        try:
+            await asyncio.wait({slot, stop}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for waiting in (slot, stop):
+                waiting.cancel()
+            await asyncio.gather(slot, stop, return_exceptions=True)
+        return slot.done() and not slot.cancelled() and slot.exception() is None
+
     async def _record_left(self) -> None:
         async with self.sessions() as session, session.begin():
             await record_messages(
-                session, self.worker, self._unrecorded, self.clock(), outside_window=self._outside
+                session,
+                self.worker,
+                self._unrecorded,
+                self.clock(),
+                outside_window=self._outside,
+                released=self._released,
             )
-        self._unrecorded, self._outside = [], set()
+        self._unrecorded, self._outside, self._released = [], set(), []
 
 
 async def resolve_outside(

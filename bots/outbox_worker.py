@@ -107,7 +107,9 @@ class OutboxWorker:
     async def _sending(self) -> None:
         while not self._stopping.is_set():
             try:
-                while await self.round() >= self.batch:  # more ready: no pause
+                # More ready: no pause; but once stopping, no new claim (its rows would be
+                # cut off mid-send by stop's timeout and become unknown, never sent).
+                while await self.round() >= self.batch and not self._stopping.is_set():
                     pass
             except (SQLAlchemyError, OSError) as error:  # the database is away: try later
                 log.warning("%s could not send: %s", self.worker, error)

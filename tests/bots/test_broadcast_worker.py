@@ -7,6 +7,7 @@ between its claim and its record become unknown, never sent again."""
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 import pytest
 from sqlmodel import col, select, update
@@ -14,7 +15,7 @@ from sqlmodel import col, select, update
 from bench.fakes.telegram_api import FakeTelegram, RateLimits
 from bots.broadcast_worker import BroadcastWorker
 from core.broadcasts.delivery import claim_messages
-from core.models import Broadcast, BroadcastState, ChannelIdentity
+from core.models import Broadcast, BroadcastMessage, BroadcastState, ChannelIdentity
 from core.notices import Handover, beat
 from tests.adapters.telegram.test_notices_workers import opened
 from tests.adapters.telegram.test_telegram_http import TOKEN
@@ -189,3 +190,77 @@ async def test_a_worker_dead_between_claim_and_record_leaves_its_messages_unknow
         await states(sessions, broadcast) == [("unknown", "worker-died")] * 3 + [("sent", None)] * 2
     )
     assert fake.count("sendMessage") == 2
+
+
+class HeldChannel:
+    """A channel whose first send is held until the test lets it go (a slow platform), and
+    that records what it was given."""
+
+    def __init__(self) -> None:
+        self.sent: list[int] = []
+        self.sending = asyncio.Event()
+        self.go_on = asyncio.Event()
+
+    async def broadcast(self, message: Any) -> Handover:
+        self.sent.append(message.id)
+        self.sending.set()
+        await self.go_on.wait()
+        return Handover.SENT
+
+
+async def claims(sessions: Any, broadcast: int) -> list[tuple[str, str | None, int]]:
+    async with sessions() as session:
+        rows = await session.exec(
+            select(BroadcastMessage.state, BroadcastMessage.claimed_by, BroadcastMessage.attempts)
+            .where(BroadcastMessage.broadcast_id == broadcast)
+            .order_by(col(BroadcastMessage.id))
+        )
+        return list(rows)
+
+
+async def test_a_stopped_worker_claims_no_more_batches(load_consultation, sessions, clock) -> None:
+    consultation = await load_consultation()
+    people = await enrolled(sessions, clock, "telegram", chats(97_001, 6))
+    broadcast = await queued_broadcast(
+        sessions, clock, consultation, [(p, "telegram", "fr") for p in people]
+    )
+    channel = HeldChannel()
+    worker = BroadcastWorker(sessions, {"telegram": channel}, clock=clock, rates=RATES)
+    worker.batch = 2  # a full batch: more are ready, and the worker would go on at once
+    await worker.start()
+    await channel.sending.wait()
+    stopping = asyncio.ensure_future(worker.stop())  # it runs first: the loop is FIFO
+    channel.go_on.set()  # then the batch under way finishes
+    await stopping
+    assert len(channel.sent) == 2
+    assert [state for state, _, _ in await claims(sessions, broadcast)] == ["sent"] * 2 + [
+        "queued"
+    ] * 4
+
+
+async def test_messages_still_waiting_for_their_turn_at_stop_are_released(
+    load_consultation, sessions, clock
+) -> None:
+    consultation = await load_consultation()
+    people = await enrolled(sessions, clock, "telegram", chats(98_001, 5))
+    broadcast = await queued_broadcast(
+        sessions, clock, consultation, [(p, "telegram", "fr") for p in people]
+    )
+    never = asyncio.Event()
+
+    async def slow_pace(seconds: float) -> None:  # a pace slower than the test: never over
+        await never.wait()
+
+    channel = HeldChannel()
+    channel.go_on.set()
+    worker = BroadcastWorker(
+        sessions, {"telegram": channel}, clock=clock, rates={"telegram": 1.0}, sleep=slow_pace
+    )
+    await worker.start()
+    await channel.sending.wait()  # the first of the batch went; the others wait their turn
+    await worker.stop()
+    assert len(channel.sent) == 1
+    # Never handed to Telegram: queued again as they were, not unknown (never sent again).
+    rows = await claims(sessions, broadcast)
+    assert [state for state, _, _ in rows[:1]] == ["sent"]
+    assert rows[1:] == [("queued", None, 0)] * 4
