@@ -11,7 +11,9 @@ Each kind is one `Broadcast` per consultation (kind stalled, digest, closing, re
 organiser sees, pauses or cancels it like any other), written the first time it is needed; each
 time it reaches someone is one occurrence, queued by `plan_occurrence` as the organisers'
 broadcasts are, so the weekly cap and the quiet hours hold for reminders too. Everything is
-decided from the database: running `plan_reminders` again at once creates nothing new.
+decided from the database: running `plan_reminders` again at once creates nothing new. The
+stalled and digest reminders look for whom to remind at most every CHECK_EVERY (each look
+reads every participant of the consultation; the scheduler calls every few seconds).
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import exists, func, not_, select
+from sqlalchemy import and_, case, exists, func, literal, select
 from sqlalchemy.orm import aliased
 from sqlalchemy.sql import Select
 from sqlmodel import col
@@ -27,7 +29,7 @@ from sqlmodel import select as select_rows
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from core.broadcasts.audience import parse_audience, participant_recipients
-from core.broadcasts.planning import plan_occurrence
+from core.broadcasts.planning import materialized, plan_occurrence
 from core.definitions import settings_of
 from core.i18n import Translator
 from core.models import (
@@ -40,9 +42,13 @@ from core.models import (
     Proposal,
     ProposalStatus,
     Status,
+    UTCDateTime,
     Vote,
 )
 
+# How often the stalled and digest reminders look for whom to remind: each look reads every
+# participant, and the scheduler calls every few seconds.
+CHECK_EVERY = timedelta(minutes=10)
 REMINDER_AUTHOR = "reminders"  # `created_by` of the reminders' broadcasts: no organiser
 MESSAGES = {
     BroadcastKind.STALLED: "broadcast.reminder.stalled",
@@ -129,7 +135,7 @@ async def reminder_broadcast(
 
 
 def _narrowed(recipients: Select[Any], *where: Any) -> Select[Any]:
-    chosen = recipients.subquery("chosen")
+    chosen = materialized(recipients, "chosen")
     return select(chosen.c.participant_id, chosen.c.channel, chosen.c.locale).where(
         *(condition(chosen.c.participant_id) for condition in where)
     )
@@ -163,10 +169,27 @@ def _joined(consultation_id: int, participant: Any) -> Any:
 
 
 def _reminded(broadcast_id: int, participant: Any, since: datetime | None = None) -> Any:
-    where = [col(BroadcastMessage.broadcast_id) == broadcast_id]
+    """Whether the participant had a message of `broadcast_id` (since `since`), as 1 or 0.
+    Only their own index is read (the broadcast is matched by CASE, as the weekly cap does):
+    the statistics of a table that just grew cannot lead the database to read every message
+    of the broadcast for each participant."""
+    mine = col(BroadcastMessage.broadcast_id) == broadcast_id
     if since is not None:
-        where.append(col(BroadcastMessage.created_at) > since)
-    return exists().where(col(BroadcastMessage.participant_id) == participant, *where)
+        mine = and_(mine, col(BroadcastMessage.created_at) > since)
+    return (
+        select(func.coalesce(func.max(case((mine, 1), else_=0)), 0))
+        .where(col(BroadcastMessage.participant_id) == participant)
+        .scalar_subquery()
+    )
+
+
+def _checked(broadcast: Broadcast, now: datetime) -> bool:
+    """Whether a reminder looks for whom to remind at `now`: at most every CHECK_EVERY (its
+    `updated_at` says when it last looked), since looking reads every participant."""
+    if broadcast.created_at != now and now - broadcast.updated_at < CHECK_EVERY:
+        return False
+    broadcast.updated_at = now
+    return True
 
 
 async def _stalled(
@@ -175,6 +198,8 @@ async def _stalled(
     broadcast = await reminder_broadcast(session, consultation, BroadcastKind.STALLED, now)
     if broadcast is None or broadcast.id is None or consultation.status not in _RUNNING:
         return 0
+    if not _checked(broadcast, now):
+        return 0
     cid, bid = consultation.id or 0, broadcast.id
     since = now - timedelta(hours=hours)
     recipients = _narrowed(
@@ -182,7 +207,7 @@ async def _stalled(
             consultation, parse_audience(_AUDIENCES[BroadcastKind.STALLED]), now
         ),
         lambda p: func.coalesce(_last_vote(cid, p), _joined(cid, p)) <= since,
-        lambda p: not_(_reminded(bid, p)),
+        lambda p: _reminded(bid, p) == 0,
     )
     return await _occur(session, broadcast, consultation, now, recipients)
 
@@ -193,23 +218,47 @@ async def _digest(
     broadcast = await reminder_broadcast(session, consultation, BroadcastKind.DIGEST, now)
     if broadcast is None or broadcast.id is None or consultation.status not in _RUNNING:
         return 0
+    if not _checked(broadcast, now):
+        return 0
     cid, bid = consultation.id or 0, broadcast.id
-
-    def news(participant: Any) -> Any:
-        # A proposal accepted (its last decision) after the participant's last vote, or
-        # since they joined if they never voted, that someone else wrote.
-        seen = func.coalesce(_last_vote(cid, participant), _joined(cid, participant))
-        return exists().where(
-            col(Proposal.consultation_id) == cid,
-            col(Proposal.status) == ProposalStatus.ACCEPTED,
-            col(Proposal.updated_at) > seen,
-            func.coalesce(col(Proposal.author_id), 0) != participant,
+    latest = (
+        await session.exec(
+            select_rows(func.max(col(Proposal.updated_at))).where(
+                col(Proposal.consultation_id) == cid,
+                col(Proposal.status) == ProposalStatus.ACCEPTED,
+            )
         )
+    ).one()
+    if latest is None:
+        return 0
 
-    recipients = _narrowed(
-        participant_recipients(consultation, parse_audience("all"), now),
+    # When each participant last looked: their last vote here, or when they joined; once per
+    # participant (a CTE computed first), not once per proposal compared with it.
+    chosen = materialized(
+        participant_recipients(consultation, parse_audience("all"), now), "chosen"
+    )
+    participant = chosen.c.participant_id
+    seen = materialized(
+        select(
+            participant,
+            chosen.c.channel,
+            chosen.c.locale,
+            func.coalesce(_last_vote(cid, participant), _joined(cid, participant)).label("at"),
+        ),
+        "seen",
+    )
+    # News: a proposal accepted (its last decision) since then, that someone else wrote. The
+    # newest acceptance is compared first: for who is up to date, no proposal is read.
+    news = exists().where(
+        col(Proposal.consultation_id) == cid,
+        col(Proposal.status) == ProposalStatus.ACCEPTED,
+        col(Proposal.updated_at) > seen.c.at,
+        func.coalesce(col(Proposal.author_id), 0) != seen.c.participant_id,
+    )
+    recipients = select(seen.c.participant_id, seen.c.channel, seen.c.locale).where(
+        seen.c.at < literal(latest, UTCDateTime()),
         news,
-        lambda p: not_(_reminded(bid, p, now - timedelta(days=days))),
+        _reminded(bid, seen.c.participant_id, now - timedelta(days=days)) == 0,
     )
     return await _occur(session, broadcast, consultation, now, recipients)
 
