@@ -12,17 +12,19 @@ from datetime import time as clock_time
 from typing import Any
 
 import pytest
-from sqlalchemy import func
+from sqlalchemy import event, func
 from sqlmodel import col, select
 
-from core.broadcasts.audience import AudienceError
+from core.broadcasts.audience import AudienceError, parse_audience, participant_recipients
 from core.broadcasts.messages import BroadcastContent
 from core.broadcasts.planning import (
     CAP,
+    PlannedRun,
     ScheduleError,
     add_outside_recipients,
     create_broadcast,
     plan_due,
+    plan_occurrence,
 )
 from core.broadcasts.quiet import is_quiet, next_allowed
 from core.definitions import BroadcastSettings
@@ -33,6 +35,7 @@ from core.models import (
     BroadcastRun,
     BroadcastState,
     ChannelIdentity,
+    Consultation,
     Contact,
     NoticeState,
     Participant,
@@ -527,3 +530,44 @@ def test_every_schedule_and_state_error_is_said_in_both_languages(locale: str) -
 
     for msgid in (*planning.MSGIDS, *control.MSGIDS):
         assert has_message(locale, msgid), msgid
+
+
+async def test_a_planner_that_lost_the_race_for_an_occurrence_writes_nothing(
+    database_url, engine, load_consultation, sessions, clock
+):
+    if not database_url.startswith("postgresql"):
+        pytest.skip("SQLite has one writer at a time: the loser waits before it looks")
+    consultation = await load_consultation(settings=_settings(**NO_QUIET))
+    await people(sessions, clock, consultation, *[("fr", "telegram")] * 3)
+    created = await create(sessions, clock, consultation)
+    fire_at = clock()
+    other_engine = create_engine(database_url)
+    inserting = asyncio.Event()
+
+    @event.listens_for(other_engine.sync_engine, "before_cursor_execute")
+    def _spot(_connection, _cursor, statement: str, *_: Any) -> None:
+        if statement.startswith("INSERT INTO broadcastrun"):
+            inserting.set()  # past its check: the winner's run is not committed yet
+
+    async def occur(session) -> PlannedRun | None:
+        broadcast = await session.get(Broadcast, created.id)
+        consultation_ = await session.get(Consultation, consultation.id)
+        audience = participant_recipients(consultation_, parse_audience("all"), fire_at)
+        return await plan_occurrence(session, broadcast, consultation_, fire_at, clock(), audience)
+
+    async def loser() -> PlannedRun | None:
+        async with session_factory(other_engine)() as session, session.begin():
+            return await occur(session)
+
+    try:
+        async with sessions() as session, session.begin():
+            won = await occur(session)
+            race = asyncio.create_task(loser())
+            await inserting.wait()
+        assert won is not None and won.queued == 3
+        assert await race is None  # its insert met the winner's run: rolled back to a savepoint
+    finally:
+        await other_engine.dispose()
+    async with sessions() as session:
+        assert len((await session.exec(select(BroadcastRun))).all()) == 1
+    assert len(await messages(sessions)) == 3
