@@ -10,7 +10,7 @@ translated; every value is escaped here.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from html import escape
 from itertools import count
@@ -40,7 +40,8 @@ def _open(title: str, desc: str, width: int, height: int, css: str) -> str:
     n = next(_ids)
     return (
         f'<svg class="chart {css}" role="img" viewBox="0 0 {width} {height}" '
-        f'preserveAspectRatio="xMinYMin meet" aria-labelledby="chart{n}t chart{n}d" '
+        f'preserveAspectRatio="xMinYMin meet" aria-labelledby="chart{n}t" '
+        f'aria-describedby="chart{n}d" '
         f'xmlns="http://www.w3.org/2000/svg"><title id="chart{n}t">{escape(title)}</title>'
         f'<desc id="chart{n}d">{escape(desc)}</desc>'
     )
@@ -76,10 +77,15 @@ def split_bar(
 
 
 def timeline(
-    series: Mapping[str, Mapping[str, int]], days: Sequence[str], title: str, desc: str
+    series: Mapping[str, Mapping[str, int]],
+    days: Sequence[str],
+    title: str,
+    desc: str,
+    number: Callable[[int], str] = str,
 ) -> Markup:
-    """Counts per day (`days`, ISO dates in order) of each named series, as lines with dots,
-    the busiest day's count on the axis and the first and last days under it."""
+    """Counts per day (`days`, ISO dates in order) of each named series, as lines with dots
+    (as bars side by side for a single day), the busiest day's count (written by `number`, in
+    the reader's language) on the axis and the first and last days under it."""
     width, height, left, bottom, top = 600, 220, 44, 28, 12
     parts = [_open(title, desc, width, height, "timeline")]
     peak = max((n for values in series.values() for n in values.values()), default=0) or 1
@@ -91,7 +97,7 @@ def timeline(
     )
     parts.append(
         f'<g font-size="12" fill="#444"><text x="{left - 6}" y="{top + 10}" '
-        f'text-anchor="end">{peak}</text><text x="{left - 6}" y="{top + plot_h}" '
+        f'text-anchor="end">{escape(number(peak))}</text><text x="{left - 6}" y="{top + plot_h}" '
         f'text-anchor="end">0</text>'
     )
     if days:
@@ -102,14 +108,23 @@ def timeline(
                 f"{escape(days[-1])}</text>"
             )
     parts.append("</g>")
-    step = plot_w / max(len(days) - 1, 1)
+    if len(days) == 1:  # one day: a bar per series, side by side (a line needs two days)
+        width_each = plot_w / (2 * len(series) + 1)
+        for index, (name, values) in enumerate(series.items()):
+            colour = SERIES[index % len(SERIES)]
+            h = values.get(days[0], 0) / peak * plot_h
+            x = left + width_each * (2 * index + 1)
+            parts.append(
+                f'<rect x="{x:.1f}" y="{top + plot_h - h:.1f}" width="{width_each:.1f}" '
+                f'height="{h:.1f}" fill="{colour}"><title>{escape(name)}</title></rect>'
+            )
+        parts.append("</svg>")
+        return Markup("".join(parts))
+    step = plot_w / (len(days) - 1)
     for index, (name, values) in enumerate(series.items()):
         colour = SERIES[index % len(SERIES)]
         points = [
-            (
-                left + i * step if len(days) > 1 else left + plot_w / 2,
-                top + plot_h - values.get(day, 0) / peak * plot_h,
-            )
+            (left + i * step, top + plot_h - values.get(day, 0) / peak * plot_h)
             for i, day in enumerate(days)
         ]
         path = " ".join(f"{x:.1f},{y:.1f}" for x, y in points)

@@ -24,6 +24,7 @@ from core.definitions import profile_questions_of
 from core.i18n import negotiate
 from core.models import Consultation, ResultSnapshot
 from core.moderation.overview import consultation_overview
+from core.results.live import NONE, OTHER
 from core.results.recompute import DASHBOARD
 from core.results.snapshot import latest_snapshot
 
@@ -117,14 +118,18 @@ def _chart(page: Page, rows: list[dict[str, Any]], title: str) -> dict[str, Any]
     if not rows:
         return None
     series: dict[str, dict[str, int]] = defaultdict(dict)
+    unnamed = {
+        OTHER: page.t("console.dashboard.other_source"),
+        NONE: page.t("console.dashboard.no_channel"),
+    }
     for row in rows:
-        series[row["series"]][row["day"]] = row["count"]
+        series[unnamed.get(row["series"], row["series"])][row["day"]] = row["count"]
     days = sorted({row["day"] for row in rows})
     totals = ", ".join(f"{name} {page.t.number(sum(v.values()))}" for name, v in series.items())
     desc = page.t("console.dashboard.timeline_desc", first=days[0], last=days[-1], totals=totals)
     return {
         "title": title,
-        "svg": timeline(series, days, title, desc),
+        "svg": timeline(series, days, title, desc, page.t.number),
         "legend": [
             (name, colour, sum(series[name].values()))
             for name, colour in series_colours(list(series))
