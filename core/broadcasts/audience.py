@@ -336,7 +336,23 @@ def participant_recipients(
 
 
 def _reachable(identity: type[ChannelIdentity]) -> ColumnElement[bool]:
-    return and_(col(identity.address).is_not(None), col(identity.unreachable_at).is_(None))
+    """An identity with an address that no platform said unreachable, or that wrote since
+    (they unblocked the bot); `unreachable` is its opposite, for one identity read."""
+    return and_(
+        col(identity.address).is_not(None),
+        or_(
+            col(identity.unreachable_at).is_(None),
+            col(identity.last_seen_at) > col(identity.unreachable_at),
+        ),
+    )
+
+
+def unreachable(unreachable_at: datetime | None, last_seen_at: datetime | None) -> bool:
+    """Whether an identity marked unreachable at `unreachable_at` is still so: it has not
+    written since."""
+    if unreachable_at is None:
+        return False
+    return last_seen_at is None or last_seen_at <= unreachable_at
 
 
 @dataclass(frozen=True)

@@ -29,7 +29,7 @@ from sqlalchemy.sql.elements import ColumnElement
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from core.broadcasts.audience import AudienceError, outside_target, parse_audience
+from core.broadcasts.audience import AudienceError, outside_target, parse_audience, unreachable
 from core.broadcasts.control import sendable_broadcasts
 from core.definitions import ConsultationSettings, WhatsAppTemplate
 from core.models import (
@@ -119,7 +119,7 @@ async def claim_messages(
     if not ids:
         return []
     rows = await session.exec(
-        select(  # type: ignore[call-overload]  # eight entities: beyond sqlmodel's overloads
+        select(  # type: ignore[call-overload,misc]  # beyond sqlmodel's overloads
             BroadcastMessage,
             Broadcast,
             Consultation,
@@ -129,6 +129,7 @@ async def claim_messages(
             Contact.unsubscribed_at,
             Participation.subscribed,
             _MET.unreachable_at,
+            _MET.last_seen_at,
             _MET_IN.subscribed,
             _stopped_as_contact(),
         )
@@ -177,7 +178,7 @@ async def claim_messages(
         message, broadcast, consultation, identity, opted_in_at, forgotten_at, gone, subscribed = (
             row[:8]
         )
-        met_unreachable_at, met_subscribed, stopped_as_contact = row[8:]
+        met_unreachable_at, met_last_seen_at, met_subscribed, stopped_as_contact = row[8:]
         assert message.id is not None and consultation.id is not None
         if message.id in seen:  # a second identity on the same channel: the first one serves
             continue
@@ -187,10 +188,12 @@ async def claim_messages(
         if forgotten_at is not None or not address:
             failed[FORGOTTEN].append(message.id)
             continue
-        if person and identity is not None and identity.unreachable_at is not None:
+        # Marked unreachable (they blocked the bot) and silent since: writing again unblocks.
+        mine = identity if person and identity is not None else None
+        if mine is not None and unreachable(mine.unreachable_at, mine.last_seen_at):
             failed[UNREACHABLE].append(message.id)
             continue
-        if met_unreachable_at is not None:  # a Slack member, a contact: a participant too
+        if unreachable(met_unreachable_at, met_last_seen_at):  # a Slack member, a contact...
             failed[UNREACHABLE].append(message.id)
             continue
         # Since the planning (STOP, /stop); for someone reached from outside the consultation
@@ -434,7 +437,8 @@ async def _retry(
 
 async def _mark_unreachable(session: AsyncSession, ids: list[int], now: datetime) -> None:
     """The recipients of `ids` are skipped from now on: a participant's identity on that
-    channel is unreachable (until they write again), a contact unsubscribed."""
+    channel is unreachable (until they write again: marked anew if they block it again), a
+    contact unsubscribed."""
     rows = (
         await session.exec(
             select(
@@ -451,7 +455,6 @@ async def _mark_unreachable(session: AsyncSession, ids: list[int], now: datetime
                 .where(
                     col(ChannelIdentity.participant_id) == participant_id,
                     col(ChannelIdentity.channel) == channel,
-                    col(ChannelIdentity.unreachable_at).is_(None),
                 )
                 .values(unreachable_at=now)
             )

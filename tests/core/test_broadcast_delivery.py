@@ -1,6 +1,7 @@
 """Claiming a broadcast's messages, on both databases: someone reached from outside the
 consultation (a Slack workspace's member, a contact of a WhatsApp list) whom the bot has met
-since is held to what they said as a participant (/stop, blocked) and as a contact (STOP)."""
+since is held to what they said as a participant (/stop, blocked) and as a contact (STOP);
+someone who blocked the bot is skipped until they write again, then reached again."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from typing import Any
 
 from sqlmodel import col, select, update
 
+from core.broadcasts.audience import audience_size, parse_audience
 from core.broadcasts.delivery import claim_messages
 from core.identity import enrol, identity_hash
 from core.models import (
@@ -18,7 +20,7 @@ from core.models import (
     Contact,
     Participation,
 )
-from tests.bots.broadcasting import states
+from tests.bots.broadcasting import queued_broadcast, states
 from tests.conftest import SECRET
 
 
@@ -136,3 +138,33 @@ async def test_a_number_that_replied_stop_as_a_contact_is_not_reached_from_anoth
             select(BroadcastMessage.address).where(BroadcastMessage.broadcast_id == broadcast)
         )
         assert sorted(left, key=str) == sorted([None, numbers[1]], key=str)  # the refused: erased
+
+
+async def test_someone_who_blocked_the_bot_is_reached_again_once_they_write_again(
+    load_consultation, sessions, clock
+) -> None:
+    consultation = await load_consultation()
+    person = await participant(sessions, clock, consultation, "telegram", "4242")
+    async with sessions() as session, session.begin():
+        await session.exec(
+            update(ChannelIdentity)
+            .where(col(ChannelIdentity.participant_id) == person)
+            .values(unreachable_at=clock())  # a broadcast found they blocked the bot
+        )
+    everyone = parse_audience("all")
+    async with sessions() as session:
+        assert (await audience_size(session, consultation, everyone, clock())).total == 0
+    blocked = await queued_broadcast(sessions, clock, consultation, [(person, "telegram", "fr")])
+    async with sessions() as session, session.begin():
+        assert await claim_messages(session, "w", ["telegram"], clock()) == []
+    assert await states(sessions, blocked) == [("failed", "unreachable")]
+    clock.advance(hours=2)
+    async with sessions() as session, session.begin():  # they unblocked it and wrote
+        await enrol(session, SECRET, "telegram", "4242", "4242", clock())
+    async with sessions() as session:
+        assert (await audience_size(session, consultation, everyone, clock())).total == 1
+    again = await queued_broadcast(sessions, clock, consultation, [(person, "telegram", "fr")])
+    async with sessions() as session, session.begin():
+        claimed = await claim_messages(session, "w", ["telegram"], clock())
+    assert [message.address for message in claimed] == ["4242"]
+    assert await states(sessions, again) == [("claimed", None)]
