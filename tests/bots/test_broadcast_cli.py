@@ -29,7 +29,6 @@ from core.broadcasts.planning import plan_due
 from core.i18n import Translator
 from core.identity import enrol
 from core.models import BroadcastMessage, ChannelIdentity, Consultation, Contact, Participation
-from tests.adapters.telegram.test_broadcast import join_in_english
 from tests.adapters.telegram.test_telegram_http import environment
 from tests.bots.test_cli import consult as consult_process
 from tests.bots.test_cli import run
@@ -352,8 +351,7 @@ async def test_a_broadcast_typed_in_the_cli_reaches_each_participant_once_in_the
     create = ["broadcast", "create", "elders", "--message", message, "--at", "now"]
     with _serving(env, fake):
         await asyncio.to_thread(join, fake, AMELIE, "fr")
-        # A language hint is not kept: a participant is written to in theirs once chosen.
-        await asyncio.to_thread(join_in_english, fake, BOB)
+        await asyncio.to_thread(join, fake, BOB, "en")  # their app's language, never chosen
         created = await consult([*create, "--audience", "all"])
         assert created.returncode == 0, created.stderr
         await asyncio.to_thread(
