@@ -31,10 +31,12 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from core.broadcasts.audience import AudienceError, outside_target, parse_audience, unreachable
 from core.broadcasts.control import sendable_broadcasts
+from core.broadcasts.stats import CANCELLED
 from core.definitions import ConsultationSettings, WhatsAppTemplate
 from core.models import (
     Broadcast,
     BroadcastMessage,
+    BroadcastState,
     ChannelIdentity,
     Consultation,
     Contact,
@@ -401,8 +403,21 @@ async def record_messages(
         if handover == Handover.UNREACHABLE:
             await _mark_unreachable(session, ids, now)
         await session.exec(update(BroadcastMessage).where(*where).values(**values))
+    # Back in the queue (tried again later, waiting for the window, released) while their
+    # broadcast was cancelled meanwhile: withdrawn, as the cancel withdrew the queued ones;
+    # they would otherwise wait for ever, never claimed, their addresses kept.
+    done_ids = [message_id for message_id, _ in outcomes] + list(released)
+    cancelled = select(Broadcast.id).where(Broadcast.state == BroadcastState.CANCELLED)
+    await session.exec(
+        update(BroadcastMessage)
+        .where(
+            col(BroadcastMessage.id).in_(done_ids),
+            col(BroadcastMessage.state).in_((NoticeState.QUEUED, NoticeState.WAITING)),
+            col(BroadcastMessage.broadcast_id).in_(cancelled),
+        )
+        .values(state=NoticeState.FAILED, problem=CANCELLED)
+    )
     settled = col(BroadcastMessage.state).in_((NoticeState.SENT, NoticeState.FAILED))
-    done_ids = [message_id for message_id, _ in outcomes]
     await session.exec(
         update(BroadcastMessage)
         .where(

@@ -1,7 +1,8 @@
 """Claiming a broadcast's messages, on both databases: someone reached from outside the
 consultation (a Slack workspace's member, a contact of a WhatsApp list) whom the bot has met
 since is held to what they said as a participant (/stop, blocked) and as a contact (STOP);
-someone who blocked the bot is skipped until they write again, then reached again."""
+someone who blocked the bot is skipped until they write again, then reached again; a message
+back in the queue once its broadcast was cancelled is withdrawn."""
 
 from __future__ import annotations
 
@@ -10,7 +11,8 @@ from typing import Any
 from sqlmodel import col, select, update
 
 from core.broadcasts.audience import audience_size, parse_audience
-from core.broadcasts.delivery import claim_messages
+from core.broadcasts.control import cancel
+from core.broadcasts.delivery import claim_messages, record_messages
 from core.identity import enrol, identity_hash
 from core.models import (
     Broadcast,
@@ -20,6 +22,7 @@ from core.models import (
     Contact,
     Participation,
 )
+from core.notices import Handover
 from tests.bots.broadcasting import queued_broadcast, states
 from tests.conftest import SECRET
 
@@ -168,3 +171,25 @@ async def test_someone_who_blocked_the_bot_is_reached_again_once_they_write_agai
         claimed = await claim_messages(session, "w", ["telegram"], clock())
     assert [message.address for message in claimed] == ["4242"]
     assert await states(sessions, again) == [("claimed", None)]
+
+
+async def test_messages_back_in_the_queue_of_a_broadcast_cancelled_meanwhile_are_withdrawn(
+    load_consultation, sessions, clock
+) -> None:
+    consultation = await load_consultation()
+    numbers = ["33600000093", "33600000094"]
+    broadcast = await outside_broadcast(sessions, clock, consultation, "whatsapp", numbers)
+    async with sessions() as session, session.begin():
+        claimed = await claim_messages(session, "w", ["whatsapp"], clock())
+    async with sessions() as session, session.begin():  # while they are on their way
+        await cancel(session, broadcast, "ana@example.org", clock())
+    throttled, outside_window = (message.id for message in claimed)
+    outcomes = [(throttled, Handover.RETRY), (outside_window, Handover.NEEDS_TEMPLATE)]
+    async with sessions() as session, session.begin():
+        await record_messages(session, "w", outcomes, clock())
+    assert await states(sessions, broadcast) == [("failed", "cancelled")] * 2
+    async with sessions() as session:
+        left = await session.exec(
+            select(BroadcastMessage.address).where(BroadcastMessage.broadcast_id == broadcast)
+        )
+        assert list(left) == [None, None]  # the numbers are not kept for a message never sent
