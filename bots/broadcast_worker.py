@@ -34,7 +34,7 @@ from bots.outbox_worker import OutboxWorker
 from bots.settings import Settings
 from core.broadcasts.delivery import (
     BroadcastOutgoing,
-    claim_messages,
+    claim_batch,
     record_messages,
     within_window,
 )
@@ -157,14 +157,15 @@ class BroadcastWorker(OutboxWorker):
 
     async def round(self) -> int:
         """Mark the dead workers' messages unknown, claim a batch, send it within the pacing,
-        record it in one transaction; how many messages were sent."""
+        record it in one transaction; how many messages were claimed (a full batch: more
+        are ready), sent or not (settled at the claim, put back for the tier)."""
         if self._unrecorded or self._released:
             await self._record_left()
         async with self.sessions() as session, session.begin():
             now = self.clock()
             unknown = await mark_unknown(session, now, self.stale_after, table=BroadcastMessage)
             tier = self.whatsapp_tier if "whatsapp" in self.channels else None
-            batch = await claim_messages(
+            claimed = await claim_batch(
                 session,
                 self.worker,
                 tuple(self.channels),
@@ -172,13 +173,14 @@ class BroadcastWorker(OutboxWorker):
                 limit=self.batch,
                 whatsapp_tier=tier,
             )
+        batch = claimed.messages
         if unknown:
             log.warning(
                 "%d broadcast message(s) were being sent by a worker that died: marked unknown",
                 unknown,
             )
-        if not batch:
-            return 0
+        if not batch:  # all settled at the claim (forgotten...) or put back: more may wait
+            return claimed.claimed
         sends = await asyncio.gather(*(self._send_message(message) for message in batch))
         outcomes = [(message_id, handover) for message_id, handover in sends if handover]
         released = [message_id for message_id, handover in sends if handover is None]
@@ -205,7 +207,7 @@ class BroadcastWorker(OutboxWorker):
             self._unrecorded.extend(outcomes)
             self._outside |= outside
             self._released.extend(released)
-        return len(batch)
+        return claimed.claimed
 
     async def _send_message(self, message: BroadcastOutgoing) -> tuple[int, Handover | None]:
         """Send one message in its turn; None if the worker was stopped before its turn came

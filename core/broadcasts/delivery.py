@@ -95,6 +95,16 @@ def within_window(last_seen_at: datetime | None, now: datetime) -> bool:
     return last_seen_at is not None and now - last_seen_at < WINDOW
 
 
+@dataclass(frozen=True)
+class ClaimedBatch:
+    """What a claim gives to send, and how many rows it took: those it settled at once
+    (forgotten, unsubscribed...) or put back (past the messaging tier) count, so that a
+    batch with nothing to send still says more may be ready behind it."""
+
+    messages: list[BroadcastOutgoing]
+    claimed: int
+
+
 async def claim_messages(
     session: AsyncSession,
     worker: str,
@@ -107,8 +117,24 @@ async def claim_messages(
     """Claim for `worker` up to `limit` ready messages on `channels`, oldest first, and say
     what to send; the caller commits before sending. `whatsapp_tier` caps the unique
     recipients reached outside WhatsApp's window in 24 hours (None: unlimited)."""
+    batch = await claim_batch(
+        session, worker, channels, now, limit=limit, whatsapp_tier=whatsapp_tier
+    )
+    return batch.messages
+
+
+async def claim_batch(
+    session: AsyncSession,
+    worker: str,
+    channels: Collection[str],
+    now: datetime,
+    *,
+    limit: int = 500,
+    whatsapp_tier: int | None = None,
+) -> ClaimedBatch:
+    """`claim_messages`, saying how many rows were claimed too (see `ClaimedBatch`)."""
     if not channels:
-        return []
+        return ClaimedBatch([], 0)
     ids = await claim_ready(
         session,
         BroadcastMessage,
@@ -119,7 +145,7 @@ async def claim_messages(
         col(BroadcastMessage.channel).in_(list(channels)),
     )
     if not ids:
-        return []
+        return ClaimedBatch([], 0)
     rows = await session.exec(
         select(  # type: ignore[call-overload,misc]  # beyond sqlmodel's overloads
             BroadcastMessage,
@@ -242,7 +268,7 @@ async def claim_messages(
         )
     if whatsapp_tier is not None:
         outgoing = await _within_tier(session, outgoing, whatsapp_tier, now)
-    return outgoing
+    return ClaimedBatch(outgoing, len(ids))
 
 
 async def _within_tier(

@@ -15,7 +15,7 @@ from sqlmodel import col, select, update
 from bench.fakes.telegram_api import FakeTelegram, RateLimits
 from bots.broadcast_worker import BroadcastWorker
 from core.broadcasts.delivery import claim_messages
-from core.models import Broadcast, BroadcastMessage, BroadcastState, ChannelIdentity
+from core.models import Broadcast, BroadcastMessage, BroadcastState, ChannelIdentity, Participant
 from core.notices import Handover, beat
 from tests.adapters.telegram.test_notices_workers import opened
 from tests.adapters.telegram.test_telegram_http import TOKEN
@@ -264,3 +264,27 @@ async def test_messages_still_waiting_for_their_turn_at_stop_are_released(
     rows = await claims(sessions, broadcast)
     assert [state for state, _, _ in rows[:1]] == ["sent"]
     assert rows[1:] == [("queued", None, 0)] * 4
+
+
+async def test_a_batch_of_people_gone_does_not_end_the_drain_before_those_behind_them(
+    load_consultation, sessions, clock, flow
+) -> None:
+    consultation = await load_consultation()
+    addresses = chats(99_101, 5)
+    people = await enrolled(sessions, clock, "telegram", addresses)
+    broadcast = await queued_broadcast(
+        sessions, clock, consultation, [(p, "telegram", "fr") for p in people]
+    )
+    async with sessions() as session, session.begin():  # the first three used /forget
+        await session.exec(
+            update(Participant)
+            .where(col(Participant.id).in_(people[:3]))
+            .values(forgotten_at=clock())
+        )
+    with FakeTelegram(TOKEN, bot_username="elders_bot", limits=None) as fake:
+        async with opened(flow, fake.url, **FAST) as channel:
+            worker = BroadcastWorker(sessions, {"telegram": channel}, clock=clock, rates=RATES)
+            worker.batch = 3  # the first batch: nobody to send to
+            assert await worker.drain() == {Handover.SENT: 2}  # consult deliver --once
+    assert await states(sessions, broadcast) == [("failed", "forgotten")] * 3 + [("sent", None)] * 2
+    assert fake.sent_texts(int(addresses[4])) == ["Bonjour !"]
