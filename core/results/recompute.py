@@ -42,7 +42,7 @@ from core.models import (
 from core.report import consultation_report, idea_refs
 from core.results.live import live_figures
 from core.results.snapshot import DEFAULT_SEED, latest_snapshot, refresh_snapshot
-from core.results.trust import record_trust
+from core.results.trust import consultation_trust, record_trust
 from core.results.weighting import UnreachableMargin, weighted_figures
 
 KEEP = 3
@@ -78,12 +78,19 @@ async def recompute_results(
         session, consultation, seed=seed, now=now, trusted_only=exclude
     )
     reports: dict[str, dict[str, Any]] = {"all": {}, "trusted": {}}
+    trusted_only = trust.left_out
+    if trust.untrusted and not exclude:
+        # The dashboard's trust filter shows the scores without them even when the
+        # consultation keeps them: trust's own counts, as if it left them out.
+        settings = consultation.settings | {"exclude_untrusted": True}
+        as_if = consultation.model_copy(update={"settings": settings})
+        trusted_only = (await consultation_trust(session, as_if)).left_out
     for locale in consultation.locales:
         report = await consultation_report(session, consultation, locale=locale, now=now)
         reports["all"][locale] = report.as_dict()
         if trust.untrusted:
             trusted = await consultation_report(
-                session, consultation, locale=locale, now=now, left_out=trust.left_out
+                session, consultation, locale=locale, now=now, left_out=trusted_only
             )
             reports["trusted"][locale] = trusted.as_dict()
     left_out = trust.left_out if exclude else None

@@ -13,6 +13,7 @@ import pytest
 from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from core.models import Consultation
 from core.organisers import Role
 from tests.bots.console.conftest import ConsoleServer
 from tests.bots.console.dashboard_population import (
@@ -114,3 +115,36 @@ async def test_the_live_page_draws_votes_over_time_by_channel_and_source(
     assert "poster: 12" in html and "radio: 12" in html
     assert "Engagement by answer to “Your age?”" in html
     assert SECRET_ADDRESS not in html
+
+
+async def test_the_weighted_switch_and_the_trust_filter(held: None, server: ConsoleServer) -> None:
+    # Margins declared: 80% old (a third of the crowd is: each old person weighs more).
+    async with server.sessions() as session, session.begin():
+        consultation = await session.get(Consultation, server.consultation.id)
+        assert consultation is not None
+        consultation.settings = consultation.settings | {
+            "population": {"age": {"young": 0.2, "old": 0.8}}
+        }
+        session.add(consultation)
+    await crowd(server.sessions, consultation, server.clock)
+    await crowd(server.sessions, consultation, server.clock, hasty=6, offset=100)
+    await compute(server.sessions, consultation, server.clock)
+    client = await _analyst(server)
+    results = f"{server.console}/c/elders/results"
+    plain = unescape((await client.get(results)).text)
+    assert "Weighted to the population's margins (age)" in plain
+    assert "design effect" in plain
+    assert "Trust: 6 of 30 participants untrusted" in plain
+
+    weighted = await client.get(results, params={"weighted": "true"})
+    assert weighted.status_code == 200
+    assert 'name="weighted" value="true" checked' in weighted.text
+    assert _figures(weighted.text) != _figures(plain)  # the weighted rates, not the raw ones
+
+    trusted = unescape((await client.get(results, params={"trust": "trusted"})).text)
+    assert '<option value="trusted" selected>' in trusted
+    assert _figures(trusted) != _figures(plain)  # the hasty six left out
+
+
+def _figures(html: str) -> list[str]:
+    return re.findall(r'<p class="dash-figures">([^<]*)</p>', html)
