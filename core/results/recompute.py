@@ -16,14 +16,16 @@ request:
 - `live`: `core.results.live.live_figures`.
 
 `due` says which consultations need a new snapshot: an open one whose latest is older than
-the interval, any other (not a draft) that changed since its latest, and any without one.
-Only the latest KEEP snapshots of a consultation are kept: pages read the latest only.
+the interval, any other (not a draft) that changed since its latest, and any without one. A
+snapshot `consult results --refresh` stored (groups only, no `dashboard`) counts as the latest
+too: the pages say "not yet" until the next interval. Only the latest KEEP snapshots of a
+consultation are kept: pages read the latest only.
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import delete, func
@@ -41,7 +43,7 @@ from core.models import (
 )
 from core.report import consultation_report, idea_refs
 from core.results.live import live_figures
-from core.results.snapshot import DEFAULT_SEED, latest_snapshot, refresh_snapshot
+from core.results.snapshot import DEFAULT_SEED, refresh_snapshot
 from core.results.trust import consultation_trust, record_trust
 from core.results.weighting import UnreachableMargin, weighted_figures
 
@@ -50,18 +52,28 @@ DASHBOARD = "dashboard"
 
 
 async def due(session: AsyncSession, now: datetime, every: timedelta) -> list[Consultation]:
-    """The consultations whose results should be computed again at `now` (module docstring)."""
+    """The consultations whose results should be computed again at `now` (module docstring).
+
+    One query for the latest snapshot's time of each: the scheduler asks every few seconds,
+    and a snapshot's payload can be large."""
+    latest = await session.exec(
+        select(ResultSnapshot.consultation_id, func.max(ResultSnapshot.computed_at)).group_by(
+            col(ResultSnapshot.consultation_id)
+        )
+    )
+    computed = {cid: at for cid, at in latest.all()}
     found = await session.exec(select(Consultation).where(col(Consultation.status) != Status.DRAFT))
     chosen = []
     for consultation in found.all():
-        assert consultation.id is not None
-        latest = await latest_snapshot(session, consultation.id)
-        if latest is None or DASHBOARD not in latest.payload:
+        at = computed.get(consultation.id or 0)
+        if at is not None and at.tzinfo is None:  # SQLite's max() gives the stored text back
+            at = at.replace(tzinfo=UTC)
+        if at is None:
             chosen.append(consultation)
-        elif consultation.status == Status.OPEN or consultation.status == Status.VOTE_ONLY:
-            if latest.computed_at + every <= now:
+        elif consultation.status in (Status.OPEN, Status.VOTE_ONLY):
+            if at + every <= now:
                 chosen.append(consultation)
-        elif latest.computed_at < consultation.updated_at:
+        elif at < consultation.updated_at:
             chosen.append(consultation)
     return chosen
 
