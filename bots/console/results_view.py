@@ -94,7 +94,10 @@ def _rate(t: Translator, e: Mapping[str, float]) -> str:
 
 
 def segment_options(
-    dashboard: Mapping[str, Any], groups: Mapping[str, Any], labels: Mapping[str, str]
+    dashboard: Mapping[str, Any],
+    groups: Mapping[str, Any],
+    labels: Mapping[str, str],
+    t: Translator,
 ) -> list[tuple[str, str]]:
     """The segment filter's choices: each shown answer of each question, each shown group."""
     options = []
@@ -105,7 +108,8 @@ def segment_options(
                 options.append((value, f"{labels.get(question, question)}: {segment['label']}"))
     for group in groups["groups"]:
         if not group.get("suppressed"):
-            options.append((f"g:{group['id']}", group_name(group["id"])))
+            name = group_name(group["id"])
+            options.append((f"g:{group['id']}", t("console.dashboard.group_option", name=name)))
     return options
 
 
@@ -162,7 +166,7 @@ def results_view(
     by_ref = {p["ref"]: p for p in report["proposals"]}
     weighting = dashboard["weighting"]
     weighed = {p["ref"]: p for p in weighting["proposals"]} if weighted and weighting else {}
-    options = segment_options(dashboard, payload, question_labels)
+    options = segment_options(dashboard, payload, question_labels, t)
     shares_of = (
         _segment_shares(segment, dashboard, payload, [v for v, _ in options]) if segment else None
     )
