@@ -33,6 +33,4 @@ def install_api(
     app.include_router(moderation_router(), dependencies=[no_nul])
     app.include_router(audit_router(), dependencies=[no_nul])
     app.include_router(broadcasts_router(), dependencies=[no_nul])
-    app.include_router(
-        stored_results_router(settings.results_every_minutes), dependencies=[no_nul]
-    )
+    app.include_router(stored_results_router(settings.results_every_minutes), dependencies=[no_nul])
