@@ -15,10 +15,17 @@ from bots.broadcast_preview import rendered
 from core.broadcasts.audience import (
     AudienceError,
     AudienceExpr,
+    outside_target,
     parse_audience,
     validate_audience,
 )
-from core.broadcasts.messages import BroadcastContent, MessageError, parse_message, text_for
+from core.broadcasts.messages import (
+    BroadcastContent,
+    MessageError,
+    check_reach,
+    parse_message,
+    text_for,
+)
 from core.definitions import settings_of
 from core.i18n import Translator
 from core.models import Consultation
@@ -94,6 +101,11 @@ def compose(
     """Message then audience, each checked by the core; `Invalid` names the first fault."""
     content = check_message(consultation, texts, button, template)
     expression = check_audience(consultation, audience)
+    outside = outside_target(expression)
+    try:
+        check_reach(content, outside.kind if outside else None, outside.name if outside else None)
+    except MessageError as error:
+        raise Invalid.of("template", error) from None
     return Composed(content, audience.strip(), expression)
 
 

@@ -132,7 +132,9 @@ async def cancel(
             col(BroadcastMessage.broadcast_id) == broadcast_id,
             col(BroadcastMessage.state).in_((NoticeState.QUEUED, NoticeState.WAITING)),
         )
-        .values(state=NoticeState.FAILED, problem=CANCELLED)
+        # An address kept for someone the bot has not met goes with the message: nothing
+        # will be sent to it now.
+        .values(state=NoticeState.FAILED, problem=CANCELLED, address=None)
     )
     await record_action(
         session,

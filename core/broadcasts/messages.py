@@ -147,3 +147,11 @@ def text_for(texts: Mapping[str, str], locale: str, default_locale: str) -> str:
     if default_locale in texts:
         return texts[default_locale]
     return next(iter(texts.values()), "")
+
+
+def check_reach(content: BroadcastContent, outside_kind: str | None, name: str | None) -> None:
+    """MessageError if the message cannot reach the audience at all: a WhatsApp list holds
+    people who never wrote to the business, so outside the 24-hour window, where only an
+    approved template reaches them: without one, every message would wait for ever."""
+    if outside_kind == "whatsapp-list" and content.template is None:
+        raise MessageError("broadcast.message.template_needed", list=name or "")

@@ -38,7 +38,7 @@ from core.broadcasts.audience import (
     resolve_audience,
     validate_audience,
 )
-from core.broadcasts.messages import BroadcastContent
+from core.broadcasts.messages import BroadcastContent, check_reach
 from core.broadcasts.quiet import next_allowed
 from core.broadcasts.stats import BroadcastView as BroadcastView
 from core.broadcasts.stats import list_broadcasts as list_broadcasts
@@ -152,7 +152,10 @@ async def create_broadcast(
     lacks; ScheduleError for `first_at` in the past (beyond a minute), a cron that does not
     parse or never fires after `first_at`."""
     assert consultation.id is not None
-    validate_audience(consultation, parse_audience(audience))
+    expression = parse_audience(audience)
+    validate_audience(consultation, expression)
+    outside = outside_target(expression)
+    check_reach(content, outside.kind if outside else None, outside.name if outside else None)
     if first_at.tzinfo is None:
         raise ScheduleError("broadcast.error.at_naive")
     if first_at < now - PAST_SLACK:

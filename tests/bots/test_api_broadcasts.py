@@ -231,6 +231,8 @@ BAD_INPUT: list[tuple[dict[str, Any], str, str]] = [
     ({"text": {"fr": "Votez", "de": "Stimmt ab"}}, "text", "de"),
     ({"text": {"fr": "x" * 1025}, "button": True}, "text", "1024"),
     ({"template": "no_such_template"}, "template", "no_such_template"),
+    # a WhatsApp list is outside the 24-hour window: only a template reaches it
+    ({"audience": "whatsapp:list:clients"}, "template", "clients"),
     ({"audience": "locale:fr and"}, "audience", ""),
     ({"audience": "channel:fax"}, "audience", "fax"),
     ({"audience": "profile.height:tall"}, "audience", "height"),

@@ -109,13 +109,14 @@ async def test_queued_and_waiting_messages_of_a_cancelled_broadcast_fail(
             strict=True,
         ):
             message.state = state
+            message.address = f"U0{message.id}"  # as for someone the bot has not met
             session.add(message)
     await change(sessions, clock, cancel, broadcast.id)
-    assert [(m.state, m.problem) for m in await messages(sessions)] == [
-        (NoticeState.FAILED, "cancelled"),
-        (NoticeState.FAILED, "cancelled"),
-        (NoticeState.CLAIMED, None),
-        (NoticeState.SENT, None),
+    assert [(m.state, m.problem, m.address is None) for m in await messages(sessions)] == [
+        (NoticeState.FAILED, "cancelled", True),  # nothing will be sent: the address goes
+        (NoticeState.FAILED, "cancelled", True),
+        (NoticeState.CLAIMED, None, False),
+        (NoticeState.SENT, None, False),
     ]
 
 

@@ -16,7 +16,7 @@ from sqlalchemy import event, func
 from sqlmodel import col, select
 
 from core.broadcasts.audience import AudienceError, parse_audience, participant_recipients
-from core.broadcasts.messages import BroadcastContent
+from core.broadcasts.messages import BroadcastContent, MessageError
 from core.broadcasts.planning import (
     CAP,
     PlannedRun,
@@ -393,7 +393,8 @@ async def test_unreachable_forgotten_unsubscribed_and_unconsented_people_get_not
 async def test_a_whatsapp_list_is_reached_through_its_opted_in_contacts(
     load_consultation, sessions, clock
 ):
-    consultation = await load_consultation(settings=_settings(**NO_QUIET))
+    offer = {"name": "offer", "language": "en", "category": "marketing"}
+    consultation = await load_consultation(settings=_settings(**NO_QUIET, templates=[offer]))
     async with sessions() as session, session.begin():
         for n, (opted, unsubscribed, locale, name) in enumerate(
             [
@@ -417,7 +418,14 @@ async def test_a_whatsapp_list_is_reached_through_its_opted_in_contacts(
                     created_at=clock(),
                 )
             )
-    broadcast = await create(sessions, clock, consultation, "whatsapp:list:crm")
+    with pytest.raises(MessageError) as refused:  # it would wait for ever without a template
+        await create(sessions, clock, consultation, "whatsapp:list:crm")
+    assert (refused.value.msgid, refused.value.values) == (
+        "broadcast.message.template_needed",
+        {"list": "crm"},
+    )
+    content = BroadcastContent(HELLO.texts, button=False, template="offer")
+    broadcast = await create(sessions, clock, consultation, "whatsapp:list:crm", content=content)
     [planned] = await plan(sessions, clock)
     assert (planned.queued, planned.outside) == (2, None)
     sent = await messages(sessions, broadcast.id)
