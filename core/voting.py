@@ -286,6 +286,7 @@ class CastVote:
     key: VoteKey
     trusted: bool = True
     qualifications: tuple[QualificationKey, ...] = ()
+    at: datetime | None = None  # when it was cast, if known (else the import's `now`)
 
 
 async def import_votes(session: AsyncSession, votes: list[CastVote], now: datetime) -> None:
@@ -315,8 +316,8 @@ async def import_votes(session: AsyncSession, votes: list[CastVote], now: dateti
                 "proposal_id": v.proposal_id,
                 "key": v.key.value,
                 "trusted": v.trusted,
-                "created_at": now,
-                "updated_at": now,
+                "created_at": v.at or now,
+                "updated_at": v.at or now,
             }
             for v in votes
         ],
@@ -327,7 +328,7 @@ async def import_votes(session: AsyncSession, votes: list[CastVote], now: dateti
             "proposal_id": v.proposal_id,
             "key": q.value,
             "trusted": v.trusted,
-            "created_at": now,
+            "created_at": v.at or now,
         }
         for v in votes
         for q in v.qualifications

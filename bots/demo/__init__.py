@@ -34,6 +34,8 @@ DEMO_FILE = Path(__file__).resolve().parent / "culture.yaml"
 SIMULATED_CHANNEL = "telegram"
 SIMULATED_CHAT_IDS = 9_000_000_001
 SIMULATED_PARTICIPANTS = 300
+JOINED_WITHIN_DAYS = 14
+SECONDS_PER_CARD = (6.0, 25.0)
 VOTES_EACH = 12
 GROUP_SHARES = (0.5, 0.3, 0.2)
 
@@ -163,9 +165,13 @@ async def _simulate(
             truths[ref] = _truth(LEANINGS.get(ref, "mixed"), rng)
     votes: list[CastVote] = []
     participants: list[int] = []
+    # When each simulated participant joined (over the last two weeks) and how long each card
+    # took them: a separate stream, so the opinions drawn above stay those of earlier demos.
+    timing = random.Random(seed + 1)
     for index in range(SIMULATED_PARTICIPANTS):
+        joined = now - timedelta(minutes=timing.uniform(30, JOINED_WITHIN_DAYS * 24 * 60))
         chat_id = str(SIMULATED_CHAT_IDS + index)
-        enrolment = await enrol(session, secret, SIMULATED_CHANNEL, chat_id, chat_id, now)
+        enrolment = await enrol(session, secret, SIMULATED_CHANNEL, chat_id, chat_id, joined)
         participant = enrolment.participant
         assert participant.id is not None
         participants.append(participant.id)
@@ -177,11 +183,12 @@ async def _simulate(
                 participant_id=participant.id,
                 consultation_id=consultation_id,
                 source="simulation",
-                consented_at=now,
-                created_at=now,
-                updated_at=now,
+                consented_at=joined,
+                created_at=joined,
+                updated_at=joined,
             )
         )
+        cast_at = joined
         group = rng.choices(range(len(GROUP_SHARES)), weights=GROUP_SHARES)[0]
         pool = by_locale.get(locale, [])
         for proposal in rng.sample(pool, min(VOTES_EACH, len(pool))):
@@ -197,6 +204,9 @@ async def _simulate(
             qualifications: tuple[QualificationKey, ...] = ()
             if rng.random() < 0.4:
                 qualifications = (rng.choice(QUALIFICATIONS[key]),)
-            votes.append(CastVote(participant.id, proposal.id, key, True, qualifications))
+            cast_at += timedelta(seconds=timing.uniform(*SECONDS_PER_CARD))  # reading, then a tap
+            votes.append(
+                CastVote(participant.id, proposal.id, key, True, qualifications, at=cast_at)
+            )
     await import_votes(session, votes, now)
     return len(votes), participants
