@@ -45,16 +45,18 @@ class Pacer:
         per_key_per_second: float,
         *,
         per_key_burst: float = 3.0,
+        overall_burst: float | None = None,
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
+        """`overall_burst`: how many messages may leave at once after a quiet spell (default:
+        a second's worth); 1 paces evenly, as a platform counting in sliding windows needs."""
         self.clock = clock
         self.sleep = sleep
         self.per_key_per_second = per_key_per_second
         self.per_key_burst = per_key_burst
-        self.overall = TokenBucket(
-            overall_per_second, max(1.0, overall_per_second), max(1.0, overall_per_second), clock()
-        )
+        burst = max(1.0, overall_per_second) if overall_burst is None else overall_burst
+        self.overall = TokenBucket(overall_per_second, burst, burst, clock())
         self.keys: dict[str, TokenBucket] = {}
 
     async def wait(
