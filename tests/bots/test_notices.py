@@ -158,9 +158,8 @@ async def test_consult_deliver_sends_what_the_cli_decided_and_exits(
 
     delivered = consult(["deliver", "--once"], env)
     assert delivered.returncode == 0, delivered.stderr
-    assert "(notices and broadcasts): 1 sent, 0 failed, 0 waiting, 0 unknown, 0 to try again later." in (
-        delivered.stdout
-    )
+    drained = "(notices and broadcasts): 1 sent, 0 failed, 0 waiting, 0 unknown, 0 to try again"
+    assert drained in delivered.stdout
     assert fake.sent_texts(BOB)[-1].startswith("Your proposal is now shown to other participants")
     again = consult(["deliver", "--once"], env)
     assert "(notices and broadcasts): 0 sent" in again.stdout
