@@ -17,6 +17,7 @@ import logging
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from contextlib import asynccontextmanager
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -317,24 +318,38 @@ async def resolve_outside(
     return await _resolve(sessions, channel, channel.flow.secret, run, now or channel.flow.clock())
 
 
-async def _resolve_with_settings(
-    rt: Runtime, settings: Settings, run: PlannedRun, name: str
-) -> int:
-    if name == "telegram":  # a post: nothing to ask Telegram
-        return await _resolve(rt.sessions, None, rt.flow.secret, run, rt.flow.clock())
+@asynccontextmanager
+async def channel_from_settings(
+    rt: Runtime, settings: Settings, name: str
+) -> AsyncIterator[Any | None]:
+    """The channel `name` built from the settings and opened for one call (the scheduler, an
+    organiser's test message: processes that run no channel), closed on exit; None if it is
+    not configured, or only half."""
     try:
         found = [c for c in enabled_channels(settings) if c.name == name]
     except ChannelNotConfigured:
         found = []
     if not found:
-        log.warning("broadcast %d: %s is not configured", run.broadcast_id, name)
-        return 0
+        yield None
+        return
     (channel,) = found
     await channel.open(rt.flow)
     try:
-        return await _resolve(rt.sessions, channel, rt.flow.secret, run, rt.flow.clock())
+        yield channel
     finally:
         await channel.close()
+
+
+async def _resolve_with_settings(
+    rt: Runtime, settings: Settings, run: PlannedRun, name: str
+) -> int:
+    if name == "telegram":  # a post: nothing to ask Telegram
+        return await _resolve(rt.sessions, None, rt.flow.secret, run, rt.flow.clock())
+    async with channel_from_settings(rt, settings, name) as channel:
+        if channel is None:
+            log.warning("broadcast %d: %s is not configured", run.broadcast_id, name)
+            return 0
+        return await _resolve(rt.sessions, channel, rt.flow.secret, run, rt.flow.clock())
 
 
 async def _resolve(

@@ -24,7 +24,9 @@ from zoneinfo import ZoneInfo
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bots.bootstrap import runtime
+from bots.broadcast_input import Invalid
 from bots.broadcast_preview import counts_by, show_preview
+from bots.broadcast_test import check_locale, parse_to, send_test
 from bots.contacts import ContactsError, import_contacts
 from bots.errors import OrganiserError
 from bots.scheduler import next_fire
@@ -37,7 +39,7 @@ from core.broadcasts.audience import (
 )
 from core.broadcasts.control import BroadcastStateError, cancel, pause, resume
 from core.broadcasts.messages import BroadcastContent, MessageError, load_message_file
-from core.broadcasts.planning import ScheduleError, create_broadcast
+from core.broadcasts.planning import ScheduleError, as_actor, create_broadcast
 from core.broadcasts.stats import broadcast_stats, list_broadcasts
 from core.definitions import consultation_by_slug, settings_of
 from core.flow import utc_now
@@ -50,7 +52,7 @@ FOLLOW_EVERY = 1.0  # seconds between two readings of `show --follow`
 
 
 def add_broadcast_commands(commands: Any) -> None:
-    """`consult broadcast create|list|show|pause|resume|cancel|preview|contacts`."""
+    """`consult broadcast create|list|show|pause|resume|cancel|preview|test|contacts`."""
     broadcast = commands.add_parser(
         "broadcast", help="send a consultation's participants a message, now or on a schedule"
     )
@@ -96,6 +98,24 @@ def add_broadcast_commands(commands: Any) -> None:
     )
     preview.add_argument("slug", metavar="SLUG")
     _add_message_and_audience(preview)
+    tried = actions.add_parser(
+        "test", help="send the message to your own address on one channel, as recipients get it"
+    )
+    tried.add_argument("slug", metavar="SLUG")
+    tried.add_argument(
+        "--message",
+        required=True,
+        type=Path,
+        metavar="FILE.yaml",
+        help="the texts per locale (text: {fr: ..., en: ...}), optionally button: true",
+    )
+    tried.add_argument(
+        "--to",
+        required=True,
+        metavar="CHANNEL:ADDRESS",
+        help="your own address: telegram:CHAT_ID, whatsapp:+33..., slack:U0... (never stored)",
+    )
+    tried.add_argument("--locale", help="read it as recipients in this locale do (the default's)")
     contacts = actions.add_parser("contacts", help="people the bot has not met yet")
     contact_actions = contacts.add_subparsers(dest="contacts_action", required=True)
     imported = contact_actions.add_parser(
@@ -148,7 +168,12 @@ async def run_broadcast(settings: Settings, args: argparse.Namespace, t: Transla
             return await show_preview(settings, args, t)
         if args.action == "contacts":
             return await _import_contacts(settings, args, t)
+        if args.action == "test":
+            return await _send_test(settings, args, t)
         return await _control(settings, args, t)
+    except Invalid as problem:  # a test's address or locale: said without the address
+        print(t(problem.msgid, **problem.values), file=sys.stderr)
+        return USAGE_ERROR
     except AudienceError as problem:
         print(t(problem.msgid, **problem.values), file=sys.stderr)
         if problem.position:  # the expression, and a caret under the fault
@@ -418,6 +443,22 @@ async def _control(settings: Settings, args: argparse.Namespace, t: Translator) 
         await change(session, args.id, _actor(), utc_now())
     print(t(said[args.action], id=args.id))
     return 0
+
+
+async def _send_test(settings: Settings, args: argparse.Namespace, t: Translator) -> int:
+    """`broadcast test`: 0 if the platform took the message, 1 if it did not (said why)."""
+    to = parse_to(args.to)
+    async with runtime(settings) as rt:
+        async with rt.sessions() as session:
+            consultation = await _consultation(session, args.slug)
+        content = _message(args.message, consultation)
+        locale = check_locale(consultation, args.locale)
+        outcome = await send_test(
+            rt, settings, consultation, content, to, locale, as_actor(_actor())
+        )
+    said = t(outcome.msgid, **outcome.values)
+    print(said, file=sys.stdout if outcome.sent else sys.stderr)
+    return 0 if outcome.sent else 1
 
 
 async def _import_contacts(settings: Settings, args: argparse.Namespace, t: Translator) -> int:

@@ -1,7 +1,8 @@
 """The broadcasts API: a consultation's broadcasts, composing one (its texts per locale, its
 audience, when), its stats, pausing, resuming and cancelling it, and the audience's size as the
 console's live count asks for it. Each route is one `core.broadcasts` call; administrators
-write, moderators and analysts read. Nothing here names a recipient: counts and our ids only.
+write, moderators and analysts read (moderators may also send a test message to their own
+address). Nothing here names a recipient: counts and our ids only.
 """
 
 from __future__ import annotations
@@ -27,11 +28,13 @@ from bots.broadcast_input import (
     Composed,
     Invalid,
     check_audience,
+    check_message,
     compose,
     first_moment,
     preview_of,
 )
 from bots.broadcast_preview import telegram_stars
+from bots.broadcast_test import check_locale, parse_to, send_test
 from bots.scheduler import next_fire
 from core.broadcasts.audience import AudienceExpr, audience_size
 from core.broadcasts.control import BroadcastStateError, cancel, pause, resume
@@ -130,6 +133,33 @@ class PreviewPublic(BaseModel):
     telegram_stars: float | None = Field(
         description="with `paid`: what a paid Telegram broadcast to this audience costs at most"
     )
+
+
+class TestBody(_Body):
+    text: dict[str, Annotated[str, Field(max_length=TEXT_MAX)]] = Field(
+        description="the text per locale, as for a broadcast"
+    )
+    button: bool = Field(default=False, description="a button opening the consultation")
+    template: str | None = Field(default=None, max_length=512, description="a WhatsApp template")
+    # Any, read by `parse_to`: pydantic's own 422 would quote a malformed address back.
+    to: Any = Field(
+        json_schema_extra={"type": "string"},
+        description="your own address: telegram:CHAT_ID, whatsapp:+33..., slack:U0... "
+        "(never stored, logged or answered back)",
+    )
+    locale: str | None = Field(
+        default=None, max_length=35, description="read as recipients in this locale read it"
+    )
+
+
+class TestPublic(BaseModel):
+    """What became of a test message (its address is never said back)."""
+
+    outcome: str = Field(description="sent, refused, unreachable, retry, unknown, needs-template")
+    sent: bool
+    said: str = Field(description="what became of it, in words")
+    channel: str
+    locale: str
 
 
 class BroadcastPublic(BaseModel):
@@ -358,6 +388,39 @@ def broadcasts_router() -> APIRouter:
                 for shown in previews
             },
             telegram_stars=telegram_stars(telegram, per_second) if body.paid else None,
+        )
+
+    @router.post(
+        "/consultations/{slug}/broadcasts/test",
+        response_model=TestPublic,
+        responses=_responses(401, 403, 404, 422),
+    )
+    async def send_test_message(
+        slug: str,
+        body: TestBody,
+        request: Request,
+        rt: RuntimeDep,
+        t: TranslatorDep,
+        organiser: OrganiserDep,
+    ) -> Any:
+        """Send the message being composed, at once, to the organiser's own address on one
+        channel, as recipients in `locale` get it; what became of it. Nothing is queued."""
+        consultation = await consultation_for(rt, organiser, slug, Permission.MODERATE)
+        try:
+            to = parse_to(body.to)
+            content = check_message(consultation, body.text, body.button, body.template)
+            locale = check_locale(consultation, body.locale)
+            settings = request.app.state.api_settings
+            actor = Actor(organiser.email, Source.API)
+            outcome = await send_test(rt, settings, consultation, content, to, locale, actor)
+        except Invalid as error:
+            raise _field_problem(t, error.field, error) from None
+        return TestPublic(
+            outcome=outcome.handover.value,
+            sent=outcome.sent,
+            said=t(outcome.msgid, **outcome.values),
+            channel=outcome.channel,
+            locale=outcome.locale,
         )
 
     return router

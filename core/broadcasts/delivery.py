@@ -363,6 +363,14 @@ def _template(stored: Any, settings: ConsultationSettings, locale: str) -> Whats
         return None
 
 
+def template_for(
+    name: str | None, settings: ConsultationSettings, locale: str
+) -> WhatsAppTemplate | None:
+    """The registry's template `name` for a recipient speaking `locale` (else its first
+    language); None without a name, or for a name the registry does not hold."""
+    return _template(name, settings, locale) if name else None
+
+
 _SETTLED = {
     Handover.SENT: (NoticeState.SENT, None),
     Handover.REFUSED: (NoticeState.FAILED, "refused"),

@@ -1,8 +1,8 @@
 """A consultation's broadcasts in the console: the list (state, progress), the compose page
 (a text per locale, the button, the audience with its live count, when, a preview), and a
 broadcast's page (progress and stats refreshed while it runs; pause, resume, cancel for
-administrators). Each action is one `core.broadcasts` call; pages show counts, never a
-recipient.
+administrators), and "Send me a test" on the compose page. Each action is one
+`core.broadcasts` call; pages show counts, never a recipient.
 
 The live count and the preview are htmx fragments: the audience field asks for its count as
 the organiser types (debounced), and a fault is shown under the field with its position.
@@ -27,6 +27,7 @@ from bots.broadcast_input import (
     preview_of,
 )
 from bots.broadcast_preview import telegram_stars
+from bots.broadcast_test import check_locale, parse_to, send_test
 from bots.console.deps import (
     ConsoleDep,
     ConsultationDep,
@@ -223,6 +224,36 @@ async def preview(
         previews=preview_of(consultation, content, list(channels)),
         stars=telegram_stars(telegram, per_second) if form.paid and telegram else None,
     )
+
+
+@router.post("/c/{slug}/broadcasts/test", dependencies=[CsrfChecked])
+async def send_test_message(
+    request: Request,
+    consultation: ConsultationDep,
+    organiser: OrganiserDep,
+    console: ConsoleDep,
+    page: PageDep,
+) -> Response:
+    """Send me a test: the message as composed, at once, to the organiser's own address
+    (an htmx fragment saying what became of it, or what to fix; never the address).
+    Administrators and moderators, as in the API."""
+    assert consultation.id is not None
+    if not organiser.can(Permission.MODERATE, consultation.id):
+        raise PageError(403, "console.broadcasts.test_forbidden", slug=consultation.slug)
+    form = await _read_form(request, consultation)
+    data = await request.form()
+    try:
+        to = parse_to(_text(data.get("test-to")))
+        content = check_message(
+            consultation, _typed_texts(form, consultation), form.button, form.template or None
+        )
+        locale = check_locale(consultation, _text(data.get("test-locale")) or None)
+        rt, actor = console.runtime(), _actor(organiser)
+        outcome = await send_test(rt, console.settings, consultation, content, to, locale, actor)
+    except Invalid as error:
+        return page.render("broadcast_test.html", fault=_fault(page, error), said=None, sent=False)
+    said = page.t(outcome.msgid, **outcome.values)
+    return page.render("broadcast_test.html", fault=None, said=said, sent=outcome.sent)
 
 
 @router.post("/c/{slug}/broadcasts", dependencies=[CsrfChecked])
