@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import AsyncIterator, Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -19,12 +20,14 @@ import pytest
 from sqlmodel import func, select
 
 from bench.fakes.telegram_api import FakeTelegram
+from bench.fakes.whatsapp_api import PHONE_NUMBER_ID, FakeGraphAPI
 from bench.processes import serving
 from bots.broadcast_input import Invalid
 from bots.broadcast_test import MSGIDS, parse_to
 from bots.server import create_app
 from bots.settings import Settings
 from core.i18n import Translator
+from core.identity import enrol
 from core.models import AuditEntry, Broadcast, BroadcastMessage
 from core.organisers import Role
 from tests.adapters.telegram.test_telegram_http import SECRET as WEBHOOK_SECRET
@@ -252,3 +255,77 @@ async def test_the_api_sends_a_test_to_a_moderator_and_names_each_field_to_fix(
     ]
     _nowhere(*answers, sent.text, blocked.text, caplog.text)
     _nowhere(*(json.dumps(entry.model_dump(mode="json")) for entry in audit))
+
+
+NUMBER = "33612345678"  # the organiser's own WhatsApp number
+TEMPLATE = {"name": "consultation_news", "language": "fr", "parameters": ["text", "link"]}
+
+
+@pytest.fixture
+async def graph() -> AsyncIterator[tuple[FakeGraphAPI, str]]:
+    fake = FakeGraphAPI()
+    async with serving(fake.app()) as url:
+        yield fake, url
+
+
+async def test_on_whatsapp_a_test_is_a_text_within_the_window_else_the_template(
+    load_consultation: Loader,
+    sessions: Sessions,
+    tmp_path: Path,
+    consult: Consult,
+    graph: tuple[FakeGraphAPI, str],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    fake, url = graph
+    await load_consultation(settings={"broadcasts": {"templates": [TEMPLATE]}})
+    whatsapp = {
+        "secret_key": SECRET.decode(),
+        "whatsapp_token": fake.token,
+        "whatsapp_app_secret": "app-secret",
+        "whatsapp_verify_token": "verify-token",
+        "whatsapp_phone_number_id": PHONE_NUMBER_ID,
+        "whatsapp_phone_number": "+1 555 078 3881",
+        "whatsapp_api_url": url,
+    }
+    plain = _message(tmp_path, MESSAGE)
+    templated = _message(tmp_path, MESSAGE + "template: consultation_news\n", "templated.yaml")
+
+    def test(message: str) -> list[str]:
+        return [
+            "broadcast",
+            "test",
+            "elders",
+            "--message",
+            message,
+            "--to",
+            "whatsapp:+33 6 12 34 56 78",
+        ]
+
+    waits = await consult(test(plain), **whatsapp)  # never wrote to the bot: no free text
+    assert waits.returncode == 1 and "within 24 hours" in waits.stderr
+    assert fake.sent_to(NUMBER) == []
+    outside = await consult(test(templated), **whatsapp)
+    assert outside.returncode == 0, outside.stderr
+    (template,) = fake.sent_to(NUMBER)
+    assert template["type"] == "template"
+    assert template["template"]["name"] == "consultation_news"
+
+    async with sessions() as session, session.begin():  # the organiser writes to the bot
+        await enrol(session, SECRET, "whatsapp", NUMBER, NUMBER, datetime.now(UTC))
+    inside = await consult(test(templated), **whatsapp)
+    assert inside.returncode == 0, inside.stderr
+    text = fake.sent_to(NUMBER)[-1]
+    assert text["type"] == "interactive"  # the text, with its reply button
+    assert text["interactive"]["body"]["text"] == TEXTS["fr"]
+
+    outcomes = [entry.detail for entry in (await _written(sessions))[2]]
+    assert [o["outcome"] for o in outcomes] == ["needs-template", "sent", "sent"]
+    for output in (waits, outside, inside):
+        _nowhere_number(output.stdout, output.stderr)
+    _nowhere_number(caplog.text, *(json.dumps(o) for o in outcomes))
+
+
+def _nowhere_number(*texts: str) -> None:
+    for text in texts:
+        assert NUMBER not in text and "12 34 56 78" not in text
