@@ -22,7 +22,7 @@ from bots.api.deps import (
     consultation_for,
     require,
 )
-from bots.api.schemas import Problem
+from bots.api.schemas import refusals
 from bots.bootstrap import Runtime
 from bots.broadcast_input import (
     Composed,
@@ -60,7 +60,7 @@ BroadcastPath = Path(ge=1, le=ID_MAX)
 
 
 def _responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
-    return {s: {"model": Problem, "description": _REFUSALS[s]} for s in statuses}
+    return refusals(_REFUSALS, *statuses)
 
 
 class _Body(BaseModel):

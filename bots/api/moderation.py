@@ -26,11 +26,11 @@ from bots.api.schemas import (
     DecidedPublic,
     LockPublic,
     NextPublic,
-    Problem,
     ProposalPublic,
     ProposalsPage,
     RefuseBody,
     SimilarPublic,
+    refusals,
 )
 from bots.bootstrap import Runtime
 from bots.refusals import HTTP_STATUS, refusal_values
@@ -75,7 +75,7 @@ ProposalPath = Path(ge=1, le=ID_MAX)
 
 
 def _responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
-    return {s: {"model": Problem, "description": _REFUSALS[s]} for s in statuses}
+    return refusals(_REFUSALS, *statuses)
 
 
 def _public(proposal: Proposal) -> ProposalPublic:

@@ -106,3 +106,9 @@ class Problem(BaseModel):
 
     detail: str
     code: str
+
+
+def refusals(described: dict[int, str], *statuses: int) -> dict[int | str, dict[str, Any]]:
+    """The `responses` of a route for OpenAPI: each refusal status with its `Problem` body and
+    what it means on that resource (`described`)."""
+    return {status: {"model": Problem, "description": described[status]} for status in statuses}
