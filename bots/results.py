@@ -11,8 +11,10 @@ import json
 import sys
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Annotated, Any
 
+from babel.dates import format_datetime
 from fastapi import APIRouter, Depends, HTTPException, Query, Request
 from fastapi.responses import JSONResponse
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -390,7 +392,9 @@ def render_groups(groups: dict[str, Any], report: Report, t: Translator) -> str:
     payload = groups["opinion_groups"]
     # On one line each: texts imported from elsewhere may hold line breaks.
     texts = {proposal.ref: " ".join(proposal.text.split()) for proposal in report.proposals}
-    lines = [t("results.groups.computed", at=groups["computed_at"])]
+    computed = datetime.fromisoformat(groups["computed_at"])
+    at = format_datetime(computed, "medium", tzinfo=computed.tzinfo, locale=t.locale)
+    lines = [t("results.groups.computed", at=at)]
     if payload["groups_reason"] is not None:
         reason = t(_NO_GROUPS.get(payload["groups_reason"], "results.groups.no_spread"))
         lines.append(
