@@ -16,16 +16,17 @@ import signal
 from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable, Hashable, Iterable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any, Generic, Protocol, TypeVar
 
 import httpx
-from sqlalchemy import func
+from sqlalchemy import func, update
 from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel import select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bench.processes import Served, consult_process
-from core.models import OwedReply, ProcessedEvent, Proposal, Vote
+from core.models import DeliveryWorker, OwedReply, ProcessedEvent, Proposal, Vote
 
 PARTICIPANTS = 30
 VOTES = 5  # each participant's, after onboarding, each with its qualification
@@ -35,6 +36,16 @@ PATIENCE = 60.0
 # The server's settings under which a restarted server takes over the replies a dead worker owed
 # within a second or two.
 TAKEOVER = {"CONSULT_DELIVERY_BEAT_SECONDS": "0.2", "CONSULT_DELIVERY_STALE_SECONDS": "1"}
+
+
+async def silence_dead_workers(sessions: async_sessionmaker[AsyncSession]) -> None:
+    """Make the delivery workers that beat so far (their servers were killed: all dead) look
+    silent for long, as they will once CONSULT_DELIVERY_STALE_SECONDS have passed: the next
+    server's first round then finds them dead, before it sends anything, instead of a test
+    reading rows until a silence has lasted."""
+    async with sessions() as session, session.begin():
+        await session.exec(update(DeliveryWorker).values(beat_at=datetime(2000, 1, 1, tzinfo=UTC)))
+
 
 Who = TypeVar("Who", bound=Hashable)  # a participant, as the channel's test names them
 Message = TypeVar("Message")  # a message that asks something, as the channel's fake keys it

@@ -121,5 +121,14 @@ class VirtualTime:
     async def sleep(self, seconds: float) -> None:
         self.waits.append(seconds)
         until = self.now + seconds
-        await asyncio.sleep(0)
+        await _after_the_tasks_ready_now()  # theirs start at the same `now`: waits overlap
         self.now = max(self.now, until)
+
+
+async def _after_the_tasks_ready_now() -> None:
+    """Return once every task already scheduled in this loop has taken its step: the event a
+    virtual wait ends on (no real time passes)."""
+    loop = asyncio.get_running_loop()
+    turn: asyncio.Future[None] = loop.create_future()
+    loop.call_soon(turn.set_result, None)  # queued behind the tasks ready now
+    await turn

@@ -10,7 +10,6 @@ import asyncio
 import os
 import signal
 import threading
-import time
 from pathlib import Path
 
 from sqlalchemy.ext.asyncio import async_sessionmaker
@@ -23,21 +22,12 @@ from core.identity import enrol
 from tests.adapters.telegram.test_telegram_http import TOKEN, environment
 from tests.bots.broadcasting import queued_broadcast, states
 from tests.conftest import Loader
-from tests.crash import TAKEOVER
+from tests.crash import TAKEOVER, silence_dead_workers
 
 SECRET = b"e2e-secret"  # the server's CONSULT_SECRET_KEY (environment)
 CHATS = [81_001, 81_002, 81_003]
 HELD = CHATS[1]
 FIRST, SECOND = {"fr": "Premier message"}, {"fr": "Second message"}
-
-
-async def _until_unknown(sessions: async_sessionmaker[AsyncSession], broadcast: int) -> None:
-    """Wait (60 s at most) for the restarted server to find the dead worker's rows: that
-    verdict follows a silence (CONSULT_DELIVERY_STALE_SECONDS), no message of its own."""
-    deadline = time.monotonic() + 60
-    while any(state == "claimed" for state, _ in await states(sessions, broadcast)):
-        assert time.monotonic() < deadline, await states(sessions, broadcast)
-        await asyncio.sleep(0.05)
 
 
 async def test_a_killed_worker_leaves_its_batch_unknown_and_sends_nothing_twice(
@@ -64,8 +54,8 @@ async def test_a_killed_worker_leaves_its_batch_unknown_and_sends_nothing_twice(
             os.kill(served.pid, signal.SIGKILL)
         assert {state for state, _ in await states(sessions, first)} == {"claimed"}
         fake.hold = None
+        await silence_dead_workers(sessions)  # the next server's first round finds it dead
         with consult_process(env):
-            await _until_unknown(sessions, first)
             second = await queued_broadcast(
                 sessions, utc_now, consultation, recipients, texts=SECOND
             )

@@ -18,7 +18,6 @@ import json
 import os
 import signal
 import threading
-import time
 from pathlib import Path
 
 from sqlalchemy.ext.asyncio import async_sessionmaker
@@ -35,7 +34,7 @@ from core.proposals import submit_proposal
 from tests.adapters.telegram.test_telegram_http import TOKEN, environment
 from tests.bots.test_cli import consult
 from tests.conftest import Loader
-from tests.crash import TAKEOVER
+from tests.crash import TAKEOVER, silence_dead_workers
 
 QUEUED_CHAT, HELD_CHAT, BARRIER_CHAT, AFTER_CHAT = 71_001, 71_002, 71_003, 71_004
 SECRET = b"e2e-secret"  # the server's CONSULT_SECRET_KEY (environment)
@@ -70,19 +69,6 @@ async def _state(sessions: async_sessionmaker[AsyncSession], proposal_id: int) -
     async with sessions() as session:
         found = await session.exec(select(Notice.state).where(Notice.proposal_id == proposal_id))
         return found.one()
-
-
-async def _until_state(
-    sessions: async_sessionmaker[AsyncSession], proposal_id: int, state: str
-) -> None:
-    """Wait (60 s at most) for the restarted server to find a notice's worker dead.
-
-    That verdict has no message of its own to wait for: a worker is dead after a silence
-    (CONSULT_DELIVERY_STALE_SECONDS), so the notice's row is read until it says so."""
-    deadline = time.monotonic() + 60
-    while (found := await _state(sessions, proposal_id)) != state:
-        assert time.monotonic() < deadline, f"notice of #{proposal_id} is {found}, not {state}"
-        await asyncio.sleep(0.05)
 
 
 def _told(fake: FakeTelegram, chat: int) -> list[str]:
@@ -126,10 +112,11 @@ async def test_a_killed_server_tells_each_author_once_or_says_it_may_have(
             assert await asyncio.to_thread(arrived.wait, 30), "the notice never left"
             assert await _state(sessions, held) == "claimed"
             os.kill(second.pid, signal.SIGKILL)
+        await silence_dead_workers(sessions)  # the next server's first round finds it dead
         with consult_process(busy):
-            _accept(busy, barrier)  # sent after the restarted server's first rounds
+            _accept(busy, barrier)  # sent after the restarted server's first round
             fake.wait_for(lambda: _told(fake, BARRIER_CHAT), timeout=30)
-            await _until_state(sessions, held, "unknown")
+            assert await _state(sessions, held) == "unknown"
             shown = consult(["moderation", "notices", "elders", "--json"], busy)
             assert shown.returncode == 0, shown.stderr
             (unknown,) = json.loads(shown.stdout)["needing_attention"]
