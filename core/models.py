@@ -420,7 +420,22 @@ class NoticeState(StrEnum):
     WAITING = "waiting"
 
 
-class Notice(SQLModel, table=True):
+class OutboxRow(SQLModel):
+    """The columns of a row in an outbox (notices, moderators' chat posts, broadcast messages):
+    its way out (`NoticeState`), the attempts, who claimed it and when, what went wrong. The
+    claim and record mechanics of `core.notices` work on any table with them."""
+
+    state: str = Field(default=NoticeState.QUEUED, max_length=16)
+    attempts: int = 0
+    next_attempt_at: datetime = _now_field()
+    claimed_by: str | None = Field(default=None, max_length=64)
+    claimed_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    sent_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    problem: str | None = Field(default=None, max_length=255)
+    created_at: datetime = _now_field()
+
+
+class Notice(OutboxRow, table=True):
     """The author of a proposal told of a decision on it, through an outbox (`core.notices`).
 
     Written in the decision's transaction; a delivery worker claims it in a transaction of its
@@ -445,14 +460,6 @@ class Notice(SQLModel, table=True):
     reason: str | None = Field(default=None, max_length=64)
     duplicate_of: int | None = Field(default=None, foreign_key="proposal.id")
     locale: str = Field(max_length=16)
-    state: str = Field(default=NoticeState.QUEUED, max_length=16)
-    attempts: int = 0
-    next_attempt_at: datetime = _now_field()
-    claimed_by: str | None = Field(default=None, max_length=64)
-    claimed_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
-    sent_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
-    problem: str | None = Field(default=None, max_length=255)
-    created_at: datetime = _now_field()
 
 
 class Vote(SQLModel, table=True):
@@ -569,7 +576,7 @@ class ChatLinkCode(SQLModel, table=True):
     used_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
 
 
-class ChatPost(SQLModel, table=True):
+class ChatPost(OutboxRow, table=True):
     """A proposal shown in a moderators' chat, through an outbox with the states of `Notice`:
     `shows` is the status the message shows (`pending` for the post itself, then one row per
     later status, each an edit of the post's `message_id`)."""
@@ -584,14 +591,6 @@ class ChatPost(SQLModel, table=True):
     proposal_id: int = Field(foreign_key="proposal.id", index=True)
     shows: str = Field(max_length=16)
     message_id: str | None = Field(default=None, max_length=64)
-    state: str = Field(default=NoticeState.QUEUED, max_length=16)
-    attempts: int = 0
-    next_attempt_at: datetime = _now_field()
-    claimed_by: str | None = Field(default=None, max_length=64)
-    claimed_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
-    sent_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
-    problem: str | None = Field(default=None, max_length=255)
-    created_at: datetime = _now_field()
 
 
 class BroadcastKind(StrEnum):
@@ -656,7 +655,7 @@ class BroadcastRun(SQLModel, table=True):
     skipped: dict[str, int] = Field(default_factory=dict, sa_type=JSON)  # why -> how many
 
 
-class BroadcastMessage(SQLModel, table=True):
+class BroadcastMessage(OutboxRow, table=True):
     """One recipient of one occurrence: the broadcasts' outbox, with the states of `Notice`
     (queued -> claimed -> sent; failed, unknown, waiting). `recipient` names the recipient
     within the run (`p:<participant id>`, or a keyed hash of an address for people the bot has
@@ -679,14 +678,6 @@ class BroadcastMessage(SQLModel, table=True):
     address: str | None = Field(default=None, max_length=255)
     channel: str = Field(max_length=32)
     locale: str = Field(max_length=16)
-    state: str = Field(default=NoticeState.QUEUED, max_length=16)
-    attempts: int = 0
-    next_attempt_at: datetime = _now_field()
-    claimed_by: str | None = Field(default=None, max_length=64)
-    claimed_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
-    sent_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
-    problem: str | None = Field(default=None, max_length=255)
-    created_at: datetime = _now_field()
 
 
 class Contact(SQLModel, table=True):
