@@ -43,7 +43,7 @@ from pathlib import Path
 from typing import IO, Any
 
 import httpx
-from sqlalchemy import func, make_url, select, text
+from sqlalchemy import func, select
 from sqlmodel import col
 
 from bench.broadcast_data import SECRET, expected_keys, generate, recipient
@@ -56,6 +56,7 @@ from bench.broadcast_fakes import (
     fake_command,
     raw_rate,
 )
+from bench.databases import bench_database
 from bench.processes import ROOT, Served, free_port, running
 from core.flow import utc_now
 from core.models import BroadcastMessage
@@ -379,23 +380,9 @@ def channel_figures(
 
 
 async def _bench_database(server_url: str) -> str | None:
-    """A `consult_bench_broadcast` database on the server (created if missing), or None when
-    the server does not answer. Its own name: other benchmarks empty `consult_bench`."""
-    engine = create_engine(server_url)
-    try:
-        async with asyncio.timeout(5), engine.connect() as connection:
-            await connection.execution_options(isolation_level="AUTOCOMMIT")
-            found = await connection.execute(
-                text("SELECT 1 FROM pg_database WHERE datname = 'consult_bench_broadcast'")
-            )
-            if found.first() is None:
-                await connection.execute(text("CREATE DATABASE consult_bench_broadcast"))
-    except Exception:  # unreachable, refused, not PostgreSQL: no PostgreSQL rows
-        return None
-    finally:
-        await engine.dispose()
-    url = make_url(server_url).set(database="consult_bench_broadcast")
-    return url.render_as_string(hide_password=False)
+    """A `consult_bench_broadcast` database on the server, or None when it does not answer. Its
+    own name: other benchmarks empty `consult_bench`."""
+    return await bench_database(server_url, "consult_bench_broadcast")
 
 
 def measure_backend(
