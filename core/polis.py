@@ -8,6 +8,10 @@ not sorted, the latest vote of a voter on a comment wins), `participants-votes.c
 group-informed-consensus, xid): is-seed is read, other unknown columns are ignored. Votes: 1
 agree, -1 disagree, 0 pass.
 
+Times are milliseconds since 1970. votes.csv dates each vote, and the latest vote's time is
+the vote's (`vote_times`); participants-votes.csv dates none, so an export without votes.csv
+has votes without a time (an importer can only date them when it imports them).
+
 Seed comments are the moderator's: the statements a conversation opens with (and those the
 moderators add later, as vTaiwan's did, often restating participants' points). Newer exports
 mark them in is-seed; older ones do not, and there they are the comments of participant 0 when
@@ -67,6 +71,9 @@ class PolisConversation:
     groups: dict[int, int | None]  # voter id -> Polis opinion group (None: not clustered)
     topic: str  # "" when summary.csv is absent or has no topic
     description: str
+    # (voter id, comment id) -> when the latest vote was cast, in milliseconds since 1970;
+    # empty without votes.csv (see the module docstring)
+    vote_times: dict[tuple[int, int], int] = field(default_factory=dict)
 
 
 def _fail(path: Path, line: int, column: str | None, problem: str) -> NoReturn:
@@ -201,7 +208,7 @@ def _comments(path: Path) -> tuple[PolisComment, ...]:
 
 
 # The milliseconds since 1970 a date can hold: years 1 to 9999 (a comment becomes a proposal
-# written then).
+# written then, a vote one cast then).
 _EARLIEST, _LATEST = -62_135_596_800_000, 253_402_300_799_999
 
 
@@ -219,7 +226,8 @@ def _flag(text: str, path: Path, line: int, column: str) -> bool:
     return flag
 
 
-def _votes(path: Path, comment_ids: set[int]) -> dict[tuple[int, int], int]:
+def _votes(path: Path, comment_ids: set[int]) -> dict[tuple[int, int], tuple[int, int]]:
+    """(voter id, comment id) -> (time, vote) of the latest vote: rows are not in order."""
     header, rows = _table(path, ("timestamp", "comment-id", "voter-id", "vote"))
     stamp_at, comment_at = header.index("timestamp"), header.index("comment-id")
     voter_at, vote_at = header.index("voter-id"), header.index("vote")
@@ -229,11 +237,11 @@ def _votes(path: Path, comment_ids: set[int]) -> dict[tuple[int, int], int]:
         if comment not in comment_ids:
             _fail(path, line, "comment-id", f"no comment {comment} in comments.csv")
         key = (_integer(fields[voter_at], path, line, "voter-id"), comment)
-        stamp = _integer(fields[stamp_at], path, line, "timestamp")
+        stamp = _timestamp(fields[stamp_at], path, line)
         vote = _vote(fields[vote_at], path, line, "vote")
         if key not in latest or stamp >= latest[key][0]:  # equal times: the later row wins
             latest[key] = (stamp, vote)
-    return {key: vote for key, (_, vote) in latest.items()}
+    return latest
 
 
 def _participants(
@@ -272,8 +280,9 @@ def _summary(path: Path) -> dict[str, str]:
 def read_polis(directory: Path) -> PolisConversation:
     """Read a Polis export directory; raises PolisFormatError naming the file, line and column.
 
-    Votes come from votes.csv (latest per voter and comment) or, without it, from the comment
-    columns of participants-votes.csv. A vote on a comment missing from comments.csv is an error.
+    Votes come from votes.csv (latest per voter and comment, with its time) or, without it,
+    from the comment columns of participants-votes.csv (no time). A vote on a comment missing
+    from comments.csv is an error.
     """
     if not directory.is_dir():
         raise PolisFormatError(f"{directory}: not a directory")
@@ -286,10 +295,13 @@ def read_polis(directory: Path) -> PolisConversation:
         raise PolisFormatError(f"{directory}: neither votes.csv nor participants-votes.csv")
     groups: dict[int, int | None] = {}
     votes: dict[tuple[int, int], int] = {}
+    times: dict[tuple[int, int], int] = {}
     if participants_path.is_file():
         groups, votes = _participants(participants_path, ids, not votes_path.is_file())
     if votes_path.is_file():
-        votes = _votes(votes_path, ids)
+        latest = _votes(votes_path, ids)
+        votes = {key: vote for key, (_, vote) in latest.items()}
+        times = {key: stamp for key, (stamp, _) in latest.items()}
     voters = tuple(sorted({voter for voter, _ in votes} | groups.keys()))
     summary = _summary(directory / "summary.csv")
     return PolisConversation(
@@ -299,4 +311,5 @@ def read_polis(directory: Path) -> PolisConversation:
         groups={voter: groups.get(voter) for voter in voters},
         topic=summary.get("topic", "").strip(),
         description=summary.get("conversation-description", summary.get("description", "")),
+        vote_times=times,
     )

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import csv
 import shutil
+import tempfile
 from pathlib import Path
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from core.polis import PolisFormatError, read_polis
 from tests.polis_data import polis_dir
@@ -34,6 +37,7 @@ def test_reads_the_shared_conversations(name: str, comments: int, votes: int) ->
     assert len(conversation.voters) == int(summary["voters"])
     assert list(conversation.voters) == sorted(conversation.voters)
     assert len(conversation.votes) == votes  # fewer than the rows: changed votes count once
+    assert conversation.vote_times.keys() == conversation.votes.keys()
     assert set(conversation.votes.values()) == {-1, 0, 1}
     assert {c.moderated for c in conversation.comments} == {-1, 0, 1}
     assert conversation.topic == summary["topic"]
@@ -52,6 +56,7 @@ def test_participants_votes_alone_give_the_same_votes(tmp_path: Path, name: str)
         shutil.copyfile(polis_dir(name) / file, copy / file)
     alone = read_polis(copy)
     assert alone.votes == full.votes
+    assert alone.vote_times == {}  # participants-votes.csv dates no vote
     assert (alone.voters, alone.groups, alone.comments) == (full.voters, full.groups, full.comments)
 
 
@@ -76,6 +81,7 @@ def test_the_latest_vote_wins_whatever_the_row_order(tmp_path: Path) -> None:
         )
     )
     assert conversation.votes == {(1, 0): -1, (2, 0): 0, (2, 1): -1}
+    assert conversation.vote_times == {(1, 0): 3000, (2, 0): 2000, (2, 1): 4000}
     assert conversation.voters == (1, 2)
     assert conversation.groups == {1: None, 2: None}  # no participants-votes.csv: no groups
     assert (conversation.topic, conversation.description) == ("", "")  # no summary.csv
@@ -83,6 +89,38 @@ def test_the_latest_vote_wins_whatever_the_row_order(tmp_path: Path) -> None:
     assert (first.id, first.author_id, first.moderated, first.timestamp) == (0, 7, 1, 1000)
     # No is-seed column, and participant 7 (not the owner, 0) opened it: no seeds.
     assert [c.seed for c in conversation.comments] == [False, False]
+
+
+_ROWS = st.lists(
+    st.tuples(
+        st.integers(-3, 3),  # a time, often equal to another's
+        st.integers(0, 1),  # the comment
+        st.integers(0, 2),  # the voter
+        st.sampled_from(["1", "-1", "0", "1.0"]),
+    ),
+    max_size=20,
+)
+
+
+@given(_ROWS)
+def test_each_vote_is_the_latest_row_with_its_time(rows: list[tuple[int, int, int, str]]) -> None:
+    """Whatever the order of votes.csv: each (voter, comment) gets its latest row's vote and
+    time, and of rows at the same time the one further down the file."""
+    expected: dict[tuple[int, int], tuple[int, int]] = {}
+    for stamp, comment, voter, vote in rows:
+        if (voter, comment) not in expected or stamp >= expected[voter, comment][0]:
+            expected[voter, comment] = (stamp, int(float(vote)))
+    lines = "".join(f"{stamp},x,{comment},{voter},{vote}\n" for stamp, comment, voter, vote in rows)
+    with tempfile.TemporaryDirectory() as scratch:
+        conversation = read_polis(
+            _write(
+                Path(scratch) / "c",
+                comments=TREES + "1001,x,1,8,0,0,0,We should open parks\n",
+                votes=VOTES + lines,
+            )
+        )
+    assert conversation.votes == {key: vote for key, (_, vote) in expected.items()}
+    assert conversation.vote_times == {key: stamp for key, (stamp, _) in expected.items()}
 
 
 def test_without_is_seed_the_owners_comments_are_seeds_if_the_owner_opened(
@@ -198,6 +236,14 @@ BAD_FILES = [
     (
         {"comments": TREES, "votes": VOTES + "1,x,9,1,1\n"},
         "votes.csv, line 2, column comment-id: no comment 9 in comments.csv",
+    ),
+    (
+        {"comments": TREES, "votes": VOTES + "soon,x,0,1,1\n"},
+        "votes.csv, line 2, column timestamp: expected a whole number, got 'soon'",
+    ),
+    (
+        {"comments": TREES, "votes": VOTES + "253402300800000,x,0,1,1\n"},  # year 10000
+        "votes.csv, line 2, column timestamp: 253402300800000 is not a time",
     ),
     (
         {"comments": TREES, "votes": VOTES + "1,x,0,1.5,1\n"},
