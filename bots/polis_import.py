@@ -8,6 +8,14 @@ channel "polis:<slug>", and each voter's latest vote becomes a sequence vote (1 
 -1 disagree, 0 neutral). Importing the same export twice changes nothing: proposals are
 matched by their ref (`polis-<comment id>`), participants by their identity, and a vote that
 exists is left as it is (even if a newer export changed it).
+
+Everything keeps its time in the conversation, so that the Live page's timelines and the trust
+rules (how fast cards were answered, who joined in a burst) read the conversation as it
+happened, not as one burst on the day of the import: a proposal is written when its comment
+was, a vote cast when votes.csv says (its latest time), and each person joins the
+consultation (a participation of source "polis", its consent given on Polis) with their
+first vote or comment. An export without votes.csv dates no vote: its votes are cast at the
+import, and so are the joins of people who wrote nothing.
 """
 
 from __future__ import annotations
@@ -16,7 +24,7 @@ import hashlib
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import or_
 from sqlalchemy.ext.asyncio import async_sessionmaker
@@ -25,7 +33,16 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from core.definitions import parse_consultation, upsert_consultation
 from core.identity import enrol_many
-from core.models import ChannelIdentity, Consultation, Proposal, ProposalStatus, Vote, VoteKey
+from core.models import (
+    ChannelIdentity,
+    Consultation,
+    Participant,
+    Participation,
+    Proposal,
+    ProposalStatus,
+    Vote,
+    VoteKey,
+)
 from core.polis import PolisConversation, PolisFormatError
 from core.voting import CastVote, add_proposal, import_votes
 
@@ -35,6 +52,8 @@ CHUNK = 5_000  # votes per transaction
 MAX_TEXT = 1000  # Proposal.text
 MAX_CHANNEL = 32  # ChannelIdentity.channel
 KEYS = {1: VoteKey.AGREE, -1: VoteKey.DISAGREE, 0: VoteKey.NEUTRAL}
+SOURCE = "polis"  # the participations' recruitment source
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 Progress = Callable[[int, int], None]
 
@@ -69,6 +88,11 @@ def polis_channel(slug: str) -> str:
         return channel
     digest = hashlib.sha256(slug.encode()).hexdigest()[:8]
     return f"polis:{slug[: MAX_CHANNEL - 15]}~{digest}"
+
+
+def polis_time(stamp: int) -> datetime:
+    """A Polis timestamp (milliseconds since 1970) as a UTC datetime, to the millisecond."""
+    return EPOCH + timedelta(milliseconds=stamp)
 
 
 def _status(moderated: int) -> ProposalStatus:
@@ -120,6 +144,7 @@ async def import_polis(
         ids = await enrol_many(session, secret, channel, [str(v) for v in everyone], now)
         people = {voter: ids[str(voter)] for voter in everyone}
         await _keep_polis_numbers(session, channel, people)
+        await _join(session, consultation.id, people, _first_seen(conversation, people), now)
         created, updated, proposals = await _proposals(
             session, consultation.id, conversation, people, locale, now
         )
@@ -129,10 +154,16 @@ async def import_polis(
             )
         )
         already = set(existing.all())
+    times = conversation.vote_times
     # By proposal, so that a transaction updates the counters of a few proposals, not all.
     pending = sorted(
         (
-            CastVote(people[voter], proposals[comment], KEYS[vote])
+            CastVote(
+                people[voter],
+                proposals[comment],
+                KEYS[vote],
+                at=None if (stamp := times.get((voter, comment))) is None else polis_time(stamp),
+            )
             for (voter, comment), vote in conversation.votes.items()
             if (people[voter], proposals[comment]) not in already
         ),
@@ -169,6 +200,56 @@ async def _keep_polis_numbers(session: AsyncSession, channel: str, people: dict[
         if identity.participant_id in number:
             identity.ref = number[identity.participant_id]
             session.add(identity)
+    await session.flush()
+
+
+def _first_seen(conversation: PolisConversation, people: dict[int, int]) -> dict[int, datetime]:
+    """Participant id -> the time of their first dated vote or comment (the undated have none)."""
+    first: dict[int, int] = {}
+    activity = [(voter, stamp) for (voter, _), stamp in conversation.vote_times.items()]
+    activity += [(c.author_id, c.timestamp) for c in conversation.comments if c.author_id in people]
+    for voter, stamp in activity:
+        if voter is not None and (voter not in first or stamp < first[voter]):
+            first[voter] = stamp
+    return {people[voter]: polis_time(stamp) for voter, stamp in first.items()}
+
+
+async def _join(
+    session: AsyncSession,
+    consultation_id: int,
+    people: dict[int, int],
+    first_seen: dict[int, datetime],
+    now: datetime,
+) -> None:
+    """Give everyone without one a participation of source "polis", from their first vote or
+    comment (else `now`), and date their identity's creation no later (the trust rules tell a
+    new identity by it). Participations that exist are left as they are."""
+    joined = await session.exec(
+        select(Participation.participant_id).where(Participation.consultation_id == consultation_id)
+    )
+    had = set(joined.all())
+    since = {pid: first_seen.get(pid, now) for pid in people.values() if pid not in had}
+    newcomers = sorted(since)
+    for start in range(0, len(newcomers), 500):
+        found = await session.exec(
+            select(Participant).where(col(Participant.id).in_(newcomers[start : start + 500]))
+        )
+        for participant in found:
+            assert participant.id is not None
+            if since[participant.id] < participant.created_at:
+                participant.created_at = since[participant.id]
+                session.add(participant)
+    session.add_all(
+        Participation(
+            participant_id=pid,
+            consultation_id=consultation_id,
+            source=SOURCE,
+            consented_at=since[pid],
+            created_at=since[pid],
+            updated_at=since[pid],
+        )
+        for pid in newcomers
+    )
     await session.flush()
 
 
@@ -211,7 +292,7 @@ async def _proposals(
         reason = POLIS_REJECTED if status == ProposalStatus.REFUSED else None
         proposal = existing.get(ref)
         if proposal is None:
-            written = datetime.fromtimestamp(comment.timestamp / 1000, UTC)
+            written = polis_time(comment.timestamp)
             proposal = await add_proposal(
                 session,
                 Proposal(

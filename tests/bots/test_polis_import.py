@@ -1,9 +1,15 @@
-"""`consult import polis`: both shared conversations, idempotent, counters exact, errors plain."""
+"""`consult import polis`: both shared conversations, idempotent, counters exact, times kept,
+errors plain.
+
+The shared conversations were gathered using the Polis software (compdemocracy.org/polis) and
+are sub-licensed under CC BY 4.0 with Attribution to The Computational Democracy Project.
+"""
 
 from __future__ import annotations
 
 import dataclasses
 from collections import Counter
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -11,21 +17,29 @@ import pytest
 import yaml
 from sqlalchemy import func
 from sqlalchemy.ext.asyncio import async_sessionmaker
-from sqlmodel import select
+from sqlmodel import col, delete, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from bots.polis_import import NotAPolisConsultation, default_slug, import_polis, polis_channel
+from bots.polis_import import (
+    NotAPolisConsultation,
+    default_slug,
+    import_polis,
+    polis_channel,
+    polis_time,
+)
 from core.identity import identity_hash
 from core.models import (
     ChannelIdentity,
     Consultation,
     Participant,
+    Participation,
     Proposal,
     Qualification,
     Tally,
     Vote,
 )
 from core.polis import PolisComment, PolisConversation, PolisFormatError, read_polis
+from core.results.live import live_figures
 from core.voting import COUNTED_KEYS
 from tests.bots.test_cli import run
 from tests.conftest import SECRET, Loader, consultation_data
@@ -57,6 +71,13 @@ async def _snapshot(sessions: async_sessionmaker[AsyncSession]) -> dict[str, Any
             "proposals": [p.model_dump() for p in await session.exec(select(Proposal))],
             "votes": await _rows(session, Vote.participant_id, Vote.proposal_id, Vote.key),
             "vote times": await _rows(session, Vote.id, Vote.created_at, Vote.updated_at),
+            "participations": await _rows(
+                session,
+                Participation.participant_id,
+                Participation.source,
+                Participation.consented_at,
+                Participation.created_at,
+            ),
             "tallies": await _rows(
                 session, Tally.proposal_id, Tally.key, Tally.trusted, Tally.count
             ),
@@ -130,6 +151,32 @@ async def test_import_is_exact_and_idempotent(sessions, clock: Clock, name: str)
             p.id: sum(recount[p.id, k] for k in key.values()) for p in proposals.values()
         }
         assert (await session.exec(select(func.count()).select_from(Qualification))).one() == 0
+        # Each vote was cast when votes.csv says (its latest time), to the millisecond.
+        proposal_of = {int(p.ref[6:]): p.id for p in proposals.values()}
+        cast = await _rows(session, Vote.participant_id, Vote.proposal_id, Vote.created_at)
+        assert {(p, q): at for p, q, at in cast} == {
+            (who[voter], proposal_of[comment]): polis_time(stamp)
+            for (voter, comment), stamp in conversation.vote_times.items()
+        }
+        # Everyone joined (and their identity began) with their first vote or comment.
+        earliest: dict[int, int] = {}
+        activity = [(voter, stamp) for (voter, _), stamp in conversation.vote_times.items()]
+        activity += [(c.author_id, c.timestamp) for c in conversation.comments]
+        for voter, stamp in activity:
+            if voter in who:
+                earliest[voter] = min(stamp, earliest.get(voter, stamp))
+        expected_joins = sorted((who[v], "polis", polis_time(t)) for v, t in earliest.items())
+        joins = await _rows(
+            session,
+            Participation.participant_id,
+            Participation.source,
+            Participation.created_at,
+            Participation.consented_at,
+        )
+        assert [(p, source, at) for p, source, at, _ in joins] == expected_joins
+        assert all(consented == at for _, _, at, consented in joins)
+        began = await _rows(session, Participant.id, Participant.created_at)
+        assert began == [(p, at) for p, _, at in expected_joins]
     before = await _snapshot(sessions)
     clock.advance(days=1)
     again = await import_polis(sessions, SECRET, conversation, slug, "en", clock(), None)
@@ -138,14 +185,109 @@ async def test_import_is_exact_and_idempotent(sessions, clock: Clock, name: str)
     assert await _snapshot(sessions) == before
 
 
-def _tiny(moderated: int = 1, votes: dict[tuple[int, int], int] | None = None) -> PolisConversation:
+def _tiny(
+    moderated: int = 1,
+    votes: dict[tuple[int, int], int] | None = None,
+    times: dict[tuple[int, int], int] | None = None,
+) -> PolisConversation:
     comments = (
         PolisComment(0, 7, "We should plant trees", moderated, 1_000),
         PolisComment(1, 8, "We should open parks", 0, 2_000),
     )
     votes = {(1, 0): 1, (2, 0): -1, (2, 1): 0} if votes is None else votes
     voters = tuple(sorted({voter for voter, _ in votes}))
-    return PolisConversation(comments, votes, voters, dict.fromkeys(voters), "Trees", "")
+    return PolisConversation(
+        comments, votes, voters, dict.fromkeys(voters), "Trees", "", vote_times=times or {}
+    )
+
+
+async def _joins_and_votes(
+    session: AsyncSession,
+) -> tuple[dict[str, datetime], dict[tuple[str, str], datetime]]:
+    """Each imported person's join, by Polis number, and each vote's time, by (person, ref)."""
+    number = dict(await _rows(session, ChannelIdentity.participant_id, ChannelIdentity.ref))
+    joins = await _rows(session, Participation.participant_id, Participation.created_at)
+    votes = await session.exec(
+        select(Vote.participant_id, Proposal.ref, Vote.created_at).join(
+            Proposal, col(Proposal.id) == col(Vote.proposal_id)
+        )
+    )
+    return (
+        {number[p]: at for p, at in joins},
+        {(number[p], ref): at for p, ref, at in votes},
+    )
+
+
+DAY = 86_400_000  # milliseconds
+
+
+async def test_votes_and_joins_keep_the_exports_times(sessions, clock: Clock) -> None:
+    times = {(1, 0): 3 * DAY + 5_000, (2, 0): 1 * DAY, (2, 1): 1 * DAY + 9_000}
+    await import_polis(sessions, SECRET, _tiny(times=times), "trees", "en", clock(), None)
+    async with sessions() as session:
+        joins, votes = await _joins_and_votes(session)
+    assert votes == {
+        ("1", "polis-0"): polis_time(3 * DAY + 5_000),
+        ("2", "polis-0"): polis_time(DAY),
+        ("2", "polis-1"): polis_time(DAY + 9_000),
+    }
+    # Voters join with their first vote, authors with their comment.
+    assert joins == {
+        "1": polis_time(3 * DAY + 5_000),
+        "2": polis_time(DAY),
+        "7": polis_time(1_000),
+        "8": polis_time(2_000),
+    }
+
+
+async def test_without_votes_csv_votes_and_voters_date_from_the_import(
+    sessions, clock: Clock
+) -> None:
+    """participants-votes.csv dates no vote: they are cast at the import, as before."""
+    await import_polis(sessions, SECRET, _tiny(), "trees", "en", clock(), None)
+    async with sessions() as session:
+        joins, votes = await _joins_and_votes(session)
+    assert set(votes.values()) == {clock()}
+    assert joins == {"1": clock(), "2": clock(), "7": polis_time(1_000), "8": polis_time(2_000)}
+
+
+async def test_the_live_page_spreads_over_the_exports_days(sessions, clock: Clock) -> None:
+    conversation = read_polis(polis_dir("15-per-hour-seattle"))
+    await import_polis(sessions, SECRET, conversation, "seattle", "en", clock(), None)
+    async with sessions() as session:
+        consultation = (await session.exec(select(Consultation))).one()
+        live = await live_figures(session, consultation)
+    stamps = conversation.vote_times.values()
+    votes_per_day = Counter(polis_time(stamp).date().isoformat() for stamp in stamps)
+    channel = polis_channel("seattle")
+    assert live["votes_by_channel"] == [
+        {"day": d, "series": channel, "count": n} for d, n in sorted(votes_per_day.items())
+    ]
+    assert len(votes_per_day) == 145  # from 2014 to 2019, not the day of the import
+    assert [(row["day"], row["count"]) for row in live["votes_by_source"]] == sorted(
+        votes_per_day.items()
+    )
+    joining = live["participants_by_source"]
+    assert {row["series"] for row in joining} == {"polis"}
+    assert sum(row["count"] for row in joining) == 339
+    assert joining[0]["day"] == min(votes_per_day) and clock().date().isoformat() not in {
+        row["day"] for row in joining
+    }
+
+
+async def test_an_import_from_before_participations_gets_them_again(sessions, clock: Clock) -> None:
+    """A conversation imported when the import made no participations gets them on the next
+    import; its votes stay as they were."""
+    times = {(1, 0): 3_000, (2, 0): 4_000, (2, 1): 5_000}
+    await import_polis(sessions, SECRET, _tiny(times=times), "trees", "en", clock(), None)
+    async with sessions() as session, session.begin():
+        joins, votes = await _joins_and_votes(session)
+        await session.exec(delete(Participation))
+    clock.advance(days=1)
+    again = await import_polis(sessions, SECRET, _tiny(times=times), "trees", "en", clock(), None)
+    assert again.votes_imported == 0
+    async with sessions() as session:
+        assert await _joins_and_votes(session) == (joins, votes)
 
 
 async def test_a_newer_export_updates_proposals_and_adds_votes(sessions, clock: Clock) -> None:
