@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from sqlalchemy import bindparam, exists
+from collections import defaultdict
+
+from sqlalchemy import bindparam, exists, or_
 from sqlalchemy import select as rows_of
 from sqlmodel import SQLModel, col, select
 
@@ -16,11 +18,16 @@ from core.models import (
     QualificationKey,
     VoteKey,
 )
+from core.report import idea_refs
 from core.results import Split, splits, top_agreed
+from core.results.placement import place, published_results
 from core.sequencing import next_proposals_for
-from core.voting import InvalidQualification, record_qualification, record_vote
+from core.voting import InvalidQualification, record_qualification, record_vote, tallies_of
 
 RESULTS_SHOWN = 5
+RESULTS_LISTED = 3  # proposals per section of /results once a snapshot is stored
+RESULTS_TEXT = 280  # characters of a proposal's text in /results: three sections of three fit
+# in one message on every channel (Telegram's 4096 characters) whatever the proposals' length
 
 
 async def start_sequence(turn: Turn) -> None:
@@ -217,20 +224,105 @@ def split_line(turn: Turn, split: Split) -> str:
 
 
 async def show_results(turn: Turn) -> None:
-    """The most agreed-upon proposals so far, if the organiser published results."""
+    """Once the organiser published results, from the latest snapshot: the proposals most
+    agreed on and the most divisive, then what the participant's opinion group agrees with
+    more than the others do (or disagrees with, when it agrees with nothing in particular), or
+    how many more proposals to vote on to be placed in a group. Before the first snapshot,
+    the most agreed-upon proposals from the counters. A few proposals per section, texts
+    shortened: the reply stays within one message."""
     consultation = turn.consultation
     assert consultation is not None and consultation.id is not None
     settings = turn.settings
     if not settings.results_published:
         turn.say(turn.t("results.unpublished"))
         return
-    top = await top_agreed(
-        turn.session, consultation.id, turn.locale, settings.summary_min_votes, RESULTS_SHOWN
+    results = await published_results(turn.session, consultation)
+    sections = []
+    votes_needed = 0
+    if results is not None:
+        placement = await place(turn.session, turn.participant_id, consultation, results)
+        votes_needed = placement.votes_needed
+        group = placement.group
+        lists = [
+            (turn.t("results.consensus"), results.consensus),
+            (turn.t("results.controversies"), results.controversies),
+        ]
+        if group is not None:
+            people = turn.t.plural("results.group_people", group.size)
+            if group.agrees:
+                lists.append((turn.t("results.group_agrees", people=people), group.agrees))
+            else:
+                lists.append((turn.t("results.group_disagrees", people=people), group.disagrees))
+        shown = await _idea_splits(turn, [ref for _, refs in lists for ref in refs])
+        for title, refs in lists:
+            lines = [_result_line(turn, shown[ref]) for ref in refs if ref in shown]
+            if lines:
+                sections.append("\n\n".join([title, *lines[:RESULTS_LISTED]]))
+    if not sections:  # no snapshot yet, or nothing listed in it yet
+        top = await top_agreed(
+            turn.session, consultation.id, turn.locale, settings.summary_min_votes, RESULTS_SHOWN
+        )
+        if top:
+            sections.append(
+                "\n\n".join([turn.t("results.title"), *(_result_line(turn, s) for s in top)])
+            )
+    if votes_needed:
+        sections.append(turn.t.plural("results.votes_to_be_placed", votes_needed))
+    turn.say("\n\n".join(sections) if sections else turn.t("results.none_yet"))
+
+
+def _result_line(turn: Turn, split: Split) -> str:
+    """A proposal's line in /results: as after a sequence, its text shortened to RESULTS_TEXT."""
+    text = " ".join(split.proposal.text.split())
+    if len(text) > RESULTS_TEXT:
+        text = text[: RESULTS_TEXT - 1].rstrip() + "…"
+    return turn.t(
+        "summary.line",
+        text=text,
+        agree=turn.t.percent(split.agree),
+        disagree=turn.t.percent(split.disagree),
+        neutral=turn.t.percent(split.neutral),
+        votes=turn.t.plural("summary.votes", split.votes),
     )
-    if not top:
-        turn.say(turn.t("results.none_yet"))
-        return
-    turn.say("\n\n".join([turn.t("results.title"), *(split_line(turn, s) for s in top)]))
+
+
+async def _idea_splits(turn: Turn, refs: list[str]) -> dict[str, Split]:
+    """The vote split of each idea named by a snapshot's ref that is still accepted: its
+    translations' counters added up, its text in the participant's language where it has
+    one (a participant's proposal has only its author's)."""
+    consultation = turn.consultation
+    assert consultation is not None
+    ids = [int(ref[1:]) for ref in refs if ref.startswith("#") and ref[1:].isdigit()]
+    named = [ref for ref in refs if not ref.startswith("#")]
+    named += [f"{ref}.{locale}" for ref in named for locale in consultation.locales]
+    found = list(
+        await turn.session.exec(
+            select(Proposal).where(
+                Proposal.consultation_id == consultation.id,
+                Proposal.status == ProposalStatus.ACCEPTED,
+                or_(col(Proposal.id).in_(ids), col(Proposal.ref).in_(named)),
+            )
+        )
+    )
+    idea_of = idea_refs(found, consultation.locales)
+    ideas: dict[str, list[Proposal]] = defaultdict(list)
+    for proposal in sorted(found, key=lambda p: (p.locale != turn.locale, p.id or 0)):
+        ideas[idea_of[proposal.id or 0]].append(proposal)
+    counts = await tallies_of(turn.session, list(idea_of))
+    shown = {}
+    for ref, proposals in ideas.items():
+        tally = {key: sum(counts[p.id or 0][key] for p in proposals) for key in VoteKey}
+        votes = sum(tally.values())
+        if votes:
+            shares = {key: tally[key] / votes for key in VoteKey}
+            shown[ref] = Split(
+                proposal=proposals[0],  # in the participant's language when it has one
+                votes=votes,
+                agree=shares[VoteKey.AGREE],
+                disagree=shares[VoteKey.DISAGREE],
+                neutral=shares[VoteKey.NEUTRAL],
+            )
+    return shown
 
 
 async def menu(turn: Turn) -> None:

@@ -5,7 +5,7 @@
 (`core.results.consensus`) and adds a `ResultSnapshot` row; the dashboard, the API and
 `consult results` read the latest with `latest_snapshot` and never recompute on a page view.
 
-The payload (JSON, `VERSION` 1):
+The payload (JSON, `VERSION` 2):
 
 - `participants`, `votes`, `clustered`: counts of the matrix; `groups_reason`: null, or why
   there are no groups (`core.results.groups` codes);
@@ -15,6 +15,10 @@ The payload (JSON, `VERSION` 1):
   group keeps its id from one snapshot to the next (`continued`);
 - `map`: the base clusters (x, y, size, group), the opinion map Polis draws; no person's
   position;
+- `projection` (since version 2; null without groups): what places a participant in a group
+  later from their own votes (`core.results.placement`): the columns' refs in order, the
+  column means and the two components the positions were projected with, and the votes a
+  participant needs to be clustered; positions are scaled by the number of columns;
 - `proposals`: per accepted proposal its ref, the counts of everyone and of each shown group
   ([agree, disagree, pass]), its group-informed consensus for agreement and disagreement;
 - `majority_agree`, `majority_disagree`, `uncertain`: refs, highest share first, at most
@@ -44,10 +48,10 @@ from core.results.consensus import (
     representative,
     uncertain,
 )
-from core.results.groups import KSmoother, NoGroups, OpinionGroups, opinion_groups
+from core.results.groups import MIN_VOTES, KSmoother, NoGroups, OpinionGroups, opinion_groups
 from core.results.matrix import VoteMatrix, vote_matrix
 
-VERSION = 1
+VERSION = 2
 MAX_LISTED = 100
 DEFAULT_SEED = 0  # the same seed each time: the same votes give the same groups
 
@@ -78,6 +82,7 @@ def results_payload(
             "k": {"chosen": None, "silhouettes": {}, "smoother": found.smoother.as_dict()},
             "groups": [],
             "map": [],
+            "projection": None,
             "proposals": [
                 {"ref": ref, "counts": [int(n) for n in all_counts[c]], "groups": []}
                 for c, ref in enumerate(matrix.refs)
@@ -109,6 +114,7 @@ def results_payload(
                 found.base_centres, found.base_sizes, found.base_groups, strict=True
             )
         ],
+        "projection": projection_payload(matrix, found),
         "proposals": [
             {
                 "ref": ref,
@@ -126,6 +132,19 @@ def results_payload(
         ],
     }
     return payload
+
+
+def projection_payload(matrix: VoteMatrix, found: OpinionGroups) -> dict[str, Any]:
+    """The snapshot's `projection`: what `core.results.groups.positions` projected the matrix's
+    rows with, so that a participant is placed later from their votes alone and nobody's
+    group is stored. Means and components keep 8 decimals (the map's centres keep 6): about
+    30 bytes per proposal."""
+    return {
+        "refs": list(matrix.refs),
+        "center": np.round(found.pca.center, 8).tolist(),
+        "components": np.round(found.pca.components, 8).tolist(),
+        "min_votes": min(MIN_VOTES, matrix.shape[1]),
+    }
 
 
 def continued(
