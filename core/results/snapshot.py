@@ -138,7 +138,7 @@ def projection_payload(matrix: VoteMatrix, found: OpinionGroups) -> dict[str, An
     """The snapshot's `projection`: what `core.results.groups.positions` projected the matrix's
     rows with, so that a participant is placed later from their votes alone and nobody's
     group is stored. Means and components keep 8 decimals (the map's centres keep 6): about
-    30 bytes per proposal."""
+    50 bytes per proposal."""
     return {
         "refs": list(matrix.refs),
         "center": np.round(found.pca.center, 8).tolist(),

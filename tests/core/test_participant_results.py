@@ -219,6 +219,23 @@ async def test_long_proposals_keep_the_reply_within_one_message(
     assert len(text) <= 4096
 
 
+async def test_a_snapshot_is_read_once_by_a_process(
+    sessions: Sessions, load_consultation: Loader, clock: Clock
+) -> None:
+    consultation = await load_consultation()
+    await _population(sessions, clock, consultation)
+    await _snapshot(sessions, clock, consultation)
+    async with sessions() as session:
+        first = await published_results(session, consultation)
+        assert first is not None and await published_results(session, consultation) is first
+    await _snapshot(sessions, clock, consultation)
+    async with sessions() as session:
+        newer = await published_results(session, consultation)
+    async with sessions() as session:
+        assert await published_results(session, consultation) is newer is not None
+    assert newer.snapshot_id > first.snapshot_id and newer.groups == first.groups
+
+
 # --- placement against the snapshot's own clustering ------------------------------------------
 
 
