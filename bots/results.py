@@ -1,7 +1,9 @@
 """The organiser's results: `consult results SLUG` and `GET /api/consultations/{slug}/results`.
 
-Both are thin glue around `core.report.consultation_report`; what the report hides to keep
-employees anonymous is decided there, not here.
+`consult results` is thin glue around `core.report.consultation_report`; the API's route reads
+the report the scheduler stored with the latest snapshot (`core.results.recompute`), never
+computing on a request. What the report hides to keep employees anonymous is decided in
+`core.report`, not here.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from bots.api.deps import OrganiserDep, require
 from bots.bootstrap import Runtime, runtime
 from bots.errors import OrganiserError
 from bots.settings import Settings
-from core.definitions import consultation_by_slug
+from core.definitions import consultation_by_slug, profile_questions_of
 from core.flow import utc_now
 from core.i18n import FALLBACK, Translator, available_locales, negotiate
 from core.organisers import Permission
@@ -34,6 +36,7 @@ from core.report import (
     consultation_slugs,
 )
 from core.results.groups import NO_PROPOSALS, NO_SPREAD, TOO_FEW_PARTICIPANTS
+from core.results.recompute import DASHBOARD, stored_breakdown
 from core.results.snapshot import DEFAULT_SEED, latest_snapshot, refresh_snapshot
 from core.results.trust import Reason, TrustSummary, consultation_trust
 from core.results.weighting import UnreachableMargin, WeightedProposal, Weighting, weighted_figures
@@ -333,27 +336,64 @@ def results_router(settings: Settings) -> APIRouter:
         by: Annotated[str | None, Query(description="a profile question's id")] = None,
         locale: Annotated[str | None, Query(description="e.g. fr or en")] = None,
     ) -> JSONResponse:
-        """The consultation's report as JSON (404 unknown slug, 422 unknown question)."""
+        """The consultation's report as JSON, as stored with the latest snapshot (404 unknown
+        slug or none stored yet, 422 unknown question or unreachable margin)."""
         t = Translator(negotiate(locale, available_locales()) or FALLBACK)
         async with rt.sessions() as session:
             consultation = await consultation_by_slug(session, slug)
-            if consultation is not None and consultation.id is not None:
-                require(organiser, Permission.READ, consultation.id)
-            try:
-                results = await _report(session, slug, locale or "", by)
-            except OrganiserError as problem:
-                status = 404 if problem.msgid == "results.unknown_slug" else 422
-                raise HTTPException(status, t(problem.msgid, **problem.values)) from None
-            assert consultation is not None and consultation.id is not None
-            # The latest stored groups, never computed on a request (null until computed).
+            if consultation is None:
+                known = ", ".join(await consultation_slugs(session)) or "-"
+                raise HTTPException(404, t("results.unknown_slug", slug=slug, known=known))
+            assert consultation.id is not None
+            require(organiser, Permission.READ, consultation.id)
             snapshot = await latest_snapshot(session, consultation.id)
-        groups: dict[str, Any] = {"opinion_groups": None, "computed_at": None}
-        if snapshot is not None:
-            groups = {
-                "opinion_groups": snapshot.payload,
-                "computed_at": snapshot.computed_at.isoformat(),
-            }
-        return JSONResponse(results.as_dict() | groups)
+        questions = [question.id for question in profile_questions_of(consultation)]
+        if by is not None and by not in questions:
+            valid = ", ".join(questions) or "-"
+            detail = t("results.unknown_question", slug=slug, question=by, valid=valid)
+            raise HTTPException(422, detail)
+        every = settings.results_every_minutes
+        if snapshot is None or DASHBOARD not in snapshot.payload:
+            detail = t("results.snapshot_not_yet", slug=slug, minutes=f"{every:g}")
+            body = {"detail": detail, "code": "results.snapshot_not_yet", "every_minutes": every}
+            return JSONResponse(body, 404)
+        dashboard = snapshot.payload[DASHBOARD]
+        if dashboard["weighting_problem"] is not None:
+            problem = dashboard["weighting_problem"]
+            detail = t("results.unreachable_margin", slug=slug, **problem)
+            raise HTTPException(422, detail)
+        # The scores the consultation shows: without the untrusted votes when it leaves them
+        # out (stored apart only when someone is untrusted).
+        trusted = dashboard["reports"]["trusted"]
+        reports = trusted if dashboard["trust"]["exclude_untrusted"] and trusted else None
+        reports = reports or dashboard["reports"]["all"]
+        chosen = negotiate(locale or "", consultation.locales) or consultation.default_locale
+        if chosen not in reports:  # a language added since it was computed
+            default = consultation.default_locale
+            chosen = default if default in reports else next(iter(reports))
+        report = dict(reports[chosen])
+        if by is not None:
+            breakdown = stored_breakdown(dashboard, by, chosen)
+            if breakdown is None and chosen == consultation.default_locale:
+                breakdown = dashboard["breakdowns"].get(by)  # stored before labels were
+            if breakdown is None:
+                detail = t(
+                    "results.breakdown_not_stored",
+                    slug=slug,
+                    question=by,
+                    locale=chosen,
+                    minutes=f"{every:g}",
+                )
+                raise HTTPException(422, detail)
+            report["breakdown"] = breakdown
+        groups = {k: v for k, v in snapshot.payload.items() if k != DASHBOARD}
+        body = report | {
+            "trust": dashboard["trust"],
+            "weighting": dashboard["weighting"],
+            "opinion_groups": groups,
+            "computed_at": snapshot.computed_at.isoformat(),
+        }
+        return JSONResponse(body)
 
     return router
 

@@ -39,12 +39,12 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bots.bootstrap import Runtime, runtime
 from bots.broadcast_worker import resolve_outside
+from bots.results_worker import ResultsProcess
 from bots.settings import Settings
 from core.broadcasts.planning import PlannedRun, plan_due
 from core.broadcasts.reminders import plan_reminders
 from core.models import Consultation, SchedulerLease, Status
 from core.results.recompute import due as results_due
-from core.results.recompute import recompute_results
 
 log = logging.getLogger("consult.scheduler")
 LEASE = "scheduler"
@@ -182,11 +182,14 @@ PlanningJob = Callable[[AsyncSession, datetime], Awaitable[int]]
 @dataclass(frozen=True)
 class Job:
     """A planning job: `plan(session, now)` runs in one transaction in which the lease is
-    checked, and says how much it planned (logged when not 0)."""
+    checked, and says how much it planned (logged when not 0). `child` is the process a round
+    may leave working after it (the results' computation): ended when the scheduler stops or
+    loses the lease, so that only the lease's holder has one at work."""
 
     id: str
     plan: PlanningJob
     after: Callable[[], Awaitable[None]] | None = None  # once the round has committed
+    child: ResultsProcess | None = None
 
 
 class LeasedScheduler:
@@ -246,14 +249,18 @@ class LeasedScheduler:
         planned = 0
         for job in self.jobs:
             planned += await self.run_job(job)
+        for job in self.jobs:
+            if job.child is not None:
+                await job.child.wait()
         await self.stop()
         return planned
 
     async def stop(self) -> None:
-        """Stop the jobs and give the lease up, if held."""
+        """Stop the jobs and their children, then give the lease up, if held."""
         if self._scheduler is not None:
             self._scheduler.shutdown(wait=False)
             self._scheduler = None
+        await self._stop_children()
         if self.holding:
             self.holding = False
             try:
@@ -275,6 +282,13 @@ class LeasedScheduler:
         elif self.holding and not held:
             log.warning("this process no longer runs the scheduler (%s)", self.holder)
         self.holding = held
+        if not held:  # the next holder starts its own children
+            await self._stop_children()
+
+    async def _stop_children(self) -> None:
+        for job in self.jobs:
+            if job.child is not None:
+                await job.child.stop()
 
     async def run_job(self, job: Job) -> int:
         """One round of `job` if the lease is held (checked again in its transaction: a
@@ -307,11 +321,15 @@ class LeasedScheduler:
 # --- the jobs ----------------------------------------------------------------------------------
 
 
-def planning_jobs(rt: Runtime, settings: Settings) -> list[Job]:
+def planning_jobs(
+    rt: Runtime, settings: Settings, results: ResultsProcess | None = None
+) -> list[Job]:
     """The scheduler's jobs: plan the due broadcasts' occurrences, then the reminders of the
     consultations under way. Each is idempotent: an occurrence or a reminder is planned once.
     Then compute again the results of the consultations due (`core.results.recompute.due`,
-    every `results_every_minutes`), stored as snapshots the dashboard and the API read."""
+    every `results_every_minutes`), stored as snapshots the dashboard and the API read: in a
+    child process (`results`, by default `python -m bots.results_worker` on this runtime's
+    database), so that the event loop goes on serving meanwhile."""
     outside: list[PlannedRun] = []
 
     async def plan_broadcasts(session: AsyncSession, now: datetime) -> int:
@@ -339,24 +357,29 @@ def planning_jobs(rt: Runtime, settings: Settings) -> list[Job]:
         return planned
 
     every = timedelta(minutes=settings.results_every_minutes)
+    url = rt.engine.url.render_as_string(hide_password=False)
+    child = results or ResultsProcess(url)
+    handed: list[tuple[list[int], datetime]] = []
 
-    async def recompute_due_results(session: AsyncSession, now: datetime) -> int:
-        # Each consultation's results in a transaction of its own (a savepoint): one that
-        # fails to compute does not keep the others' from being stored.
-        computed = 0
-        for consultation in await results_due(session, now, every):
-            try:
-                async with session.begin_nested():
-                    await recompute_results(session, consultation, now)
-                computed += 1
-            except Exception:
-                log.exception("results of %s could not be computed", consultation.slug)
-        return computed
+    async def find_due_results(session: AsyncSession, now: datetime) -> int:
+        # While a child computes, the next round waits for it rather than start a second one.
+        if child.running:
+            return 0
+        due = [c.id for c in await results_due(session, now, every) if c.id is not None]
+        handed[:] = [(due, now)] if due else []
+        return len(due)
+
+    async def compute_due_results() -> None:
+        # After the round commits; the child stores each consultation's snapshot in a
+        # transaction of its own, and its end is logged (`bots.results_worker`).
+        work, handed[:] = list(handed), []
+        for due, now in work:
+            await child.start(due, now)
 
     return [
         Job("broadcasts-plan", plan_broadcasts, after=find_outside_recipients),
         Job("reminders-plan", plan_all_reminders),
-        Job("results-recompute", recompute_due_results),
+        Job("results-recompute", find_due_results, after=compute_due_results, child=child),
     ]
 
 
@@ -366,11 +389,13 @@ def scheduler_for(
     *,
     holder: str | None = None,
     on_round: Callable[[str, int], None] | None = None,
+    results: ResultsProcess | None = None,
 ) -> LeasedScheduler:
-    """The scheduler of `consult serve` and `consult deliver`, paced by the settings."""
+    """The scheduler of `consult serve` and `consult deliver`, paced by the settings;
+    `results` computes the results (tests pass one that tells when its child ends)."""
     return LeasedScheduler(
         rt.sessions,
-        planning_jobs(rt, settings),
+        planning_jobs(rt, settings, results),
         clock=rt.flow.clock,
         every=settings.scheduler_every_seconds,
         lease_seconds=settings.scheduler_lease_seconds,

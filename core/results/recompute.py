@@ -9,7 +9,9 @@ request:
 - `reports`: the report (`core.report`) per language, `all` votes and, when someone is
   untrusted, `trusted` (their votes left out), for the dashboard's trust filter;
 - `breakdowns`: per profile question, the report's breakdown by its answers (segments below
-  `min_segment_size` hidden there);
+  `min_segment_size` hidden there), labelled in the default language; `breakdown_labels`, per
+  language, each question's label and its answers' (`stored_breakdown` puts them on): the
+  figures are the same in every language, and a breakdown scans the votes;
 - `trust`: the counts of `TrustSummary`; `weighting`: the weighted figures or None, or
   `weighting_problem` when a declared margin cannot be reached;
 - `qualifications`: per proposal ref, its qualifications' counts by key;
@@ -107,7 +109,8 @@ async def recompute_results(
             reports["trusted"][locale] = trusted.as_dict()
     left_out = trust.left_out if exclude else None
     breakdowns = {}
-    for question in profile_questions_of(consultation):
+    questions = profile_questions_of(consultation)
+    for question in questions:
         report = await consultation_report(
             session,
             consultation,
@@ -131,6 +134,17 @@ async def recompute_results(
         DASHBOARD: {
             "reports": reports,
             "breakdowns": breakdowns,
+            "breakdown_labels": {
+                # as `core.report` labels a breakdown: the id where a language has no label
+                locale: {
+                    question.id: {
+                        "label": question.label.get(locale, question.id),
+                        "options": {o.id: o.label.get(locale, o.id) for o in question.options},
+                    }
+                    for question in questions
+                }
+                for locale in consultation.locales
+            },
             "trust": trust.summary.as_dict(),
             "weighting": weighting,
             "weighting_problem": problem,
@@ -142,6 +156,23 @@ async def recompute_results(
     await session.flush()
     await _prune(session, consultation.id)
     return snapshot
+
+
+def stored_breakdown(
+    dashboard: dict[str, Any], question: str, locale: str
+) -> dict[str, Any] | None:
+    """The stored breakdown by `question` (`Breakdown.as_dict()`) labelled in `locale`, from
+    a snapshot's `dashboard`; None when it holds none in that language (the question, or the
+    language, came after it was computed: the next computation stores it)."""
+    breakdown: dict[str, Any] | None = dashboard["breakdowns"].get(question)
+    labels = dashboard.get("breakdown_labels", {}).get(locale, {}).get(question)
+    if breakdown is None or labels is None:
+        return None
+    segments = [
+        segment | {"label": labels["options"].get(segment["option"], segment["option"])}
+        for segment in breakdown["segments"]
+    ]
+    return breakdown | {"label": labels["label"], "segments": segments}
 
 
 async def _qualifications(

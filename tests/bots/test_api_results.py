@@ -19,6 +19,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bench.processes import serving
 from bots.bootstrap import Runtime
+from bots.results_worker import ResultsProcess
 from bots.scheduler import scheduler_for
 from bots.server import create_app
 from bots.settings import Settings
@@ -130,16 +131,27 @@ async def test_the_scheduler_recomputes_each_interval_only(
     settings = Settings(scheduler_every_seconds=3600, results_every_minutes=5)
 
     async def one_round(holder: str) -> int:
+        """A round of the results' job; how many results its child stored."""
         rounds: asyncio.Queue[tuple[str, int]] = asyncio.Queue()
+        ends: asyncio.Queue[int | None] = asyncio.Queue()
+        child = ResultsProcess(
+            engine.url.render_as_string(hide_password=False),
+            on_exit=lambda _, stored: ends.put_nowait(stored),
+        )
         scheduler = scheduler_for(
-            rt, settings, holder=holder, on_round=lambda job, n: rounds.put_nowait((job, n))
+            rt,
+            settings,
+            holder=holder,
+            on_round=lambda job, n: rounds.put_nowait((job, n)),
+            results=child,
         )
         await scheduler.start()
         try:
             while True:
-                job, done = await asyncio.wait_for(rounds.get(), WAIT)
+                job, handed = await asyncio.wait_for(rounds.get(), WAIT)
                 if job == "results-recompute":
-                    return done
+                    break
+            return 0 if handed == 0 else await asyncio.wait_for(ends.get(), WAIT) or 0
         finally:
             await scheduler.stop()
 

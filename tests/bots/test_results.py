@@ -1,7 +1,9 @@
-"""`consult results` as an organiser runs it, and the organiser API over real HTTP."""
+"""`consult results` as an organiser runs it, and the organiser API over real HTTP (which
+answers the report stored with the latest snapshot)."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 from pathlib import Path
 
@@ -10,6 +12,10 @@ import pytest
 import yaml
 
 from bench.processes import consult_server
+from bots.results_worker import compute_results
+from core.definitions import consultation_by_slug
+from core.storage import create_engine, session_factory
+from tests.bots.console.dashboard_population import hold_the_scheduler
 from tests.bots.test_cli import run
 from tests.conftest import Loader, consultation_data
 from tests.core.test_report import Sessions, enrol, vote
@@ -32,6 +38,23 @@ async def voted(sessions: Sessions, load_consultation: Loader, clock: Clock) -> 
     for _ in range(2):
         person = await enrol(sessions, consultation, clock, {"age": "old"})
         await vote(sessions, clock, person, "p1.en", "disagree")
+
+
+def store_results(database_url: str, clock: Clock) -> None:
+    """The results computed and stored as the scheduler's child does, and the scheduler's
+    lease held by the test, so that the server stores none of its own meanwhile."""
+
+    async def store() -> None:
+        engine = create_engine(database_url)
+        sessions = session_factory(engine)
+        await hold_the_scheduler(sessions)
+        async with sessions() as session:
+            consultation = await consultation_by_slug(session, "elders")
+        await engine.dispose()
+        assert consultation is not None and consultation.id is not None
+        assert await compute_results(database_url, [consultation.id], clock()) == (1, 0)
+
+    asyncio.run(store())
 
 
 @pytest.mark.usefixtures("voted")
@@ -73,7 +96,10 @@ def test_an_unknown_slug_or_question_is_a_message_and_exit_2(
 
 
 @pytest.mark.usefixtures("voted")
-def test_the_api_answers_the_organiser_only(database_url: str, tmp_path: Path) -> None:
+def test_the_api_answers_the_organiser_only(
+    database_url: str, tmp_path: Path, clock: Clock
+) -> None:
+    store_results(database_url, clock)
     env = {
         "CONSULT_DATABASE_URL": database_url,
         "CONSULT_DATA_DIR": str(tmp_path),
@@ -104,6 +130,18 @@ def test_the_api_answers_the_organiser_only(database_url: str, tmp_path: Path) -
             "suppressed": True,
             "fewer_than": 5,
         }
+        assert report["computed_at"] == clock().isoformat()  # stored, not computed now
+        assert report["opinion_groups"]["groups_reason"] is not None  # too few for groups
+        assert "dashboard" not in report["opinion_groups"]
+        # In another language, the same figures under that language's labels.
+        english = httpx.get(results, params={"by": "age", "locale": "en"}, headers=auth).json()
+        assert english["question"] == "How can we better care for our elders?"
+        assert english["breakdown"]["label"] == "Your age?"
+        assert [s["label"] for s in english["breakdown"]["segments"]] == [
+            "Under 40",
+            "40 and over",
+        ]
+        assert english["breakdown"]["segments"][0]["proposals"] == young["proposals"]
         # Without a locale: the consultation's default language.
         assert httpx.get(results, headers=auth).json()["locale"] == "fr"
 
@@ -115,8 +153,27 @@ def test_the_api_answers_the_organiser_only(database_url: str, tmp_path: Path) -
         assert unknown.status_code == 422
         assert "use one of: age" in unknown.json()["detail"]
 
+        # A question added since the latest snapshot: its breakdown comes with the next one.
+        data = consultation_data()
+        region = {
+            "id": "region",
+            "label": {"fr": "Région ?", "en": "Region?"},
+            "options": [
+                {"id": "north", "label": {"fr": "Nord", "en": "North"}},
+                {"id": "south", "label": {"fr": "Sud", "en": "South"}},
+            ],
+        }
+        data["profile_questions"].append(region)
+        path = tmp_path / "elders.yaml"
+        path.write_text(yaml.safe_dump(data, allow_unicode=True), encoding="utf-8")
+        assert run(["consultation", "load", str(path)], database_url, tmp_path).returncode == 0
+        later = httpx.get(results, params={"by": "region", "locale": "en"}, headers=auth)
+        assert later.status_code == 422
+        assert "no breakdown by 'region' in 'en'" in later.json()["detail"]
+        assert "next computation stores it (every 5 minutes" in later.json()["detail"]
 
-def test_without_the_legacy_token_organisers_use_their_own(tmp_path: Path) -> None:
+
+def test_without_the_legacy_token_organisers_use_their_own(tmp_path: Path, clock: Clock) -> None:
     database_url = f"sqlite:///{tmp_path / 'db'}"
     env = {
         "CONSULT_DATABASE_URL": database_url,
@@ -128,6 +185,7 @@ def test_without_the_legacy_token_organisers_use_their_own(tmp_path: Path) -> No
     assert run(["consultation", "load", str(path)], database_url, tmp_path).returncode == 0
     run(["organiser", "add", "ana@example.org", "--role", "analyst"], database_url, tmp_path)
     token = run(["organiser", "token", "ana@example.org"], database_url, tmp_path).stdout.strip()
+    store_results(database_url, clock)
     with consult_server(env) as url:
         results = f"{url}/api/consultations/elders/results"
         assert httpx.get(results, headers={"Authorization": "Bearer x"}).status_code == 401

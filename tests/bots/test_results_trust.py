@@ -11,6 +11,8 @@ import httpx
 import pytest
 
 from bench.processes import consult_server
+from core.definitions import consultation_by_slug
+from tests.bots.console.dashboard_population import compute, hold_the_scheduler
 from tests.bots.test_cli import run
 from tests.conftest import Loader
 from tests.core.test_report import Sessions, enrol, vote
@@ -89,6 +91,8 @@ async def test_the_api_gives_the_same_figures_and_a_422_for_an_unreachable_margi
     consultation = await load_consultation(settings=SETTINGS)
     young = await enrol(sessions, consultation, clock, {"age": "young"})
     await vote(sessions, clock, young, "p1.en", "agree")
+    await hold_the_scheduler(sessions)  # the results the test stores are the ones read
+    await compute(sessions, consultation, clock)
     env = {
         "CONSULT_DATABASE_URL": database_url,
         "CONSULT_DATA_DIR": str(tmp_path),
@@ -102,6 +106,8 @@ async def test_the_api_gives_the_same_figures_and_a_422_for_an_unreachable_margi
         assert "aucun participant n'a répondu « old » à « age »" in unreachable.json()["detail"]
         old = await enrol(sessions, consultation, clock, {"age": "old"})
         await vote(sessions, clock, old, "p1.en", "disagree")
+        clock.advance(minutes=5)
+        await compute(sessions, consultation, clock)  # the scheduler's next computation
         ok = httpx.get(results, headers=auth)
         assert ok.status_code == 200, ok.text
         report = ok.json()
@@ -110,3 +116,30 @@ async def test_the_api_gives_the_same_figures_and_a_422_for_an_unreachable_margi
         assert report["weighting"]["proposals"][0]["agree"]["value"] == pytest.approx(
             (0.5 * 2 + 0.33) / 3, abs=1e-4
         )
+
+
+@pytest.mark.usefixtures("voted")
+async def test_the_api_reads_the_scores_without_the_untrusted_votes(
+    sessions: Sessions, clock: Clock, database_url: str, tmp_path: Path
+) -> None:
+    await hold_the_scheduler(sessions)
+    async with sessions() as session:
+        consultation = await consultation_by_slug(session, "elders")
+    assert consultation is not None
+    await compute(sessions, consultation, clock)
+    env = {
+        "CONSULT_DATABASE_URL": database_url,
+        "CONSULT_DATA_DIR": str(tmp_path),
+        "CONSULT_ORGANISER_TOKEN": TOKEN,
+    }
+    with consult_server(env) as url:
+        answer = httpx.get(
+            f"{url}/api/consultations/elders/results",
+            headers={"Authorization": f"Bearer {TOKEN}"},
+        )
+    assert answer.status_code == 200, answer.text
+    report = answer.json()
+    assert (report["trust"]["untrusted"], report["trust"]["left_out_votes"]) == (1, 8)
+    p1 = {p["ref"]: p for p in report["proposals"]}["p1"]
+    assert p1["agree"]["value"] > 0.6  # the troll's disagreement left out, as the CLI shows
+    assert report["controversies"] == []

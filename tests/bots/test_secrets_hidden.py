@@ -24,8 +24,10 @@ from bots.channels import enabled_channels
 from bots.server import create_app
 from bots.settings import Settings
 from bots.telegram import telegram_config
+from tests.bots.console.dashboard_population import Sessions, compute
 from tests.bots.test_cli import consult
 from tests.conftest import Loader
+from tests.support import Clock
 
 MARK = "MARKER"
 SECRETS = {
@@ -91,9 +93,12 @@ async def test_a_conversation_on_every_channel_logs_no_secret(
     slack: FakeSlack,
     caplog: pytest.LogCaptureFixture,
     capsys: pytest.CaptureFixture[str],
+    sessions: Sessions,
+    clock: Clock,
 ) -> None:
     caplog.set_level(logging.DEBUG)  # the root logger: every library's records too
-    await load_consultation()
+    consultation = await load_consultation()
+    await compute(sessions, consultation, clock)  # the results the organiser API answers
     whatsapp, whatsapp_url = graph
     settings = Settings(
         _env_file=None,  # type: ignore[call-arg]
