@@ -23,6 +23,11 @@ goal 0), lost (rows still queued or claimed at the end, or marked sent though th
 got them; goal 0), and rows by state. The baseline, measured in the same run, is each fake's
 raw acceptance rate from a tight client loop with no database and no limit: it tells the
 pipeline's overhead from what this machine can do.
+
+`throttled_again` counts the 429s answered to a retry. With CONSULT_BENCH_TRACE=DIR, each fake
+writes the time, status and recipient of every send, and its own stalls, to DIR: the 429s'
+causes are read there (a second that began with a bunch of sends, retries in it, the fake late
+to read requests).
 """
 
 from __future__ import annotations
@@ -368,6 +373,7 @@ def channel_figures(
         "accepted": accepted,
         "throttled": throttled,
         "throttled_per_send": round(throttled / sends, 5) if sends else 0.0,
+        "throttled_again": tally.get("throttled_again", 0),  # 429s to a send's retry
         "refused": tally["refused"],
         "duplicates": sum(1 for count in received.values() if count > 1),
         "strangers": len(set(received) - expected),  # messages to nobody of the audience

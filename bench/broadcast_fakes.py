@@ -16,11 +16,13 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import sys
 import time
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -48,20 +50,52 @@ class Tally:
 
     accepted: Counter[str] = field(default_factory=Counter)  # recipient -> messages accepted
     throttled: int = 0  # answered 429
+    throttled_again: int = 0  # of which to a recipient already answered 429: retries
     refused: int = 0  # answered another error
     first: float | None = None
     last: float | None = None
+    # (time, status, recipient) of every send, kept when CONSULT_BENCH_TRACE names a file
+    trace: list[tuple[float, int, str]] | None = None
+    _throttled_to: set[str] = field(default_factory=set)
 
     def accept(self, recipient: str) -> None:
         self.accepted[recipient] += 1
         self.last = time.monotonic()
         if self.first is None:
             self.first = self.last
+        if self.trace is not None:
+            self.trace.append((self.last, 200, recipient))
+
+    def throttle(self, recipient: str | None) -> None:
+        """Count a 429 to `recipient` (None: unknown here, never counted as a retry)."""
+        self.throttled += 1
+        if recipient is not None and recipient in self._throttled_to:
+            self.throttled_again += 1
+        if recipient is not None:
+            self._throttled_to.add(recipient)
+        if self.trace is not None:
+            self.trace.append((time.monotonic(), 429, recipient or "?"))
+
+    async def watch_loop(self, every: float = 0.005) -> None:
+        """Trace the stalls of this fake's event loop (status 0, the lag in ms): a request
+        read late is counted late, in a window it was not sent in."""
+        assert self.trace is not None
+        while True:
+            before = time.monotonic()
+            await asyncio.sleep(every)
+            lag = time.monotonic() - before - every
+            if lag > 0.01:
+                self.trace.append((time.monotonic(), 0, f"{lag * 1000:.0f}"))
+
+    def write_trace(self, path: str) -> None:
+        if self.trace is not None:
+            Path(path).write_text("".join(f"{t:.4f} {s} {r}\n" for t, s, r in self.trace))
 
     def report(self) -> dict[str, Any]:
         return {
             "accepted": sum(self.accepted.values()),
             "throttled": self.throttled,
+            "throttled_again": self.throttled_again,
             "refused": self.refused,
             "first": self.first,
             "last": self.last,
@@ -85,7 +119,7 @@ def telegram_app(limits: RateLimits | None, tally: Tally) -> ASGIApp:
 
         async def answering(message: Message) -> None:  # the refusals, by their status
             if message["type"] == "http.response.start" and message["status"] == 429:
-                tally.throttled += 1
+                tally.throttle(None)  # the chat is in the body, unread here
             elif message["type"] == "http.response.start" and message["status"] != 200:
                 tally.refused += 1
             await send(message)
@@ -103,7 +137,7 @@ def whatsapp_app(per_second: float | None, tally: Tally) -> ASGIApp:
         if call.status == 200:
             tally.accept(str(call.body["to"]))
         elif call.status == 429:
-            tally.throttled += 1
+            tally.throttle(str(call.body["to"]))
         else:
             tally.refused += 1
         fake.calls.clear()  # the tally is what the bench reads: memory stays flat
@@ -123,7 +157,7 @@ def slack_app(per_second: float | None, per_conversation: float | None, tally: T
     def heard(call: slack_api.Call) -> None:
         if call.method == "chat.postMessage":
             if call.status == 429:
-                tally.throttled += 1
+                tally.throttle(str(call.args.get("channel")))
             elif call.answer.get("ok"):
                 tally.accept(str(call.args.get("channel")))
             else:
@@ -135,16 +169,24 @@ def slack_app(per_second: float | None, per_conversation: float | None, tally: T
     return fake.app
 
 
-def with_tally(app: ASGIApp, tally: Tally) -> ASGIApp:
+def with_tally(app: ASGIApp, tally: Tally, trace: str | None = None) -> ASGIApp:
     """`app`, plus `/healthz`, `/bench/tally` and `/bench/accepted` (the messages accepted so
-    far, without the counts per recipient)."""
+    far, without the counts per recipient). With a `trace` file, the tally also writes every
+    send's time, status and recipient to it, and the fake's own stalls."""
+    watching: list[asyncio.Task[None]] = []
+    if trace:
+        tally.trace = []
 
     async def served(scope: Scope, receive: Receive, send: Send) -> None:
         path = scope.get("path", "") if scope["type"] == "http" else ""
+        if trace and not watching:
+            watching.append(asyncio.create_task(tally.watch_loop()))
         if path in ("/healthz", "/bench/tally", "/bench/accepted"):
             answer: dict[str, Any] = {"ok": True}
             if path == "/bench/tally":
                 answer = tally.report()
+                if trace:
+                    tally.write_trace(trace)
             elif path == "/bench/accepted":
                 answer = {"accepted": sum(tally.accepted.values())}
             body = json.dumps(answer)
@@ -189,8 +231,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--unlimited", action="store_true")
     args = parser.parse_args(argv)
     tally = Tally()
+    # CONSULT_BENCH_TRACE=DIR: each fake writes its trace there, to tell the 429s' causes
+    folder = os.environ.get("CONSULT_BENCH_TRACE")
+    trace = f"{folder}/{args.channel}-{os.getpid()}.trace" if folder else None
     config = uvicorn.Config(
-        with_tally(fake_app(args, tally), tally),
+        with_tally(fake_app(args, tally), tally, trace),
         host="127.0.0.1",
         port=args.port,
         log_level="warning",
