@@ -3,15 +3,18 @@
 Platforms throttle bots (Telegram: about one message per second in a chat, 30 per second
 overall, 20 per minute in a group; Slack: about one message per second per channel). Sending
 through a `Pacer` waits for a free slot instead of collecting 429s; a 429 that still comes back
-is honoured by the channel with the delay the platform gave.
+is honoured by the channel with the delay the platform gave. A flow sent a little under a
+platform's limit (broadcasts) goes through an `EvenPacer`, and its sends tried again after a 429
+take a slot of that flow (`paced_by`, `pace_again`).
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from contextlib import asynccontextmanager, contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 
 
@@ -82,6 +85,71 @@ class Pacer:
         for key, bucket in list(self.keys.items()):
             if bucket.tokens + (now - bucket.updated) * bucket.rate >= bucket.burst:
                 del self.keys[key]
+
+
+class EvenPacer:
+    """One send every 1/`rate` seconds, counted from the slot the previous send took.
+
+    A `Pacer` books slots in advance: sends held up past theirs (an event loop busy with a
+    batch's records, a machine short of CPU) then leave together to catch up, and a platform
+    counting sliding windows of a second (WhatsApp, Slack) finds too many in the window that
+    began with them. Here a send takes its slot only when the one before it has gone, and one
+    let go more than `late` seconds after its slot starts the count again from then: time lost
+    is lost, never made up in a burst. Any second then holds at most rate * (1 + late) + 1
+    sends. Senders queue in order (first come, first served).
+    """
+
+    def __init__(
+        self,
+        rate: float,
+        *,
+        late: float = 0.005,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    ) -> None:
+        self.rate = rate
+        self.late = late
+        self.clock = clock
+        self.sleep = sleep
+        self._turn = asyncio.Lock()
+        self._slot: float | None = None  # the slot the last send took
+        self.turns = 0  # slots taken: sends, and sends tried again (`pace_again`)
+
+    async def wait(self, key: str = "") -> None:
+        """Wait for the next slot (`key` is unused: one flow, whoever the sends go to)."""
+        async with self._turn:
+            now = self.clock()
+            slot = now if self._slot is None else max(now, self._slot + 1 / self.rate)
+            if slot > now:
+                await self.sleep(slot - now)
+                now = self.clock()
+            self._slot = slot if now - slot <= self.late else now
+            self.turns += 1
+
+
+# The pace of the flow the current send belongs to, when its caller paces the sends (the
+# broadcasts' worker). A send that a platform throttled is tried again after the delay it gave;
+# without a slot of the flow, the retries of one second would go out on top of it, into windows
+# as full as the one that refused them, and earn 429s of their own.
+_pace: ContextVar[Callable[[], Awaitable[None]] | None] = ContextVar("pace", default=None)
+
+
+@contextmanager
+def paced_by(pace: Callable[[], Awaitable[None]]) -> Iterator[None]:
+    """Within the block (the current task), retries of throttled sends wait for `pace`."""
+    token = _pace.set(pace)
+    try:
+        yield
+    finally:
+        _pace.reset(token)
+
+
+async def pace_again() -> None:
+    """Before a throttled send is tried again: wait for a slot of its flow, if it has one
+    (`paced_by`); the sender's own pacing still applies."""
+    pace = _pace.get()
+    if pace is not None:
+        await pace()
 
 
 class InOrder:

@@ -40,7 +40,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 from sqlalchemy.exc import SQLAlchemyError
 
 from adapters.inbound import Ignored, note_ignored, read_body
-from adapters.pacing import Pacer
+from adapters.pacing import Pacer, pace_again
 from adapters.slack import inbound
 from adapters.slack.home import home_view
 from adapters.slack.moderation import (
@@ -86,6 +86,15 @@ EVENTS_PATH = "/webhooks/slack/events"
 GONE = frozenset({"user_not_found", "account_inactive", "cannot_dm_bot", "user_disabled"})
 # Users whose DM channel id and locale are remembered per process (delivery details only).
 _CACHE_SIZE = 10_000
+
+
+class PacedRateLimitRetry(AsyncRateLimitErrorRetryHandler):
+    """slack_sdk's wait for a 429's Retry-After, then a slot of the send's flow when its caller
+    paces it (`adapters.pacing.pace_again`: a broadcast's retry is not sent on top of it)."""
+
+    async def prepare_for_next_attempt_async(self, **attempt: Any) -> None:
+        await super().prepare_for_next_attempt_async(**attempt)
+        await pace_again()
 
 
 class SlackChannel:
@@ -474,7 +483,7 @@ class SlackChannel:
             client = await self._client_for(team)
         except LookupError:  # uninstalled from the workspace since
             return Handover.REFUSED
-        retry = AsyncRateLimitErrorRetryHandler(max_retry_count=self.rate_limit_retries)
+        retry = PacedRateLimitRetry(max_retry_count=self.rate_limit_retries)
         once = AsyncWebClient(token=client.token, base_url=self.api_url, retry_handlers=[retry])
         label = self.translator(message.locale)("broadcast.button")
         await self.pacer.wait(dm)

@@ -32,7 +32,7 @@ from telegram.error import (
 )
 from telegram.warnings import PTBUserWarning
 
-from adapters.pacing import Pacer
+from adapters.pacing import Pacer, pace_again
 from adapters.telegram.render import Keyboard, TelegramMessage
 from core.notices import Handover
 
@@ -131,6 +131,7 @@ class TelegramSender:
             except RetryAfter as error:
                 self.throttled += 1
                 await self.sleep(_seconds(error.retry_after))
+                await pace_again()  # a slot of the caller's flow, if it paces (broadcasts)
             except InvalidToken:  # our configuration, not the message: try again once fixed
                 log.error("telegram: the bot token was refused; %s waits", what)
                 return Handover.RETRY, None

@@ -8,7 +8,8 @@ Two platform rules shape it:
 - Throughput: sends are paced (`adapters.pacing.Pacer`; 80 messages per second is a Cloud API
   number's default throughput, about one per second per recipient with a small burst), and a
   throughput error that still comes back (HTTP 429, Graph codes 130429, 131056, 80007) is
-  retried after Retry-After or an exponential backoff, a bounded number of times.
+  retried after Retry-After or an exponential backoff, a bounded number of times (in a slot of
+  its flow when a caller paces it: `adapters.pacing.pace_again`).
 - The 24-hour customer-service window: free-form messages may only be sent within 24 hours of
   the participant's last message; after that only an approved template may be sent.
   `within_window` says which applies; `send_messages` refuses what the platform would refuse.
@@ -24,7 +25,7 @@ from typing import Any
 
 import httpx
 
-from adapters.pacing import Pacer
+from adapters.pacing import Pacer, pace_again
 from core.notices import Handover
 
 log = logging.getLogger("consult.whatsapp")
@@ -191,6 +192,7 @@ class GraphSender:
                 self.retried += 1
                 wait = delay if delay is not None else self.backoff_seconds * 2 ** (attempt - 1)
                 await self.sleep(min(wait, MAX_DELAY))
+                await pace_again()
         log.warning("a notice to %s is put off: %s", _masked(to), problem)
         return Handover.RETRY
 
@@ -225,6 +227,7 @@ class GraphSender:
             self.retried += 1
             wait = delay if delay is not None else self.backoff_seconds * 2 ** (attempt - 1)
             await self.sleep(min(wait, MAX_DELAY))
+            await pace_again()
         self.failed += 1
         log.error("could not send a %s message to %s: %s", body["type"], _masked(to), problem)
         return False

@@ -2,15 +2,20 @@
 both databases: planned by the core, its recipients listed from the platform (paginated, no
 bot, no deactivated account, not the app), each member DMed once at the paced rate (counted
 from the pacing's waits in virtual time, never waited), with a button that starts the
-consultation again; a member gone from the workspace is unreachable."""
+consultation again; a member gone from the workspace is unreachable; a throttled post is tried
+again in a turn of the caller's pace."""
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
 
 import pytest
+from slack_sdk.errors import SlackApiError
+from slack_sdk.web.async_client import AsyncWebClient
 
+from adapters.pacing import paced_by
 from adapters.slack import SlackChannel
+from adapters.slack.channel import PacedRateLimitRetry
 from bench.fakes.slack_api import BOT_TOKEN, BOT_USER, FakeSlack
 from bots.bootstrap import Runtime
 from bots.broadcast_worker import HEADROOM, BroadcastWorker, resolve_outside
@@ -80,6 +85,23 @@ async def test_channel_members_get_a_dm_each_at_the_paced_rate(
     (action,) = [b for b in _blocks(message) if b["type"] == "actions"]
     assert action["elements"][0]["value"] == "elders"
     assert action["elements"][0]["action_id"] == "participate:elders"
+
+
+async def test_a_throttled_post_is_tried_again_in_a_turn_of_its_flow(
+    fake_slack: FakeSlack,
+) -> None:
+    fake_slack.rates["chat.postMessage"] = 0  # every post throttled
+    fake_slack.retry_after = 0  # slack_sdk still waits up to a second more, at random
+    retry = PacedRateLimitRetry(max_retry_count=2)
+    client = AsyncWebClient(BOT_TOKEN, base_url=fake_slack.api_url, retry_handlers=[retry])
+    turns: list[int] = []
+
+    async def turn() -> None:  # the broadcasts' worker's pace, say
+        turns.append(len(fake_slack.calls))
+
+    with paced_by(turn), pytest.raises(SlackApiError):
+        await client.chat_postMessage(channel="D0ALICE", text="Vote!")
+    assert turns == [1, 2]  # after each 429, before the next try
 
 
 def _blocks(args: dict) -> list[dict]:

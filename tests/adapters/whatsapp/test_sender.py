@@ -1,4 +1,5 @@
-"""Sending to the fake Graph API: throughput errors retried, the 24-hour window enforced."""
+"""Sending to the fake Graph API: throughput errors retried (in a turn of the caller's flow when
+it paces its sends), the 24-hour window enforced."""
 
 from __future__ import annotations
 
@@ -9,9 +10,11 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from adapters.pacing import paced_by
 from adapters.whatsapp import GraphSender, template_message, within_window
 from adapters.whatsapp.render import text_messages
 from bench.fakes.whatsapp_api import PHONE_NUMBER_ID, FakeGraphAPI
+from core.notices import Handover
 
 NOW = datetime(2026, 3, 2, 9, 30, tzinfo=UTC)
 WA_ID = "33612345678"
@@ -76,6 +79,22 @@ async def test_retry_after_is_honoured(
     )
     assert delivered == 2
     assert isinstance(sender.sleep, Sleeps) and 1.0 in sender.sleep.delays
+
+
+async def test_a_throttled_notice_is_tried_again_in_a_turn_of_its_flow(
+    sender: GraphSender, graph: tuple[FakeGraphAPI, str]
+) -> None:
+    fake = graph[0]
+    fake.max_per_second, fake.retry_after = 0, 0.01  # every send throttled
+    turns: list[int] = []
+
+    async def turn() -> None:  # the broadcasts' worker's pace, say
+        turns.append(len(fake.calls))
+
+    with paced_by(turn):
+        handover = await sender.notify(PHONE_NUMBER_ID, WA_ID, text_messages("a")[0])
+    assert handover == Handover.RETRY
+    assert turns == [1, 2, 3, 4]  # after each 429, before the next try
 
 
 async def test_retries_are_bounded_and_a_refused_message_is_logged(
