@@ -11,17 +11,20 @@ profile question with fewer than that many participants shows no figure (as in t
 from __future__ import annotations
 
 from collections import Counter, defaultdict
+from datetime import date, timedelta
 from typing import Any
 
-from sqlalchemy import func
-from sqlmodel import col, select
+import numpy as np
+from numpy.typing import NDArray
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from core.definitions import profile_questions_of, settings_of
-from core.models import ChannelIdentity, Consultation, Participation, Proposal, Vote
+from core.models import Consultation
+from core.results.votes import VoteColumns, raw_rows, read_votes
 
 OTHER = "other"  # sources too small to show apart, and participants with no source
 NONE = "-"  # a vote whose participant has no channel identity left (forgotten)
+EPOCH = date(1970, 1, 1)
 
 
 def _day(value: Any) -> str:
@@ -35,51 +38,73 @@ def _series(rows: Counter[tuple[str, str]]) -> list[dict[str, Any]]:
     ]
 
 
-async def live_figures(session: AsyncSession, consultation: Consultation) -> dict[str, Any]:
+async def live_figures(
+    session: AsyncSession, consultation: Consultation, *, votes: VoteColumns | None = None
+) -> dict[str, Any]:
     """The Live page's figures (see the module docstring) as JSON-ready data:
     `participants_by_source`, `votes_by_channel`, `votes_by_source` (lists of day, series,
-    count) and `engagement` (per profile question, per answer: participants and votes)."""
+    count) and `engagement` (per profile question, per answer: participants and votes).
+
+    `votes`: the consultation's votes if the caller read them (`core.results.votes`); the
+    votes are counted on arrays, and the participants read as plain rows, each profile
+    answer picked out by the database: a consultation may have millions of both."""
     assert consultation.id is not None
     minimum = settings_of(consultation).min_segment_size
-    joined = await session.exec(
-        select(
-            Participation.participant_id,
-            Participation.source,
-            Participation.created_at,
-            Participation.profile,
-        ).where(Participation.consultation_id == consultation.id)
+    questions = [q.id for q in profile_questions_of(consultation)]
+    if votes is None:
+        votes = await read_votes(session, consultation.id)
+    # Each answer picked out by the database, the question's id as a parameter.
+    answers = "".join(
+        f", json_extract(profile, '$.' || json_quote(?{i + 2}))" for i in range(len(questions))
     )
-    people = list(joined)
-    sizes = Counter(source or OTHER for _, source, _, _ in people)
+    answers_pg = "".join(f", profile ->> ${i + 2}" for i in range(len(questions)))
+    query = (
+        "SELECT participant_id, coalesce(source, ''), {day}{answers} FROM participation "
+        "WHERE consultation_id = {mark} ORDER BY participant_id"
+    )
+    people = await raw_rows(
+        session,
+        query.format(day="date(created_at)", answers=answers, mark="?1"),
+        query.format(
+            day="(created_at AT TIME ZONE 'UTC')::date::text", answers=answers_pg, mark="$1"
+        ),
+        (consultation.id, *questions),
+    )
+    sizes = Counter(source or OTHER for _, source, *_ in people)
     shown = {s for s, n in sizes.items() if n >= minimum}
-    source_of = {pid: (s if (s or OTHER) in shown else OTHER) or OTHER for pid, s, _, _ in people}
+    series = sorted(shown | {OTHER})
+    ids = np.array([row[0] for row in people], dtype=np.int64)
+    code = {name: i for i, name in enumerate(series)}
+    source_of = np.array(
+        [code[source] if source in shown else code[OTHER] for _, source, *_ in people],
+        dtype=np.int64,
+    )
     joining: Counter[tuple[str, str]] = Counter(
-        (_day(at), source_of[pid]) for pid, _, at, _ in people
+        (_day(row[2]), series[code]) for row, code in zip(people, source_of.tolist(), strict=True)
     )
     # One channel per participant (the first by name) so that a vote is counted once.
-    channel = (
-        select(
-            col(ChannelIdentity.participant_id).label("pid"),
-            func.min(ChannelIdentity.channel).label("channel"),
-        )
-        .group_by(col(ChannelIdentity.participant_id))
-        .subquery()
+    first_channel = (
+        "SELECT participant_id, min(channel) FROM channelidentity WHERE participant_id IN "
+        "(SELECT participant_id FROM participation WHERE consultation_id = {mark}) "
+        "GROUP BY participant_id ORDER BY participant_id"
     )
-    day = func.date(col(Vote.created_at))
-    grouped = await session.exec(
-        select(day, channel.c.channel, col(Vote.participant_id), func.count())
-        .join(Proposal, col(Proposal.id) == col(Vote.proposal_id))
-        .outerjoin(channel, channel.c.pid == col(Vote.participant_id))
-        .where(Proposal.consultation_id == consultation.id)
-        .group_by(day, channel.c.channel, col(Vote.participant_id))
+    channels = await raw_rows(
+        session,
+        first_channel.format(mark="?"),
+        first_channel.format(mark="$1"),
+        (consultation.id,),
     )
-    by_channel: Counter[tuple[str, str]] = Counter()
-    by_source: Counter[tuple[str, str]] = Counter()
-    votes_of: Counter[int] = Counter()
-    for when, name, pid, count in grouped:
-        by_channel[(_day(when), name or NONE)] += count
-        by_source[(_day(when), source_of.get(pid, OTHER))] += count
-        votes_of[pid] += count
+    names = sorted({name for _, name in channels} | {NONE})
+    code_of = {name: i for i, name in enumerate(names)}
+    channel_ids = np.array([pid for pid, _ in channels], dtype=np.int64)
+    channel_codes = np.array([code_of[name] for _, name in channels], dtype=np.int64)
+    channel = _lookup(votes.participant, channel_ids, channel_codes, code_of[NONE])
+    source = _lookup(votes.participant, ids, source_of, code[OTHER])
+    by_channel = _per_day(votes, names, channel)
+    by_source = _per_day(votes, series, source)
+    starts = votes.starts()
+    voters = votes.participant[starts[:-1]]
+    votes_of = dict(zip(voters.tolist(), np.diff(starts).tolist(), strict=True))
     return {
         "participants_by_source": _series(joining),
         "votes_by_channel": _series(by_channel),
@@ -88,23 +113,52 @@ async def live_figures(session: AsyncSession, consultation: Consultation) -> dic
     }
 
 
+def _lookup(
+    keys: NDArray[np.int64], ids: NDArray[np.int64], codes: NDArray[np.int64], missing: int
+) -> NDArray[np.int64]:
+    """`codes[i]` for each key equal to `ids[i]` (`ids` sorted), else `missing`."""
+    if not len(ids):
+        return np.full(len(keys), missing, dtype=np.int64)
+    at = np.minimum(np.searchsorted(ids, keys), len(ids) - 1)
+    return np.where(ids[at] == keys, codes[at], missing)
+
+
+def _per_day(
+    votes: VoteColumns, names: list[str], codes: NDArray[np.int64]
+) -> Counter[tuple[str, str]]:
+    """Votes per (UTC day, series name), each vote's series given by `codes`."""
+    day = votes.at // 86_400_000
+    pairs, counts = np.unique(day * len(names) + codes, return_counts=True)
+    return Counter(
+        {
+            (_epoch_day(pair // len(names)), names[pair % len(names)]): count
+            for pair, count in zip(pairs.tolist(), counts.tolist(), strict=True)
+        }
+    )
+
+
+def _epoch_day(days: int) -> str:
+    return (EPOCH + timedelta(days=days)).isoformat()
+
+
 def _engagement(
     consultation: Consultation,
     people: list[Any],
-    votes_of: Counter[int],
+    votes_of: dict[int, int],
     minimum: int,
 ) -> list[dict[str, Any]]:
-    """Per profile question and answer: participants and their votes (None below `minimum`)."""
+    """Per profile question and answer: participants and their votes (None below `minimum`).
+    `people`: rows of participant id, source, day joined, then each question's answer."""
     found = []
-    for question in profile_questions_of(consultation):
+    for index, question in enumerate(profile_questions_of(consultation)):
         participants: Counter[str] = Counter()
         votes: dict[str, int] = defaultdict(int)
-        for pid, _, _, profile in people:
-            answer = (profile or {}).get(question.id)
+        for row in people:
+            answer = row[3 + index]
             if answer is None:
                 continue
             participants[answer] += 1
-            votes[answer] += votes_of.get(pid, 0)
+            votes[answer] += votes_of.get(row[0], 0)
         answers = []
         for option in question.options:
             n = participants.get(option.id, 0)

@@ -6,18 +6,16 @@ proposals are columns. A seed proposal stored once per language (`p1.fr`, `p1.en
 column, as in the report (`core.report`); a participant who voted on two translations of it
 keeps one vote (the latest row read).
 
-Stored as coordinates (row, column, value) in numpy arrays, read from the database in chunks:
-at ten million votes, no Python object is kept per vote. A pass is a vote (it counts as seen),
-so the values are never handed to a sparse format that might drop zeros: `centred` builds the
-sparse matrix PCA needs, where zeros do not matter.
+Stored as coordinates (row, column, value) in numpy arrays, built from the votes read as
+columns (`core.results.votes`): at ten million votes, no Python object is kept per vote. A
+pass is a vote (it counts as seen), so the values are never handed to a sparse format that
+might drop zeros: `centred` builds the sparse matrix PCA needs, where zeros do not matter.
 """
 
 from __future__ import annotations
 
-import itertools
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 import scipy.sparse as sp
@@ -26,8 +24,11 @@ from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from core.models import Consultation, Proposal, ProposalStatus
+from core.results.votes import VoteColumns, read_votes
 
-CHUNK = 200_000  # rows fetched at a time
+# The matrix's value of each answer, by `core.results.votes.KEYS` code: agree +1,
+# disagree -1, pass 0.
+_VALUES = np.array([1, -1, 0], dtype=np.int8)
 
 
 @dataclass(frozen=True)
@@ -112,60 +113,18 @@ def _idea(proposal_id: int, ref: str | None, locales: Sequence[str]) -> str:
     return stem if dot and lang in locales else ref
 
 
-# Plain SQL read through the driver's own cursor: at ten million rows, the per-row cost of
-# result objects is most of the time. PostgreSQL joins as it sees fit; SQLite would walk the
-# proposals and fetch each one's votes through the index, jumping about the table, so it
-# scans the votes in order instead ("+" keeps it off the index) over the range of the
-# consultation's proposal ids, and the votes on other proposals are dropped afterwards.
-_KEY = "CASE v.key WHEN 'agree' THEN 1 WHEN 'disagree' THEN -1 ELSE 0 END"
-_POSTGRES_VOTES = (
-    f"SELECT v.participant_id::int4, v.proposal_id::int4, ({_KEY})::int4 "
-    "FROM vote v JOIN proposal p ON p.id = v.proposal_id "
-    "WHERE p.consultation_id = $1 AND p.status = $2"
-)
-# PostgreSQL's binary COPY: a 19-byte header, then per row a field count (int16) and, per
-# field, its length (int32) and its bytes; every field here is an int4, so rows are 26 bytes,
-# and a -1 field count ends the data.
-_COPY_HEADER = 19
-_COPY_ROW = np.dtype(
-    [
-        ("n", ">i2"),
-        ("l1", ">i4"),
-        ("a", ">i4"),
-        ("l2", ">i4"),
-        ("b", ">i4"),
-        ("l3", ">i4"),
-        ("c", ">i4"),
-    ]
-)
-
-
-async def _copied(driver: Any, query: str, args: tuple[Any, ...]) -> NDArray[np.int64]:
-    """The (int4, int4, int4) rows of `query` through asyncpg's binary COPY, as an (n, 3)
-    array: no Python object per row."""
-    received = bytearray()
-
-    async def keep(chunk: bytes) -> None:
-        received.extend(chunk)
-
-    await driver.copy_from_query(query, *args, output=keep, format="binary")
-    body = memoryview(received)[_COPY_HEADER : len(received) - 2]
-    rows = np.frombuffer(body, dtype=_COPY_ROW)
-    return np.stack([rows["a"], rows["b"], rows["c"]], axis=1).astype(np.int64)
-
-
-_SQLITE_VOTES = (
-    f"SELECT v.participant_id, v.proposal_id, {_KEY} "
-    "FROM vote v WHERE +v.proposal_id BETWEEN ? AND ?"
-)
-
-
 async def vote_matrix(
-    session: AsyncSession, consultation: Consultation, *, trusted_only: bool = False
+    session: AsyncSession,
+    consultation: Consultation,
+    *,
+    votes: VoteColumns | None = None,
+    without: Collection[int] = (),
 ) -> VoteMatrix:
-    """The consultation's vote matrix, read in chunks of CHUNK votes.
+    """The consultation's vote matrix, from its votes read as columns (`core.results.votes`;
+    read here unless the caller has them).
 
-    `trusted_only` leaves out the votes marked untrusted (they are kept, not scored).
+    `without`: participants whose votes are left out (untrusted ones, when the consultation
+    leaves their votes out of the scores: they are kept, not counted).
     """
     assert consultation.id is not None
     found = await session.exec(
@@ -183,33 +142,21 @@ async def vote_matrix(
         column_of[proposal_id] = refs.setdefault(
             _idea(proposal_id, ref, consultation.locales), len(refs)
         )
+    if votes is None:
+        votes = await read_votes(session, consultation.id)
     lookup = np.full(max(column_of, default=0) + 1, -1, dtype=np.int64)
     for proposal_id, column in column_of.items():
         lookup[proposal_id] = column
-    trusted = " AND v.trusted" if trusted_only else ""
-    parts: list[NDArray[np.int64]] = []
-
-    def add(rows: Sequence[Sequence[int]]) -> None:
-        flat = np.fromiter(itertools.chain.from_iterable(rows), np.int64, count=3 * len(rows))
-        parts.append(flat.reshape(-1, 3))
-
-    connection = await session.connection()
-    raw = await connection.get_raw_connection()
-    driver: Any = raw.driver_connection
-    if not column_of:
-        pass
-    elif connection.dialect.name == "postgresql":  # asyncpg: COPY out, in binary
-        args = (consultation.id, ProposalStatus.ACCEPTED.value)
-        parts.append(await _copied(driver, _POSTGRES_VOTES + trusted, args))
-    else:  # sqlite3, called inline (core.sqlite): its cursor reads lazily
-        cursor = driver.execute(_SQLITE_VOTES + trusted, (min(column_of), max(column_of)))
-        while rows := cursor.fetchmany(CHUNK):
-            add(rows)
-        cursor.close()
-    triples = np.concatenate(parts) if parts else np.zeros((0, 3), dtype=np.int64)
-    triples = triples[lookup[triples[:, 1]] >= 0]  # only accepted proposals of this one
-    columns = lookup[triples[:, 1]]
-    values = triples[:, 2].astype(np.int8)
-    # A vote is unique per (participant, proposal); only translations can repeat a column.
+    inside = votes.proposal < len(lookup)
+    columns = np.full(len(votes), -1, dtype=np.int64)
+    columns[inside] = lookup[votes.proposal[inside]]
+    keep = columns >= 0  # only accepted proposals
+    if without:
+        keep &= ~np.isin(votes.participant, np.fromiter(without, np.int64, len(without)))
+    values = _VALUES[votes.key[keep]]
+    # A vote is unique per (participant, proposal); only translations can repeat a column,
+    # and the votes are in time order, so the last one kept is the latest.
     unique = len(refs) == len(column_of)
-    return matrix_from_arrays(triples[:, 0], columns, values, list(refs), unique=unique)
+    return matrix_from_arrays(
+        votes.participant[keep], columns[keep], values, list(refs), unique=unique
+    )

@@ -46,7 +46,8 @@ from core.models import (
 from core.report import consultation_report, idea_refs
 from core.results.live import live_figures
 from core.results.snapshot import DEFAULT_SEED, refresh_snapshot
-from core.results.trust import consultation_trust, record_trust
+from core.results.trust import record_trust
+from core.results.votes import read_votes
 from core.results.weighting import UnreachableMargin, weighted_figures
 
 KEEP = 3
@@ -86,19 +87,22 @@ async def recompute_results(
     """Compute the consultation's results and store them as its latest snapshot, in the
     caller's transaction (see the module docstring for the payload's `dashboard`)."""
     assert consultation.id is not None
-    trust = await record_trust(session, consultation, now)
+    # Every vote read once, for trust, the groups and the timelines (`core.results.votes`).
+    votes = await read_votes(session, consultation.id)
+    trust = await record_trust(session, consultation, now, votes=votes)
     exclude = trust.summary.exclude_untrusted
     snapshot = await refresh_snapshot(
-        session, consultation, seed=seed, now=now, trusted_only=exclude
+        session,
+        consultation,
+        seed=seed,
+        now=now,
+        votes=votes,
+        without=trust.untrusted if exclude else (),
     )
     reports: dict[str, dict[str, Any]] = {"all": {}, "trusted": {}}
-    trusted_only = trust.left_out
-    if trust.untrusted and not exclude:
-        # The dashboard's trust filter shows the scores without them even when the
-        # consultation keeps them: trust's own counts, as if it left them out.
-        settings = consultation.settings | {"exclude_untrusted": True}
-        as_if = consultation.model_copy(update={"settings": settings})
-        trusted_only = (await consultation_trust(session, as_if)).left_out
+    # The dashboard's trust filter shows the scores without them even when the consultation
+    # keeps them in.
+    trusted_only = trust.theirs
     for locale in consultation.locales:
         report = await consultation_report(session, consultation, locale=locale, now=now)
         reports["all"][locale] = report.as_dict()
@@ -149,7 +153,7 @@ async def recompute_results(
             "weighting": weighting,
             "weighting_problem": problem,
             "qualifications": await _qualifications(session, consultation),
-            "live": await live_figures(session, consultation),
+            "live": await live_figures(session, consultation, votes=votes),
         }
     }
     session.add(snapshot)

@@ -29,6 +29,7 @@ No participant id, name or channel identifier is in it: only counts and proposal
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import replace
 from datetime import datetime
 from typing import Any
@@ -50,6 +51,7 @@ from core.results.consensus import (
 )
 from core.results.groups import MIN_VOTES, KSmoother, NoGroups, OpinionGroups, opinion_groups
 from core.results.matrix import VoteMatrix, vote_matrix
+from core.results.votes import VoteColumns
 
 VERSION = 2
 MAX_LISTED = 100
@@ -207,12 +209,14 @@ async def refresh_snapshot(
     *,
     seed: int,
     now: datetime,
-    trusted_only: bool = False,
+    votes: VoteColumns | None = None,
+    without: Collection[int] = (),
 ) -> ResultSnapshot:
     """Compute the consultation's results and add them as a new snapshot (in the session's
-    transaction: the caller commits)."""
+    transaction: the caller commits). `votes`: the consultation's votes if the caller read
+    them; `without`: participants whose votes are left out (`vote_matrix`)."""
     assert consultation.id is not None
-    matrix = await vote_matrix(session, consultation, trusted_only=trusted_only)
+    matrix = await vote_matrix(session, consultation, votes=votes, without=without)
     last = await latest_snapshot(session, consultation.id)
     found = opinion_groups(matrix, seed=seed, previous=previous_smoother(last))
     if isinstance(found, OpinionGroups):

@@ -44,27 +44,32 @@ from __future__ import annotations
 
 import math
 from collections import Counter, defaultdict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime
 from enum import StrEnum
-from itertools import pairwise
 from typing import Any
 
-from sqlalchemy import func, insert
-from sqlalchemy import select as select_columns
+import numpy as np
+from numpy.typing import NDArray
+from sqlalchemy import insert
 from sqlmodel import col, delete, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from core.definitions import settings_of
 from core.models import (
     Consultation,
-    Participant,
     ParticipantTrust,
-    Participation,
     Proposal,
     Qualification,
-    Vote,
+)
+from core.results.votes import (
+    KEYS,
+    MS_POSTGRES,
+    MS_SQLITE,
+    VoteColumns,
+    raw_rows,
+    read_votes,
 )
 from core.scoring import ProposalCounts
 
@@ -137,122 +142,270 @@ def reading_seconds(chars: int, rules: TrustRules) -> float:
     return rules.tap_seconds + chars / rules.chars_per_second
 
 
-def too_fast(cards: Sequence[Card], rules: TrustRules) -> bool:
-    timed = fast = 0
-    for before, card in pairwise(cards):
-        gap = (card.at - before.at).total_seconds()
-        if gap > rules.session_gap_seconds:
+@dataclass(frozen=True)
+class People:
+    """A consultation's participants as columns: `participant` (sorted), the index of each one's
+    recruitment source in `sources` (-1: none), when they joined it and when their identity
+    was created (milliseconds since the epoch)."""
+
+    participant: NDArray[np.int64]
+    source: NDArray[np.int64]
+    sources: tuple[str, ...]
+    joined: NDArray[np.int64]
+    created: NDArray[np.int64]
+
+
+def _ms(at: datetime) -> int:
+    return round(at.timestamp() * 1000)
+
+
+def columns_of(
+    behaviours: Sequence[Behaviour],
+) -> tuple[People, VoteColumns, NDArray[np.float64]]:
+    """`behaviours` as the columns the rules read: the people, their votes (each one's oldest
+    first) and each vote's card length in characters."""
+    ordered = sorted(behaviours, key=lambda b: b.participant_id)
+    sources = tuple(sorted({b.source for b in ordered if b.source}))
+    index = {name: i for i, name in enumerate(sources)}
+    people = People(
+        np.array([b.participant_id for b in ordered], dtype=np.int64),
+        np.array([index.get(b.source or "", -1) for b in ordered], dtype=np.int64),
+        sources,
+        np.array([_ms(b.joined_at) for b in ordered], dtype=np.int64),
+        np.array([_ms(b.created_at) for b in ordered], dtype=np.int64),
+    )
+    cards = [(b.participant_id, c) for b in ordered for c in b.cards]
+    codes = {key: i for i, key in enumerate(KEYS)}
+    votes = VoteColumns(
+        np.array([pid for pid, _ in cards], dtype=np.int64),
+        np.array([c.proposal_id for _, c in cards], dtype=np.int64),
+        np.array([codes.get(c.key, 2) for _, c in cards], dtype=np.int8),
+        np.array([_ms(c.at) for _, c in cards], dtype=np.int64),
+        np.array([c.in_sequence for _, c in cards], dtype=bool),
+    )
+    chars = np.array([c.chars for _, c in cards], dtype=np.float64)
+    return people, votes, chars
+
+
+def assess(behaviours: Sequence[Behaviour], rules: TrustRules) -> dict[int, Verdict]:
+    """Every participant's verdict (all rules, every reason that holds)."""
+    people, votes, chars = columns_of(behaviours)
+    reasons = assess_columns(people, votes, chars, rules)
+    return {
+        b.participant_id: Verdict(
+            b.participant_id,
+            Level.UNTRUSTED if b.participant_id in reasons else Level.TRUSTED,
+            reasons.get(b.participant_id, ()),
+        )
+        for b in behaviours
+    }
+
+
+def assess_columns(
+    people: People, votes: VoteColumns, chars: NDArray[np.float64], rules: TrustRules
+) -> dict[int, tuple[Reason, ...]]:
+    """The untrusted participants and the reasons that hold for each, in `Reason`'s order.
+
+    `votes` sorted by participant then time (`VoteColumns`), only of `people`; `chars[i]` the
+    length of vote i's card. Everything per vote is done on arrays: at ten million votes a
+    Python object per vote would cost minutes; only the few suspects are looked at one by one.
+    """
+    starts = votes.starts()
+    ids = votes.participant[starts[:-1]]
+    row = np.repeat(np.arange(len(ids)), np.diff(starts))
+    found: dict[Reason, NDArray[np.int64]] = {
+        Reason.TOO_FAST: ids[_too_fast(votes, row, len(ids), chars, rules)],
+        Reason.SAME_ANSWER: ids[_same_answer(votes, row, len(ids), rules)],
+        Reason.SOURCE_BURST: _source_bursts(people, votes, starts, ids, rules),
+        Reason.ONE_PROPOSAL: _one_proposal_crowds(people, votes, starts, ids, rules),
+        Reason.PUSHED_LINKS: _pushed_links(votes, row, ids, rules),
+    }
+    reasons: dict[int, list[Reason]] = defaultdict(list)
+    for reason in Reason:
+        for pid in found[reason].tolist():
+            reasons[pid].append(reason)
+    return {pid: tuple(why) for pid, why in reasons.items()}
+
+
+def _too_fast(
+    votes: VoteColumns,
+    row: NDArray[np.int64],
+    people: int,
+    chars: NDArray[np.float64],
+    rules: TrustRules,
+) -> NDArray[np.bool_]:
+    """Per row: at least `fast_share` of the timed cards (and `min_timed` of them) answered
+    faster than reading allows. A card is timed by the gap since the same participant's vote
+    before, unless the gap is a new visit (over `session_gap_seconds`)."""
+    same = row[1:] == row[:-1]
+    gap = (votes.at[1:] - votes.at[:-1]) / 1000.0
+    timed = same & (gap <= rules.session_gap_seconds)
+    fast = timed & (gap < rules.tap_seconds + chars[1:] / rules.chars_per_second)
+    timed_n = np.bincount(row[1:][timed], minlength=people)
+    fast_n = np.bincount(row[1:][fast], minlength=people)
+    result: NDArray[np.bool_] = (timed_n >= rules.min_timed) & (
+        fast_n >= rules.fast_share * timed_n
+    )
+    return result
+
+
+def _same_answer(
+    votes: VoteColumns, row: NDArray[np.int64], people: int, rules: TrustRules
+) -> NDArray[np.bool_]:
+    """Per row: a run of one answer over a whole sequence (and `min_same_answers`) at least."""
+    longest = np.zeros(people, dtype=bool)
+    if not len(votes):
+        return longest
+    broken = np.ones(len(votes), dtype=bool)
+    broken[1:] = (row[1:] != row[:-1]) | (votes.key[1:] != votes.key[:-1])
+    runs = np.flatnonzero(broken)
+    lengths = np.diff(np.append(runs, len(votes)))
+    longest[row[runs[lengths >= max(rules.sequence_size, rules.min_same_answers)]]] = True
+    return longest
+
+
+def _source_bursts(
+    people: People,
+    votes: VoteColumns,
+    starts: NDArray[np.int64],
+    ids: NDArray[np.int64],
+    rules: TrustRules,
+) -> NDArray[np.int64]:
+    """Participants of a one-source burst (`burst_size` joins or more, each within
+    `burst_minutes` of `burst_size - 1` others; overlapping windows merged) that votes as one."""
+    window = rules.burst_minutes * 60_000
+    found: list[int] = []
+    for code in range(len(people.sources)):
+        members = np.flatnonzero(people.source == code)
+        members = members[np.argsort(people.joined[members], kind="stable")]
+        joined = people.joined[members]
+        # For each join, the first join within the window before it: a window ending at a join
+        # that holds `burst_size` joins marks them all as inside a burst.
+        first = np.searchsorted(joined, joined - window, side="left")
+        ends = np.flatnonzero(np.arange(len(joined)) - first + 1 >= rules.burst_size)
+        if not len(ends):
             continue
-        timed += 1
-        fast += gap < reading_seconds(card.chars, rules)
-    return timed >= rules.min_timed and fast >= rules.fast_share * timed
+        marks = np.zeros(len(joined) + 1, dtype=np.int64)
+        np.add.at(marks, first[ends], 1)
+        np.add.at(marks, ends + 1, -1)
+        inside = np.cumsum(marks[:-1]) > 0
+        # Bursts: runs of joins inside, each within the window of the one before.
+        step = np.ones(len(joined), dtype=bool)
+        step[1:] = ~inside[:-1] | (np.diff(joined) > window)
+        label = np.cumsum(step)
+        for burst in np.unique(label[inside]):
+            pids = people.participant[members[inside & (label == burst)]]
+            found.extend(_voting_as_one(pids, votes, starts, ids, rules.burst_agreement))
+    return np.array(sorted(found), dtype=np.int64)
 
 
-def same_answer(cards: Sequence[Card], rules: TrustRules) -> bool:
-    run = longest = 0
-    for i, card in enumerate(cards):
-        run = run + 1 if i and card.key == cards[i - 1].key else 1
-        longest = max(longest, run)
-    return longest >= max(rules.sequence_size, rules.min_same_answers)
+def _voting_as_one(
+    pids: NDArray[np.int64],
+    votes: VoteColumns,
+    starts: NDArray[np.int64],
+    ids: NDArray[np.int64],
+    agreement: float,
+) -> list[int]:
+    """The burst's members who vote with its majority, if the burst as a whole does: on the
+    proposals two or more of them voted on, `agreement` of all their votes and of each one's."""
+    at = np.searchsorted(ids, pids)
+    voted = (at < len(ids)) & (ids[np.minimum(at, len(ids) - 1)] == pids)
+    spans = [np.arange(starts[i], starts[i + 1]) for i in at[voted]]
+    if not spans:
+        return []
+    picked = np.concatenate(spans)
+    cards = list(
+        zip(
+            votes.participant[picked].tolist(),
+            votes.proposal[picked].tolist(),
+            votes.key[picked].tolist(),
+            strict=True,
+        )
+    )
+    tallies: dict[int, Counter[int]] = defaultdict(Counter)
+    for _, proposal, key in cards:
+        tallies[proposal][key] += 1
+    majority = {proposal: tally.most_common(1)[0][0] for proposal, tally in tallies.items()}
+    shared = {proposal for proposal, tally in tallies.items() if tally.total() >= 2}
+    total = sum(tallies[proposal].total() for proposal in shared)
+    with_majority = sum(tallies[proposal][majority[proposal]] for proposal in shared)
+    if total == 0 or with_majority < agreement * total:
+        return []
+    members: dict[int, list[bool]] = defaultdict(list)
+    for pid, proposal, key in cards:
+        if proposal in shared:
+            members[pid].append(key == majority[proposal])
+    return [pid for pid, mine in members.items() if sum(mine) >= agreement * len(mine)]
 
 
-def source_bursts(behaviours: Sequence[Behaviour], rules: TrustRules) -> set[int]:
-    """Participants of a one-source burst that votes as one."""
-    by_source: dict[str, list[Behaviour]] = defaultdict(list)
-    for behaviour in behaviours:
-        if behaviour.source:
-            by_source[behaviour.source].append(behaviour)
-    window = timedelta(minutes=rules.burst_minutes)
-    found: set[int] = set()
-    for joiners in by_source.values():
-        joiners.sort(key=lambda b: b.joined_at)
-        for burst in _bursts(joiners, window, rules.burst_size):
-            found |= _voting_as_one(burst, rules.burst_agreement)
-    return found
-
-
-def _bursts(joiners: list[Behaviour], window: timedelta, size: int) -> list[list[Behaviour]]:
-    """Runs of joiners where every one is within `window` of `size - 1` others (overlapping
-    windows of `size` joins merged into one burst)."""
-    inside = [False] * len(joiners)
-    start, marked = 0, -1  # marked: the last joiner known inside, so each is marked once
-    for end in range(len(joiners)):
-        while joiners[end].joined_at - joiners[start].joined_at > window:
-            start += 1
-        if end - start + 1 >= size:
-            for i in range(max(start, marked + 1), end + 1):
-                inside[i] = True
-            marked = end
-    bursts: list[list[Behaviour]] = []
-    for i, member in enumerate(joiners):
-        if not inside[i]:
-            continue
-        if i and inside[i - 1] and member.joined_at - joiners[i - 1].joined_at <= window:
-            bursts[-1].append(member)
-        else:
-            bursts.append([member])
-    return bursts
-
-
-def _voting_as_one(burst: list[Behaviour], agreement: float) -> set[int]:
-    tallies: dict[int, Counter[str]] = defaultdict(Counter)
-    for member in burst:
-        for card in member.cards:
-            tallies[card.proposal_id][card.key] += 1
-    majority = {pid: tally.most_common(1)[0][0] for pid, tally in tallies.items()}
-    shared = {pid for pid, tally in tallies.items() if sum(tally.values()) >= 2}
-    votes = sum(sum(tallies[pid].values()) for pid in shared)
-    with_majority = sum(tallies[pid][majority[pid]] for pid in shared)
-    if votes == 0 or with_majority < agreement * votes:
-        return set()
-    found = set()
-    for member in burst:
-        mine = [card for card in member.cards if card.proposal_id in shared]
-        agreeing = sum(card.key == majority[card.proposal_id] for card in mine)
-        if mine and agreeing >= agreement * len(mine):
-            found.add(member.participant_id)
-    return found
-
-
-def one_proposal_crowds(behaviours: Iterable[Behaviour], rules: TrustRules) -> set[int]:
+def _one_proposal_crowds(
+    people: People,
+    votes: VoteColumns,
+    starts: NDArray[np.int64],
+    ids: NDArray[np.int64],
+    rules: TrustRules,
+) -> NDArray[np.int64]:
     """New identities that each gave one answer on one proposal outside a sequence, `crowd`
     or more alike."""
-    newcomer = timedelta(hours=rules.new_identity_hours)
-    alike: dict[tuple[int, str], list[int]] = defaultdict(list)
-    for behaviour in behaviours:
-        cards = behaviour.cards
-        if not cards or cards[0].at - behaviour.created_at > newcomer:
-            continue
-        if any(c.in_sequence for c in cards):
-            continue
-        if len({c.proposal_id for c in cards}) == 1 and len({c.key for c in cards}) == 1:
-            alike[cards[0].proposal_id, cards[0].key].append(behaviour.participant_id)
-    return {pid for crowd in alike.values() if len(crowd) >= rules.crowd for pid in crowd}
+    if not len(votes):
+        return np.zeros(0, dtype=np.int64)
+    begin = starts[:-1]
+    created = people.created[np.searchsorted(people.participant, ids)]
+    new = votes.at[begin] - created <= rules.new_identity_hours * 3_600_000
+    no_sequence = np.add.reduceat(votes.in_sequence.astype(np.int64), begin) == 0
+    one = (
+        np.minimum.reduceat(votes.proposal, begin) == np.maximum.reduceat(votes.proposal, begin)
+    ) & (np.minimum.reduceat(votes.key, begin) == np.maximum.reduceat(votes.key, begin))
+    chosen = np.flatnonzero(new & no_sequence & one)
+    alike = votes.proposal[begin[chosen]] * 3 + votes.key[begin[chosen]]
+    _, inverse, counts = np.unique(alike, return_inverse=True, return_counts=True)
+    return np.sort(ids[chosen[counts[inverse] >= rules.crowd]])
 
 
-def pushed_links(behaviours: Sequence[Behaviour], rules: TrustRules) -> set[int]:
+def _pushed_links(
+    votes: VoteColumns, row: NDArray[np.int64], ids: NDArray[np.int64], rules: TrustRules
+) -> NDArray[np.int64]:
     """Participants who gave the same pushed answers through links on two or more proposals
     as at least `crowd - 1` others (see the module docstring)."""
-    linked: dict[int, Counter[str]] = defaultdict(Counter)
-    sequenced: dict[int, Counter[str]] = defaultdict(Counter)
-    for behaviour in behaviours:
-        for card in behaviour.cards:
-            (sequenced if card.in_sequence else linked)[card.proposal_id][card.key] += 1
-    pushed = {
-        (proposal, key)
-        for proposal, tally in linked.items()
+    linked = ~votes.in_sequence
+    if not linked.any():
+        return np.zeros(0, dtype=np.int64)
+    pair = votes.proposal * 3 + votes.key
+    link_pairs, link_counts = np.unique(pair[linked], return_counts=True)
+    seq_pairs, seq_counts = np.unique(pair[~linked], return_counts=True)
+    links: dict[int, Counter[int]] = defaultdict(Counter)
+    for code, n in zip(link_pairs.tolist(), link_counts.tolist(), strict=True):
+        links[code // 3][code % 3] = n
+    proposals = set(links)
+    sequences: dict[int, Counter[int]] = defaultdict(Counter)
+    for code, n in zip(seq_pairs.tolist(), seq_counts.tolist(), strict=True):
+        if code // 3 in proposals:
+            sequences[code // 3][code % 3] = n
+    pushed = [
+        proposal * 3 + key
+        for proposal, tally in links.items()
         for key in tally
-        if _pushed(tally[key], sum(tally.values()), sequenced[proposal], key, rules)
-    }
-    alike: dict[frozenset[tuple[int, str]], list[int]] = defaultdict(list)
-    for behaviour in behaviours:
-        mine = {(c.proposal_id, c.key) for c in behaviour.cards if not c.in_sequence}
-        if len(mine & pushed) >= 2:
-            alike[frozenset(mine & pushed)].append(behaviour.participant_id)
-    return {pid for crowd in alike.values() if len(crowd) >= rules.crowd for pid in crowd}
+        if _pushed(tally[key], sum(tally.values()), sequences[proposal], key, rules)
+    ]
+    if not pushed:
+        return np.zeros(0, dtype=np.int64)
+    hit = linked & np.isin(pair, pushed)
+    rows = row[hit]
+    many = np.flatnonzero(np.bincount(rows, minlength=len(ids)) >= 2)
+    mine: dict[int, set[int]] = defaultdict(set)
+    keep = np.isin(rows, many)
+    for r, code in zip(rows[keep].tolist(), pair[hit][keep].tolist(), strict=True):
+        mine[r].add(code)
+    alike: dict[frozenset[int], list[int]] = defaultdict(list)
+    for r, codes in mine.items():
+        alike[frozenset(codes)].append(int(ids[r]))
+    return np.array(
+        sorted(pid for crowd in alike.values() if len(crowd) >= rules.crowd for pid in crowd),
+        dtype=np.int64,
+    )
 
 
-def _pushed(hits: int, links: int, sequence: Counter[str], key: str, rules: TrustRules) -> bool:
+def _pushed(hits: int, links: int, sequence: Counter[int], key: int, rules: TrustRules) -> bool:
     """Whether `hits` of `links` link votes for `key` are far more than the sequences give it:
     a two-proportion z-test (pooled), with the gap between the shares large as well."""
     seen = sum(sequence.values())
@@ -263,26 +416,6 @@ def _pushed(hits: int, links: int, sequence: Counter[str], key: str, rules: Trus
     spread = math.sqrt(pooled * (1 - pooled) * (1 / links + 1 / seen))
     gap = link_share - sequence_share
     return gap >= rules.push_gap and (spread == 0 or gap / spread >= rules.push_z)
-
-
-def assess(behaviours: Sequence[Behaviour], rules: TrustRules) -> dict[int, Verdict]:
-    """Every participant's verdict (all rules, every reason that holds)."""
-    reasons: dict[int, list[Reason]] = {b.participant_id: [] for b in behaviours}
-    for behaviour in behaviours:
-        if too_fast(behaviour.cards, rules):
-            reasons[behaviour.participant_id].append(Reason.TOO_FAST)
-        if same_answer(behaviour.cards, rules):
-            reasons[behaviour.participant_id].append(Reason.SAME_ANSWER)
-    for pid in source_bursts(behaviours, rules):
-        reasons[pid].append(Reason.SOURCE_BURST)
-    for pid in one_proposal_crowds(behaviours, rules):
-        reasons[pid].append(Reason.ONE_PROPOSAL)
-    for pid in pushed_links(behaviours, rules):
-        reasons[pid].append(Reason.PUSHED_LINKS)
-    return {
-        pid: Verdict(pid, Level.UNTRUSTED if why else Level.TRUSTED, tuple(why))
-        for pid, why in reasons.items()
-    }
 
 
 @dataclass(frozen=True)
@@ -307,23 +440,6 @@ class TrustSummary:
         }
 
 
-def summary_of(
-    verdicts: Mapping[int, Verdict], votes_by: Mapping[int, int], exclude: bool
-) -> TrustSummary:
-    """Counts of `verdicts`; `votes_by` is each participant's number of votes."""
-    untrusted = [v for v in verdicts.values() if v.level is Level.UNTRUSTED]
-    reasons = Counter(reason.value for v in untrusted for reason in v.reasons)
-    votes = sum(votes_by.get(v.participant_id, 0) for v in untrusted)
-    return TrustSummary(
-        exclude_untrusted=exclude,
-        participants=len(verdicts),
-        untrusted=len(untrusted),
-        reasons={reason.value: reasons.get(reason.value, 0) for reason in Reason},
-        untrusted_votes=votes,
-        left_out_votes=votes if exclude else 0,
-    )
-
-
 def rules_of(consultation: Consultation) -> TrustRules:
     """The rules with the consultation's own thresholds (its sequence size, its flags')."""
     settings = settings_of(consultation)
@@ -337,31 +453,49 @@ def rules_of(consultation: Consultation) -> TrustRules:
 @dataclass(frozen=True)
 class Trust:
     """A consultation's trust: the summary the results show, who is untrusted (for the
-    weighting to leave out), and per proposal id the counts to take out of its scores
-    (empty unless the consultation leaves untrusted votes out)."""
+    weighting to leave out), and per proposal id the counts to take out of its scores:
+    `left_out` (empty unless the consultation leaves untrusted votes out) and `theirs`, the
+    untrusted participants' counts either way (the dashboard's trust filter)."""
 
     summary: TrustSummary
     untrusted: frozenset[int]
     left_out: Mapping[int, ProposalCounts]
+    theirs: Mapping[int, ProposalCounts] = field(default_factory=dict)  # left out or not
     verdicts: Mapping[int, Verdict] = field(default_factory=dict)  # the untrusted ones
 
 
-async def consultation_trust(session: AsyncSession, consultation: Consultation) -> Trust:
+async def consultation_trust(
+    session: AsyncSession, consultation: Consultation, *, votes: VoteColumns | None = None
+) -> Trust:
     """Assess every participant of `consultation` from their votes (an organiser's report:
-    reads all of the consultation's votes, never on the participants' hot path)."""
+    reads all of the consultation's votes, never on the participants' hot path; `votes` if
+    the caller has read them already, `core.results.votes`)."""
     assert consultation.id is not None
-    behaviours, in_sequence = await _behaviours(session, consultation.id)
-    verdicts = assess(behaviours, rules_of(consultation))
-    untrusted = frozenset(p for p, v in verdicts.items() if v.level is Level.UNTRUSTED)
+    people = await read_people(session, consultation.id)
+    if votes is None:
+        votes = await read_votes(session, consultation.id)
+    votes = votes.where(np.isin(votes.participant, people.participant))
+    lengths = await raw_rows(
+        session,
+        "SELECT id, length(text) FROM proposal WHERE consultation_id = ? ORDER BY id",
+        "SELECT id, length(text) FROM proposal WHERE consultation_id = $1 ORDER BY id",
+        (consultation.id,),
+    )
+    proposal_ids = np.array([i for i, _ in lengths], dtype=np.int64)
+    chars = np.array([n for _, n in lengths], dtype=np.float64)
+    card_chars = chars[np.searchsorted(proposal_ids, votes.proposal)] if len(votes) else chars[:0]
+    reasons = assess_columns(people, votes, card_chars, rules_of(consultation))
+    untrusted = frozenset(reasons)
     exclude = settings_of(consultation).exclude_untrusted
-    votes_by = {b.participant_id: len(b.cards) for b in behaviours}
-    left_out: dict[int, ProposalCounts] = {}
-    if exclude and untrusted:
+    theirs = votes.where(np.isin(votes.participant, list(untrusted)))
+    theirs_counts: dict[int, ProposalCounts] = {}
+    if untrusted:
         sequence: dict[int, Counter[str]] = defaultdict(Counter)
         other: dict[int, Counter[str]] = defaultdict(Counter)
-        for (pid, proposal, key), counted in in_sequence.items():
-            if pid in untrusted:
-                (sequence if counted else other)[proposal][key] += 1
+        for proposal, key, counted in zip(
+            theirs.proposal.tolist(), theirs.key.tolist(), theirs.in_sequence.tolist(), strict=True
+        ):
+            (sequence if counted else other)[proposal][KEYS[key]] += 1
         found = await session.exec(
             select(
                 Qualification.participant_id,
@@ -375,19 +509,34 @@ async def consultation_trust(session: AsyncSession, consultation: Consultation) 
         for pid, proposal, key, counted in found:
             if pid in untrusted:
                 (sequence if counted else other)[proposal][key] += 1
-        left_out = {
+        theirs_counts = {
             proposal: ProposalCounts(dict(sequence[proposal]), dict(other[proposal]))
             for proposal in set(sequence) | set(other)
         }
-    summary = summary_of(verdicts, votes_by, exclude)
-    return Trust(summary, untrusted, left_out, {p: verdicts[p] for p in untrusted})
+    counted = Counter(reason.value for why in reasons.values() for reason in why)
+    summary = TrustSummary(
+        exclude_untrusted=exclude,
+        participants=len(people.participant),
+        untrusted=len(untrusted),
+        reasons={reason.value: counted.get(reason.value, 0) for reason in Reason},
+        untrusted_votes=len(theirs),
+        left_out_votes=len(theirs) if exclude else 0,
+    )
+    verdicts = {pid: Verdict(pid, Level.UNTRUSTED, why) for pid, why in reasons.items()}
+    return Trust(summary, untrusted, theirs_counts if exclude else {}, theirs_counts, verdicts)
 
 
-async def record_trust(session: AsyncSession, consultation: Consultation, now: datetime) -> Trust:
+async def record_trust(
+    session: AsyncSession,
+    consultation: Consultation,
+    now: datetime,
+    *,
+    votes: VoteColumns | None = None,
+) -> Trust:
     """Assess the consultation's participants and store who is untrusted and why
     (`ParticipantTrust`), in place of the last assessment; in the caller's transaction."""
     assert consultation.id is not None
-    trust = await consultation_trust(session, consultation)
+    trust = await consultation_trust(session, consultation, votes=votes)
     await session.exec(
         delete(ParticipantTrust).where(col(ParticipantTrust.consultation_id) == consultation.id)
     )
@@ -420,44 +569,34 @@ async def stored_untrusted(session: AsyncSession, consultation_id: int) -> dict[
     }
 
 
-async def _behaviours(
-    session: AsyncSession, consultation_id: int
-) -> tuple[list[Behaviour], dict[tuple[int, int, str], bool]]:
-    """Each participant's behaviour, and whether each vote (participant, proposal, key) was
-    cast in a sequence (the counters' trust level, `Vote.trusted`)."""
-    people = await session.exec(
-        select(
-            Participation.participant_id,
-            Participation.source,
-            Participation.created_at,
-            Participant.created_at,
-        )
-        .join(Participant, col(Participant.id) == col(Participation.participant_id))
-        .where(Participation.consultation_id == consultation_id)
+async def read_people(session: AsyncSession, consultation_id: int) -> People:
+    """The consultation's participants as `People` columns (plain rows: a consultation may
+    have millions of participants)."""
+    query = (
+        "SELECT pa.participant_id, coalesce(pa.source, ''), {joined}, {created} "
+        "FROM participation pa JOIN participant p ON p.id = pa.participant_id "
+        "WHERE pa.consultation_id = {mark} ORDER BY pa.participant_id"
     )
-    known = {pid: (source, joined, created) for pid, source, joined, created in people}
-    # Columns, not Vote objects: a consultation's votes are many, and the ORM's identity map
-    # would cost more than the rules.
-    connection = await session.connection()
-    votes = await connection.execute(
-        select_columns(
-            col(Vote.participant_id),
-            col(Vote.proposal_id),
-            col(Vote.key),
-            col(Vote.created_at),
-            col(Vote.trusted),
-            func.length(col(Proposal.text)),
-        )
-        .join(Proposal, col(Proposal.id) == col(Vote.proposal_id))
-        .where(col(Proposal.consultation_id) == consultation_id)
-        .order_by(col(Vote.participant_id), col(Vote.created_at), col(Vote.id))
+    rows = await raw_rows(
+        session,
+        query.format(
+            joined=MS_SQLITE.format("pa.created_at"),
+            created=MS_SQLITE.format("p.created_at"),
+            mark="?",
+        ),
+        query.format(
+            joined=MS_POSTGRES.format("pa.created_at"),
+            created=MS_POSTGRES.format("p.created_at"),
+            mark="$1",
+        ),
+        (consultation_id,),
     )
-    cards: dict[int, list[Card]] = defaultdict(list)
-    in_sequence: dict[tuple[int, int, str], bool] = {}
-    for pid, proposal, key, at, counted, chars in votes:
-        cards[pid].append(Card(proposal, key, at, int(chars), bool(counted)))
-        in_sequence[pid, proposal, key] = bool(counted)
-    behaviours = []
-    for pid, (source, joined, created) in known.items():
-        behaviours.append(Behaviour(pid, source, joined, created, tuple(cards.get(pid, ()))))
-    return behaviours, in_sequence
+    sources = tuple(sorted({row[1] for row in rows if row[1]}))
+    index = {name: i for i, name in enumerate(sources)}
+    return People(
+        np.array([row[0] for row in rows], dtype=np.int64),
+        np.array([index.get(row[1], -1) for row in rows], dtype=np.int64),
+        sources,
+        np.array([row[2] for row in rows], dtype=np.int64),
+        np.array([row[3] for row in rows], dtype=np.int64),
+    )

@@ -7,6 +7,8 @@ import random
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel import select
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -28,6 +30,7 @@ from core.results.trust import (
 )
 from core.voting import record_qualification
 from tests.conftest import Loader
+from tests.core import trust_reference as reference
 from tests.core.test_report import enrol, vote
 from tests.support import Clock
 
@@ -295,3 +298,59 @@ async def test_without_the_setting_untrusted_votes_stay_in_the_scores(
         trust = await consultation_trust(session, consultation)
     assert trust.untrusted == {troll} and trust.left_out == {}
     assert trust.summary.untrusted_votes == 6 and trust.summary.left_out_votes == 0
+
+
+def _population(rng: random.Random) -> list[Behaviour]:
+    """A mixed population drawn to trip every rule now and then: people joining in bursts
+    from a few sources, fast and slow readers, runs of one answer, link votes on a handful of
+    proposals, new identities."""
+    people = []
+    for pid in range(rng.randint(0, 60)):
+        joined = START + timedelta(minutes=rng.choice([0, 1, 2, 3, 30, 300]) + rng.random())
+        created = joined - timedelta(hours=rng.choice([0.5, 2, 100]))
+        at = joined + timedelta(seconds=rng.uniform(0, 20))
+        cards = []
+        habit = rng.choice(KEYS)
+        for proposal in rng.sample(range(8), rng.randint(0, 8)):
+            key = habit if rng.random() < 0.7 else rng.choice(KEYS)
+            cards.append(Card(proposal, key, at, rng.choice([10, 60, 300]), rng.random() < 0.6))
+            at += timedelta(seconds=rng.choice([0.2, 1.5, 4, 20, 3000]))
+        source = rng.choice([None, "poster", "ad"])
+        people.append(Behaviour(pid, source, joined, created, tuple(cards)))
+    return people
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    seed=st.integers(0, 2**32 - 1),
+    burst_size=st.integers(2, 8),
+    crowd=st.integers(2, 5),
+    sequence_size=st.integers(2, 6),
+    min_timed=st.integers(1, 5),
+)
+def test_the_array_rules_give_the_verdicts_of_the_rules_read_card_by_card(
+    seed: int, burst_size: int, crowd: int, sequence_size: int, min_timed: int
+) -> None:
+    rules = TrustRules(
+        burst_size=burst_size,
+        crowd=crowd,
+        sequence_size=sequence_size,
+        min_same_answers=sequence_size,
+        min_timed=min_timed,
+        push_z=1.0,
+        push_gap=0.1,
+    )
+    behaviours = _population(random.Random(seed))
+    expected = {p: set(v.reasons) for p, v in reference.assess(behaviours, rules).items()}
+    assert {p: set(v.reasons) for p, v in assess(behaviours, rules).items()} == expected
+
+
+def test_the_random_populations_trip_every_rule() -> None:
+    """The comparison above means something: its populations meet each rule."""
+    rules = TrustRules(burst_size=3, crowd=2, sequence_size=3, min_same_answers=3, min_timed=2)
+    rules = replace(rules, push_z=1.0, push_gap=0.1)
+    met: set[Reason] = set()
+    for seed in range(200):
+        for verdict in reference.assess(_population(random.Random(seed)), rules).values():
+            met |= set(verdict.reasons)
+    assert met == set(Reason)
