@@ -4,8 +4,8 @@ It reads the latest snapshot (`core.results.recompute`, computed by the schedule
 `results_every_minutes`) and never computes on a request: groups, group-informed consensus,
 representative statements, the consensus / controversy / rejection / limbo lists, weighted
 figures and trust counts. 404 until a first snapshot is stored, saying when one comes.
-(`GET /api/consultations/{slug}/results`, in `bots.results`, is the report computed from the
-counters at each request.)
+(`GET /api/consultations/{slug}/results`, in `bots.results`, answers the report stored with
+the same snapshot, in the language asked for; it too computes nothing on a request.)
 """
 
 from __future__ import annotations
