@@ -308,6 +308,8 @@ def _voting_as_one(
 ) -> list[int]:
     """The burst's members who vote with its majority, if the burst as a whole does: on the
     proposals two or more of them voted on, `agreement` of all their votes and of each one's."""
+    if not len(ids):  # nobody has voted yet (a campaign's first joiners): nothing to compare
+        return []
     at = np.searchsorted(ids, pids)
     voted = (at < len(ids)) & (ids[np.minimum(at, len(ids) - 1)] == pids)
     spans = [np.arange(starts[i], starts[i + 1]) for i in at[voted]]

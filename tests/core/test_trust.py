@@ -354,3 +354,15 @@ def test_the_random_populations_trip_every_rule() -> None:
         for verdict in reference.assess(_population(random.Random(seed)), rules).values():
             met |= set(verdict.reasons)
     assert met == set(Reason)
+
+
+def test_a_burst_that_has_not_voted_yet_is_trusted() -> None:
+    """A campaign's first joiners, in a burst from one source before anyone voted: no crash,
+    nobody untrusted (the card-by-card rules agree)."""
+    joiners = [
+        Behaviour(pid, "poster", START + timedelta(seconds=pid), START, ()) for pid in range(25)
+    ]
+    assert untrusted(joiners) == {}
+    assert {p: v.reasons for p, v in reference.assess(joiners, RULES).items()} == {
+        p: () for p in range(25)
+    }
