@@ -96,7 +96,9 @@ class EvenPacer:
     began with them. Here a send takes its slot only when the one before it has gone, and one
     let go more than `late` seconds after its slot starts the count again from then: time lost
     is lost, never made up in a burst. Any second then holds at most rate * (1 + late) + 1
-    sends. Senders queue in order (first come, first served).
+    sends. A send held up by half an interval or more waits one more: the stall that held it
+    may have held the send before it on its way too. Senders queue in order (first come,
+    first served).
     """
 
     def __init__(
@@ -122,6 +124,9 @@ class EvenPacer:
             slot = now if self._slot is None else max(now, self._slot + 1 / self.rate)
             if slot > now:
                 await self.sleep(slot - now)
+                now = self.clock()
+            if now - slot > max(self.late, 0.5 / self.rate):  # held up: so may be the send
+                await self.sleep(1 / self.rate)  # before, still on its way: not both at once
                 now = self.clock()
             self._slot = slot if now - slot <= self.late else now
             self.turns += 1
