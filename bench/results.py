@@ -1,13 +1,18 @@
-"""`consult bench results`: opinion groups and consensus at scale, and against Polis.
+"""`consult bench results`: the results snapshot at scale, and our groups against Polis's.
 
 Scale: a synthetic consultation (by default 10,000,000 votes, 30,000 proposals, 2,000,000
 participants in three camps, each voting on a run of proposals, most a few, some many, the
-runs starting mostly among the first proposals) is
-bulk-inserted into an SQLite file and, when a server answers, into PostgreSQL; then, in a fresh
-child process (so that its memory is the computation's alone), each stage is timed: reading the
-votes into the matrix, PCA, clustering, consensus and representative statements, writing the
-snapshot. Peak memory is the child's VmHWM (resident high-water mark, numpy's arrays included)
-after each stage: it only grows, so the last figure is the whole computation's peak.
+runs starting mostly among the first proposals; each joined within a month from one of four
+sources, most answering an age question the consultation weights to declared margins, and
+reads 4 to 40 s per card, one in two hundred skimming) is bulk-inserted into an SQLite file
+and, when a server answers, into PostgreSQL; then, in a fresh child process (so that its
+memory is the computation's alone), the whole recomputation the scheduler runs every few
+minutes (`core.results.recompute.recompute_results`) is timed stage by stage: reading the
+votes, trust, the matrix, PCA, clustering, consensus and representative statements, the
+reports in each language, the breakdowns, the weighting, qualifications and timelines,
+writing the snapshot. Peak memory is the child's VmHWM (resident high-water mark, numpy's
+arrays included) after each stage: it only grows, so the last figure is the whole
+computation's peak.
 
 Polis (`--polis`): each conversation of the shared Polis exports is imported with
 `consult import polis` into a fresh SQLite file; our groups (several seeds) are compared with
@@ -23,34 +28,40 @@ from __future__ import annotations
 
 import asyncio
 import csv
+import json
 import multiprocessing
 import tempfile
 import time
 from collections import Counter
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from math import comb
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-from numpy.typing import ArrayLike
+from numpy.typing import ArrayLike, NDArray
 from sqlalchemy import Connection, insert, text
 
 from bench.databases import bench_database, empty_schema
 from bots.polis_import import import_polis, polis_channel
 from core.definitions import consultation_by_slug, parse_consultation, upsert_consultation
 from core.identity import enrol_many
-from core.models import Proposal, ProposalStatus, ResultSnapshot
+from core.models import Proposal, ProposalStatus
 from core.polis import read_polis
 from core.results.consensus import counts_by_group, group_informed_consensus
 from core.results.groups import OpinionGroups, opinion_groups
 from core.results.matrix import vote_matrix
-from core.results.snapshot import results_payload
+from core.results.recompute import recompute_results
 from core.storage import create_engine, migrate, session_factory
+from core.voting import recount_votes
 
 SLUG = "bench-results"
 SECRET = b"bench-results"
 NOW = datetime(2026, 12, 1, tzinfo=UTC)
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+NOW_MS = round(NOW.timestamp() * 1000)
+AGES = ("young", "middle", "old")
+SOURCES = ("poster", "radio", "newsletter", "partner")
 CAMPS = 3
 CHUNK = 500_000
 POLIS_SEEDS = (0, 1, 2, 3, 4)
@@ -108,8 +119,16 @@ async def _generate(url: str, votes: int, people: int, proposals: int, seed: int
             "slug": SLUG,
             "status": "open",
             "default_locale": "en",
-            "locales": ["en"],
-            "question": {"en": "A synthetic consultation"},
+            "locales": ["en", "fr"],
+            "question": {"en": "A synthetic consultation", "fr": "Une consultation synthétique"},
+            "profile_questions": [
+                {
+                    "id": "age",
+                    "label": {"en": "Your age?", "fr": "Votre âge ?"},
+                    "options": [{"id": a, "label": {"en": a, "fr": a}} for a in AGES],
+                }
+            ],
+            "settings": {"population": {"age": dict(zip(AGES, (0.3, 0.4, 0.3), strict=True))}},
         }
     )
     async with sessions() as session, session.begin():
@@ -138,16 +157,68 @@ async def _generate(url: str, votes: int, people: int, proposals: int, seed: int
         first_proposal = int(found.scalar_one())
     rng = np.random.default_rng(seed)
     written = 0
+    # Each person joins within the month before NOW (their identity a few days older, from one
+    # of a few sources, most answering the age question), then reads 4 to 40 s per card; one in
+    # two hundred skims (half a second a card), so that trust has people to find.
+    joined = NOW_MS - rng.integers(0, 30 * 86_400_000, size=people)
+    created = joined - rng.integers(0, 5 * 86_400_000, size=people)
+    sources = rng.integers(0, len(SOURCES), size=people)
+    ages = rng.integers(0, len(AGES) + 1, size=people)  # len(AGES): no answer
+    skims = rng.random(people) < 0.005
     async with engine.begin() as connection:
         found = await connection.execute(text("SELECT coalesce(max(id), 0) FROM participant"))
         first_person = int(found.scalar_one()) + 1
+        dialect = connection.dialect.name
         for start in range(0, people, CHUNK):
             ids = np.arange(first_person + start, first_person + min(people, start + CHUNK))
+            here = slice(start, start + len(ids))
             await _insert(
                 connection,
                 "participant",
                 ("id", "step", "state", "created_at"),
-                [(int(i), "new", "{}", NOW) for i in ids],
+                list(
+                    zip(
+                        ids.tolist(),
+                        ["new"] * len(ids),
+                        ["{}"] * len(ids),
+                        _times(created[here], dialect),
+                        strict=True,
+                    )
+                ),
+            )
+            stamps = _times(joined[here], dialect)
+            await _insert(
+                connection,
+                "participation",
+                (
+                    "participant_id",
+                    "consultation_id",
+                    "source",
+                    "consented_at",
+                    "profile",
+                    "subscribed",
+                    "created_at",
+                    "updated_at",
+                ),
+                [
+                    (
+                        pid,
+                        consultation.id,
+                        SOURCES[source],
+                        stamp,
+                        json.dumps({"age": AGES[age]} if age < len(AGES) else {}),
+                        True,
+                        stamp,
+                        stamp,
+                    )
+                    for pid, source, age, stamp in zip(
+                        ids.tolist(),
+                        sources[here].tolist(),
+                        ages[here].tolist(),
+                        stamps,
+                        strict=True,
+                    )
+                ],
             )
         per_person = _votes_per_person(rng, votes, people, proposals)
         camp = rng.integers(0, CAMPS, size=people)
@@ -169,19 +240,42 @@ async def _generate(url: str, votes: int, people: int, proposals: int, seed: int
                 draw < 0.1, 2, np.where(likes == (draw < 0.85), 0, 1)
             )  # 0 agree, 1 disagree, 2 neutral
             names = np.array(["agree", "disagree", "neutral"])[key]
+            gap = np.where(skims[owner], 500, rng.integers(4_000, 40_000, size=len(owner)))
+            gap[offset == 0] = rng.integers(5_000, 60_000, size=int((offset == 0).sum()))
+            ends = np.cumsum(gap)
+            at = joined[owner] + ends - np.repeat(ends[np.cumsum(n) - n] - gap[np.cumsum(n) - n], n)
+            stamps = _times(at, dialect)
+            in_sequence = (rng.random(len(owner)) < 0.95).tolist()
             await _insert(
                 connection,
                 "vote",
                 ("participant_id", "proposal_id", "key", "trusted", "created_at", "updated_at"),
                 [
-                    (int(p), int(c), str(k), True, NOW, NOW)
-                    for p, c, k in zip(
-                        owner + first_person, column + first_proposal, names, strict=True
+                    (int(p), int(c), str(k), t, s, s)
+                    for p, c, k, t, s in zip(
+                        (owner + first_person).tolist(),
+                        (column + first_proposal).tolist(),
+                        names.tolist(),
+                        in_sequence,
+                        stamps,
+                        strict=True,
                     )
                 ],
             )
             written += len(owner)
             person = stop
+    # The counters each vote's transaction keeps (`core.voting`), set here in one go: the
+    # reports score proposals from them.
+    async with engine.begin() as connection:
+        await connection.execute(
+            text(
+                "INSERT INTO tally (proposal_id, key, trusted, count) "
+                "SELECT proposal_id, key, trusted, count(*) FROM vote "
+                "GROUP BY proposal_id, key, trusted"
+            )
+        )
+    async with sessions() as session, session.begin():
+        await recount_votes(session)
     # Statistics as autovacuum (PostgreSQL) or an organiser (SQLite) would have gathered them
     # on a database that grew over weeks: without them, PostgreSQL plans the read for a
     # handful of votes.
@@ -190,6 +284,15 @@ async def _generate(url: str, votes: int, people: int, proposals: int, seed: int
         await connection.execute(text("ANALYZE"))
     await engine.dispose()
     return written
+
+
+def _times(ms: NDArray[np.int64], dialect: str) -> list[Any]:
+    """Milliseconds since the epoch as each database takes a time: aware datetimes for
+    asyncpg, the text SQLAlchemy writes for SQLite."""
+    if dialect == "postgresql":
+        return [EPOCH + timedelta(milliseconds=m) for m in ms.tolist()]
+    text_times = np.datetime_as_string(ms.astype("datetime64[ms]").astype("datetime64[us]"))
+    return [t.replace("T", " ") for t in text_times.tolist()]
 
 
 async def _insert(
@@ -220,6 +323,9 @@ def _peak_mb() -> float:
 
 
 async def _stages(url: str, seed: int) -> dict[str, Any]:
+    """The whole recomputation the scheduler runs (`recompute_results`: the votes read once,
+    trust, the groups, the reports in each language, the breakdowns, the weighting, the
+    timelines, the snapshot written), timed stage by stage."""
     engine = create_engine(url)
     sessions = session_factory(engine)
     stages: list[dict[str, Any]] = []
@@ -231,28 +337,21 @@ async def _stages(url: str, seed: int) -> dict[str, Any]:
         clock[0] = now
 
     baseline = _peak_mb()
-    async with sessions() as session:
+    async with sessions() as session, session.begin():
         consultation = await consultation_by_slug(session, SLUG)
         assert consultation is not None and consultation.id is not None
         clock[0] = time.perf_counter()
-        matrix = await vote_matrix(session, consultation)
-    lap("read votes -> matrix")
-    found = opinion_groups(matrix, seed=seed, lap=lap)
-    lap("clustering")
-    payload = results_payload(matrix, found, min_group_size=5)
-    lap("consensus, repness")
-    async with sessions() as session, session.begin():
-        session.add(
-            ResultSnapshot(consultation_id=consultation.id, computed_at=NOW, payload=payload)
-        )
-    lap("snapshot write")
+        snapshot = await recompute_results(session, consultation, NOW, seed=seed, lap=lap)
+    payload = snapshot.payload
     await engine.dispose()
+    trust = payload["dashboard"]["trust"]
     return {
-        "participants": matrix.shape[0],
-        "proposals": matrix.shape[1],
-        "votes": matrix.votes,
+        "participants": payload["participants"],
+        "proposals": len(payload["proposals"]),
+        "votes": payload["votes"],
         "clustered": payload["clustered"],
         "groups": [g.get("size") for g in payload["groups"]],
+        "untrusted": trust["untrusted"],
         "baseline_mb": baseline,
         "stages": stages,
         "total_seconds": round(sum(s["seconds"] for s in stages), 3),
@@ -260,18 +359,15 @@ async def _stages(url: str, seed: int) -> dict[str, Any]:
     }
 
 
-def _child(url: str, seed: int, out: Any) -> None:
-    out.put(asyncio.run(_stages(url, seed)))
+def _child(url: str, seed: int) -> dict[str, Any]:
+    return asyncio.run(_stages(url, seed))
 
 
 def _measure(url: str, seed: int) -> dict[str, Any]:
-    """The stages, run in a fresh process so that its peak memory is theirs alone."""
-    context = multiprocessing.get_context("spawn")
-    out = context.Queue()
-    child = context.Process(target=_child, args=(url, seed, out))
-    child.start()
-    result: dict[str, Any] = out.get()
-    child.join()
+    """The stages, run in a fresh process so that its peak memory is theirs alone (a failure
+    there is raised here)."""
+    with multiprocessing.get_context("spawn").Pool(1) as pool:
+        result: dict[str, Any] = pool.apply(_child, (url, seed))
     return result
 
 
@@ -404,7 +500,8 @@ def table(report: dict[str, Any]) -> str:
         lines.append(
             f"{row['backend']}: {row['votes']:,} votes, {row['participants']:,} participants, "
             f"{row['proposals']:,} proposals (generated in {row['generate_seconds']} s); "
-            f"clustered {row['clustered']:,}, groups {row['groups']}"
+            f"clustered {row['clustered']:,}, groups {row['groups']}, "
+            f"untrusted {row['untrusted']:,}"
         )
         lines.append(f"  {'stage':<24} {'seconds':>8} {'peak MB':>9}")
         for stage in row["stages"]:

@@ -487,7 +487,9 @@ def run_bench(args: argparse.Namespace) -> int:
 
     algorithms = [name.strip() for name in args.algorithms.split(",") if name.strip()]
     unknown = sorted(set(algorithms) - set(ALGORITHMS))
-    jobs = _usable_cores() if args.jobs is None else args.jobs
+    from core.results.votes import usable_cores  # numpy: imported when a benchmark runs
+
+    jobs = usable_cores() if args.jobs is None else args.jobs
     if unknown or not algorithms or (args.seeds is not None and args.seeds < 1) or jobs < 1:
         t = _organiser_translator()
         print(t("cli.bench_bad_arguments", known=", ".join(ALGORITHMS)), file=sys.stderr)
@@ -512,14 +514,6 @@ def run_bench(args: argparse.Namespace) -> int:
         args.postgres,
     )
     return _print_report(sequencing.table(report), report, args.json)
-
-
-def _usable_cores() -> int:
-    """The cores this process may run on: its affinity where the platform has one (Linux),
-    else every core. Asked when a benchmark runs, never at import or parser time."""
-    if hasattr(os, "sched_getaffinity"):
-        return len(os.sched_getaffinity(0))
-    return os.cpu_count() or 1
 
 
 def run_similarity_bench(args: argparse.Namespace) -> int:

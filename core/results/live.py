@@ -20,7 +20,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from core.definitions import profile_questions_of, settings_of
 from core.models import Consultation
-from core.results.votes import VoteColumns, raw_rows, read_votes
+from core.results.votes import VoteColumns, answer_columns, raw_rows, read_votes
 
 OTHER = "other"  # sources too small to show apart, and participants with no source
 NONE = "-"  # a vote whose participant has no channel identity left (forgotten)
@@ -53,11 +53,8 @@ async def live_figures(
     questions = [q.id for q in profile_questions_of(consultation)]
     if votes is None:
         votes = await read_votes(session, consultation.id)
-    # Each answer picked out by the database, the question's id as a parameter.
-    answers = "".join(
-        f", json_extract(profile, '$.' || json_quote(?{i + 2}))" for i in range(len(questions))
-    )
-    answers_pg = "".join(f", profile ->> ${i + 2}" for i in range(len(questions)))
+    sqlite, postgres = answer_columns(len(questions), 2)
+    answers, answers_pg = (f", {sqlite}", f", {postgres}") if questions else ("", "")
     query = (
         "SELECT participant_id, coalesce(source, ''), {day}{answers} FROM participation "
         "WHERE consultation_id = {mark} ORDER BY participant_id"

@@ -27,6 +27,7 @@ consultation are kept: pages read the latest only.
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -82,14 +83,25 @@ async def due(session: AsyncSession, now: datetime, every: timedelta) -> list[Co
 
 
 async def recompute_results(
-    session: AsyncSession, consultation: Consultation, now: datetime, *, seed: int = DEFAULT_SEED
+    session: AsyncSession,
+    consultation: Consultation,
+    now: datetime,
+    *,
+    seed: int = DEFAULT_SEED,
+    lap: Callable[[str], None] | None = None,
 ) -> ResultSnapshot:
     """Compute the consultation's results and store them as its latest snapshot, in the
-    caller's transaction (see the module docstring for the payload's `dashboard`)."""
+    caller's transaction (see the module docstring for the payload's `dashboard`).
+
+    `lap(stage)` is called as each stage ends (`consult bench results` times them)."""
     assert consultation.id is not None
-    # Every vote read once, for trust, the groups and the timelines (`core.results.votes`).
+    done = lap or (lambda stage: None)
+    # Every vote read once, for trust, the groups, the timelines and the weighting
+    # (`core.results.votes`).
     votes = await read_votes(session, consultation.id)
+    done("read votes")
     trust = await record_trust(session, consultation, now, votes=votes)
+    done("trust")
     exclude = trust.summary.exclude_untrusted
     snapshot = await refresh_snapshot(
         session,
@@ -98,6 +110,7 @@ async def recompute_results(
         now=now,
         votes=votes,
         without=trust.untrusted if exclude else (),
+        lap=lap,
     )
     reports: dict[str, dict[str, Any]] = {"all": {}, "trusted": {}}
     # The dashboard's trust filter shows the scores without them even when the consultation
@@ -111,6 +124,7 @@ async def recompute_results(
                 session, consultation, locale=locale, now=now, left_out=trusted_only
             )
             reports["trusted"][locale] = trusted.as_dict()
+    done("reports")
     left_out = trust.left_out if exclude else None
     breakdowns = {}
     questions = profile_questions_of(consultation)
@@ -125,15 +139,23 @@ async def recompute_results(
         )
         if report.breakdown is not None:
             breakdowns[question.id] = report.breakdown.as_dict()
+    done("breakdowns")
     weighting: dict[str, Any] | None = None
     problem: dict[str, str] | None = None
     try:
         weighed = await weighted_figures(
-            session, consultation, left_out=trust.untrusted if exclude else frozenset()
+            session,
+            consultation,
+            left_out=trust.untrusted if exclude else frozenset(),
+            votes=votes,
         )
         weighting = None if weighed is None else weighed.as_dict()
     except UnreachableMargin as error:
         problem = {"question": error.question, "option": error.option}
+    done("weighting")
+    qualifications = await _qualifications(session, consultation)
+    live = await live_figures(session, consultation, votes=votes)
+    done("qualifications, live")
     snapshot.payload = snapshot.payload | {
         DASHBOARD: {
             "reports": reports,
@@ -152,13 +174,14 @@ async def recompute_results(
             "trust": trust.summary.as_dict(),
             "weighting": weighting,
             "weighting_problem": problem,
-            "qualifications": await _qualifications(session, consultation),
-            "live": await live_figures(session, consultation, votes=votes),
+            "qualifications": qualifications,
+            "live": live,
         }
     }
     session.add(snapshot)
     await session.flush()
     await _prune(session, consultation.id)
+    done("snapshot write")
     return snapshot
 
 

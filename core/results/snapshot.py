@@ -29,7 +29,7 @@ No participant id, name or channel identifier is in it: only counts and proposal
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Callable, Collection
 from dataclasses import replace
 from datetime import datetime
 from typing import Any
@@ -211,19 +211,26 @@ async def refresh_snapshot(
     now: datetime,
     votes: VoteColumns | None = None,
     without: Collection[int] = (),
+    lap: Callable[[str], None] | None = None,
 ) -> ResultSnapshot:
     """Compute the consultation's results and add them as a new snapshot (in the session's
     transaction: the caller commits). `votes`: the consultation's votes if the caller read
-    them; `without`: participants whose votes are left out (`vote_matrix`)."""
+    them; `without`: participants whose votes are left out (`vote_matrix`); `lap(stage)`
+    called as each stage ends ("matrix", `core.results.groups.opinion_groups`'s "pca",
+    "clustering", "consensus, repness")."""
     assert consultation.id is not None
+    done = lap or (lambda stage: None)
     matrix = await vote_matrix(session, consultation, votes=votes, without=without)
+    done("matrix")
     last = await latest_snapshot(session, consultation.id)
-    found = opinion_groups(matrix, seed=seed, previous=previous_smoother(last))
+    found = opinion_groups(matrix, seed=seed, previous=previous_smoother(last), lap=lap)
     if isinstance(found, OpinionGroups):
         found = continued(found, matrix, None if last is None else last.payload)
+    done("clustering")
     payload = results_payload(
         matrix, found, min_group_size=settings_of(consultation).min_segment_size
     )
+    done("consensus, repness")
     snapshot = ResultSnapshot(
         consultation_id=consultation.id, computed_at=now, payload=payload, seed=seed
     )

@@ -90,6 +90,17 @@ _SQLITE = (
     + MS_SQLITE.format("v.created_at")
     + ", ',') FROM vote v WHERE v.id BETWEEN ? AND ? AND +v.proposal_id BETWEEN ? AND ?"
 )
+# The same through the proposal index, in id order, for a consultation with a small part of
+# the table.
+_SQLITE_INDEXED = (
+    "SELECT group_concat(packed, ',') FROM (SELECT ((v.participant_id << {shift}) "
+    "| (v.proposal_id << 3) | (("
+    + _KEY
+    + ") << 1) | v.trusted) || ',' || "
+    + MS_SQLITE.format("v.created_at")
+    + " AS packed FROM vote v WHERE v.proposal_id IN "
+    "(SELECT id FROM proposal WHERE consultation_id = ?) ORDER BY v.id)"
+)
 _POSTGRES = (
     "SELECT v.participant_id::int8, v.proposal_id::int8, "
     f"({_KEY})::int2, {MS_POSTGRES.format('v.created_at')}, v.trusted, v.id::int8 "
@@ -116,12 +127,32 @@ _COPY_ROW = np.dtype(
         ("id", ">i8"),
     ]
 )
+
+
+def answer_columns(questions: int, first: int) -> tuple[str, str]:
+    """The SQL columns picking each of `questions` profile answers out of a participation's
+    `profile` (SQLite, PostgreSQL), the questions' ids bound from parameter number `first` on:
+    the database reads the JSON, not Python, for millions of participants."""
+    marks = range(first, first + questions)
+    sqlite = ", ".join(f"json_extract(profile, '$.' || json_quote(?{n}))" for n in marks)
+    postgres = ", ".join(f"profile ->> ${n}" for n in marks)
+    return sqlite, postgres
+
+
 SPAN = 500_000  # vote ids per SQLite read (its text is some 15 MB)
 
 
+def usable_cores() -> int:
+    """The cores this process may run on: its affinity where the platform has one (Linux),
+    else every core."""
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
+
+
 def readers() -> int:
-    """How many reads run at once: one per processor this process may use, up to four."""
-    return max(1, min(4, len(os.sched_getaffinity(0))))
+    """How many reads run at once: one per core this process may use, up to four."""
+    return max(1, min(4, usable_cores()))
 
 
 async def raw_rows(
@@ -177,17 +208,23 @@ async def read_votes(session: AsyncSession, consultation_id: int) -> VoteColumns
         tie = rows["id"].astype(np.int64)
         del rows
     else:
-        shift = int(ids.max()).bit_length() + 3
-        (most,) = (await raw_rows(session, _MOST, _MOST, ()))[0]
-        if int(most or 0).bit_length() + shift > 63:  # far beyond any consultation's size
-            raise OverflowError("participant and proposal ids too large to pack in 63 bits")
         raw = await connection.get_raw_connection()
         driver: Any = raw.driver_connection
+        shift = int(ids.max()).bit_length() + 3
+        (most,) = driver.execute(_MOST).fetchone()
+        if int(most or 0).bit_length() + shift > 63:  # far beyond any consultation's size
+            raise OverflowError("participant and proposal ids too large to pack in 63 bits")
         (_, _, path) = driver.execute("PRAGMA database_list").fetchone()
         query = _SQLITE.format(shift=shift)
         spans = [(lo, min(lo + SPAN - 1, last)) for lo in range(first, last + 1, SPAN)]
         bounds_of = (int(ids.min()), int(ids.max()))
-        if path:  # a file: several connections read it at once
+        (counted,) = driver.execute(_COUNTED, (consultation_id,)).fetchone()
+        if (counted or 0) * 4 < last - first + 1 or not path:
+            # A small part of the table (or a database in memory, which only this connection
+            # sees): through the proposal index, on this connection.
+            text = driver.execute(_SQLITE_INDEXED.format(shift=shift), (consultation_id,))
+            ordered = [_numbers(text.fetchone()[0])]
+        else:  # a file, mostly this consultation's: several connections walk it by id at once
             share = readers()
             texts = await asyncio.gather(
                 *(
@@ -196,8 +233,6 @@ async def read_votes(session: AsyncSession, consultation_id: int) -> VoteColumns
                 )
             )
             ordered = [texts[i % share][i // share] for i in range(len(spans))]
-        else:  # in memory: only this connection sees it
-            ordered = [_sqlite_span(driver, query, span, bounds_of) for span in spans]
         pairs = np.concatenate([empty, *ordered]).reshape(-1, 2)
         del ordered
         packed, at = pairs[:, 0], pairs[:, 1].copy()
@@ -219,17 +254,26 @@ async def read_votes(session: AsyncSession, consultation_id: int) -> VoteColumns
 
 
 _MOST = "SELECT max(id) FROM participant"
+# About how many votes the consultation has, from its proposals' counters.
+_COUNTED = (
+    "SELECT sum(agree_count + disagree_count + neutral_count) FROM proposal "
+    "WHERE consultation_id = ?"
+)
+
+
+def _numbers(text: str | None) -> NDArray[np.int64]:
+    """The numbers of a `group_concat` text (two per vote)."""
+    if not text:
+        return np.zeros(0, dtype=np.int64)
+    numbers: NDArray[np.int64] = np.fromstring(text, dtype=np.int64, sep=",")
+    return numbers
 
 
 def _sqlite_span(
     driver: sqlite3.Connection, query: str, span: tuple[int, int], proposals: tuple[int, int]
 ) -> NDArray[np.int64]:
     """One span of vote ids as numbers (two per vote)."""
-    (text,) = driver.execute(query, (*span, *proposals)).fetchone()
-    if not text:
-        return np.zeros(0, dtype=np.int64)
-    numbers: NDArray[np.int64] = np.fromstring(text, dtype=np.int64, sep=",")
-    return numbers
+    return _numbers(driver.execute(query, (*span, *proposals)).fetchone()[0])
 
 
 def _sqlite_spans(

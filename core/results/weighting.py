@@ -28,13 +28,13 @@ from typing import Any
 
 import numpy as np
 import numpy.typing as npt
-from sqlalchemy import select as select_columns
-from sqlmodel import col, select
+from sqlmodel import select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from core.definitions import settings_of
-from core.models import Consultation, Participation, Proposal, ProposalStatus, Vote
+from core.models import Consultation, Proposal, ProposalStatus
 from core.report import idea_refs
+from core.results.votes import KEYS, VoteColumns, answer_columns, raw_rows, read_votes
 from core.scoring import Estimate, smoothed
 
 Margins = Mapping[str, Mapping[str, float]]  # question id -> option id -> share of the population
@@ -252,37 +252,72 @@ def weigh(
     population: Margins,
     *,
     trim: float | None,
-    keys: Sequence[str] = ("agree", "disagree", "neutral"),
+    keys: Sequence[str] = KEYS,
 ) -> Weighting:
     """Rake the participants (`profiles`: id -> answers) and weigh their `ballots`, per ref.
 
     Raises UnreachableMargin (see `rake`)."""
+    listed = list(ballots)
+    refs = sorted({ballot.ref for ballot in listed})
+    index = {ref: i for i, ref in enumerate(refs)}
+    code = {key: i for i, key in enumerate(keys)}
+    return weigh_columns(
+        profiles,
+        np.array([b.participant_id for b in listed], dtype=np.int64),
+        np.array([index[b.ref] for b in listed], dtype=np.int64),
+        refs,
+        np.array([code.get(b.key, -1) for b in listed], dtype=np.int64),
+        np.array([b.weight for b in listed], dtype=np.float64),
+        population,
+        trim=trim,
+        keys=keys,
+    )
+
+
+def weigh_columns(
+    profiles: Mapping[int, Mapping[str, str]],
+    participant: npt.NDArray[np.int64],
+    ref: npt.NDArray[np.int64],
+    refs: Sequence[str],
+    key: npt.NDArray[np.int64],
+    weight: npt.NDArray[np.float64],
+    population: Margins,
+    *,
+    trim: float | None,
+    keys: Sequence[str] = KEYS,
+) -> Weighting:
+    """`weigh` with the ballots as columns: vote i by `participant[i]` on `refs[ref[i]]`,
+    `keys[key[i]]`, counting `weight[i]` before the voter's weight. Per ref sums by
+    np.bincount: one pass over the votes, whatever their number."""
     ids = list(profiles)
     raking, placed = rake([profiles[i] for i in ids], population, trim=trim)
-    weight_of = {ids[i]: float(w) for i, w in zip(placed, raking.weights, strict=True)}
-    refs: dict[str, int] = {}
-    at_ref: list[int] = []
-    keyed: list[str] = []
-    weights: list[float] = []
-    for ballot in ballots:
-        weight = weight_of.get(ballot.participant_id)
-        if weight is not None:
-            at_ref.append(refs.setdefault(ballot.ref, len(refs)))
-            keyed.append(ballot.key)
-            weights.append(weight * ballot.weight)
-    # Per ref sums by np.bincount: one pass over the ballots, whatever their number.
-    where, w, count = np.array(at_ref, dtype=np.int64), np.array(weights), len(refs)
+    placed_ids = np.array([ids[i] for i in placed], dtype=np.int64)
+    order = np.argsort(placed_ids)
+    placed_ids, voter_weight = placed_ids[order], raking.weights[order]
+    if len(placed_ids):
+        at = np.minimum(np.searchsorted(placed_ids, participant), len(placed_ids) - 1)
+        weighted = placed_ids[at] == participant
+        w = voter_weight[at[weighted]] * weight[weighted]
+    else:
+        weighted = np.zeros(len(participant), dtype=bool)
+        w = np.zeros(0)
+    where = ref[weighted]
+    chose = key[weighted]
+    count = len(refs)
     total = np.bincount(where, weights=w, minlength=count)
     squares = np.bincount(where, weights=w * w, minlength=count)
     voters = np.bincount(where, minlength=count)
-    chose = np.array(keyed, dtype=object)
-    hits = {k: np.bincount(where, weights=w * (chose == k), minlength=count) for k in keys}
+    hits = {
+        k: np.bincount(where, weights=w * (chose == i), minlength=count) for i, k in enumerate(keys)
+    }
     proposals = []
-    for ref, i in sorted(refs.items()):
+    for i, name in enumerate(refs):
+        if not voters[i]:
+            continue
         n_eff = float(total[i]) ** 2 / float(squares[i]) if squares[i] > 0 else 0.0
         share = {k: float(hits[k][i] / total[i]) if total[i] > 0 else 0.0 for k in keys}
         rates = {k: smoothed(share[k] * n_eff, n_eff) for k in keys}
-        proposals.append(WeightedProposal(ref, int(voters[i]), n_eff, rates))
+        proposals.append(WeightedProposal(name, int(voters[i]), n_eff, rates))
     return Weighting(
         questions=tuple(population),
         participants=len(ids),
@@ -293,50 +328,72 @@ def weigh(
         trimmed=raking.trimmed,
         within_cap=raking.within_cap,
         converged=raking.converged,
-        proposals=tuple(proposals),
+        proposals=tuple(sorted(proposals, key=lambda p: p.ref)),
     )
 
 
 async def weighted_figures(
-    session: AsyncSession, consultation: Consultation, *, left_out: Collection[int] = ()
+    session: AsyncSession,
+    consultation: Consultation,
+    *,
+    left_out: Collection[int] = (),
+    votes: VoteColumns | None = None,
 ) -> Weighting | None:
     """The consultation's weighted figures, or None when it declares no population margins.
 
     Reads every vote on its accepted proposals (an organiser's report, never the participants'
-    hot path); the participants in `left_out` (untrusted ones, when the consultation leaves
-    them out) are neither raked nor counted. Raises UnreachableMargin.
+    hot path; `votes` if the caller read them, `core.results.votes`); the participants in
+    `left_out` (untrusted ones, when the consultation leaves them out) are neither raked nor
+    counted. Raises UnreachableMargin.
     """
     assert consultation.id is not None
     settings = settings_of(consultation)
     if not settings.population:
         return None
-    found = await session.exec(
-        select(Participation.participant_id, Participation.profile).where(
-            Participation.consultation_id == consultation.id,
-            col(Participation.consented_at).is_not(None),
-        )
+    questions = list(settings.population)
+    sqlite, postgres = answer_columns(len(questions), 2)
+    query = (
+        "SELECT participant_id, {answers} FROM participation "
+        "WHERE consultation_id = {mark} AND consented_at IS NOT NULL"
+    )
+    rows = await raw_rows(
+        session,
+        query.format(answers=sqlite, mark="?1"),
+        query.format(answers=postgres, mark="$1"),
+        (consultation.id, *questions),
     )
     excluded = set(left_out)
-    profiles = {pid: dict(profile or {}) for pid, profile in found if pid not in excluded}
+    profiles = {
+        row[0]: {q: a for q, a in zip(questions, row[1:], strict=True) if a is not None}
+        for row in rows
+        if row[0] not in excluded
+    }
     accepted = await session.exec(
         select(Proposal).where(
             Proposal.consultation_id == consultation.id,
             Proposal.status == ProposalStatus.ACCEPTED,
         )
     )
-    refs = idea_refs(accepted, consultation.locales)
-    ballots: list[Ballot] = []
-    if refs:
-        connection = await session.connection()  # columns, not objects: votes are many
-        votes = await connection.execute(
-            select_columns(
-                col(Vote.participant_id), col(Vote.proposal_id), col(Vote.key), col(Vote.trusted)
-            ).where(col(Vote.proposal_id).in_(list(refs)))
-        )
-        other = settings.other_vote_weight
-        ballots = [
-            Ballot(pid, refs[proposal], key, 1.0 if in_sequence else other)
-            for pid, proposal, key, in_sequence in votes
-            if pid in profiles
-        ]
-    return weigh(profiles, ballots, settings.population, trim=settings.weighting.trim)
+    ideas = idea_refs(accepted, consultation.locales)
+    refs = sorted(set(ideas.values()))
+    if votes is None:
+        votes = await read_votes(session, consultation.id)
+    ref_of = np.full(max(ideas, default=0) + 1, -1, dtype=np.int64)
+    index = {ref: i for i, ref in enumerate(refs)}
+    for proposal_id, name in ideas.items():
+        ref_of[proposal_id] = index[name]
+    inside = votes.proposal < len(ref_of)
+    on_ref = np.full(len(votes), -1, dtype=np.int64)
+    on_ref[inside] = ref_of[votes.proposal[inside]]
+    on = on_ref >= 0
+    other = settings.other_vote_weight
+    return weigh_columns(
+        profiles,
+        votes.participant[on],
+        on_ref[on],
+        refs,
+        votes.key[on].astype(np.int64),
+        np.where(votes.in_sequence[on], 1.0, other),
+        settings.population,
+        trim=settings.weighting.trim,
+    )

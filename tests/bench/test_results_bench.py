@@ -28,16 +28,25 @@ def test_a_tiny_scale_run_reports_every_stage(database_url: str) -> None:
     assert abs(row["generated_votes"] - 6000) < 300
     assert row["votes"] == row["generated_votes"] and row["proposals"] == 40
     stages = [stage["stage"] for stage in row["stages"]]
+    # The whole recomputation the scheduler runs, stage by stage.
     assert stages == [
-        "read votes -> matrix",
+        "read votes",
+        "trust",
+        "matrix",
         "pca",
         "clustering",
         "consensus, repness",
+        "reports",
+        "breakdowns",
+        "weighting",
+        "qualifications, live",
         "snapshot write",
     ]
     peaks = [stage["peak_mb"] for stage in row["stages"]]
     assert peaks == sorted(peaks) and peaks[0] > 0  # a high-water mark only grows
     assert row["clustered"] > 0 and len(row["groups"]) >= 2  # three synthetic camps
+    # One in two hundred skims: trust finds a few, not the readers.
+    assert 0 < row["untrusted"] < row["participants"] // 20
     printed = table({"goal": {"seconds": 30, "peak_mb": 4096}, "runs": [{"backend": "here"} | row]})
     assert "clustering" in printed and "the goal" in printed
     json.dumps(row)
