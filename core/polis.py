@@ -8,7 +8,9 @@ not sorted, the latest vote of a voter on a comment wins), `participants-votes.c
 group-informed-consensus, xid): is-seed is read, other unknown columns are ignored. Votes: 1
 agree, -1 disagree, 0 pass.
 
-Times are milliseconds since 1970. votes.csv dates each vote, and the latest vote's time is
+Times are milliseconds since 1970, read from each file's timestamps in milliseconds (older
+exports) or seconds (Polis's current server), as its `datetime` column shows. votes.csv dates
+each vote, and the latest vote's time is
 the vote's (`vote_times`); participants-votes.csv dates none, so an export without votes.csv
 has votes without a time (an importer can only date them when it imports them).
 
@@ -30,6 +32,7 @@ from __future__ import annotations
 import codecs
 import csv
 import io
+import math
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
@@ -176,9 +179,11 @@ def _comments(path: Path) -> tuple[PolisComment, ...]:
         path, ("timestamp", "comment-id", "author-id", "moderated", "comment-body")
     )
     at = {name: header.index(name) for name in header}
+    listed = list(rows)
+    unit = _unit(header, listed)
     comments: list[PolisComment] = []
     first_seen: dict[int, int] = {}
-    for line, fields in rows:
+    for line, fields in listed:
         comment_id = _integer(fields[at["comment-id"]], path, line, "comment-id")
         if comment_id in first_seen:
             problem = f"comment {comment_id} is already on line {first_seen[comment_id]}"
@@ -194,7 +199,7 @@ def _comments(path: Path) -> tuple[PolisComment, ...]:
                 author_id=_integer(author, path, line, "author-id") if author.strip() else None,
                 text=text,
                 moderated=_vote(fields[at["moderated"]], path, line, "moderated"),
-                timestamp=_timestamp(fields[at["timestamp"]], path, line),
+                timestamp=_timestamp(fields[at["timestamp"]], path, line, unit),
                 seed="is-seed" in at and _flag(fields[at["is-seed"]], path, line, "is-seed"),
                 line=line,
             )
@@ -212,11 +217,43 @@ def _comments(path: Path) -> tuple[PolisComment, ...]:
 _EARLIEST, _LATEST = -62_135_596_800_000, 253_402_300_799_999
 
 
-def _timestamp(text: str, path: Path, line: int) -> int:
-    stamp = _integer(text, path, line, "timestamp")
+def _timestamp(text: str, path: Path, line: int, unit: int = 1) -> int:
+    """A timestamp in milliseconds; `unit` is 1000 for a file whose timestamps are seconds."""
+    stamp = _integer(text, path, line, "timestamp") * unit
     if not _EARLIEST <= stamp <= _LATEST:
         _fail(path, line, "timestamp", f"{stamp} is not a time in milliseconds since 1970")
     return stamp
+
+
+_YEAR = re.compile(r"\b(1[89]\d\d|2\d\d\d)\b")
+_YEAR_MS = 365.2425 * 86_400_000
+
+
+def _unit(header: list[str], rows: list[tuple[int, list[str]]]) -> int:
+    """1 when the file's timestamps are milliseconds, 1000 when they are seconds.
+
+    Polis's older exports (the open data ones) write milliseconds; its current server writes
+    seconds (compdemocracy/polis, server/src/routes/export.ts). The `datetime` column says
+    which: the first row whose date names a year, and whose timestamp falls in that year read
+    one way and not the other, decides; without one, milliseconds."""
+    if "datetime" not in header:
+        return 1
+    stamp_at, date_at = header.index("timestamp"), header.index("datetime")
+    for _, fields in rows:
+        year = _YEAR.search(fields[date_at])
+        try:
+            stamp = float(fields[stamp_at])
+        except ValueError:
+            continue
+        if year is None or not math.isfinite(stamp):
+            continue
+        written = int(year.group(1))
+        as_ms, as_s = 1970 + stamp / _YEAR_MS, 1970 + stamp * 1000 / _YEAR_MS
+        if abs(as_s - written) <= 1 < abs(as_ms - written):
+            return 1000
+        if abs(as_ms - written) <= 1:
+            return 1
+    return 1
 
 
 def _flag(text: str, path: Path, line: int, column: str) -> bool:
@@ -232,12 +269,14 @@ def _votes(path: Path, comment_ids: set[int]) -> dict[tuple[int, int], tuple[int
     stamp_at, comment_at = header.index("timestamp"), header.index("comment-id")
     voter_at, vote_at = header.index("voter-id"), header.index("vote")
     latest: dict[tuple[int, int], tuple[int, int]] = {}
-    for line, fields in rows:
+    listed = list(rows)
+    unit = _unit(header, listed)
+    for line, fields in listed:
         comment = _integer(fields[comment_at], path, line, "comment-id")
         if comment not in comment_ids:
             _fail(path, line, "comment-id", f"no comment {comment} in comments.csv")
         key = (_integer(fields[voter_at], path, line, "voter-id"), comment)
-        stamp = _timestamp(fields[stamp_at], path, line)
+        stamp = _timestamp(fields[stamp_at], path, line, unit)
         vote = _vote(fields[vote_at], path, line, "vote")
         if key not in latest or stamp >= latest[key][0]:  # equal times: the later row wins
             latest[key] = (stamp, vote)

@@ -327,3 +327,31 @@ def test_bad_files_name_the_file_line_and_column(
 def test_not_a_directory(tmp_path: Path) -> None:
     with pytest.raises(PolisFormatError, match="missing: not a directory"):
         read_polis(tmp_path / "missing")
+
+
+def _in_seconds(source: Path, target: Path) -> None:
+    """`source`'s comments.csv and votes.csv with their timestamps in seconds, as Polis's
+    current server writes them (the shared exports are in milliseconds)."""
+    shutil.copytree(source, target)
+    for name in ("comments.csv", "votes.csv"):
+        with (source / name).open(newline="", encoding="utf-8") as read:
+            rows = list(csv.reader(read))
+        at = rows[0].index("timestamp")
+        for row in rows[1:]:
+            row[at] = str(int(row[at]) // 1000)
+        with (target / name).open("w", newline="", encoding="utf-8") as write:
+            csv.writer(write).writerows(rows)
+
+
+def test_timestamps_in_seconds_read_as_the_same_times(tmp_path: Path) -> None:
+    source = polis_dir("15-per-hour-seattle")
+    _in_seconds(source, tmp_path / "seconds")
+    in_ms, in_s = read_polis(source), read_polis(tmp_path / "seconds")
+    assert in_s.votes == in_ms.votes
+    assert {k: t // 1000 for k, t in in_ms.vote_times.items()} == {
+        k: t // 1000 for k, t in in_s.vote_times.items()
+    }
+    assert [c.timestamp // 1000 for c in in_s.comments] == [
+        c.timestamp // 1000 for c in in_ms.comments
+    ]
+    assert min(in_s.vote_times.values()) > 1_400_000_000_000  # 2014, not January 1970
