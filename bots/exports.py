@@ -67,12 +67,12 @@ from core.results.groups import (
     opinion_groups,
 )
 from core.results.matrix import vote_matrix
+from core.results.recompute import groups_only, recompute_results
 from core.results.report_page import report_page
 from core.results.snapshot import (
     DEFAULT_SEED,
     latest_snapshot,
     previous_smoother,
-    refresh_snapshot,
 )
 from core.results.trust import TrustSummary, consultation_trust
 from core.results.weighting import UnreachableMargin, Weighting, weighted_figures
@@ -185,9 +185,9 @@ async def _groups(session: AsyncSession, consultation: Consultation) -> dict[str
     """The latest stored opinion groups, computed and stored first if there are none."""
     assert consultation.id is not None
     snapshot = await latest_snapshot(session, consultation.id)
-    if snapshot is None:
-        snapshot = await refresh_snapshot(session, consultation, seed=DEFAULT_SEED, now=utc_now())
-    return {**snapshot.payload, "computed_at": snapshot.computed_at.isoformat()}
+    if snapshot is None:  # the whole snapshot the scheduler would store, dashboard included
+        snapshot = await recompute_results(session, consultation, utc_now())
+    return {**groups_only(snapshot), "computed_at": snapshot.computed_at.isoformat()}
 
 
 async def _results(

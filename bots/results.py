@@ -36,8 +36,8 @@ from core.report import (
     consultation_slugs,
 )
 from core.results.groups import NO_PROPOSALS, NO_SPREAD, TOO_FEW_PARTICIPANTS
-from core.results.recompute import DASHBOARD, stored_breakdown
-from core.results.snapshot import DEFAULT_SEED, latest_snapshot, refresh_snapshot
+from core.results.recompute import DASHBOARD, groups_only, recompute_results, stored_breakdown
+from core.results.snapshot import latest_snapshot
 from core.results.trust import Reason, TrustSummary, consultation_trust
 from core.results.weighting import UnreachableMargin, WeightedProposal, Weighting, weighted_figures
 from core.scoring import Estimate
@@ -386,7 +386,7 @@ def results_router(settings: Settings) -> APIRouter:
                 )
                 raise HTTPException(422, detail)
             report["breakdown"] = breakdown
-        groups = {k: v for k, v in snapshot.payload.items() if k != DASHBOARD}
+        groups = groups_only(snapshot)
         body = report | {
             "trust": dashboard["trust"],
             "weighting": dashboard["weighting"],
@@ -416,10 +416,13 @@ async def opinion_groups_of(session: AsyncSession, slug: str, *, refresh: bool) 
     consultation = await consultation_by_slug(session, slug)
     assert consultation is not None and consultation.id is not None
     snapshot = None if refresh else await latest_snapshot(session, consultation.id)
-    if snapshot is None:
-        snapshot = await refresh_snapshot(session, consultation, seed=DEFAULT_SEED, now=utc_now())
+    if snapshot is None:  # the whole snapshot the scheduler would store, dashboard included
+        snapshot = await recompute_results(session, consultation, utc_now())
     await session.commit()
-    return {"opinion_groups": snapshot.payload, "computed_at": snapshot.computed_at.isoformat()}
+    return {
+        "opinion_groups": groups_only(snapshot),
+        "computed_at": snapshot.computed_at.isoformat(),
+    }
 
 
 def _group_name(index: int) -> str:

@@ -202,6 +202,12 @@ def stored_breakdown(
     return breakdown | {"label": labels["label"], "segments": segments}
 
 
+def groups_only(snapshot: ResultSnapshot) -> dict[str, Any]:
+    """A snapshot's payload without what only the dashboard reads (`DASHBOARD`): the groups
+    and what they agree on, as `core.results.snapshot` describes them."""
+    return {key: value for key, value in snapshot.payload.items() if key != DASHBOARD}
+
+
 async def _qualifications(
     session: AsyncSession, consultation: Consultation
 ) -> dict[str, dict[str, int]]:
