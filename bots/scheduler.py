@@ -45,6 +45,7 @@ from core.broadcasts.planning import PlannedRun, plan_due
 from core.broadcasts.reminders import plan_reminders
 from core.models import Consultation, SchedulerLease, Status
 from core.results.recompute import due as results_due
+from core.results.recompute import recompute_results
 
 log = logging.getLogger("consult.scheduler")
 LEASE = "scheduler"
@@ -329,7 +330,8 @@ def planning_jobs(
     Then compute again the results of the consultations due (`core.results.recompute.due`,
     every `results_every_minutes`), stored as snapshots the dashboard and the API read: in a
     child process (`results`, by default `python -m bots.results_worker` on this runtime's
-    database), so that the event loop goes on serving meanwhile."""
+    database), so that the event loop goes on serving meanwhile; a database in memory, which
+    a child could not open, in this process."""
     outside: list[PlannedRun] = []
 
     async def plan_broadcasts(session: AsyncSession, now: datetime) -> int:
@@ -376,10 +378,31 @@ def planning_jobs(
         for due, now in work:
             await child.start(due, now)
 
+    async def recompute_here(session: AsyncSession, now: datetime) -> int:
+        # A database in memory is this process's alone: a child would open an empty one.
+        # Each consultation in a savepoint: one that fails does not keep the others out.
+        computed = 0
+        for consultation in await results_due(session, now, every):
+            try:
+                async with session.begin_nested():
+                    await recompute_results(session, consultation, now)
+                computed += 1
+            except Exception:
+                log.exception("results of %s could not be computed", consultation.slug)
+        return computed
+
+    in_memory = rt.engine.url.get_backend_name() == "sqlite" and (
+        rt.engine.url.database in (None, "", ":memory:") or "mode=memory" in url
+    )
+    results_job = (
+        Job("results-recompute", recompute_here)
+        if in_memory and results is None
+        else Job("results-recompute", find_due_results, after=compute_due_results, child=child)
+    )
     return [
         Job("broadcasts-plan", plan_broadcasts, after=find_outside_recipients),
         Job("reminders-plan", plan_all_reminders),
-        Job("results-recompute", find_due_results, after=compute_due_results, child=child),
+        results_job,
     ]
 
 

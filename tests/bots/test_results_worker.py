@@ -30,11 +30,13 @@ from bots.results_worker import PARENT_GONE, SOME_FAILED, ResultsProcess
 from bots.scheduler import LEASE, Job, LeasedScheduler, scheduler_for, take_lease
 from bots.server import create_app
 from bots.settings import Settings
+from core.definitions import parse_consultation, upsert_consultation
 from core.flow import Flow
 from core.models import Consultation, ResultSnapshot, SchedulerLease
 from core.results.recompute import DASHBOARD
+from core.storage import create_engine, migrate, session_factory
 from tests.bots.console.dashboard_population import crowd
-from tests.conftest import SECRET, Loader
+from tests.conftest import SECRET, Loader, consultation_data
 from tests.support import Clock
 
 Sessions = async_sessionmaker[AsyncSession]
@@ -297,3 +299,24 @@ async def test_run_once_waits_for_its_child(
     scheduler: LeasedScheduler = scheduler_for(rt, SETTINGS, holder="once")
     await scheduler.run_once()  # `consult deliver --once`: planned, computed, then stopped
     assert len(await stored(rt.sessions, consultation)) == 1
+
+
+async def test_a_database_in_memory_is_computed_in_the_scheduler_s_own_process(
+    clock: Clock,
+) -> None:
+    # A child would open a database in memory of its own, empty: the round computes here.
+    engine = create_engine("sqlite:///:memory:")
+    await migrate(engine)
+    sessions = session_factory(engine)
+    spec = parse_consultation(consultation_data())
+    async with sessions() as session, session.begin():
+        consultation, _ = await upsert_consultation(session, spec, clock())
+    await crowd(sessions, consultation, clock)
+    rt = Runtime(engine, sessions, Flow(sessions, SECRET, clock=clock, rng=random.Random(1)))
+    try:
+        scheduler: LeasedScheduler = scheduler_for(rt, SETTINGS, holder="memory")
+        await scheduler.run_once()
+        (snapshot,) = await stored(sessions, consultation)
+        assert snapshot.payload[DASHBOARD]["reports"]["all"]["en"]["participants"] == 24
+    finally:
+        await engine.dispose()
