@@ -4,8 +4,9 @@ At 10 million votes a consultation's results take some 40 seconds of CPU (readin
 numpy); in `consult serve`'s event loop the participants' webhooks and the console would wait
 that long, and a thread would not help (the GIL). So the scheduler's `results-recompute` job
 (`bots.scheduler`) picks the consultations due, in the round where it checks its lease, and
-hands them to this child: it opens its own engine on the same database, stores each one's
-snapshot in a transaction of its own (`core.results.recompute.recompute_results`), prints how
+hands them to this child: it opens its own engines on the same database, computes each one's
+results in a transaction that only reads (no write lock on SQLite, so votes go on being cast)
+and stores them in a short transaction of its own (`core.results.recompute`), prints how
 many it stored and exits: 0 when every one was stored, 1 when one failed (the others are
 stored; why on stderr, which the parent logs).
 
@@ -30,7 +31,8 @@ from datetime import datetime
 
 from bots.settings import Settings
 from core.models import Consultation
-from core.results.recompute import recompute_results
+from core.results.recompute import compute_results as results_of
+from core.results.recompute import store_results
 from core.storage import create_engine, session_factory
 
 log = logging.getLogger("consult.results")
@@ -44,26 +46,36 @@ _LOGGED_TAIL = 4000  # characters of a failed child's stderr put in the parent's
 async def compute_results(
     database_url: str, consultation_ids: Sequence[int], now: datetime
 ) -> tuple[int, int]:
-    """Store the results of each consultation (by id) as computed at `now`, each in a
-    transaction of its own; how many were stored, and how many failed (logged, the others
-    stored all the same)."""
+    """Store the results of each consultation (by id) as computed at `now`; how many were
+    stored, and how many failed (logged, the others stored all the same).
+
+    Each is computed in a transaction that only reads (on SQLite, one that holds no write
+    lock: the participants' votes go on being written meanwhile), then stored in a short one
+    of its own."""
     engine = create_engine(database_url)
-    sessions = session_factory(engine)
+    reader = create_engine(database_url, reading=True)
+    sessions, reading = session_factory(engine), session_factory(reader)
     stored = failed = 0
     try:
         for consultation_id in consultation_ids:
             try:
-                async with sessions() as session, session.begin():
+                async with reading() as session, session.begin():
                     consultation = await session.get(Consultation, consultation_id)
                     if consultation is None:  # deleted since it was found due
                         continue
-                    await recompute_results(session, consultation, now)
+                    computed = await results_of(session, consultation, now)
+                async with sessions() as session, session.begin():
+                    consultation = await session.get(Consultation, consultation_id)
+                    if consultation is None:
+                        continue
+                    await store_results(session, consultation, computed, now)
                 stored += 1
             except Exception:
                 log.exception("results of consultation %d could not be computed", consultation_id)
                 failed += 1
     finally:
         await engine.dispose()
+        await reader.dispose()
     return stored, failed
 
 

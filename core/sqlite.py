@@ -150,6 +150,15 @@ def configure(dbapi_connection: sqlite3.Connection) -> None:
     dbapi_connection.execute("PRAGMA journal_mode=WAL")
 
 
+def begin_reading(connection: Connection) -> None:
+    """Open a transaction that only reads: with the write-ahead log it sees the database as
+    its first read found it, and holds no lock a writer waits for (a write in it would fail
+    if another connection wrote meanwhile: a reading engine never writes)."""
+    raw = connection.connection.dbapi_connection
+    assert raw is not None
+    raw.execute("BEGIN")
+
+
 def begin_immediate(connection: Connection) -> None:
     """Open the transaction holding the write lock, waiting for it without blocking the loop."""
     raw = connection.connection.dbapi_connection

@@ -33,11 +33,13 @@ def async_url(url: str) -> str:
     return parsed.render_as_string(hide_password=False)
 
 
-def create_engine(url: str) -> AsyncEngine:
+def create_engine(url: str, *, reading: bool = False) -> AsyncEngine:
     """An async engine for `url`; SQLite files get WAL, foreign keys and write-locking begins.
 
-    Its errors never quote a statement's parameters: they hold addresses and what participants
-    typed, and errors end up in logs.
+    `reading`: an engine whose transactions only read; on SQLite they begin without the write
+    lock (`core.sqlite.begin_reading`), so that a long computation reading a consistent
+    snapshot of the database keeps no writer waiting. Its errors never quote a statement's
+    parameters: they hold addresses and what participants typed, and errors end up in logs.
     """
     url = async_url(url)
     if make_url(url).get_backend_name() != "sqlite":
@@ -48,7 +50,9 @@ def create_engine(url: str) -> AsyncEngine:
     event.listen(engine.sync_engine, "connect", lambda connection, _: sqlite.configure(connection))
     # Every transaction takes the write lock up front: two writers then queue instead of one
     # failing when it upgrades a read lock.
-    event.listen(engine.sync_engine, "begin", sqlite.begin_immediate)
+    event.listen(
+        engine.sync_engine, "begin", sqlite.begin_reading if reading else sqlite.begin_immediate
+    )
     return engine
 
 

@@ -1,7 +1,7 @@
 """The periodic recomputation of a consultation's results into a stored snapshot.
 
 `recompute_results` assesses trust (storing who is untrusted, `core.results.trust`), computes
-the opinion groups (`core.results.snapshot.refresh_snapshot`, leaving untrusted votes out when
+the opinion groups (`core.results.snapshot.snapshot_payload`, leaving untrusted votes out when
 the consultation says so), and adds to that snapshot's payload, under `dashboard`, what the
 console's Results and Live pages and the API show, so that none of them computes anything on a
 request:
@@ -28,6 +28,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -46,8 +47,8 @@ from core.models import (
 )
 from core.report import consultation_report, idea_refs
 from core.results.live import live_figures
-from core.results.snapshot import DEFAULT_SEED, refresh_snapshot
-from core.results.trust import record_trust
+from core.results.snapshot import DEFAULT_SEED, snapshot_payload
+from core.results.trust import Trust, consultation_trust, store_trust
 from core.results.votes import read_votes
 from core.results.weighting import UnreachableMargin, weighted_figures
 
@@ -82,6 +83,15 @@ async def due(session: AsyncSession, now: datetime, every: timedelta) -> list[Co
     return chosen
 
 
+@dataclass(frozen=True)
+class Computed:
+    """A consultation's results as computed, before they are stored (`store_results`)."""
+
+    trust: Trust
+    payload: dict[str, Any]
+    seed: int
+
+
 async def recompute_results(
     session: AsyncSession,
     consultation: Consultation,
@@ -94,20 +104,34 @@ async def recompute_results(
     caller's transaction (see the module docstring for the payload's `dashboard`).
 
     `lap(stage)` is called as each stage ends (`consult bench results` times them)."""
+    computed = await compute_results(session, consultation, now, seed=seed, lap=lap)
+    return await store_results(session, consultation, computed, now, lap=lap)
+
+
+async def compute_results(
+    session: AsyncSession,
+    consultation: Consultation,
+    now: datetime,
+    *,
+    seed: int = DEFAULT_SEED,
+    lap: Callable[[str], None] | None = None,
+) -> Computed:
+    """Compute the consultation's results, reading only: the results worker does it in a
+    transaction that reads (on SQLite, one that holds no write lock, so that votes go on
+    being cast meanwhile), then stores them in a short one (`store_results`)."""
     assert consultation.id is not None
     done = lap or (lambda stage: None)
     # Every vote read once, for trust, the groups, the timelines and the weighting
     # (`core.results.votes`).
     votes = await read_votes(session, consultation.id)
     done("read votes")
-    trust = await record_trust(session, consultation, now, votes=votes)
+    trust = await consultation_trust(session, consultation, votes=votes)
     done("trust")
     exclude = trust.summary.exclude_untrusted
-    snapshot = await refresh_snapshot(
+    payload = await snapshot_payload(
         session,
         consultation,
         seed=seed,
-        now=now,
         votes=votes,
         without=trust.untrusted if exclude else (),
         lap=lap,
@@ -156,7 +180,7 @@ async def recompute_results(
     qualifications = await _qualifications(session, consultation)
     live = await live_figures(session, consultation, votes=votes)
     done("qualifications, live")
-    snapshot.payload = snapshot.payload | {
+    payload = payload | {
         DASHBOARD: {
             "reports": reports,
             "breakdowns": breakdowns,
@@ -178,10 +202,32 @@ async def recompute_results(
             "live": live,
         }
     }
+    return Computed(trust, payload, seed)
+
+
+async def store_results(
+    session: AsyncSession,
+    consultation: Consultation,
+    computed: Computed,
+    now: datetime,
+    *,
+    lap: Callable[[str], None] | None = None,
+) -> ResultSnapshot:
+    """Store computed results: who is untrusted, and the snapshot, keeping the latest KEEP;
+    in the caller's transaction."""
+    assert consultation.id is not None
+    await store_trust(session, consultation, computed.trust, now)
+    snapshot = ResultSnapshot(
+        consultation_id=consultation.id,
+        computed_at=now,
+        payload=computed.payload,
+        seed=computed.seed,
+    )
     session.add(snapshot)
     await session.flush()
     await _prune(session, consultation.id)
-    done("snapshot write")
+    if lap is not None:
+        lap("snapshot write")
     return snapshot
 
 

@@ -203,21 +203,19 @@ def previous_smoother(snapshot: ResultSnapshot | None) -> KSmoother | None:
     return KSmoother.from_dict(k.get("smoother"))
 
 
-async def refresh_snapshot(
+async def snapshot_payload(
     session: AsyncSession,
     consultation: Consultation,
     *,
     seed: int,
-    now: datetime,
     votes: VoteColumns | None = None,
     without: Collection[int] = (),
     lap: Callable[[str], None] | None = None,
-) -> ResultSnapshot:
-    """Compute the consultation's results and add them as a new snapshot (in the session's
-    transaction: the caller commits). `votes`: the consultation's votes if the caller read
-    them; `without`: participants whose votes are left out (`vote_matrix`); `lap(stage)`
-    called as each stage ends ("matrix", `core.results.groups.opinion_groups`'s "pca",
-    "clustering", "consensus, repness")."""
+) -> dict[str, Any]:
+    """The payload of a new snapshot of the consultation's results (reads only). `votes`: the
+    consultation's votes if the caller read them; `without`: participants whose votes are
+    left out (`vote_matrix`); `lap(stage)` called as each stage ends ("matrix",
+    `core.results.groups.opinion_groups`'s "pca", "clustering", "consensus, repness")."""
     assert consultation.id is not None
     done = lap or (lambda stage: None)
     matrix = await vote_matrix(session, consultation, votes=votes, without=without)
@@ -231,6 +229,17 @@ async def refresh_snapshot(
         matrix, found, min_group_size=settings_of(consultation).min_segment_size
     )
     done("consensus, repness")
+    return payload
+
+
+async def refresh_snapshot(
+    session: AsyncSession, consultation: Consultation, *, seed: int, now: datetime
+) -> ResultSnapshot:
+    """Compute the consultation's groups and add them as a new snapshot (in the session's
+    transaction: the caller commits); the scheduler stores the whole snapshot instead
+    (`core.results.recompute`)."""
+    assert consultation.id is not None
+    payload = await snapshot_payload(session, consultation, seed=seed)
     snapshot = ResultSnapshot(
         consultation_id=consultation.id, computed_at=now, payload=payload, seed=seed
     )

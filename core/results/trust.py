@@ -537,8 +537,17 @@ async def record_trust(
 ) -> Trust:
     """Assess the consultation's participants and store who is untrusted and why
     (`ParticipantTrust`), in place of the last assessment; in the caller's transaction."""
-    assert consultation.id is not None
     trust = await consultation_trust(session, consultation, votes=votes)
+    await store_trust(session, consultation, trust, now)
+    return trust
+
+
+async def store_trust(
+    session: AsyncSession, consultation: Consultation, trust: Trust, now: datetime
+) -> None:
+    """Store `trust`'s untrusted participants and why (`ParticipantTrust`) in place of the
+    last assessment; in the caller's transaction."""
+    assert consultation.id is not None
     await session.exec(
         delete(ParticipantTrust).where(col(ParticipantTrust.consultation_id) == consultation.id)
     )
@@ -553,7 +562,6 @@ async def record_trust(
     ]
     if rows:
         await session.exec(insert(ParticipantTrust), params=rows)
-    return trust
 
 
 async def stored_untrusted(session: AsyncSession, consultation_id: int) -> dict[int, Verdict]:
