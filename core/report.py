@@ -178,18 +178,19 @@ async def consultation_slugs(session: AsyncSession) -> list[str]:
     return list(found)
 
 
-def _idea_of(proposal: Proposal, locales: Sequence[str]) -> str:
-    """The seed ref shared by a proposal's translations ("p1" for "p1.fr"), else its own ref,
-    else "#<id>" for a participant's proposal."""
-    if proposal.ref is None:
-        return f"#{proposal.id}"
-    stem, dot, lang = proposal.ref.rpartition(".")
-    return stem if dot and lang in locales else proposal.ref
+def idea_of(proposal_id: int | None, ref: str | None, locales: Sequence[str]) -> str:
+    """The idea a proposal is reported under: the seed ref shared by its translations ("p1"
+    for "p1.fr"), else its own ref, else "#<id>" for a participant's proposal. The report,
+    the opinion groups' matrix, a participant's placement and audiences all name ideas so."""
+    if ref is None:
+        return f"#{proposal_id}"
+    stem, dot, lang = ref.rpartition(".")
+    return stem if dot and lang in locales else ref
 
 
 def idea_refs(proposals: Iterable[Proposal], locales: Sequence[str]) -> dict[int, str]:
     """Proposal id -> the ref the report shows it under (a seed's translations share one)."""
-    return {p.id: _idea_of(p, locales) for p in proposals if p.id is not None}
+    return {p.id: idea_of(p.id, p.ref, locales) for p in proposals if p.id is not None}
 
 
 def _merged(parts: list[ProposalCounts]) -> ProposalCounts:
@@ -232,7 +233,7 @@ async def consultation_report(
     )
     ideas: dict[str, list[Proposal]] = defaultdict(list)
     for proposal in found:
-        ideas[_idea_of(proposal, consultation.locales)].append(proposal)
+        ideas[idea_of(proposal.id, proposal.ref, consultation.locales)].append(proposal)
     counts = await counts_of(session, [p.id for rows in ideas.values() for p in rows if p.id])
 
     statuses: Counter[str] = Counter(rows[0].status for rows in ideas.values())

@@ -76,7 +76,7 @@ from core.models import (
     ProposalStatus,
     Vote,
 )
-from core.report import consultation_report
+from core.report import consultation_report, idea_of
 
 TOP_SIZE = 10  # `top`: the authors of the consultation's first ten consensus proposals
 CHANNELS = ("telegram", "whatsapp", "slack", "terminal")
@@ -147,15 +147,10 @@ async def resolve_audience(
             int(pid)
             for pid, ref in found
             if pid is not None
-            and (f"#{pid}" in chosen or (ref is not None and _idea(ref, consultation) in chosen))
+            and (f"#{pid}" in chosen or idea_of(pid, ref, consultation.locales) in chosen)
         )
     )
     return _with_top(expr, ids)
-
-
-def _idea(ref: str, consultation: Consultation) -> str:
-    stem, dot, lang = ref.rpartition(".")
-    return stem if dot and lang in consultation.locales else ref
 
 
 def _with_top(expr: AudienceExpr, ids: tuple[int, ...]) -> AudienceExpr:

@@ -212,10 +212,16 @@ async def end_sequence(turn: Turn) -> None:
     await turn.goto("menu")
 
 
-def split_line(turn: Turn, split: Split) -> str:
+def split_line(turn: Turn, split: Split, *, shorten: int | None = None) -> str:
+    """A proposal's line with its split; `shorten`: its text on one line, cut to that many
+    characters (in /results, whose lists must fit one message)."""
+    text = split.proposal.text
+    if shorten is not None:
+        text = " ".join(text.split())
+        text = text if len(text) <= shorten else text[: shorten - 1].rstrip() + "…"
     return turn.t(
         "summary.line",
-        text=split.proposal.text,
+        text=text,
         agree=turn.t.percent(split.agree),
         disagree=turn.t.percent(split.disagree),
         neutral=turn.t.percent(split.neutral),
@@ -255,7 +261,9 @@ async def show_results(turn: Turn) -> None:
                 lists.append((turn.t("results.group_disagrees", people=people), group.disagrees))
         shown = await _idea_splits(turn, [ref for _, refs in lists for ref in refs])
         for title, refs in lists:
-            lines = [_result_line(turn, shown[ref]) for ref in refs if ref in shown]
+            lines = [
+                split_line(turn, shown[ref], shorten=RESULTS_TEXT) for ref in refs if ref in shown
+            ]
             if lines:
                 sections.append("\n\n".join([title, *lines[:RESULTS_LISTED]]))
     if not sections:  # no snapshot yet, or nothing listed in it yet
@@ -264,26 +272,16 @@ async def show_results(turn: Turn) -> None:
         )
         if top:
             sections.append(
-                "\n\n".join([turn.t("results.title"), *(_result_line(turn, s) for s in top)])
+                "\n\n".join(
+                    [
+                        turn.t("results.title"),
+                        *(split_line(turn, s, shorten=RESULTS_TEXT) for s in top),
+                    ]
+                )
             )
     if votes_needed:
         sections.append(turn.t.plural("results.votes_to_be_placed", votes_needed))
     turn.say("\n\n".join(sections) if sections else turn.t("results.none_yet"))
-
-
-def _result_line(turn: Turn, split: Split) -> str:
-    """A proposal's line in /results: as after a sequence, its text shortened to RESULTS_TEXT."""
-    text = " ".join(split.proposal.text.split())
-    if len(text) > RESULTS_TEXT:
-        text = text[: RESULTS_TEXT - 1].rstrip() + "…"
-    return turn.t(
-        "summary.line",
-        text=text,
-        agree=turn.t.percent(split.agree),
-        disagree=turn.t.percent(split.disagree),
-        neutral=turn.t.percent(split.neutral),
-        votes=turn.t.plural("summary.votes", split.votes),
-    )
 
 
 async def _idea_splits(turn: Turn, refs: list[str]) -> dict[str, Split]:

@@ -24,6 +24,7 @@ from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from core.models import Consultation, Proposal, ProposalStatus
+from core.report import idea_of
 from core.results.votes import VoteColumns, read_votes
 
 # The matrix's value of each answer, by `core.results.votes.KEYS` code: agree +1,
@@ -104,15 +105,6 @@ def matrix_from_arrays(
     )
 
 
-def _idea(proposal_id: int, ref: str | None, locales: Sequence[str]) -> str:
-    """The column a proposal falls in, named as `core.report` names ideas: the seed ref its
-    translations share ("p1" for "p1.fr"), else its own ref, else "#<id>"."""
-    if ref is None:
-        return f"#{proposal_id}"
-    stem, dot, lang = ref.rpartition(".")
-    return stem if dot and lang in locales else ref
-
-
 async def vote_matrix(
     session: AsyncSession,
     consultation: Consultation,
@@ -140,7 +132,7 @@ async def vote_matrix(
     for proposal_id, ref in found:
         assert proposal_id is not None
         column_of[proposal_id] = refs.setdefault(
-            _idea(proposal_id, ref, consultation.locales), len(refs)
+            idea_of(proposal_id, ref, consultation.locales), len(refs)
         )
     if votes is None:
         votes = await read_votes(session, consultation.id)

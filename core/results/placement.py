@@ -41,6 +41,7 @@ from sqlmodel import SQLModel, col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from core.models import Consultation, Proposal, ProposalStatus, ResultSnapshot, Vote, VoteKey
+from core.report import idea_of
 from core.results.recompute import DASHBOARD
 
 CACHED = 8  # snapshots kept parsed per database (the latest of the consultations asked about)
@@ -224,16 +225,6 @@ async def _read(
     )
 
 
-def _column(projection: Projection, proposal_id: int, ref: str | None) -> int | None:
-    """The column a proposal's votes fall in, as `core.results.matrix` names columns: its
-    ref, the seed ref its translations share ("p1" for "p1.fr"), or "#<id>"; None for a
-    proposal the snapshot did not have."""
-    if ref is None:
-        return projection.columns.get(f"#{proposal_id}")
-    found = projection.columns.get(ref)
-    return found if found is not None else projection.columns.get(ref.rpartition(".")[0])
-
-
 async def place(
     session: AsyncSession,
     participant_id: int,
@@ -258,7 +249,8 @@ async def place(
     votes: dict[int, float] = {}  # by column: a translation voted on later wins, as in the matrix
     for proposal_id, ref, key in found:
         assert proposal_id is not None
-        column = _column(projection, proposal_id, ref)
+        # The column as `core.results.matrix` names it; None: a proposal the snapshot lacks.
+        column = projection.columns.get(idea_of(proposal_id, ref, consultation.locales))
         if column is not None:
             votes[column] = _VALUE.get(key, 0.0)
     if len(votes) < projection.min_votes:
