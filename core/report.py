@@ -22,12 +22,14 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+import numpy as np
 from sqlalchemy import func
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from core.definitions import profile_questions_of, settings_of
 from core.models import Consultation, Participation, Proposal, ProposalStatus, Vote, VoteKey
+from core.results.votes import KEYS, VoteColumns, answer_columns, raw_rows
 from core.scoring import Estimate, ProposalCounts, Zone, ZoneThresholds, counts_of, score
 
 
@@ -210,12 +212,14 @@ async def consultation_report(
     segment_by: str | None = None,
     now: datetime,
     left_out: Mapping[int, ProposalCounts] | None = None,
+    columns: VoteColumns | None = None,
 ) -> Report:
     """The report of `consultation`, texts in `locale` (the default locale if not offered).
 
     `left_out`: per proposal id, counts to take out of its counters before scoring (the votes
     of untrusted participants, `core.results.trust`); a proposal only they voted on is in no
-    list, and the segment breakdown keeps every vote.
+    list, and the segment breakdown keeps every vote. `columns`: the consultation's votes as
+    columns, if the caller read them (`core.results.votes`), for the breakdown.
     Raises UnknownSegment when `segment_by` is not one of its profile questions.
     """
     assert consultation.id is not None
@@ -291,6 +295,7 @@ async def consultation_report(
             results,
             participants,
             settings.min_segment_size,
+            columns,
         )
 
     return Report(
@@ -349,11 +354,14 @@ async def _breakdown(
     results: list[ProposalResult],
     participants: int,
     minimum: int,
+    votes: VoteColumns | None = None,
 ) -> Breakdown:
     """Per answer option, the vote shares of each accepted proposal among those who gave it.
 
     Small groups are hidden, and so are the smallest shown ones when the report's totals minus
     the shown groups would single out fewer than `minimum` people (complementary suppression).
+    `votes`: the consultation's votes as columns, when the caller read them (a results
+    snapshot): counted on arrays rather than by joining the votes to the participations.
     """
     answer = col(Participation.profile)[question].as_string()
     consenting = (
@@ -366,7 +374,9 @@ async def _breakdown(
     sizes = {str(option): int(n) for option, n in sizes_found if option}
 
     cells: dict[tuple[str, str], Counter[str]] = defaultdict(Counter)
-    if idea_of:
+    if idea_of and votes is not None:
+        await _cells_of(session, consultation_id, question, idea_of, votes, cells)
+    elif idea_of:
         votes_found = await session.exec(
             select(
                 col(Vote.proposal_id),
@@ -402,6 +412,52 @@ async def _breakdown(
         )
         segments.append(Segment(option, option_label, shown[option], shares))
     return Breakdown(question, label, minimum, tuple(segments))
+
+
+async def _cells_of(
+    session: AsyncSession,
+    consultation_id: int,
+    question: str,
+    idea_of: Mapping[int, str],
+    votes: VoteColumns,
+    cells: dict[tuple[str, str], Counter[str]],
+) -> None:
+    """Add to `cells`, per (answer, idea), the consenting participants' votes by key."""
+    sqlite, postgres = answer_columns(1, 2)
+    query = (
+        "SELECT participant_id, {answer} FROM participation "
+        "WHERE consultation_id = {mark} AND consented_at IS NOT NULL ORDER BY participant_id"
+    )
+    rows = [
+        (pid, answer)
+        for pid, answer in await raw_rows(
+            session,
+            query.format(answer=sqlite, mark="?1"),
+            query.format(answer=postgres, mark="$1"),
+            (consultation_id, question),
+        )
+        if answer
+    ]
+    answers = sorted({answer for _, answer in rows})
+    code = {answer: i for i, answer in enumerate(answers)}
+    people = np.array([pid for pid, _ in rows], dtype=np.int64)
+    answer_of = np.array([code[answer] for _, answer in rows], dtype=np.int64)
+    proposals = np.array(sorted(idea_of), dtype=np.int64)
+    if not len(people) or not len(proposals):
+        return
+    at = np.minimum(np.searchsorted(people, votes.participant), len(people) - 1)
+    counted = people[at] == votes.participant
+    on = np.minimum(np.searchsorted(proposals, votes.proposal), len(proposals) - 1)
+    counted &= proposals[on] == votes.proposal
+    # One number per (answer, proposal, key), counted at once.
+    cell = (answer_of[at[counted]] * len(proposals) + on[counted]) * len(KEYS) + votes.key[
+        counted
+    ].astype(np.int64)
+    found, counts = np.unique(cell, return_counts=True)
+    for number, n in zip(found.tolist(), counts.tolist(), strict=True):
+        rest, key = divmod(number, len(KEYS))
+        answer, proposal = divmod(rest, len(proposals))
+        cells[answers[answer], idea_of[int(proposals[proposal])]][KEYS[key]] += n
 
 
 def _shown(groups: dict[str, int], total: int, minimum: int) -> dict[str, int]:

@@ -160,6 +160,7 @@ async def compute_results(
             segment_by=question.id,
             now=now,
             left_out=left_out,
+            columns=votes,
         )
         if report.breakdown is not None:
             breakdowns[question.id] = report.breakdown.as_dict()

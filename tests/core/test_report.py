@@ -12,6 +12,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from core.models import Consultation, Participant, Participation, Proposal, VoteKey
 from core.report import UnknownSegment, consultation_report
+from core.results.votes import read_votes
 from core.scoring import Zone
 from core.voting import record_vote
 from tests.conftest import Loader
@@ -59,6 +60,19 @@ async def report_of(sessions: Sessions, consultation: Consultation, clock: Clock
         return await consultation_report(
             session, consultation, locale=kw.pop("locale", "en"), now=clock(), **kw
         )
+
+
+async def breakdown_from_columns(
+    sessions: Sessions, consultation: Consultation, clock: Clock, segment_by: str
+) -> Any:
+    """The breakdown as a results snapshot computes it: from the votes read as columns."""
+    async with sessions() as session:
+        assert consultation.id is not None
+        columns = await read_votes(session, consultation.id)
+        report = await consultation_report(
+            session, consultation, locale="en", now=clock(), segment_by=segment_by, columns=columns
+        )
+    return report.as_dict()["breakdown"]
 
 
 def smoothed(count: float, votes: float) -> tuple[float, float]:
@@ -146,6 +160,9 @@ async def test_a_segment_under_the_minimum_shows_no_figures(
 
     report = await report_of(sessions, consultation, clock, segment_by="age")
     assert report.breakdown is not None
+    assert report.as_dict()["breakdown"] == await breakdown_from_columns(
+        sessions, consultation, clock, "age"
+    )
     assert report.breakdown.label == "Your age?"
     young_segment, old_segment = report.breakdown.segments
     assert old_segment.participants == 6
@@ -181,6 +198,9 @@ async def test_no_small_group_is_revealed_by_subtraction(
 
     report = await report_of(sessions, consultation, clock, segment_by="age")
     assert report.breakdown is not None
+    assert report.as_dict()["breakdown"] == await breakdown_from_columns(
+        sessions, consultation, clock, "age"
+    )
     # 12 participants: showing young (5) and old (6) would single out the one who declined,
     # so the smallest shown segment is hidden as well.
     young_segment, old_segment = report.breakdown.segments
