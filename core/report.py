@@ -24,6 +24,7 @@ from typing import Any
 
 import numpy as np
 from sqlalchemy import func
+from sqlalchemy import select as select_columns
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -230,12 +231,21 @@ async def consultation_report(
         locale = consultation.default_locale
     settings = settings_of(consultation)
 
-    found = await session.exec(
-        select(Proposal)
-        .where(Proposal.consultation_id == consultation.id)
+    # The columns the report reads, not Proposal objects: a consultation may have tens of
+    # thousands of proposals, and its results are computed every few minutes.
+    connection = await session.connection()
+    found = await connection.execute(
+        select_columns(
+            col(Proposal.id),
+            col(Proposal.ref),
+            col(Proposal.status),
+            col(Proposal.locale),
+            col(Proposal.text),
+        )
+        .where(col(Proposal.consultation_id) == consultation.id)
         .order_by(col(Proposal.id))
     )
-    ideas: dict[str, list[Proposal]] = defaultdict(list)
+    ideas: dict[str, list[Any]] = defaultdict(list)
     for proposal in found:
         ideas[idea_of(proposal.id, proposal.ref, consultation.locales)].append(proposal)
     counts = await counts_of(session, [p.id for rows in ideas.values() for p in rows if p.id])

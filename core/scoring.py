@@ -187,7 +187,12 @@ async def counts_of(session: AsyncSession, proposal_ids: list[int]) -> dict[int,
     sequence: dict[int, dict[str, int]] = {pid: {} for pid in proposal_ids}
     other: dict[int, dict[str, int]] = {pid: {} for pid in proposal_ids}
     if proposal_ids:
-        rows = await session.exec(select(Tally).where(col(Tally.proposal_id).in_(proposal_ids)))
-        for row in rows:
-            (sequence if row.trusted else other)[row.proposal_id][row.key] = row.count
+        # Columns, not Tally objects: a large consultation has hundreds of thousands of counters.
+        rows = await session.exec(
+            select(Tally.proposal_id, Tally.key, Tally.trusted, Tally.count).where(
+                col(Tally.proposal_id).in_(proposal_ids)
+            )
+        )
+        for proposal_id, key, trusted, count in rows:
+            (sequence if trusted else other)[proposal_id][key] = count
     return {pid: ProposalCounts(sequence[pid], other[pid]) for pid in proposal_ids}
