@@ -311,33 +311,38 @@ def _voting_as_one(
     if not len(ids):  # nobody has voted yet (a campaign's first joiners): nothing to compare
         return []
     at = np.searchsorted(ids, pids)
-    voted = (at < len(ids)) & (ids[np.minimum(at, len(ids) - 1)] == pids)
-    spans = [np.arange(starts[i], starts[i + 1]) for i in at[voted]]
-    if not spans:
+    at = at[(at < len(ids)) & (ids[np.minimum(at, len(ids) - 1)] == pids)]
+    if not len(at):
         return []
-    picked = np.concatenate(spans)
-    cards = list(
-        zip(
-            votes.participant[picked].tolist(),
-            votes.proposal[picked].tolist(),
-            votes.key[picked].tolist(),
-            strict=True,
-        )
+    # The members' votes in the burst's order (by join, each one's oldest first), gathered
+    # without a Python object per vote: a steady stream of joiners is one long burst.
+    lengths = starts[at + 1] - starts[at]
+    offsets = np.cumsum(lengths) - lengths
+    picked = (
+        np.arange(int(lengths.sum())) - np.repeat(offsets, lengths) + np.repeat(starts[at], lengths)
     )
-    tallies: dict[int, Counter[int]] = defaultdict(Counter)
-    for _, proposal, key in cards:
-        tallies[proposal][key] += 1
-    majority = {proposal: tally.most_common(1)[0][0] for proposal, tally in tallies.items()}
-    shared = {proposal for proposal, tally in tallies.items() if tally.total() >= 2}
-    total = sum(tallies[proposal].total() for proposal in shared)
-    with_majority = sum(tallies[proposal][majority[proposal]] for proposal in shared)
+    member = np.repeat(np.arange(len(at)), lengths)
+    proposal, key = votes.proposal[picked], votes.key[picked].astype(np.int64)
+    # Each proposal's majority answer: the most votes, ties to the answer met first (as
+    # Counter.most_common orders them).
+    pairs, first, counts = np.unique(proposal * 3 + key, return_index=True, return_counts=True)
+    of = pairs // 3
+    order = np.lexsort((first, -counts, of))
+    leads = order[np.r_[True, of[order][1:] != of[order][:-1]]]  # first of each proposal
+    voted_on, per_proposal = np.unique(proposal, return_counts=True)
+    shared_proposals = voted_on[per_proposal >= 2]
+    majority_pair = pairs[leads]  # per proposal (sorted), its majority's pair code
+    shared_leads = np.isin(of[leads], shared_proposals)
+    total = int(per_proposal[per_proposal >= 2].sum())
+    with_majority = int(counts[leads][shared_leads].sum())
     if total == 0 or with_majority < agreement * total:
         return []
-    members: dict[int, list[bool]] = defaultdict(list)
-    for pid, proposal, key in cards:
-        if proposal in shared:
-            members[pid].append(key == majority[proposal])
-    return [pid for pid, mine in members.items() if sum(mine) >= agreement * len(mine)]
+    mine = np.isin(proposal, shared_proposals)
+    agrees = mine & np.isin(proposal * 3 + key, majority_pair)
+    counted = np.bincount(member[mine], minlength=len(at))
+    agreeing = np.bincount(member[agrees], minlength=len(at))
+    chosen = (counted > 0) & (agreeing >= agreement * counted)
+    return [int(pid) for pid in ids[at[chosen]]]
 
 
 def _one_proposal_crowds(
