@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
@@ -196,6 +196,54 @@ def idea_refs(proposals: Iterable[Proposal], locales: Sequence[str]) -> dict[int
     return {p.id: idea_of(p.id, p.ref, locales) for p in proposals if p.id is not None}
 
 
+def _text_in(rows: Sequence[Any], locale: str, default: str) -> str:
+    """An idea's text in `locale`: its proposal in that language, else in the consultation's
+    default one, else the first."""
+    text = next((p.text for p in rows if p.locale == locale), None)
+    text = text or next((p.text for p in rows if p.locale == default), None)
+    return str(text or rows[0].text)
+
+
+async def consultation_reports(
+    session: AsyncSession,
+    consultation: Consultation,
+    *,
+    now: datetime,
+    left_out: Mapping[int, ProposalCounts] | None = None,
+) -> dict[str, Report]:
+    """The report in each of the consultation's languages, scored once: only the texts differ
+    (a results snapshot stores them all, and scoring 30,000 proposals takes seconds)."""
+    first = await consultation_report(
+        session, consultation, locale=consultation.default_locale, now=now, left_out=left_out
+    )
+    connection = await session.connection()
+    found = await connection.execute(
+        select_columns(
+            col(Proposal.id), col(Proposal.ref), col(Proposal.locale), col(Proposal.text)
+        )
+        .where(col(Proposal.consultation_id) == consultation.id)
+        .order_by(col(Proposal.id))
+    )
+    ideas: dict[str, list[Any]] = defaultdict(list)
+    for proposal in found:
+        ideas[idea_of(proposal.id, proposal.ref, consultation.locales)].append(proposal)
+    reports = {consultation.default_locale: first}
+    for locale in consultation.locales:
+        if locale == consultation.default_locale:
+            continue
+        proposals = tuple(
+            replace(r, text=_text_in(ideas[r.ref], locale, consultation.default_locale))
+            for r in first.proposals
+        )
+        reports[locale] = replace(
+            first,
+            question=consultation.question.get(locale, ""),
+            locale=locale,
+            proposals=proposals,
+        )
+    return reports
+
+
 def _merged(parts: list[ProposalCounts]) -> ProposalCounts:
     sequence: Counter[str] = Counter()
     other: Counter[str] = Counter()
@@ -265,13 +313,11 @@ async def consultation_report(
         total_votes += votes
         if rows[0].status != ProposalStatus.ACCEPTED:
             continue
-        text = next((p.text for p in rows if p.locale == locale), None)
-        text = text or next((p.text for p in rows if p.locale == consultation.default_locale), None)
         scores = score(merged, other_weight=settings.other_vote_weight, limits=zones)
         results.append(
             ProposalResult(
                 ref=ref,
-                text=text or rows[0].text,
+                text=_text_in(rows, locale, consultation.default_locale),
                 votes=votes,
                 weighted_votes=scores.votes,
                 agree=scores.rates[VoteKey.AGREE],

@@ -45,7 +45,7 @@ from core.models import (
     ResultSnapshot,
     Status,
 )
-from core.report import consultation_report, idea_refs
+from core.report import consultation_report, consultation_reports, idea_refs
 from core.results.live import live_figures
 from core.results.snapshot import DEFAULT_SEED, snapshot_payload
 from core.results.trust import Trust, consultation_trust, store_trust
@@ -140,14 +140,12 @@ async def compute_results(
     # The dashboard's trust filter shows the scores without them even when the consultation
     # keeps them in.
     trusted_only = trust.theirs
-    for locale in consultation.locales:
-        report = await consultation_report(session, consultation, locale=locale, now=now)
+    for locale, report in (await consultation_reports(session, consultation, now=now)).items():
         reports["all"][locale] = report.as_dict()
-        if trust.untrusted:
-            trusted = await consultation_report(
-                session, consultation, locale=locale, now=now, left_out=trusted_only
-            )
-            reports["trusted"][locale] = trusted.as_dict()
+    if trust.untrusted:
+        trusted = await consultation_reports(session, consultation, now=now, left_out=trusted_only)
+        for locale, report in trusted.items():
+            reports["trusted"][locale] = report.as_dict()
     done("reports")
     left_out = trust.left_out if exclude else None
     breakdowns = {}

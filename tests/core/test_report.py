@@ -11,7 +11,7 @@ from sqlmodel import select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from core.models import Consultation, Participant, Participation, Proposal, VoteKey
-from core.report import UnknownSegment, consultation_report
+from core.report import UnknownSegment, consultation_report, consultation_reports
 from core.results.votes import read_votes
 from core.scoring import Zone
 from core.voting import record_vote
@@ -101,6 +101,12 @@ async def test_figures_match_a_hand_computation(
     await vote(sessions, clock, people[0], "p5.fr", "agree", trusted=False)
 
     report = await report_of(sessions, consultation, clock)
+    # Scored once, texts in each language: the same reports as one per language.
+    async with sessions() as session:
+        each = await consultation_reports(session, consultation, now=clock())
+    for locale in ("en", "fr"):
+        alone = await report_of(sessions, consultation, clock, locale=locale)
+        assert each[locale].as_dict() == alone.as_dict()
     assert (report.slug, report.question) == ("elders", "How can we better care for our elders?")
     assert (report.participants, report.votes) == (4, 4 + 4 + 4 + 3 + 1)
     assert report.proposals_by_status == {"accepted": 14}  # one idea per seed, not per language
