@@ -48,7 +48,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 from numpy.typing import NDArray
@@ -72,6 +72,8 @@ from core.results.votes import (
     read_votes,
 )
 from core.scoring import ProposalCounts
+
+K = TypeVar("K")  # an answer, as a key (by name) or a code (`core.results.votes.KEYS`)
 
 
 class Level(StrEnum):
@@ -388,15 +390,15 @@ def _pushed_links(
     for code, n in zip(seq_pairs.tolist(), seq_counts.tolist(), strict=True):
         if code // 3 in proposals:
             sequences[code // 3][code % 3] = n
-    pushed = [
+    pushed_pairs = [
         proposal * 3 + key
         for proposal, tally in links.items()
         for key in tally
-        if _pushed(tally[key], sum(tally.values()), sequences[proposal], key, rules)
+        if pushed(tally[key], sum(tally.values()), sequences[proposal], key, rules)
     ]
-    if not pushed:
+    if not pushed_pairs:
         return np.zeros(0, dtype=np.int64)
-    hit = linked & np.isin(pair, pushed)
+    hit = linked & np.isin(pair, pushed_pairs)
     rows = row[hit]
     many = np.flatnonzero(np.bincount(rows, minlength=len(ids)) >= 2)
     mine: dict[int, set[int]] = defaultdict(set)
@@ -412,14 +414,16 @@ def _pushed_links(
     )
 
 
-def _pushed(hits: int, links: int, sequence: Counter[int], key: int, rules: TrustRules) -> bool:
-    """Whether `hits` of `links` link votes for `key` are far more than the sequences give it:
-    a two-proportion z-test (pooled), with the gap between the shares large as well."""
+def pushed(hits: int, links: int, sequence: Mapping[K, int], key: K, rules: TrustRules) -> bool:
+    """Whether `hits` of `links` link votes for `key` are far more than the sequences give it
+    (`sequence`: the sequences' votes by answer): a two-proportion z-test (pooled), with the
+    gap between the shares large as well."""
     seen = sum(sequence.values())
     if links < rules.crowd or seen == 0:
         return False
-    link_share, sequence_share = hits / links, sequence[key] / seen
-    pooled = (hits + sequence[key]) / (links + seen)
+    here = sequence.get(key, 0)
+    link_share, sequence_share = hits / links, here / seen
+    pooled = (hits + here) / (links + seen)
     spread = math.sqrt(pooled * (1 - pooled) * (1 / links + 1 / seen))
     gap = link_share - sequence_share
     return gap >= rules.push_gap and (spread == 0 or gap / spread >= rules.push_z)

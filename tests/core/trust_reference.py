@@ -4,13 +4,21 @@ checked against on random populations (tests/core/test_trust.py)."""
 
 from __future__ import annotations
 
-import math
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Sequence
 from datetime import timedelta
 from itertools import pairwise
 
-from core.results.trust import Behaviour, Card, Level, Reason, TrustRules, Verdict, reading_seconds
+from core.results.trust import (
+    Behaviour,
+    Card,
+    Level,
+    Reason,
+    TrustRules,
+    Verdict,
+    pushed,
+    reading_seconds,
+)
 
 
 def too_fast(cards: Sequence[Card], rules: TrustRules) -> bool:
@@ -114,31 +122,18 @@ def pushed_links(behaviours: Sequence[Behaviour], rules: TrustRules) -> set[int]
     for behaviour in behaviours:
         for card in behaviour.cards:
             (sequenced if card.in_sequence else linked)[card.proposal_id][card.key] += 1
-    pushed = {
+    pushed_pairs = {
         (proposal, key)
         for proposal, tally in linked.items()
         for key in tally
-        if _pushed(tally[key], sum(tally.values()), sequenced[proposal], key, rules)
+        if pushed(tally[key], sum(tally.values()), sequenced[proposal], key, rules)
     }
     alike: dict[frozenset[tuple[int, str]], list[int]] = defaultdict(list)
     for behaviour in behaviours:
         mine = {(c.proposal_id, c.key) for c in behaviour.cards if not c.in_sequence}
-        if len(mine & pushed) >= 2:
-            alike[frozenset(mine & pushed)].append(behaviour.participant_id)
+        if len(mine & pushed_pairs) >= 2:
+            alike[frozenset(mine & pushed_pairs)].append(behaviour.participant_id)
     return {pid for crowd in alike.values() if len(crowd) >= rules.crowd for pid in crowd}
-
-
-def _pushed(hits: int, links: int, sequence: Counter[str], key: str, rules: TrustRules) -> bool:
-    """Whether `hits` of `links` link votes for `key` are far more than the sequences give it:
-    a two-proportion z-test (pooled), with the gap between the shares large as well."""
-    seen = sum(sequence.values())
-    if links < rules.crowd or seen == 0:
-        return False
-    link_share, sequence_share = hits / links, sequence[key] / seen
-    pooled = (hits + sequence[key]) / (links + seen)
-    spread = math.sqrt(pooled * (1 - pooled) * (1 / links + 1 / seen))
-    gap = link_share - sequence_share
-    return gap >= rules.push_gap and (spread == 0 or gap / spread >= rules.push_z)
 
 
 def assess(behaviours: Sequence[Behaviour], rules: TrustRules) -> dict[int, Verdict]:
