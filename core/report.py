@@ -485,7 +485,7 @@ async def _cells_of(
         "WHERE consultation_id = {mark} AND consented_at IS NOT NULL ORDER BY participant_id"
     )
     rows = [
-        (pid, answer)
+        (pid, str(answer))  # SQLite gives a JSON number back as a number
         for pid, answer in await raw_rows(
             session,
             query.format(answer=sqlite, mark="?1"),

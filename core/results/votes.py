@@ -173,13 +173,16 @@ async def raw_rows(
         cursor.close()
 
 
-async def read_votes(session: AsyncSession, consultation_id: int) -> VoteColumns:
+async def read_votes(
+    session: AsyncSession, consultation_id: int, *, span: int = SPAN
+) -> VoteColumns:
     """Every vote on the consultation's proposals, as columns (see the module docstring).
 
     The votes table is read in ranges of ids, several at once, each on a connection of its
     own (threads for SQLite, whose driver lets go of the interpreter while SQLite works;
-    concurrent COPYs for PostgreSQL): they see what was committed when each began, so a
-    vote cast during the read may be in or out, never counted twice (a vote has one id)."""
+    concurrent COPYs for PostgreSQL): they see what was committed when each began, not the
+    caller's transaction's snapshot, so a vote cast or changed during the read may be in or
+    out, never counted twice (a vote has one id). `span`: vote ids per SQLite read."""
     found = await session.exec(
         select(Proposal.id).where(Proposal.consultation_id == consultation_id)
     )
@@ -216,7 +219,7 @@ async def read_votes(session: AsyncSession, consultation_id: int) -> VoteColumns
             raise OverflowError("participant and proposal ids too large to pack in 63 bits")
         (_, _, path) = driver.execute("PRAGMA database_list").fetchone()
         query = _SQLITE.format(shift=shift)
-        spans = [(lo, min(lo + SPAN - 1, last)) for lo in range(first, last + 1, SPAN)]
+        spans = [(lo, min(lo + span - 1, last)) for lo in range(first, last + 1, span)]
         bounds_of = (int(ids.min()), int(ids.max()))
         (counted,) = driver.execute(_COUNTED, (consultation_id,)).fetchone()
         if (counted or 0) * 4 < last - first + 1 or not path:
