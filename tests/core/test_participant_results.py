@@ -86,17 +86,27 @@ def _results_text(person: Chat) -> str:
     return person.last_batch[0].text
 
 
+async def _computed(sessions: Sessions, clock: Clock, consultation: Consultation) -> dict[int, str]:
+    """The two camps voted and their results computed; each proposal id's ref."""
+    await _population(sessions, clock, consultation)
+    await _snapshot(sessions, clock, consultation)
+    return await _refs(sessions)
+
+
+async def _asks(person: Chat) -> str:
+    """What `person` reads after /results."""
+    await person.command("results")
+    return _results_text(person)
+
+
 async def test_a_participant_sees_consensus_controversies_and_their_groups_statements(
     sessions: Sessions, load_consultation: Loader, clock: Clock, chat
 ) -> None:
     consultation = await load_consultation()
-    await _population(sessions, clock, consultation)
-    await _snapshot(sessions, clock, consultation)
-    refs = await _refs(sessions)
+    refs = await _computed(sessions, clock, consultation)
     anna = await chat("anna", "en").enrol()
     await _vote_as(anna, refs, "A")
-    await anna.command("results")
-    text = _results_text(anna)
+    text = await _asks(anna)
     consensus, _, rest = text.partition("The proposals that divide opinion the most:")
     controversies, _, mine = rest.partition("Your opinion group (14 people) agrees with these")
     assert consensus.startswith("The proposals that bring people together the most:")
@@ -112,8 +122,7 @@ async def test_a_participant_sees_consensus_controversies_and_their_groups_state
     # Camp B's member is shown camp B's statements, in French.
     bruno = await chat("bruno", "fr").enrol()
     await _vote_as(bruno, refs, "B")
-    await bruno.command("results")
-    text = _results_text(bruno)
+    text = await _asks(bruno)
     assert text.startswith("Les propositions qui rassemblent le plus :")
     assert "Les propositions qui divisent le plus :" in text
     mine = text.partition("Votre groupe d'opinion (11 personnes) approuve celles-ci")[2]
@@ -127,20 +136,16 @@ async def test_too_few_votes_says_how_many_more_place_one_in_a_group(
     sessions: Sessions, load_consultation: Loader, clock: Clock, chat
 ) -> None:
     consultation = await load_consultation()
-    await _population(sessions, clock, consultation)
-    await _snapshot(sessions, clock, consultation)
-    refs = await _refs(sessions)
+    refs = await _computed(sessions, clock, consultation)
     carl = await chat("carl", "en").enrol()
     await _vote_as(carl, refs, "A", cards=2)
-    await carl.command("results")
-    text = _results_text(carl)
+    text = await _asks(carl)
     assert "The proposals that bring people together the most:" in text
     assert "Your opinion group" not in text
     assert text.endswith("Vote on 5 more proposals to find out which opinion group you are in.")
     dora = await chat("dora", "fr").enrol()
     await _vote_as(dora, refs, "B", cards=6)
-    await dora.command("results")
-    assert _results_text(dora).endswith(
+    assert (await _asks(dora)).endswith(
         "Votez sur 1 proposition de plus pour découvrir votre groupe d'opinion."
     )
 
@@ -150,13 +155,10 @@ async def test_a_group_too_small_to_show_is_not_shown_to_its_members(
 ) -> None:
     settings = {"sequence_size": 4, "results_published": True, "min_segment_size": 12}
     consultation = await load_consultation(settings=settings)
-    await _population(sessions, clock, consultation)
-    await _snapshot(sessions, clock, consultation)
-    refs = await _refs(sessions)
+    refs = await _computed(sessions, clock, consultation)
     eve = await chat("eve", "en").enrol()
     await _vote_as(eve, refs, "B")  # camp B's 11 are fewer than 12: not shown
-    await eve.command("results")
-    text = _results_text(eve)
+    text = await _asks(eve)
     assert "The proposals that bring people together the most:" in text
     assert "opinion group" not in text
 
@@ -167,11 +169,9 @@ async def test_unpublished_and_before_the_first_snapshot(
     await load_consultation(settings={"sequence_size": 4, "results_published": False})
     fred = await chat("fred", "en").enrol()
     await fred.vote_sequence("agree")
-    await fred.command("results")
-    assert _results_text(fred) == "The results are not published yet."
+    assert await _asks(fred) == "The results are not published yet."
     await load_consultation()  # published, no snapshot yet: the most agreed on so far
-    await fred.command("results")
-    text = _results_text(fred)
+    text = await _asks(fred)
     assert text.startswith("The proposals most agreed on so far:")
     assert "100% agree" in text and "opinion group" not in text
 
@@ -192,8 +192,7 @@ async def test_a_snapshot_from_before_projections_shows_no_group(
     refs = await _refs(sessions)
     gina = await chat("gina", "en").enrol()
     await _vote_as(gina, refs, "A", cards=2)
-    await gina.command("results")
-    text = _results_text(gina)
+    text = await _asks(gina)
     assert "The proposals that bring people together the most:" in text
     assert "opinion group" not in text
 
@@ -207,13 +206,10 @@ async def test_long_proposals_keep_the_reply_within_one_message(
     ]
     settings = {"sequence_size": 4, "results_published": True, "proposal_max_length": 1000}
     consultation = await load_consultation(proposals=long, settings=settings)
-    await _population(sessions, clock, consultation)
-    await _snapshot(sessions, clock, consultation)
-    refs = await _refs(sessions)
+    refs = await _computed(sessions, clock, consultation)
     hugo = await chat("hugo", "en").enrol()
     await _vote_as(hugo, refs, "A")
-    await hugo.command("results")
-    text = _results_text(hugo)
+    text = await _asks(hugo)
     assert "Your opinion group (14 people)" in text
     assert text.count("…") == text.count("% agree") >= 7  # every text shortened
     assert len(text) <= 4096
