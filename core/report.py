@@ -30,7 +30,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from core.definitions import profile_questions_of, settings_of
 from core.models import Consultation, Participation, Proposal, ProposalStatus, Vote, VoteKey
-from core.results.votes import KEYS, VoteColumns, answer_columns, raw_rows
+from core.results.votes import KEYS, VoteColumns, answer_columns, find, raw_rows
 from core.scoring import Estimate, ProposalCounts, Zone, ZoneThresholds, counts_of, score
 
 
@@ -501,10 +501,9 @@ async def _cells_of(
     proposals = np.array(sorted(idea_of), dtype=np.int64)
     if not len(people) or not len(proposals):
         return
-    at = np.minimum(np.searchsorted(people, votes.participant), len(people) - 1)
-    counted = people[at] == votes.participant
-    on = np.minimum(np.searchsorted(proposals, votes.proposal), len(proposals) - 1)
-    counted &= proposals[on] == votes.proposal
+    at, counted = find(people, votes.participant)
+    on, inside = find(proposals, votes.proposal)
+    counted &= inside
     # One number per (answer, proposal, key), counted at once.
     cell = (answer_of[at[counted]] * len(proposals) + on[counted]) * len(KEYS) + votes.key[
         counted

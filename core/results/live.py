@@ -20,7 +20,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from core.definitions import profile_questions_of, settings_of
 from core.models import Consultation
-from core.results.votes import VoteColumns, answer_columns, raw_rows, read_votes
+from core.results.votes import VoteColumns, answer_columns, find, raw_rows, read_votes
 
 OTHER = "other"  # sources too small to show apart, and participants with no source
 NONE = "-"  # a vote whose participant has no channel identity left (forgotten)
@@ -116,8 +116,8 @@ def _lookup(
     """`codes[i]` for each key equal to `ids[i]` (`ids` sorted), else `missing`."""
     if not len(ids):
         return np.full(len(keys), missing, dtype=np.int64)
-    at = np.minimum(np.searchsorted(ids, keys), len(ids) - 1)
-    return np.where(ids[at] == keys, codes[at], missing)
+    at, found = find(ids, keys)
+    return np.where(found, codes[at], missing)
 
 
 def _per_day(

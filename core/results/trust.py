@@ -68,6 +68,7 @@ from core.results.votes import (
     MS_POSTGRES,
     MS_SQLITE,
     VoteColumns,
+    find,
     raw_rows,
     read_votes,
 )
@@ -312,8 +313,8 @@ def _voting_as_one(
     proposals two or more of them voted on, `agreement` of all their votes and of each one's."""
     if not len(ids):  # nobody has voted yet (a campaign's first joiners): nothing to compare
         return []
-    at = np.searchsorted(ids, pids)
-    at = at[(at < len(ids)) & (ids[np.minimum(at, len(ids) - 1)] == pids)]
+    at, voted = find(ids, pids)
+    at = at[voted]
     if not len(at):
         return []
     # The members' votes in the burst's order (by join, each one's oldest first), gathered

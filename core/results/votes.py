@@ -129,6 +129,18 @@ _COPY_ROW = np.dtype(
 )
 
 
+def find(
+    ids: NDArray[np.int64], keys: NDArray[np.int64]
+) -> tuple[NDArray[np.int64], NDArray[np.bool_]]:
+    """Where each of `keys` stands in the sorted `ids`, and whether it is there at all (where
+    it is not, its position is meaningless): a lookup over millions without a dict."""
+    if not len(ids):
+        return np.zeros(len(keys), dtype=np.int64), np.zeros(len(keys), dtype=bool)
+    at = np.minimum(np.searchsorted(ids, keys), len(ids) - 1)
+    found: NDArray[np.bool_] = ids[at] == keys
+    return at, found
+
+
 def answer_columns(questions: int, first: int) -> tuple[str, str]:
     """The SQL columns picking each of `questions` profile answers out of a participation's
     `profile` (SQLite, PostgreSQL), the questions' ids bound from parameter number `first` on:

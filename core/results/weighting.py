@@ -34,7 +34,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from core.definitions import settings_of
 from core.models import Consultation, Proposal, ProposalStatus
 from core.report import idea_refs
-from core.results.votes import KEYS, VoteColumns, answer_columns, raw_rows, read_votes
+from core.results.votes import KEYS, VoteColumns, answer_columns, find, raw_rows, read_votes
 from core.scoring import Estimate, smoothed
 
 Margins = Mapping[str, Mapping[str, float]]  # question id -> option id -> share of the population
@@ -294,13 +294,8 @@ def weigh_columns(
     placed_ids = np.array([ids[i] for i in placed], dtype=np.int64)
     order = np.argsort(placed_ids)
     placed_ids, voter_weight = placed_ids[order], raking.weights[order]
-    if len(placed_ids):
-        at = np.minimum(np.searchsorted(placed_ids, participant), len(placed_ids) - 1)
-        weighted = placed_ids[at] == participant
-        w = voter_weight[at[weighted]] * weight[weighted]
-    else:
-        weighted = np.zeros(len(participant), dtype=bool)
-        w = np.zeros(0)
+    at, weighted = find(placed_ids, participant)
+    w = voter_weight[at[weighted]] * weight[weighted]
     where = ref[weighted]
     chose = key[weighted]
     count = len(refs)
